@@ -1,0 +1,1 @@
+"""The `recon4d` command line: thin click shells over library functions."""

@@ -1,0 +1,1 @@
+"""Per-agent orientation backends (motion heading, Orient Anything)."""

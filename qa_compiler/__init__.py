@@ -1,0 +1,1 @@
+"""Compile scene stores into DSR multiple-choice questions with procedural answers (numpy only)."""

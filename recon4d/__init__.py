@@ -1,0 +1,10 @@
+"""recon4d: geometry-first 4D reconstruction, DSR question compiler and geometry-aware VLMs.
+
+Importing this package is cheap: it never imports torch, open3d or other heavy extras.
+"""
+
+__version__ = "0.1.0"
+
+from recon4d.errors import Recon4dError, ShapeError, StoreError, VideoError  # noqa: E402
+
+__all__ = ["__version__", "Recon4dError", "ShapeError", "StoreError", "VideoError"]

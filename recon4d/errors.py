@@ -1,0 +1,21 @@
+"""Exceptions raised by recon4d. Each message says what was wrong and what to do."""
+
+
+class Recon4dError(Exception):
+    """Base class of every error recon4d raises on bad input or a missing dependency."""
+
+
+class ShapeError(Recon4dError, ValueError):
+    """An array has the wrong shape or dtype for the function it was passed to."""
+
+
+class StoreError(Recon4dError):
+    """A path is not a valid recon4d scene store (or cannot be written as one)."""
+
+
+class VideoError(Recon4dError):
+    """A video cannot be probed or decoded."""
+
+
+class MissingDependencyError(Recon4dError, ImportError):
+    """An optional dependency of recon4d is not installed."""

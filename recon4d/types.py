@@ -1,0 +1,282 @@
+"""The data model of recon4d: small frozen dataclasses passed between pipeline stages.
+
+    video --decode--> Clip --reconstruct--> Reconstruction --+
+                        +--track--> Tracks2D --orient--> Orientations --+--lift--> Scene (store)
+
+Conventions (DESIGN §2): camera frame is OpenCV (x right, y down, z forward); world frame is
+whatever the reconstruction's ``cam_to_world`` poses define; boxes are in pixels of the
+*source* video; orientations are (azimuth, polar, rotation) in degrees relative to the
+camera of the frame they were seen in. Arrays that are not known are NaN, never zero.
+
+Heavy arrays (point maps, confidences, masks) may be lazy array-likes (a ``zarr.Array`` or
+:class:`recon4d.store.PackedMasks`): anything with ``shape``, ``dtype`` and numpy indexing.
+Every class checks shapes at construction and raises :class:`recon4d.errors.ShapeError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from recon4d._checks import check_shape
+from recon4d.errors import ShapeError
+
+
+def _coerce(obj, name: str, dtype) -> np.ndarray:
+    """Store ``obj.name`` as a numpy array of ``dtype`` on a frozen dataclass."""
+    value = np.asarray(getattr(obj, name), dtype=dtype)
+    object.__setattr__(obj, name, value)
+    return value
+
+
+def _check_categories(categories, n_objects: int) -> tuple[str, ...]:
+    categories = tuple(str(c) for c in categories)
+    if len(categories) != n_objects:
+        raise ShapeError(
+            f"categories has {len(categories)} entries but there are {n_objects} objects; "
+            "give one category string per object id."
+        )
+    return categories
+
+
+def _check_ids(ids: np.ndarray) -> None:
+    if len(np.unique(ids)) != len(ids):
+        raise ShapeError(f"object ids must be unique, got {ids.tolist()}.")
+
+
+@dataclass(frozen=True, eq=False)
+class Clip:
+    """Frames sampled from a video.
+
+    frames:       (T, H, W, 3) uint8 RGB, possibly resized from the source.
+    timestamps_s: (T,) float64, seconds in the source video.
+    frame_index:  (T,) int64, index of each frame in the source video.
+    fps:          frame rate of the source video.
+    source:       path of the source video.
+    source_size:  (width, height) of the source video in pixels (boxes use these pixels).
+    """
+
+    frames: np.ndarray
+    timestamps_s: np.ndarray
+    frame_index: np.ndarray
+    fps: float
+    source: str
+    source_size: tuple[int, int]
+
+    def __post_init__(self) -> None:
+        dims = check_shape("frames", self.frames, ("T", "H", "W", 3))
+        if np.dtype(self.frames.dtype) != np.uint8:
+            raise ShapeError(f"frames must be uint8 RGB, got dtype {self.frames.dtype}.")
+        check_shape("timestamps_s", _coerce(self, "timestamps_s", np.float64), ("T",), dims)
+        check_shape("frame_index", _coerce(self, "frame_index", np.int64), ("T",), dims)
+        object.__setattr__(self, "source_size", tuple(int(s) for s in self.source_size))
+        if not self.fps > 0:
+            raise ShapeError(f"fps must be positive, got {self.fps}.")
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(width, height) of ``frames``."""
+        return int(self.frames.shape[2]), int(self.frames.shape[1])
+
+
+@dataclass(frozen=True, eq=False)
+class Reconstruction:
+    """Camera poses and (optionally dense) geometry of a clip.
+
+    cam_to_world: (T, 4, 4) float64, OpenCV camera → world.
+    local_points: (T, H, W, 3) float, camera frame; None when the backend is sparse.
+    conf:         (T, H, W) float in [0, 1]; None when unknown.
+    intrinsics:   (T, 3, 3) float32 in source-video pixels; None when unknown.
+    """
+
+    cam_to_world: np.ndarray
+    local_points: Any = None
+    conf: Any = None
+    intrinsics: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        dims = check_shape("cam_to_world", _coerce(self, "cam_to_world", np.float64), ("T", 4, 4))
+        if self.local_points is not None:
+            dims = check_shape("local_points", self.local_points, ("T", "H", "W", 3), dims, "f")
+        if self.conf is not None:
+            check_shape("conf", self.conf, ("T", "H", "W"), dims, "f")
+        if self.intrinsics is not None:
+            check_shape("intrinsics", _coerce(self, "intrinsics", np.float32), ("T", 3, 3), dims)
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.cam_to_world.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class Tracks2D:
+    """Objects found in a clip and where they are in each frame.
+
+    ids:        (K,) int32, unique object ids.
+    categories: K category names ("person", "dog", ...).
+    is_agent:   (K,) bool, whether the object has an orientation (people, animals...).
+    boxes_xyxy: (K, T, 4) float32, source-video pixels, NaN when not visible.
+    visible:    (K, T) bool.
+    masks:      (K, T, H, W) bool at the clip's frame size, or None.
+    """
+
+    ids: np.ndarray
+    categories: tuple[str, ...]
+    is_agent: np.ndarray
+    boxes_xyxy: np.ndarray
+    visible: np.ndarray
+    masks: Any = None
+
+    def __post_init__(self) -> None:
+        dims = check_shape("ids", _coerce(self, "ids", np.int32), ("K",))
+        _check_ids(self.ids)
+        object.__setattr__(self, "categories", _check_categories(self.categories, dims["K"]))
+        check_shape("is_agent", _coerce(self, "is_agent", bool), ("K",), dims)
+        dims = check_shape("boxes_xyxy", _coerce(self, "boxes_xyxy", np.float32), ("K", "T", 4), dims)
+        check_shape("visible", _coerce(self, "visible", bool), ("K", "T"), dims)
+        if self.masks is not None:
+            check_shape("masks", self.masks, ("K", "T", None, None), dims, "b")
+
+    @property
+    def n_objects(self) -> int:
+        return int(self.ids.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class Orientations:
+    """Per-object per-frame orientation, camera-relative (DESIGN §2).
+
+    angles_deg: (K, T, 3) float32 azimuth, polar, rotation; NaN when unknown or not an agent.
+    conf:       (K, T) float32 in [0, 1]; NaN when unknown.
+    """
+
+    angles_deg: np.ndarray
+    conf: np.ndarray
+
+    def __post_init__(self) -> None:
+        dims = check_shape("angles_deg", _coerce(self, "angles_deg", np.float32), ("K", "T", 3))
+        check_shape("conf", _coerce(self, "conf", np.float32), ("K", "T"), dims)
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """The video a scene was reconstructed from."""
+
+    path: str
+    sha256: str
+    fps: float
+    n_frames: int
+    size: tuple[int, int]  # (width, height) in pixels
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "sha256": self.sha256, "fps": float(self.fps),
+                "n_frames": int(self.n_frames), "size": [int(s) for s in self.size]}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "SourceInfo":
+        return cls(path=str(data["path"]), sha256=str(data["sha256"]), fps=float(data["fps"]),
+                   n_frames=int(data["n_frames"]), size=tuple(int(s) for s in data["size"]))
+
+
+@dataclass(frozen=True, eq=False)
+class Scene:
+    """Everything recon4d knows about one clip: the content of a scene store (DESIGN §3).
+
+    timestamps_s:   (T,) float64 seconds in the source video.
+    frame_index:    (T,) int64 source frame indices.
+    cam_to_world:   (T, 4, 4) float64 OpenCV camera → world.
+    intrinsics:     (T, 3, 3) float32 source-video pixels, NaN when unknown.
+    ids:            (K,) int32 object ids.
+    categories:     K category names.
+    is_agent:       (K,) bool.
+    visible:        (K, T) bool.
+    box_xyxy:       (K, T, 4) float32 source-video pixels, NaN when not visible.
+    center_world:   (K, T, 3) float64, NaN when not visible.
+    orientation:    (K, T, 3) float32 azimuth/polar/rotation deg, camera-relative; NaN for non-agents.
+    orient_conf:    (K, T) float32.
+    extent:         (K, T, 3) float32 robust 3D size, or None.
+    local_points:   (T, H, W, 3) float camera-frame point maps (lazy), or None.
+    conf:           (T, H, W) float confidences in [0, 1] (lazy), or None.
+    masks:          (K, T, H, W) bool instance masks (lazy), or None.
+    source:         the video, or None for scenes not made from a file.
+    backends:       stage → {"name", "version", "weights_sha256"}.
+    config:         the resolved configuration that produced the scene.
+    """
+
+    timestamps_s: np.ndarray
+    frame_index: np.ndarray
+    cam_to_world: np.ndarray
+    intrinsics: np.ndarray
+    ids: np.ndarray
+    categories: tuple[str, ...]
+    is_agent: np.ndarray
+    visible: np.ndarray
+    box_xyxy: np.ndarray
+    center_world: np.ndarray
+    orientation: np.ndarray
+    orient_conf: np.ndarray
+    extent: np.ndarray | None = None
+    local_points: Any = None
+    conf: Any = None
+    masks: Any = None
+    source: SourceInfo | None = None
+    backends: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        dims = check_shape("timestamps_s", _coerce(self, "timestamps_s", np.float64), ("T",))
+        check_shape("frame_index", _coerce(self, "frame_index", np.int64), ("T",), dims)
+        check_shape("cam_to_world", _coerce(self, "cam_to_world", np.float64), ("T", 4, 4), dims)
+        check_shape("intrinsics", _coerce(self, "intrinsics", np.float32), ("T", 3, 3), dims)
+        dims = check_shape("ids", _coerce(self, "ids", np.int32), ("K",), dims)
+        _check_ids(self.ids)
+        object.__setattr__(self, "categories", _check_categories(self.categories, dims["K"]))
+        check_shape("is_agent", _coerce(self, "is_agent", bool), ("K",), dims)
+        check_shape("visible", _coerce(self, "visible", bool), ("K", "T"), dims)
+        check_shape("box_xyxy", _coerce(self, "box_xyxy", np.float32), ("K", "T", 4), dims)
+        check_shape("center_world", _coerce(self, "center_world", np.float64), ("K", "T", 3), dims)
+        check_shape("orientation", _coerce(self, "orientation", np.float32), ("K", "T", 3), dims)
+        check_shape("orient_conf", _coerce(self, "orient_conf", np.float32), ("K", "T"), dims)
+        if self.extent is not None:
+            check_shape("extent", _coerce(self, "extent", np.float32), ("K", "T", 3), dims)
+        if self.local_points is not None:
+            dims = check_shape("local_points", self.local_points, ("T", "H", "W", 3), dims, "f")
+        if self.conf is not None:
+            dims = check_shape("conf", self.conf, ("T", "H", "W"), dims, "f")
+        if self.masks is not None:
+            check_shape("masks", self.masks, ("K", "T", "H", "W"), dims, "b")
+        if self.timestamps_s.size > 1 and np.any(np.diff(self.timestamps_s) <= 0):
+            raise ShapeError("timestamps_s must be strictly increasing (one entry per sampled frame).")
+        hidden_with_center = ~self.visible & np.isfinite(self.center_world).any(axis=-1)
+        if hidden_with_center.any():
+            k, t = np.argwhere(hidden_with_center)[0]
+            raise ShapeError(
+                f"object {int(self.ids[k])} has a centre at frame {int(t)} where it is not visible; "
+                "center_world must be NaN wherever visible is False."
+            )
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.timestamps_s.shape[0])
+
+    @property
+    def n_objects(self) -> int:
+        return int(self.ids.shape[0])
+
+    @property
+    def duration_s(self) -> float:
+        """Time from the first to the last sampled frame."""
+        return float(self.timestamps_s[-1] - self.timestamps_s[0]) if self.n_frames else 0.0
+
+    def object_index(self, object_id: int) -> int:
+        """Row of ``object_id`` in the (K, ...) arrays."""
+        rows = np.flatnonzero(self.ids == object_id)
+        if rows.size == 0:
+            raise KeyError(f"no object with id {object_id}; ids are {self.ids.tolist()}")
+        return int(rows[0])

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install recon4d with every extra into .venv/ at the repository root.
+#   - Debian libraries that open3d needs (installed when run as root, else the apt line is printed);
+#   - torch/torchvision pinned by constraints.txt (the builds on the project machines' disk);
+#   - the package itself in editable mode with all extras and the test tools.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES=(libusb-1.0-0 libgomp1 libegl1 libgl1)
+missing=()
+if command -v dpkg-query >/dev/null 2>&1; then
+    for pkg in "${DEBIAN_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "[install] apt-get install ${missing[*]}"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "[install] open3d needs Debian packages that are missing; as root run:"
+        echo "    apt-get update && apt-get install -y ${missing[*]}"
+    fi
+fi
+
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+echo "[install] pip install -e '.[all,dev]' (first run: a few minutes, torch is large)"
+.venv/bin/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[all,dev]'
+echo "[install] done: $(.venv/bin/recon4d --version)"

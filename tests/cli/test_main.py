@@ -1,0 +1,57 @@
+import json
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from recon4d import __version__
+from recon4d.cli.main import main
+from recon4d.store import write_scene
+from tests.conftest import make_scene
+
+
+def _loaded_modules(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys; print('\\n'.join(sys.modules))"],
+                         capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+def test_import_and_help_stay_light():
+    heavy = {"torch", "open3d", "transformers", "ray", "cv2"}
+    assert not heavy & _loaded_modules("import recon4d, recon4d.types, recon4d.store, recon4d.geometry")
+    loaded = _loaded_modules(
+        "from click.testing import CliRunner\nfrom recon4d.cli.main import main\n"
+        "r = CliRunner().invoke(main, ['--help']); assert r.exit_code == 0, r.output")
+    assert not heavy & loaded
+
+
+def test_version():
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+def test_inspect_json(tmp_path):
+    scene = make_scene(n_frames=6, n_objects=3, heavy=False)
+    path = write_scene(scene, tmp_path / "s.zarr")
+    result = CliRunner().invoke(main, ["inspect", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["n_frames"] == 6 and summary["duration_s"] == scene.duration_s
+    assert summary["backends"] == {"recon": "test"}
+    assert [o["id"] for o in summary["objects"]] == scene.ids.tolist()
+    assert [o["visible_frames"] for o in summary["objects"]] == scene.visible.sum(1).tolist()
+
+
+def test_inspect_table(tmp_path):
+    path = write_scene(make_scene(), tmp_path / "s.zarr")
+    result = CliRunner().invoke(main, ["inspect", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "person" in result.output and "2 objects" in result.output
+
+
+def test_inspect_bad_store_is_one_clean_error(tmp_path):
+    (tmp_path / "x.zarr").mkdir()
+    result = CliRunner().invoke(main, ["inspect", str(tmp_path / "x.zarr")])
+    assert result.exit_code == 1
+    assert "is not a recon4d scene store" in result.output
+    assert "Traceback" not in result.output

@@ -1,0 +1,64 @@
+"""Shared fixtures: small hand-built scenes and the shared reference data folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data next to the checkout; tests that need it skip with a reason if absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"reference data folder {SHARED_DATA} is absent (it sits beside the checkout)")
+    return SHARED_DATA
+
+
+def make_scene(n_frames: int = 5, n_objects: int = 2, height: int = 6, width: int = 10,
+               heavy: bool = True, seed: int = 0):
+    """A small, fully specified Scene with random content (and heavy arrays if asked)."""
+    from recon4d.types import Scene, SourceInfo
+
+    rng = np.random.default_rng(seed)
+    t, k = n_frames, n_objects
+    cam_to_world = np.tile(np.eye(4), (t, 1, 1))
+    cam_to_world[:, :3, 3] = rng.normal(size=(t, 3))
+    visible = rng.random((k, t)) > 0.2
+    center = rng.normal(size=(k, t, 3))
+    center[~visible] = np.nan
+    box = np.sort(rng.uniform(0, 100, size=(k, t, 4)), axis=-1).astype(np.float32)
+    box[~visible] = np.nan
+    orientation = rng.uniform(-90, 90, size=(k, t, 3)).astype(np.float32)
+    is_agent = np.arange(k) % 2 == 0
+    orientation[~is_agent] = np.nan
+    intrinsics = np.full((t, 3, 3), np.nan, np.float32)
+    return Scene(
+        timestamps_s=np.arange(t) / 10.0,
+        frame_index=np.arange(t) * 3,
+        cam_to_world=cam_to_world,
+        intrinsics=intrinsics,
+        ids=np.arange(k) + 7,
+        categories=tuple("person" if a else "box" for a in is_agent),
+        is_agent=is_agent,
+        visible=visible,
+        box_xyxy=box,
+        center_world=center,
+        orientation=orientation,
+        orient_conf=rng.random((k, t)).astype(np.float32),
+        extent=rng.random((k, t, 3)).astype(np.float32),
+        local_points=rng.normal(size=(t, height, width, 3)).astype(np.float32) if heavy else None,
+        conf=rng.random((t, height, width)).astype(np.float32) if heavy else None,
+        masks=(rng.random((k, t, height, width)) > 0.5) if heavy else None,
+        source=SourceInfo(path="clip.mp4", sha256="0" * 64, fps=30.0, n_frames=100, size=(100, 60)),
+        backends={"recon": {"name": "test", "version": "0"}},
+        config={"frames": t},
+    )
+
+
+@pytest.fixture
+def small_scene():
+    return make_scene()

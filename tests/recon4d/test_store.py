@@ -1,0 +1,156 @@
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from recon4d.errors import StoreError
+from recon4d.store import PackedMasks, file_sha256, open_scene, write_scene
+from tests.conftest import make_scene
+
+
+def _assert_small_equal(a, b):
+    for name in ("timestamps_s", "frame_index", "cam_to_world", "ids", "is_agent", "visible", "box_xyxy",
+                 "center_world", "orientation", "orient_conf", "extent"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    np.testing.assert_array_equal(a.intrinsics, b.intrinsics)
+    assert a.categories == b.categories
+
+
+def test_round_trip_with_heavy_arrays(tmp_path, small_scene):
+    path = write_scene(small_scene, tmp_path / "s.zarr")
+    assert path.exists() and not (tmp_path / "s.zarr.partial").exists()
+    back = open_scene(path)
+    _assert_small_equal(small_scene, back)
+    assert back.source == small_scene.source
+    assert back.backends == small_scene.backends and back.config == small_scene.config
+    # heavy arrays are lazy: zarr arrays / packed masks, float16 on disk
+    assert not isinstance(back.local_points, np.ndarray)
+    assert back.local_points.dtype == np.float16
+    np.testing.assert_allclose(np.asarray(back.local_points[2]), small_scene.local_points[2], rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(np.asarray(back.conf[:]), small_scene.conf, atol=1e-3)
+    assert isinstance(back.masks, PackedMasks) and back.masks.shape == small_scene.masks.shape
+    np.testing.assert_array_equal(back.masks[1, 3], small_scene.masks[1, 3])
+    np.testing.assert_array_equal(np.asarray(back.masks), small_scene.masks)
+    np.testing.assert_array_equal(back.masks[:, 2, 1:3], small_scene.masks[:, 2, 1:3])
+
+
+def test_round_trip_without_heavy_arrays_and_without_objects(tmp_path):
+    scene = make_scene(n_objects=0, heavy=False)
+    back = open_scene(write_scene(scene, tmp_path / "e.zarr"))
+    assert back.n_objects == 0 and back.local_points is None and back.masks is None
+    assert back.categories == ()
+
+
+def test_rewriting_an_opened_store_copies_lazy_arrays(tmp_path, small_scene):
+    first = open_scene(write_scene(small_scene, tmp_path / "a.zarr"))
+    second = open_scene(write_scene(first, tmp_path / "b.zarr"))
+    np.testing.assert_array_equal(np.asarray(second.local_points[:]), np.asarray(first.local_points[:]))
+    np.testing.assert_array_equal(np.asarray(second.masks), np.asarray(first.masks))
+
+
+def test_refuses_to_overwrite_unless_asked(tmp_path, small_scene):
+    path = write_scene(small_scene, tmp_path / "s.zarr")
+    with pytest.raises(StoreError, match="already exists"):
+        write_scene(small_scene, path)
+    write_scene(replace(small_scene, config={"second": True}), path, overwrite=True)
+    assert open_scene(path).config == {"second": True}
+
+
+def test_failed_write_leaves_nothing(tmp_path, small_scene):
+    class Exploding:
+        shape, dtype = small_scene.local_points.shape, np.dtype(np.float32)
+
+        def __getitem__(self, index):
+            if index == 3:
+                raise RuntimeError("disk on fire")
+            return small_scene.local_points[index]
+
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        write_scene(replace(small_scene, local_points=Exploding()), tmp_path / "s.zarr")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _attrs_file(path):
+    return path / "zarr.json"
+
+
+def _edit_attrs(path, **changes):
+    meta = json.loads(_attrs_file(path).read_text())
+    meta["attributes"].update(changes)
+    _attrs_file(path).write_text(json.dumps(meta))
+
+
+def test_open_missing_path(tmp_path):
+    with pytest.raises(StoreError, match="does not exist"):
+        open_scene(tmp_path / "nope.zarr")
+
+
+def test_open_plain_folder_or_file(tmp_path):
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(StoreError, match="not a recon4d scene store"):
+        open_scene(tmp_path / "folder")
+    (tmp_path / "file.zarr").write_text("hello")
+    with pytest.raises(StoreError, match="not a recon4d scene store"):
+        open_scene(tmp_path / "file.zarr")
+
+
+def test_open_other_zarr_group(tmp_path):
+    import zarr
+
+    zarr.open_group(str(tmp_path / "other.zarr"), mode="w").attrs["format"] = "something.else"
+    with pytest.raises(StoreError, match="format is 'something.else'"):
+        open_scene(tmp_path / "other.zarr")
+
+
+@pytest.mark.parametrize("version, word", [(2, "newer"), (0, "older")])
+def test_open_other_version(tmp_path, small_scene, version, word):
+    path = write_scene(small_scene, tmp_path / "s.zarr")
+    _edit_attrs(path, version=version)
+    with pytest.raises(StoreError, match=f"version {version}, written by a {word}"):
+        open_scene(path)
+
+
+def test_open_missing_array(tmp_path, small_scene):
+    import shutil
+
+    path = write_scene(small_scene, tmp_path / "s.zarr")
+    shutil.rmtree(path / "objects" / "center_world")
+    with pytest.raises(StoreError, match="missing the array objects/center_world"):
+        open_scene(path)
+
+
+def test_open_shape_mismatch(tmp_path, small_scene):
+    import zarr
+
+    path = write_scene(small_scene, tmp_path / "s.zarr")
+    group = zarr.open_group(str(path), mode="a")
+    del group["objects/visible"]
+    group.create_array("objects/visible", data=np.ones((2, 4), bool))
+    with pytest.raises(StoreError, match="inconsistent: visible has 4 along axis 1"):
+        open_scene(path)
+
+
+def test_open_wrong_dtype(tmp_path, small_scene):
+    import zarr
+
+    path = write_scene(small_scene, tmp_path / "s.zarr")
+    group = zarr.open_group(str(path), mode="a")
+    del group["time/timestamps"]
+    group.create_array("time/timestamps", data=np.arange(5, dtype=np.float32))
+    with pytest.raises(StoreError, match="dtype float32, expected float64"):
+        open_scene(path)
+
+
+def test_open_interrupted_write(tmp_path):
+    (tmp_path / "s.zarr.partial").mkdir()
+    (tmp_path / "s.zarr").mkdir()
+    with pytest.raises(StoreError, match="never completed"):
+        open_scene(tmp_path / "s.zarr")
+
+
+def test_file_sha256(tmp_path):
+    import hashlib
+
+    (tmp_path / "f").write_bytes(b"x" * 3_000_000)
+    assert file_sha256(tmp_path / "f") == hashlib.sha256(b"x" * 3_000_000).hexdigest()

@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+
+from recon4d.errors import ShapeError
+from recon4d.types import Clip, Orientations, Reconstruction, Scene, Tracks2D
+from tests.conftest import make_scene
+
+
+def test_clip_coerces_and_reports_sizes():
+    clip = Clip(frames=np.zeros((3, 4, 6, 3), np.uint8), timestamps_s=[0, 0.1, 0.2], frame_index=[0, 3, 6],
+                fps=30, source="a.mp4", source_size=(12, 8))
+    assert clip.n_frames == 3 and clip.image_size == (6, 4)
+    assert clip.timestamps_s.dtype == np.float64 and clip.frame_index.dtype == np.int64
+
+
+def test_clip_rejects_mismatched_timestamps():
+    with pytest.raises(ShapeError, match=r"timestamps_s has 2 along axis 0 \(T\) but T=3"):
+        Clip(frames=np.zeros((3, 4, 6, 3), np.uint8), timestamps_s=[0, 0.1], frame_index=[0, 1, 2],
+             fps=30, source="a.mp4", source_size=(6, 4))
+
+
+def test_clip_rejects_float_frames():
+    with pytest.raises(ShapeError, match="uint8"):
+        Clip(frames=np.zeros((1, 4, 6, 3)), timestamps_s=[0], frame_index=[0], fps=30, source="a",
+             source_size=(6, 4))
+
+
+def test_reconstruction_checks_point_map_against_poses():
+    Reconstruction(cam_to_world=np.tile(np.eye(4), (2, 1, 1)), local_points=np.zeros((2, 3, 4, 3), np.float32),
+                   conf=np.ones((2, 3, 4), np.float32))
+    with pytest.raises(ShapeError, match="conf"):
+        Reconstruction(cam_to_world=np.tile(np.eye(4), (2, 1, 1)), local_points=np.zeros((2, 3, 4, 3)),
+                       conf=np.ones((2, 3, 5)))
+    with pytest.raises(ShapeError, match=r"cam_to_world must have shape \(T, 4, 4\)"):
+        Reconstruction(cam_to_world=np.zeros((2, 3, 4)))
+
+
+def test_tracks_need_one_category_per_object_and_unique_ids():
+    boxes = np.zeros((2, 3, 4))
+    with pytest.raises(ShapeError, match="one category string per object"):
+        Tracks2D(ids=[0, 1], categories=("person",), is_agent=[True, False], boxes_xyxy=boxes,
+                 visible=np.ones((2, 3), bool))
+    with pytest.raises(ShapeError, match="unique"):
+        Tracks2D(ids=[1, 1], categories=("a", "b"), is_agent=[True, False], boxes_xyxy=boxes,
+                 visible=np.ones((2, 3), bool))
+
+
+def test_orientations_shapes():
+    o = Orientations(angles_deg=np.zeros((2, 3, 3)), conf=np.zeros((2, 3)))
+    assert o.angles_deg.dtype == np.float32
+    with pytest.raises(ShapeError):
+        Orientations(angles_deg=np.zeros((2, 3, 2)), conf=np.zeros((2, 3)))
+
+
+def test_scene_properties(small_scene):
+    assert small_scene.n_frames == 5 and small_scene.n_objects == 2
+    assert small_scene.duration_s == pytest.approx(0.4)
+    assert small_scene.object_index(8) == 1
+    with pytest.raises(KeyError, match="no object with id 3"):
+        small_scene.object_index(3)
+
+
+def test_scene_rejects_centre_where_not_visible(small_scene):
+    from dataclasses import replace
+
+    visible = small_scene.visible.copy()
+    k, t = np.argwhere(visible)[0]
+    visible[k, t] = False
+    with pytest.raises(ShapeError, match="NaN wherever visible is False"):
+        replace(small_scene, visible=visible)
+
+
+def test_scene_rejects_mask_size_different_from_points():
+    scene = make_scene()
+    from dataclasses import replace
+
+    with pytest.raises(ShapeError, match="masks"):
+        replace(scene, masks=np.zeros((2, 5, 6, 11), bool))
+
+
+def test_scene_rejects_non_increasing_time(small_scene):
+    from dataclasses import replace
+
+    with pytest.raises(ShapeError, match="strictly increasing"):
+        replace(small_scene, timestamps_s=np.zeros(5))
+
+
+def test_empty_scene_is_valid():
+    scene = make_scene(n_objects=0, heavy=False)
+    assert isinstance(scene, Scene) and scene.n_objects == 0

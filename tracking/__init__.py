@@ -1,0 +1,1 @@
+"""Object discovery and per-frame masks/boxes (classic motion segmentation, GroundingDINO + SAM2)."""
