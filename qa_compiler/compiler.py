@@ -1,0 +1,317 @@
+"""Compile scenes into DSR multiple-choice records: sample, answer, filter, add distractors.
+
+    scene --SceneIndex--> plan_question --QuestionType.compute--> Answer
+          --(max_phases, min_margin, duplicates)--> make_distractors --> QARecord
+
+:func:`compile_scene` makes up to ``n_per_scene`` questions from one scene within a bounded
+number of attempts and returns them with a :class:`CompileReport` that counts every failed
+attempt by reason (``sampler.REASONS``): attempts = generated + failures, always.
+Generation is deterministic for (seed, video_id) and independent of the order of scenes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from recon4d.qa_compiler.distractors import MODES, DistractorError, make_distractors, place_answer
+from recon4d.qa_compiler.observers import entity_label
+from recon4d.qa_compiler.questions import Skip, get_type, registered
+from recon4d.qa_compiler.records import QUESTION_TYPES, QARecord
+from recon4d.qa_compiler.rules import get_profile
+from recon4d.qa_compiler.sampler import REASONS, SamplingConfig, SceneIndex, choose_type, plan_question, scene_rng
+from recon4d.types import Scene
+
+
+@dataclass(frozen=True)
+class CompileConfig:
+    """Settings of the QA compiler (``recon4d qa``); defaults follow the DSR generator."""
+
+    n_per_scene: int = 10
+    """Questions wanted per scene (the reference's ``--qa_num``)."""
+    types: tuple[str, ...] = QUESTION_TYPES
+    """Question types to draw from (any subset of the registered types)."""
+    profile: str = "dsr"
+    """Answer rule profile: "dsr" (reference-exact) or "paper" (Table 8 as written)."""
+    distractors: str = "random"
+    """Distractor mode: "random" (reference), "hard" (perturbed answers) or "mixed"."""
+    min_margin: float = 0.0
+    """Drop questions whose answer margin (relative distance to a rule threshold) is below this."""
+    seed: int = 0
+    """Seed of every random choice; with the video id it fixes a scene's questions."""
+    max_phases: int = 15
+    """Drop answers with more phases than this (the reference's ``len_answer > 15``)."""
+    type_weights: tuple[tuple[str, float], ...] | None = None
+    """Target type distribution (name → weight; a mapping is accepted); None = uniform."""
+    min_interval_s: float = 1.0
+    """Shortest question interval in seconds (dir_pred: shortest shown part)."""
+    min_interval_frames: int = 5
+    """Fewest frames in a question interval (reference: 5)."""
+    pred_horizon_s: float = 1.0
+    """Direction prediction: hidden time after the last shown frame."""
+    camera_target_prob: float = 0.5
+    """Chance that a target slot is the camera (reference: 0.5)."""
+    min_orient_conf: float = 0.6
+    """Orientation confidence an agent needs to be an observer or orientation target (reference: 0.6)."""
+    camera_orientation: bool = False
+    """Also ask the orientation of the camera (the reference does); by default only agents'."""
+    attempts_per_question: int = 20
+    """Attempts allowed per wanted question before a scene gives up."""
+    distractor_tries: int = 64
+    """Rounds allowed to find three distractors before the attempt fails."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "types", tuple(self.types))
+        known = registered()
+        unknown = [t for t in self.types if t not in known]
+        if unknown or not self.types:
+            raise ValueError(f"unknown or no question types {unknown or list(self.types)}; valid: {', '.join(known)}")
+        get_profile(self.profile)
+        if self.distractors not in MODES:
+            raise ValueError(f"unknown distractor mode {self.distractors!r}; valid: {', '.join(MODES)}")
+        if self.n_per_scene < 0 or self.max_phases < 1 or self.attempts_per_question < 1:
+            raise ValueError("n_per_scene must be >= 0, max_phases and attempts_per_question >= 1")
+        if self.type_weights is not None:
+            weights = dict(self.type_weights)
+            bad = {k: v for k, v in weights.items() if k not in self.types or not float(v) >= 0}
+            if bad or not sum(weights.values()) > 0:
+                raise ValueError(
+                    f"type_weights must map some of {list(self.types)} to non-negative weights "
+                    f"with a positive sum; got {weights}"
+                )
+            object.__setattr__(self, "type_weights", tuple(sorted((k, float(v)) for k, v in weights.items())))
+        self.sampling  # validates the sampling fields
+
+    @property
+    def sampling(self) -> SamplingConfig:
+        return SamplingConfig(
+            min_interval_frames=self.min_interval_frames,
+            min_interval_s=self.min_interval_s,
+            pred_horizon_s=self.pred_horizon_s,
+            camera_target_prob=self.camera_target_prob,
+            min_orient_conf=self.min_orient_conf,
+            camera_orientation=self.camera_orientation,
+        )
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["types"] = list(self.types)
+        data["type_weights"] = None if self.type_weights is None else dict(self.type_weights)
+        return data
+
+
+@dataclass(frozen=True)
+class CompileReport:
+    """What a compile run made and why the other attempts failed.
+
+    scenes:            video ids compiled.
+    requested:         questions asked for (n_per_scene × scenes).
+    attempts:          questions tried; attempts = generated + sum(failures).
+    generated:         records produced.
+    generated_by_type: type → records produced.
+    failures:          reason (``sampler.REASONS``) → failed attempts.
+    failures_by_type:  type → reason → failed attempts.
+    """
+
+    scenes: tuple[str, ...] = ()
+    requested: int = 0
+    attempts: int = 0
+    generated: int = 0
+    generated_by_type: dict = field(default_factory=dict)
+    failures: dict = field(default_factory=dict)
+    failures_by_type: dict = field(default_factory=dict)
+
+    @property
+    def total_failures(self) -> int:
+        return sum(self.failures.values())
+
+    @property
+    def shortfall(self) -> int:
+        """Questions requested but not produced."""
+        return self.requested - self.generated
+
+    @classmethod
+    def merge(cls, reports: Iterable["CompileReport"]) -> "CompileReport":
+        """Sum several reports (e.g. one per scene)."""
+        reports = list(reports)
+        by_type: dict[str, Counter] = {}
+        for report in reports:
+            for qtype, reasons in report.failures_by_type.items():
+                by_type.setdefault(qtype, Counter()).update(reasons)
+        return cls(
+            scenes=tuple(s for r in reports for s in r.scenes),
+            requested=sum(r.requested for r in reports),
+            attempts=sum(r.attempts for r in reports),
+            generated=sum(r.generated for r in reports),
+            generated_by_type=dict(sum((Counter(r.generated_by_type) for r in reports), Counter())),
+            failures=dict(sum((Counter(r.failures) for r in reports), Counter())),
+            failures_by_type={k: dict(v) for k, v in by_type.items()},
+        )
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["scenes"] = list(self.scenes)
+        data["total_failures"] = self.total_failures
+        data["shortfall"] = self.shortfall
+        return data
+
+    def summary(self) -> str:
+        """A few human-readable lines for the CLI."""
+        lines = [
+            f"{self.generated}/{self.requested} questions from {len(self.scenes)} scene(s) in "
+            f"{self.attempts} attempts ({self.total_failures} failed)"
+        ]
+        if self.generated_by_type:
+            lines.append("by type: " + ", ".join(f"{k} {v}" for k, v in sorted(self.generated_by_type.items())))
+        for reason, count in sorted(self.failures.items(), key=lambda item: -item[1]):
+            lines.append(f"  {reason}: {count} ({REASONS.get(reason, '')})")
+        return "\n".join(lines)
+
+
+def scene_digest(scene: Scene) -> str:
+    """sha256 of the scene content questions are compiled from (times, poses, objects)."""
+    digest = hashlib.sha256()
+    for name in ("timestamps_s", "frame_index", "cam_to_world", "ids", "is_agent", "visible",
+                 "box_xyxy", "center_world", "orientation", "orient_conf"):
+        array = np.ascontiguousarray(getattr(scene, name))
+        digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(array.tobytes())
+    digest.update("\0".join(scene.categories).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def default_video_id(scene: Scene, fallback: str = "scene") -> str:
+    """The clip's id in exports: the source video's file stem, else ``fallback``."""
+    return Path(scene.source.path).stem if scene.source is not None and scene.source.path else fallback
+
+
+def _make_record(scene, qtype, plan, answer, question, options, letter, config, video_id, digest) -> QARecord:
+    times = scene.timestamps_s
+    first, last = plan.frame_range
+    description = answer.description
+    margin = description.margin
+    quantities = dict(answer.quantities, phase_margins=[float(m) for m in description.margins])
+    return QARecord(
+        video_id=video_id,
+        qtype=qtype.name,
+        question=question,
+        options=options,
+        answer=letter,
+        viewpoint=qtype.viewpoint,
+        observer=entity_label(scene, plan.observer),
+        observer_time_s=None if plan.frozen_at is None else float(times[plan.frozen_at]),
+        interval_s=(float(times[first]), float(times[last])),
+        frame_range=(int(first), int(last)),
+        visible_range=tuple(int(i) for i in plan.visible_range),
+        targets=tuple(entity_label(scene, t) for t in plan.targets),
+        quantities=quantities,
+        phases=tuple(description.phases),
+        margin=0.0 if math.isnan(margin) else float(margin),
+        profile=config.profile,
+        distractors=config.distractors,
+        seed=int(config.seed),
+        store_sha256=digest,
+        video_path=scene.source.path if scene.source is not None else "",
+    )
+
+
+def _attempt(scene, index, name, rng, config, profile, seen, video_id, digest) -> QARecord:
+    """One question of type ``name``, or Skip with the reason it failed."""
+    qtype = get_type(name)
+    plan = plan_question(index, qtype, rng)
+    answer = qtype.compute(scene, plan, profile)
+    description = answer.description
+    if len(description.phases) > config.max_phases:
+        raise Skip("too_many_phases", f"{len(description.phases)} > {config.max_phases}")
+    if not description.margin >= config.min_margin:
+        raise Skip("below_min_margin", f"{description.margin:.3g} < {config.min_margin}")
+    question = qtype.question(scene, plan)
+    if question in seen:
+        raise Skip("duplicate_question", question)
+    try:
+        wrong = make_distractors(description, answer.n_values, rng, config.distractors, profile, config.distractor_tries)
+    except DistractorError as exc:
+        raise Skip("distractor_failure", str(exc)) from None
+    options, letter = place_answer(description.text, wrong, rng)
+    return _make_record(scene, qtype, plan, answer, question, options, letter, config, video_id, digest)
+
+
+def compile_scene(
+    scene: Scene, config: CompileConfig = CompileConfig(), video_id: str | None = None
+) -> tuple[list[QARecord], CompileReport]:
+    """Compile up to ``config.n_per_scene`` questions from one scene.
+
+    video_id: the clip's id in exports and in the seed; default: the source video's stem.
+    Types are drawn by inverse frequency of the questions made so far (reference
+    ``prob_cal``), or towards ``config.type_weights``. A type that cannot succeed on this
+    scene at all (a structural failure, e.g. ``no_agent_for_ori``) is counted once and no
+    longer drawn. Returns the records and a report whose counts add up.
+    """
+    video_id = video_id or default_video_id(scene)
+    rng = scene_rng(config.seed, video_id)
+    profile = get_profile(config.profile)
+    index = SceneIndex(scene, config.sampling)
+    digest = scene_digest(scene)
+    weights = None if config.type_weights is None else dict(config.type_weights)
+    active = [t for t in config.types if weights is None or weights.get(t, 0.0) > 0]
+    made: Counter = Counter()
+    failures: dict[str, Counter] = {}
+    records: list[QARecord] = []
+    seen: set[str] = set()
+    attempts = 0
+    while len(records) < config.n_per_scene and active and attempts < config.n_per_scene * config.attempts_per_question:
+        name = choose_type(active, made, rng, weights)
+        attempts += 1
+        try:
+            record = _attempt(scene, index, name, rng, config, profile, seen, video_id, digest)
+        except Skip as skip:
+            failures.setdefault(name, Counter())[skip.reason] += 1
+            if skip.structural:
+                active.remove(name)
+            continue
+        records.append(record)
+        seen.add(record.question)
+        made[name] += 1
+    report = CompileReport(
+        scenes=(video_id,),
+        requested=config.n_per_scene,
+        attempts=attempts,
+        generated=len(records),
+        generated_by_type=dict(made),
+        failures=dict(sum(failures.values(), Counter())),
+        failures_by_type={k: dict(v) for k, v in failures.items()},
+    )
+    return records, report
+
+
+def compile_scenes(
+    paths: Iterable[str | Path],
+    config: CompileConfig = CompileConfig(),
+    progress: Callable[[str, CompileReport], None] | None = None,
+) -> tuple[list[QARecord], CompileReport]:
+    """Compile every scene store in ``paths``; returns all records and the summed report.
+
+    A store's video id is its source video's stem (else the store name without ``.zarr``).
+    ``progress``, if given, is called after each scene with (video id, that scene's report).
+    """
+    from recon4d.store import open_scene
+
+    records: list[QARecord] = []
+    reports: list[CompileReport] = []
+    for path in paths:
+        path = Path(path)
+        scene = open_scene(path)
+        video_id = default_video_id(scene, fallback=path.name.removesuffix(".zarr"))
+        scene_records, report = compile_scene(scene, config, video_id=video_id)
+        records.extend(scene_records)
+        reports.append(report)
+        if progress is not None:
+            progress(video_id, report)
+    return records, CompileReport.merge(reports)
+

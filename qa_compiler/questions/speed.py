@@ -1,0 +1,52 @@
+"""Speed questions (abs_spd, rel_spd): how the speed of one entity changes.
+
+Quantity per step (DESIGN §6): |c_i − c_{i−1}|, each centre expressed in the observer frame
+*of its own frame*: DSR Suite ``qa_temp.py`` transforms every position into the observer's
+frame at that time and differences consecutive results, so a relative observer's own
+motion and turning are part of the speed (apparent speed); an absolute observer is one
+rigid frame, which gives the world speed. Units are reconstruction units per sampled frame,
+as in the reference (no division by the frame interval). Answer: rules.describe_distance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recon4d.qa_compiler.observers import entity_positions, to_observer
+from recon4d.qa_compiler.questions import (
+    ABSOLUTE,
+    RELATIVE,
+    Answer,
+    QuestionPlan,
+    QuestionType,
+    finite,
+    frames_and_pose,
+    register,
+)
+from recon4d.qa_compiler.rules import DISTANCE, RuleProfile, describe_distance
+from recon4d.types import Scene
+
+ABS_TEMPLATE = (
+    "Between {:.1f}s and {:.1f}s, from the perspective of {} at {:.1f}s, "
+    "how does the speed of {} change?"
+)
+REL_TEMPLATE = (
+    "Between {:.1f}s and {:.1f}s, following the perspective of {}, "
+    "how does the speed of {} change?"
+)
+
+
+def step_speeds(scene: Scene, plan: QuestionPlan) -> np.ndarray:
+    """(E, F−1) per-step displacement length of each target in the observer frame(s)."""
+    frames, pose = frames_and_pose(scene, plan)
+    points = to_observer(entity_positions(scene, plan.targets, frames), pose)  # (E, F, 3)
+    return finite("speed", np.linalg.norm(np.diff(points, axis=1), axis=-1))
+
+
+def compute(scene: Scene, plan: QuestionPlan, profile: RuleProfile) -> Answer:
+    speed = step_speeds(scene, plan)[0]
+    return Answer(describe_distance(speed, profile), {"speed": speed.tolist()}, len(speed))
+
+
+register(QuestionType("abs_spd", "spd", ABSOLUTE, ABS_TEMPLATE, 1, DISTANCE, compute))
+register(QuestionType("rel_spd", "spd", RELATIVE, REL_TEMPLATE, 1, DISTANCE, compute, excludes_observer=True))
