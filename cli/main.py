@@ -8,6 +8,7 @@ import click
 
 from recon4d import __version__
 from recon4d.cli.inspect import inspect_command
+from recon4d.cli.qa import qa_group
 from recon4d.cli.synth import synth_command
 from recon4d.errors import Recon4dError
 
@@ -36,6 +37,7 @@ def main() -> None:
 
 main.add_command(synth_command)
 main.add_command(inspect_command)
+main.add_command(qa_group)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ similar to the others (token-multiset Jaccard), and always-A ... always-D.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections import Counter
@@ -83,7 +82,7 @@ def _as_item(record) -> tuple[str, list[str], int]:
         return record.qtype, list(record.options), LETTERS.index(record.answer)
     if isinstance(record, Mapping):
         if "options" in record:
-            return str(record.get("qtype", "")), list(record["options"]), LETTERS.index(record["answer"])
+            return str(record.get("qtype", record.get("type", ""))), list(record["options"]), LETTERS.index(record["answer"])
         if "Correct" in record:
             return str(record.get("Type", "")), [record[k] for k in LETTERS], LETTERS.index(record["Correct"])
     raise ValueError(f"cannot audit {type(record).__name__}: need a QARecord, a record dict or a DSR item")
@@ -129,18 +128,8 @@ def audit(records: Iterable, tolerance: float = 0.05) -> dict:
     }
 
 
-def load_items(path: str | Path) -> list:
-    """Questions from a JSONL of records (one per line) or a DSR JSON ``{videoID: [items]}``."""
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".jsonl":
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    data = json.loads(text)
-    if isinstance(data, Mapping):
-        return [item for items in data.values() for item in items]
-    return list(data)
-
-
 def audit_file(path: str | Path, tolerance: float = 0.05) -> dict:
-    """:func:`audit` of the questions in a JSONL or DSR JSON file (``recon4d qa audit FILE``)."""
-    return audit(load_items(path), tolerance=tolerance)
+    """:func:`audit` of the questions in any export (JSONL, DSR JSON, Qwen JSON, parquet)."""
+    from recon4d.qa_compiler.export import read_records
+
+    return audit(read_records(path), tolerance=tolerance)

@@ -21,8 +21,8 @@ from typing import Callable, Iterable
 import numpy as np
 
 from recon4d.qa_compiler.distractors import MODES, DistractorError, make_distractors, place_answer
-from recon4d.qa_compiler.observers import entity_label
-from recon4d.qa_compiler.questions import Skip, get_type, registered
+from recon4d.qa_compiler.observers import CAMERA, entity_label
+from recon4d.qa_compiler.questions import Answer, QuestionPlan, Skip, get_type, registered
 from recon4d.qa_compiler.records import QUESTION_TYPES, QARecord
 from recon4d.qa_compiler.rules import get_profile
 from recon4d.qa_compiler.sampler import REASONS, SamplingConfig, SceneIndex, choose_type, plan_question, scene_rng
@@ -39,8 +39,8 @@ class CompileConfig:
     """Question types to draw from (any subset of the registered types)."""
     profile: str = "dsr"
     """Answer rule profile: "dsr" (reference-exact) or "paper" (Table 8 as written)."""
-    distractors: str = "random"
-    """Distractor mode: "random" (reference), "hard" (perturbed answers) or "mixed"."""
+    distractors: str = "mixed"
+    """Distractor mode: "random" (reference), "hard" (perturbed answers) or "mixed" (default: least guessable)."""
     min_margin: float = 0.0
     """Drop questions whose answer margin (relative distance to a rule threshold) is below this."""
     seed: int = 0
@@ -315,3 +315,32 @@ def compile_scenes(
             progress(video_id, report)
     return records, CompileReport.merge(reports)
 
+
+
+def _entity(scene: Scene, label: str) -> int:
+    return CAMERA if label == "camera" else scene.object_index(int(label))
+
+
+def plan_from_record(scene: Scene, record: QARecord) -> QuestionPlan:
+    """The plan a templated record was compiled from, resolved against ``scene``.
+
+    ``scene`` must have the record's frames and object ids (e.g. the same clip reconstructed
+    another way); used to re-answer a question on other geometry.
+    """
+    frozen_at = None
+    if record.observer_time_s is not None:
+        frozen_at = int(np.argmin(np.abs(scene.timestamps_s - record.observer_time_s)))
+    return QuestionPlan(
+        qtype=record.qtype,
+        observer=_entity(scene, record.observer),
+        frozen_at=frozen_at,
+        frame_range=tuple(record.frame_range),
+        visible_range=tuple(record.visible_range),
+        targets=tuple(_entity(scene, t) for t in record.targets),
+    )
+
+
+def reanswer(scene: Scene, record: QARecord, profile: str | None = None) -> Answer:
+    """Answer ``record``'s question again from ``scene``'s geometry (label-fidelity studies)."""
+    qtype = get_type(record.qtype)
+    return qtype.compute(scene, plan_from_record(scene, record), get_profile(profile or record.profile))

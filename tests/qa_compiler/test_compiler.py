@@ -106,7 +106,7 @@ def test_max_phases_and_duplicates_are_counted():
 def test_types_are_balanced_and_letters_uniform():
     records, reports = [], []
     for seed in range(4):
-        scene_records, report = compile_scene(rich_scene(seed), CompileConfig(n_per_scene=60, seed=seed))
+        scene_records, report = compile_scene(rich_scene(seed), CompileConfig(n_per_scene=60, seed=seed, distractors="random"))
         records += scene_records
         reports.append(report)
     report = CompileReport.merge(reports)

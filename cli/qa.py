@@ -1,0 +1,158 @@
+"""`recon4d qa`: compile scene stores into DSR questions; `recon4d qa audit`: blind-solver audit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+_SUFFIX_FORMATS = {".jsonl": "jsonl", ".parquet": "parquet", ".json": "dsr-json"}
+_FORMATS = ("dsr-json", "parquet", "qwen", "jsonl")
+
+
+class _QAGroup(click.Group):
+    """``recon4d qa SCENES...`` is short for ``recon4d qa compile SCENES...``."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["compile", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("qa", cls=_QAGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def qa_group() -> None:
+    """Compile scene stores into DSR multiple-choice questions.
+
+    \b
+    recon4d qa scenes/*.zarr -o qa.jsonl            # same as `recon4d qa compile ...`
+    recon4d qa audit qa.jsonl                       # text-only heuristics should score ~25%
+    """
+
+
+def _split_types(_ctx, _param, value: str | None):
+    if not value:
+        return None
+    return tuple(t.strip() for t in value.split(",") if t.strip())
+
+
+@qa_group.command("compile")
+@click.argument("scenes", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file (.jsonl, .json or .parquet).")
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), default=None,
+              help="Export format; default from the suffix of OUT (.jsonl→jsonl, .parquet→parquet, .json→dsr-json).")
+@click.option("-n", "--per-scene", "n_per_scene", default=10, show_default=True, help="Questions per scene.")
+@click.option("--types", callback=_split_types, default=None,
+              help="Comma-separated question types (default: all 12, e.g. abs_dis,rel_dir,...).")
+@click.option("--profile", type=click.Choice(["dsr", "paper"]), default="dsr", show_default=True,
+              help="Answer rules: dsr (the public DSR generator) or paper (Table 8 as written).")
+@click.option("--distractors", type=click.Choice(["random", "hard", "mixed"]), default="mixed", show_default=True,
+              help="Wrong options: random sequences (reference), perturbed answers (hard) or both.")
+@click.option("--min-margin", default=0.0, show_default=True,
+              help="Drop questions whose answer lies closer than this (relative) to a rule threshold.")
+@click.option("--seed", default=0, show_default=True, help="Seed; the same seed gives byte-identical files.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the attempt/failure report as JSON here.")
+@click.option("--llm-url", default=None, help="OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1) for "
+              "non-template questions.")
+@click.option("--llm-model", default="gpt-4o", show_default=True, help="Model name sent to --llm-url.")
+@click.option("--llm-n", default=1, show_default=True, help="Non-template questions per scene (with --llm-url).")
+@click.option("--llm-key-env", default="OPENAI_API_KEY", show_default=True,
+              help="Environment variable holding the API key.")
+def compile_command(scenes, out, fmt, n_per_scene, types, profile, distractors, min_margin, seed, report_path,
+                    llm_url, llm_model, llm_n, llm_key_env):
+    """Compile SCENES (scene stores) into questions with procedural answers, written to OUT."""
+    from recon4d.qa_compiler.compiler import CompileConfig, compile_scenes
+    from recon4d.qa_compiler.export import export
+
+    fmt = fmt or _SUFFIX_FORMATS.get(out.suffix)
+    if fmt is None:
+        raise click.BadParameter(f"cannot tell the format from {out.name!r}; pass --format", param_hint="--format")
+    kwargs = dict(n_per_scene=n_per_scene, profile=profile, distractors=distractors, min_margin=min_margin, seed=seed)
+    if types:
+        kwargs["types"] = types
+    try:
+        config = CompileConfig(**kwargs)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    with _scene_progress(len(scenes)) as progress:
+        records, report = compile_scenes(scenes, config, progress=progress)
+    summary = {"config": config.to_json(), "report": report.to_json()}
+    if llm_url:
+        llm_records, llm_report = _llm_questions(scenes, llm_url, llm_model, llm_n, llm_key_env, seed)
+        records.extend(llm_records)
+        summary["llm"] = llm_report
+    export(records, out, fmt)
+    config_path = out.with_name(out.name + ".config.json")
+    config_path.write_text(json.dumps({**config.to_json(), "format": fmt, "scenes": [str(s) for s in scenes],
+                                       "llm_url": llm_url, "llm_model": llm_model if llm_url else None}, indent=2) + "\n")
+    if report_path:
+        report_path.write_text(json.dumps(summary, indent=2) + "\n")
+    click.echo(report.summary())
+    if llm_url:
+        click.echo(f"llm: {summary['llm']['generated']} questions, {summary['llm']['rejected_replies']} rejected "
+                   f"replies, failures {summary['llm']['failures'] or 'none'}")
+    click.echo(f"wrote {len(records)} questions to {out} ({fmt}); config in {config_path.name}")
+
+
+def _llm_questions(scenes, url, model, n, key_env, seed):
+    from recon4d.qa_compiler.compiler import default_video_id
+    from recon4d.qa_compiler.llm import LLMConfig
+    from recon4d.qa_compiler.nontemplate import LLMReport, compile_llm_questions
+    from recon4d.settings import environ
+    from recon4d.store import open_scene
+
+    config = LLMConfig(url=url, model=model, api_key_env=key_env).with_key_from(environ())
+    records, total = [], LLMReport()
+    for path in scenes:
+        scene = open_scene(path)
+        video_id = default_video_id(scene, fallback=Path(path).name.removesuffix(".zarr"))
+        made, report = compile_llm_questions(scene, config, n, seed=seed, video_id=video_id)
+        records.extend(made)
+        total.generated += report.generated
+        total.rejected_replies += report.rejected_replies
+        total.failures.update(report.failures)
+        total.rejection_reasons.extend(report.rejection_reasons)
+    return records, total.to_json()
+
+
+def _scene_progress(total: int):
+    from recon4d.cli._progress import progress_callback
+
+    class _Adapter:
+        def __init__(self):
+            self._context = progress_callback("compiling")
+            self._done = 0
+
+        def __enter__(self):
+            self._callback = self._context.__enter__()
+            self._callback(0, total)
+            return self
+
+        def __call__(self, _video_id, _report):
+            self._done += 1
+            self._callback(self._done, total)
+
+        def __exit__(self, *exc):
+            return self._context.__exit__(*exc)
+
+    return _Adapter()
+
+
+@qa_group.command("audit")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--tolerance", default=0.05, show_default=True,
+              help="Flag heuristics whose accuracy is farther than this (plus 3 standard errors) from 25%.")
+@click.option("--strict", is_flag=True, help="Exit with code 2 when any heuristic is flagged.")
+def audit_command(file, tolerance, strict):
+    """Score text-only heuristics (longest option, most phases, ...) on a compiled FILE.
+
+    A set whose answers cannot be guessed without the video keeps every heuristic near 25%.
+    """
+    from recon4d.qa_compiler.audit import audit_file
+
+    result = audit_file(file, tolerance=tolerance)
+    click.echo(json.dumps(result, indent=2))
+    if strict and result.get("flagged"):
+        raise SystemExit(2)

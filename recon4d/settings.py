@@ -1,0 +1,25 @@
+"""The one module that reads the environment (STYLE §5).
+
+RECON4D_HOME   root of recon4d's local files (default ~/.cache/recon4d); weights live in
+               $RECON4D_HOME/weights.
+OPENAI_API_KEY default variable holding the key of an OpenAI-compatible LLM server
+               (`recon4d qa --llm-url`); another variable can be named with --llm-key-env.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def recon4d_home() -> Path:
+    return Path(os.environ.get("RECON4D_HOME") or Path.home() / ".cache" / "recon4d")
+
+
+def weights_dir() -> Path:
+    return recon4d_home() / "weights"
+
+
+def environ() -> dict[str, str]:
+    """A copy of the environment, for configs that take secrets from a mapping."""
+    return dict(os.environ)
