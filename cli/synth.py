@@ -38,8 +38,11 @@ def synth_command(out_dir, seed, n_frames, fps, size, n_objects, static_camera, 
     from recon4d.cli._progress import progress_callback
     from recon4d.synth import SynthConfig, write_synthetic
 
-    config = SynthConfig(seed=seed, n_frames=n_frames, fps=fps, width=size[0], height=size[1],
-                         n_objects=n_objects, static_camera=static_camera)
+    try:
+        config = SynthConfig(seed=seed, n_frames=n_frames, fps=fps, width=size[0], height=size[1],
+                             n_objects=n_objects, static_camera=static_camera)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     with progress_callback("rendering") as progress:
         paths = write_synthetic(out_dir, config, progress=progress, overwrite=overwrite)
     (Path(out_dir) / "synth_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")

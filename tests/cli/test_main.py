@@ -55,3 +55,25 @@ def test_inspect_bad_store_is_one_clean_error(tmp_path):
     assert result.exit_code == 1
     assert "is not a recon4d scene store" in result.output
     assert "Traceback" not in result.output
+
+
+def test_synth_then_inspect(tmp_path):
+    out = tmp_path / "s"
+    result = CliRunner().invoke(main, ["synth", "-o", str(out), "--seed", "3", "--frames", "8", "--size", "160x96",
+                                       "--objects", "3"])
+    assert result.exit_code == 0, result.output
+    assert (out / "video.mp4").exists() and (out / "synth_config.json").exists()
+    summary = json.loads(CliRunner().invoke(main, ["inspect", str(out / "scene.zarr"), "--json"]).output)
+    assert summary["n_frames"] == 8 and len(summary["objects"]) == 3 and summary["has_masks"]
+    again = CliRunner().invoke(main, ["synth", "-o", str(out), "--seed", "3", "--frames", "8", "--size", "160x96"])
+    assert again.exit_code == 1 and "--overwrite" in again.output
+
+
+def test_synth_rejects_bad_size(tmp_path):
+    result = CliRunner().invoke(main, ["synth", "-o", str(tmp_path / "s"), "--size", "big"])
+    assert result.exit_code == 2 and "WIDTHxHEIGHT" in result.output
+
+
+def test_synth_rejects_odd_size(tmp_path):
+    result = CliRunner().invoke(main, ["synth", "-o", str(tmp_path / "s"), "--size", "161x96"])
+    assert result.exit_code == 2 and "even" in result.output and "Traceback" not in result.output
