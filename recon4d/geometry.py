@@ -43,6 +43,7 @@ __all__ = [
     "camera_observer_pose",
     "agent_observer_pose",
     "to_observer_frame",
+    "umeyama_sim3",
 ]
 
 
@@ -357,3 +358,26 @@ def to_observer_frame(points_world: np.ndarray, observer_to_world: np.ndarray) -
     out = np.empty(points_world.shape, dtype=np.float64)
     observer_frame_kernel(np.ascontiguousarray(points_world), rotation, translation, out)
     return out
+
+
+def umeyama_sim3(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Least-squares similarity with dst ≈ scale · R @ src + t (Umeyama 1991).
+
+    src, dst: (..., N, 3), N ≥ 3 non-collinear points, finite. Returns scale (...),
+    R (..., 3, 3) a proper rotation, t (..., 3), all float64; leading dims are batched.
+    """
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    if src.shape != dst.shape or src.ndim < 2 or src.shape[-1] != 3:
+        raise ShapeError(f"umeyama_sim3 needs src and dst of one shape (..., N, 3), got {src.shape} and {dst.shape}.")
+    mean_src, mean_dst = src.mean(axis=-2), dst.mean(axis=-2)
+    src_c, dst_c = src - mean_src[..., None, :], dst - mean_dst[..., None, :]
+    cov = np.einsum("...ni,...nj->...ij", dst_c, src_c) / src.shape[-2]
+    u, sv, vt = np.linalg.svd(cov)
+    sign = np.sign(np.linalg.det(u) * np.linalg.det(vt))
+    fix = np.ones(sv.shape)
+    fix[..., 2] = np.where(sign == 0, 1.0, sign)
+    rotation = u @ (fix[..., :, None] * vt)
+    var_src = (src_c**2).sum(axis=(-1, -2)) / src.shape[-2]
+    scale = (sv * fix).sum(axis=-1) / var_src
+    translation = mean_dst - scale[..., None] * np.einsum("...ij,...j->...i", rotation, mean_src)
+    return scale, rotation, translation
