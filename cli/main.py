@@ -7,7 +7,9 @@ import sys
 import click
 
 from recon4d import __version__
+from recon4d.cli.curate import curate_command
 from recon4d.cli.inspect import inspect_command
+from recon4d.cli.process import process_command
 from recon4d.cli.qa import qa_group
 from recon4d.cli.synth import synth_command
 from recon4d.errors import Recon4dError
@@ -35,6 +37,8 @@ def main() -> None:
     """
 
 
+main.add_command(process_command)
+main.add_command(curate_command)
 main.add_command(synth_command)
 main.add_command(inspect_command)
 main.add_command(qa_group)

@@ -77,3 +77,24 @@ def test_synth_rejects_bad_size(tmp_path):
 def test_synth_rejects_odd_size(tmp_path):
     result = CliRunner().invoke(main, ["synth", "-o", str(tmp_path / "s"), "--size", "161x96"])
     assert result.exit_code == 2 and "even" in result.output and "Traceback" not in result.output
+
+
+def test_curate_keeps_moving_and_lists_unreadable(tmp_path):
+    import numpy as np
+
+    from recon4d.synth import SynthConfig, write_synthetic
+    from recon4d.video import write_video
+
+    moving = write_synthetic(tmp_path / "m", SynthConfig(seed=0, n_frames=24, width=160, height=96)).video
+    frame = (np.random.default_rng(0).random((96, 160, 3)) * 255).astype(np.uint8)
+    still = write_video(tmp_path / "still.mp4", iter([frame] * 24), 12.0)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    out = tmp_path / "kept.txt"
+    result = CliRunner().invoke(main, ["curate", str(moving), str(still), str(broken), "-o", str(out),
+                                       "--report", str(tmp_path / "r.json")])
+    assert result.exit_code == 0, result.output
+    assert out.read_text().split() == [str(moving)]
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [r["kept"] for r in report] == [True, False, False]
+    assert "unreadable" in report[2]["reason"]

@@ -1,0 +1,49 @@
+"""Frames per second of each `recon4d process` stage on a 640×360 clip. Prints one JSON object.
+
+The clip is a synthetic 640×360 video (rendered first, not timed); the pipeline runs with
+the chosen backends (weights-free by default) on --frames sampled frames, twice, and the
+second (warm: numba kernels compiled and cached) run is reported.
+
+    python benchmarks/pipeline_speed.py [--frames 32] [--video-frames 96]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from recon4d.pipeline import ProcessConfig, process_video
+from recon4d.synth import SynthConfig, write_synthetic
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=32)
+    parser.add_argument("--video-frames", type=int, default=96)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = write_synthetic(Path(tmp), SynthConfig(seed=args.seed, n_frames=args.video_frames, width=640,
+                                                       height=360))
+        config = ProcessConfig(n_frames=args.frames)
+        process_video(paths.video, config)
+        result = process_video(paths.video, config)
+    stages = {s.stage: {"backend": s.backend, "seconds": round(s.seconds, 3),
+                        "frames_per_s": round(args.frames / s.seconds, 2) if s.seconds > 0 else None}
+              for s in result.stages}
+    print(json.dumps({
+        "benchmark": "pipeline_speed",
+        "video": f"640x360, {args.video_frames} frames", "frames_processed": args.frames,
+        "clip_size": f"{result.scene.config.get('pixel_budget')} px budget",
+        "stages": stages,
+        "total_s": round(result.seconds, 3),
+        "frames_per_s": round(args.frames / result.seconds, 2),
+        "cpu_count": os.cpu_count(),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

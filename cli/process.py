@@ -1,0 +1,95 @@
+"""`recon4d process`: a video in, a 4D scene store out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command("process")
+@click.argument("video", type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
+              help="Scene store to write (default: VIDEO's name with .zarr, in the current folder).")
+@click.option("--frames", "n_frames", default=32, show_default=True, help="Frames sampled uniformly.")
+@click.option("--fps", type=float, default=None, help="Sample at this rate instead of --frames.")
+@click.option("--start", "start_s", type=float, default=None, help="Start of the interval in seconds.")
+@click.option("--end", "end_s", type=float, default=None, help="End of the interval in seconds.")
+@click.option("--recon", default="auto", show_default=True, help="Reconstruction backend (auto, classic, ...).")
+@click.option("--tracker", default="auto", show_default=True, help="Tracking backend (auto, classic, ...).")
+@click.option("--orient", default="auto", show_default=True, help="Orientation backend (auto, motion, ...).")
+@click.option("--boxes", "boxes_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="JSON list of {category, is_agent, box: [x1,y1,x2,y2], frame | time_s} that replaces discovery.")
+@click.option("--keep-points", is_flag=True, help="Store point maps and confidences (large).")
+@click.option("--keep-masks", is_flag=True, help="Store instance masks (bit-packed).")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda (learned backends).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing store at OUT.")
+def process_command(video, out, n_frames, fps, start_s, end_s, recon, tracker, orient, boxes_path, keep_points,
+                    keep_masks, device, overwrite):
+    """Reconstruct VIDEO into a 4D scene store: camera poses, objects, 3D trajectories, orientations.
+
+    Without weights this runs the classic pipeline (feature-based camera motion, motion
+    segmentation, motion heading); `auto` switches to learned backends when their weights are
+    installed and says which it picked.
+    """
+    from recon4d.errors import StoreError
+    from recon4d.pipeline import ProcessConfig, process_video
+    from recon4d.store import write_scene
+    from recon4d.summary import summarize_scene
+
+    out = out or Path(video.stem + ".zarr")
+    if out.exists() and not overwrite:
+        raise StoreError(f"{out} already exists; pass --overwrite to replace it or choose another -o.")
+    boxes = ()
+    if boxes_path is not None:
+        from recon4d.tracking.classic import load_user_boxes
+
+        boxes = tuple(load_user_boxes(boxes_path))
+    config = ProcessConfig(n_frames=n_frames, fps=fps, start_s=start_s, end_s=end_s, recon=recon, tracker=tracker,
+                           orient=orient, boxes=boxes, keep_points=keep_points, keep_masks=keep_masks, device=device)
+    with _StageBars() as bars:
+        result = process_video(video, config, progress=bars.stage, log=bars.log)
+    write_scene(result.scene, out, overwrite=overwrite)
+    out.with_name(out.name + ".config.json").write_text(json.dumps(config.to_json(), indent=2) + "\n")
+    _print_summary(out, summarize_scene(result.scene), result)
+
+
+class _StageBars:
+    """One rich progress bar per pipeline stage; log lines printed above the bars."""
+
+    def __enter__(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
+                                  TimeElapsedColumn())
+        self._progress.__enter__()
+        return self
+
+    def stage(self, name: str):
+        task = self._progress.add_task(name, total=None)
+
+        def callback(done: int, total: int) -> None:
+            self._progress.update(task, completed=done, total=total)
+
+        return callback
+
+    def log(self, message: str) -> None:
+        self._progress.console.print(message)
+
+    def __exit__(self, *exc):
+        return self._progress.__exit__(*exc)
+
+
+def _print_summary(out: Path, summary: dict, result) -> None:
+    click.echo(f"wrote {out}: {summary['n_frames']} frames over {summary['duration_s']:.2f} s, "
+               f"camera path {summary['camera_path_length']:.2f}")
+    click.echo(f"{len(summary['objects'])} objects:")
+    for obj in summary["objects"]:
+        spans = ", ".join(f"{a:.1f}-{b:.1f}s" for a, b in obj["visible_spans_s"]) or "never visible"
+        kind = "agent" if obj["is_agent"] else "object"
+        click.echo(f"  {obj['id']:>3} {obj['category']:<10} {kind:<6} visible {spans}; path {obj['path_length']:.2f}")
+    timing = ", ".join(f"{s.stage} {s.seconds:.1f}s ({s.backend})" for s in result.stages)
+    click.echo(f"time: {timing}; total {result.seconds:.1f}s")
+    if result.warnings:
+        click.secho(f"{len(result.warnings)} warning(s), printed above", fg="yellow", err=True)
