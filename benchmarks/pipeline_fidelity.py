@@ -31,6 +31,7 @@ import numpy as np
 from recon4d.geometry import umeyama_sim3
 from recon4d.pipeline import ProcessConfig, process_video
 from recon4d.qa_compiler.compiler import CompileConfig, compile_scene, reanswer
+from recon4d.qa_compiler.questions import Skip
 from recon4d.store import open_scene
 from recon4d.synth import SynthConfig, write_synthetic
 
@@ -108,7 +109,7 @@ def qa_agreement(gt, est, matched, seed: int) -> dict[str, list[bool]]:
         moved = replace(record, observer=remap[record.observer], targets=tuple(remap[t] for t in record.targets))
         try:
             text = reanswer(est, moved).description.text
-        except (ValueError, IndexError):
+        except (Skip, ValueError, IndexError):  # the estimate lacks what the question needs
             text = None
         agreement[record.qtype].append(text == record.answer_text)
     return agreement
