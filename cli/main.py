@@ -9,8 +9,11 @@ import click
 from recon4d import __version__
 from recon4d.cli.curate import curate_command
 from recon4d.cli.inspect import inspect_command
+from recon4d.cli.plot import plot_command
 from recon4d.cli.process import process_command
 from recon4d.cli.qa import qa_group
+from recon4d.cli.qa_explain import explain_command
+from recon4d.cli.report import report_command
 from recon4d.cli.synth import synth_command
 from recon4d.errors import Recon4dError
 
@@ -41,7 +44,10 @@ main.add_command(process_command)
 main.add_command(curate_command)
 main.add_command(synth_command)
 main.add_command(inspect_command)
+qa_group.add_command(explain_command)
 main.add_command(qa_group)
+main.add_command(plot_command)
+main.add_command(report_command)
 
 
 if __name__ == "__main__":

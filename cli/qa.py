@@ -156,3 +156,4 @@ def audit_command(file, tolerance, strict):
     click.echo(json.dumps(result, indent=2))
     if strict and result.get("flagged"):
         raise SystemExit(2)
+

@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(libusb-1.0-0 libgomp1 libegl1 libgl1)
+# open3d (libusb, libgomp, EGL/GL for rendering) and chromium for the HTML report test.
+DEBIAN_PACKAGES=(libusb-1.0-0 libgomp1 libegl1 libgl1 chromium)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
     for pkg in "${DEBIAN_PACKAGES[@]}"; do

@@ -1,0 +1,20 @@
+"""`recon4d report`: one self-contained HTML page about a scene (and its questions)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("report")
+@click.argument("scene_path", type=click.Path(path_type=Path))
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output HTML.")
+@click.option("--qa", "qa_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="A QA JSONL export (`recon4d qa SCENE -o qa.jsonl`) to add question statistics.")
+def report_command(scene_path: Path, out: Path, qa_path: Path | None) -> None:
+    """Write a static HTML report of SCENE: summary, plots and, with --qa, question statistics."""
+    from recon4d.report import write_report
+
+    write_report(scene_path, out, qa_path=qa_path)
+    click.echo(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB, images embedded)")
