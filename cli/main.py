@@ -15,6 +15,8 @@ from recon4d.cli.qa import qa_group
 from recon4d.cli.qa_explain import explain_command
 from recon4d.cli.report import report_command
 from recon4d.cli.synth import synth_command
+from recon4d.cli.view import view_command
+from recon4d.cli.weights import weights_group
 from recon4d.errors import Recon4dError
 
 
@@ -48,6 +50,8 @@ qa_group.add_command(explain_command)
 main.add_command(qa_group)
 main.add_command(plot_command)
 main.add_command(report_command)
+main.add_command(view_command)
+main.add_command(weights_group)
 
 
 if __name__ == "__main__":

@@ -21,12 +21,17 @@ import click
 @click.option("--orient", default="auto", show_default=True, help="Orientation backend (auto, motion, ...).")
 @click.option("--boxes", "boxes_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="JSON list of {category, is_agent, box: [x1,y1,x2,y2], frame | time_s} that replaces discovery.")
+@click.option("--objects", default=None,
+              help='Categories for prompted trackers (sam2), e.g. "person. dog. ball."')
+@click.option("-O", "--option", "options", multiple=True, metavar="STAGE.KEY=VALUE",
+              help="Backend option, e.g. -O recon.chunk_frames=48 -O track.box_threshold=0.3 (VALUE is JSON "
+                   "or a plain string); repeatable.")
 @click.option("--keep-points", is_flag=True, help="Store point maps and confidences (large).")
 @click.option("--keep-masks", is_flag=True, help="Store instance masks (bit-packed).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda (learned backends).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store at OUT.")
-def process_command(video, out, n_frames, fps, start_s, end_s, recon, tracker, orient, boxes_path, keep_points,
-                    keep_masks, device, overwrite):
+def process_command(video, out, n_frames, fps, start_s, end_s, recon, tracker, orient, boxes_path, objects,
+                    options, keep_points, keep_masks, device, overwrite):
     """Reconstruct VIDEO into a 4D scene store: camera poses, objects, 3D trajectories, orientations.
 
     Without weights this runs the classic pipeline (feature-based camera motion, motion
@@ -35,6 +40,7 @@ def process_command(video, out, n_frames, fps, start_s, end_s, recon, tracker, o
     """
     from recon4d.errors import StoreError
     from recon4d.pipeline import ProcessConfig, process_video
+    from recon4d.settings import quiet_library_progress
     from recon4d.store import write_scene
     from recon4d.summary import summarize_scene
 
@@ -47,12 +53,33 @@ def process_command(video, out, n_frames, fps, start_s, end_s, recon, tracker, o
 
         boxes = tuple(load_user_boxes(boxes_path))
     config = ProcessConfig(n_frames=n_frames, fps=fps, start_s=start_s, end_s=end_s, recon=recon, tracker=tracker,
-                           orient=orient, boxes=boxes, keep_points=keep_points, keep_masks=keep_masks, device=device)
+                           orient=orient, boxes=boxes, keep_points=keep_points, keep_masks=keep_masks, device=device,
+                           objects=objects, backend_options=parse_backend_options(options))
+    quiet_library_progress()
     with _StageBars() as bars:
         result = process_video(video, config, progress=bars.stage, log=bars.log)
     write_scene(result.scene, out, overwrite=overwrite)
     out.with_name(out.name + ".config.json").write_text(json.dumps(config.to_json(), indent=2) + "\n")
     _print_summary(out, summarize_scene(result.scene), result)
+
+
+def parse_backend_options(items) -> dict:
+    """["recon.chunk_frames=48", ...] → {"recon": {"chunk_frames": 48}}; values are JSON or strings."""
+    from recon4d.backends import STAGES
+
+    parsed: dict[str, dict] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        stage, dot, name = key.partition(".")
+        if not sep or not dot or not name or stage not in STAGES:
+            raise click.BadParameter(f"expected STAGE.KEY=VALUE with STAGE one of {', '.join(STAGES)}, got {item!r}",
+                                     param_hint="-O/--option")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        parsed.setdefault(stage, {})[name] = value
+    return parsed
 
 
 class _StageBars:

@@ -10,8 +10,9 @@ Stages and the protocol a backend class implements (all take/return ``recon4d.ty
 objects from camera-motion estimation (a learned one may ignore it); ``lifted`` is the
 :class:`recon4d.lift.LiftResult` of the objects, which the motion orienter needs.
 Each backend class has ``name`` and ``version`` attributes and a ``from_config(options:
-dict, device: str)`` classmethod; learned ones list the weight files they need, relative
-to ``$RECON4D_HOME/weights``. Classes are imported only when the backend is used, so the
+dict, device: str)`` classmethod; learned ones list the weight components they need
+(``recon4d.weights``, directories under ``$RECON4D_HOME/weights``), take a third argument
+``weights_dir`` and set ``weights_sha256``. Classes are imported only when the backend is used, so the
 registry costs nothing at start-up. ``auto`` picks the first learned backend whose weights
 are present, else the weights-free one, and says which and why.
 """
@@ -36,15 +37,29 @@ class BackendSpec:
     target: str
     """``module:Class`` imported on first use."""
     weights: tuple[str, ...] = ()
-    """Files or folders under the weights directory the backend loads; empty = weights-free."""
+    """Names of the weight components (``recon4d.weights.COMPONENTS``, directories under the
+    weights root) the backend loads; empty = weights-free."""
     description: str = ""
 
     @property
     def needs_weights(self) -> bool:
         return bool(self.weights)
 
-    def missing_weights(self, weights_dir: Path) -> list[Path]:
-        return [weights_dir / rel for rel in self.weights if not (weights_dir / rel).exists()]
+    def missing_weights(self, weights_dir: Path) -> list[str]:
+        """One line per missing component: its directory and the files it lacks."""
+        from recon4d.weights import COMPONENTS
+
+        missing = []
+        for name in self.weights:
+            component = COMPONENTS.get(name)
+            if component is None:
+                if not (Path(weights_dir) / name).exists():
+                    missing.append(str(Path(weights_dir) / name))
+                continue
+            lacking = component.missing(weights_dir)
+            if lacking:
+                missing.append(f"{component.path(weights_dir)}/ (needs {', '.join(lacking)}; {component.source})")
+        return missing
 
     def load_class(self):
         module_name, _, class_name = self.target.partition(":")
@@ -95,8 +110,8 @@ def resolve_backend(stage: str, name: str, weights_dir: Path) -> Resolved:
             free = [s.name for s in _REGISTRY[stage].values() if not s.needs_weights]
             raise Recon4dError(
                 f"the {stage} backend {name!r} needs weights that are not installed: "
-                f"{', '.join(str(m) for m in missing)}. Download them yourself and put them there "
-                f"(or run `recon4d weights import`), or choose the weights-free backend with "
+                f"{'; '.join(missing)}. Nothing is downloaded at run time: fetch the files yourself and "
+                f"put them there (or run `recon4d weights import NAME PATH`), or choose the weights-free backend with "
                 f"--{_FLAG[stage]} {free[0] if free else 'classic'}."
             )
         return Resolved(spec, "chosen explicitly")
@@ -122,3 +137,10 @@ register_backend("recon", "classic", "recon4d.recon_classic:ClassicReconstructor
                  description="weights-free: KLT tracks, essential matrix/PnP/bundle adjustment, ground-plane scale")
 register_backend("orient", "motion", "recon4d.orient.motion:MotionOrienter",
                  description="weights-free: agents face their smoothed direction of travel")
+register_backend("recon", "pi3", "recon4d.recon_pi3:Pi3Reconstructor", weights=("pi3",),
+                 description="π³ feed-forward point maps and poses (in-repo network, public checkpoint)")
+register_backend("track", "sam2", "recon4d.tracking.sam2:Sam2Tracker", weights=("grounding-dino", "sam2"),
+                 description="GroundingDINO boxes from a category prompt (--objects), SAM2 video masks")
+register_backend("orient", "orient-anything", "recon4d.orient.orient_anything:OrientAnythingOrienter",
+                 weights=("orient-anything",),
+                 description="Orient Anything (DINOv2-L + MLP head) on each agent's background-free crop")

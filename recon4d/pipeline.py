@@ -66,6 +66,8 @@ class ProcessConfig:
     """How masks are lifted to 3D centres."""
     backend_options: dict = field(default_factory=dict)
     """Per-stage options passed to each backend's ``from_config`` ({"recon": {...}, ...})."""
+    objects: str | None = None
+    """Categories to look for ("person. dog."); used by trackers that take a text prompt (sam2)."""
 
     def __post_init__(self) -> None:
         if self.fps is None and self.n_frames < 2:
@@ -124,9 +126,25 @@ def _stage(stage: str, name: str, config: ProcessConfig, weights_dir: Path):
     resolved = resolve_backend(stage, name, weights_dir)
     cls = resolved.spec.load_class()
     options = dict(config.backend_options.get(stage, {}))
+    notes = []
     if stage == "track" and config.boxes:
         options["boxes"] = [dict(b) for b in config.boxes]
-    return cls.from_config(options, config.device), resolved
+    if stage == "track" and config.objects:
+        if resolved.spec.name in _PROMPTED_TRACKERS:
+            options["objects"] = config.objects
+        elif name != "auto":
+            raise PipelineError(f"--objects names categories for a prompted tracker ({', '.join(_PROMPTED_TRACKERS)}), "
+                                f"but --tracker {name} finds moving things without a prompt; drop --objects or "
+                                f"choose --tracker sam2.")
+        else:
+            notes.append(f"--objects {config.objects!r} is not used by the {resolved.spec.name} tracker "
+                         f"(it finds moving things); install the sam2 weights to use a prompt")
+    if resolved.spec.needs_weights:
+        return cls.from_config(options, config.device, weights_dir), resolved, notes
+    return cls.from_config(options, config.device), resolved, notes
+
+
+_PROMPTED_TRACKERS = ("sam2",)
 
 
 def process_clip(clip: Clip, config: ProcessConfig = ProcessConfig(), source: SourceInfo | None = None,
@@ -142,8 +160,11 @@ def process_clip(clip: Clip, config: ProcessConfig = ProcessConfig(), source: So
     caught: list[str] = []
 
     def run(stage: str, name: str, call):
-        backend, resolved = _stage(stage, name, config, weights_dir)
+        backend, resolved, notes = _stage(stage, name, config, weights_dir)
         log(f"{stage}: {resolved.spec.name} ({resolved.reason})")
+        for note in notes:
+            caught.append(f"{stage}: {note}")
+            log(f"warning: {stage}: {note}")
         started = time.perf_counter()
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")

@@ -2,7 +2,7 @@
 
 The page needs no server and no network: every picture is a base64 PNG inside the file. It
 holds the summary of :func:`recon4d.summary.summarize_scene`, the scene figure of
-:func:`recon4d.plots.scene_figure` and, given a QA JSONL export, four histograms of the
+:func:`recon4d.plots.scene_figure`, headless Open3D renders of three frames and, given a QA JSONL export, four histograms of the
 questions (type, phase count, margin, correct letter). It is written to a temporary file
 beside the target and renamed, so a reader never sees half a report.
 """
@@ -133,8 +133,38 @@ def _qa_section(records: list[QARecord], qa_path: Path) -> str:
             + "<div class=\"grid\">" + "".join(images) + "</div></section>")
 
 
-def render_report(scene_path: str | Path, qa_path: str | Path | None = None) -> str:
-    """The report page as an HTML5 string (see :func:`write_report`)."""
+_RENDER_SIZE = (800, 450)
+
+
+def _renders_section(scene) -> str:
+    """Headless Open3D renders (:mod:`recon4d.viewer`) at the first, middle and last frames, or
+    a paragraph saying why there are none (open3d missing, no offscreen rendering)."""
+    import cv2
+
+    from recon4d.viewer import render_image
+
+    frames = sorted({0, scene.n_frames // 2, scene.n_frames - 1})
+    colour = "rgb" if scene.local_points is not None and scene.source is not None \
+        and Path(scene.source.path).is_file() else "object"
+    parts = ['<section id="renders"><h2>3D views</h2>',
+             "<p>Points of the frame (when the store has point maps), camera frustums along the path with the "
+             "current one in red, object trajectories with the current position marked, agents' forward arrows "
+             "and the world axes (x red, y green, z blue).</p>", '<div class="grid">']
+    try:
+        for frame in frames:
+            image = render_image(scene, frame=frame, size=_RENDER_SIZE, color_by=colour)
+            ok, png = cv2.imencode(".png", image[..., ::-1])
+            parts.append(f"<figure>{_img(png.tobytes(), f'3D view at frame {frame}')}"
+                         f"<figcaption>frame {frame}, t = {scene.timestamps_s[frame]:.2f} s</figcaption></figure>")
+    except Recon4dError as exc:
+        return ('<section id="renders"><h2>3D views</h2>'
+                f"<p>No 3D views in this report: {html.escape(str(exc))}</p></section>")
+    return "\n".join([*parts, "</div>", "</section>"])
+
+
+def render_report(scene_path: str | Path, qa_path: str | Path | None = None, renders: bool = True) -> str:
+    """The report page as an HTML5 string (see :func:`write_report`); ``renders`` adds the
+    headless 3D views of :mod:`recon4d.viewer`."""
     from recon4d.qa_compiler.export import read_jsonl
     from recon4d.store import open_scene
 
@@ -160,6 +190,8 @@ def render_report(scene_path: str | Path, qa_path: str | Path | None = None) -> 
              "time, and the distance between the first two objects with the 0.8/1.2 bands"),
         "</section>",
     ]
+    if renders:
+        parts.append(_renders_section(scene))
     if qa_path is not None:
         qa_path = Path(qa_path)
         try:
@@ -172,13 +204,14 @@ def render_report(scene_path: str | Path, qa_path: str | Path | None = None) -> 
     return "\n".join(parts)
 
 
-def write_report(scene_path: str | Path, out_html: str | Path, qa_path: str | Path | None = None) -> Path:
+def write_report(scene_path: str | Path, out_html: str | Path, qa_path: str | Path | None = None,
+                 renders: bool = True) -> Path:
     """Write the self-contained HTML report of a scene store (and a QA JSONL, if given).
 
     Raises StoreError for a path that is not a scene store, ReportError for a missing or
     malformed JSONL. The file appears complete or not at all.
     """
-    page = render_report(scene_path, qa_path)
+    page = render_report(scene_path, qa_path, renders)
     out_html = Path(out_html)
     out_html.parent.mkdir(parents=True, exist_ok=True)
     partial = out_html.with_name(f".{out_html.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")

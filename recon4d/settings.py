@@ -20,6 +20,14 @@ def weights_dir() -> Path:
     return recon4d_home() / "weights"
 
 
+def quiet_library_progress() -> None:
+    """Silence the progress bars third-party libraries print themselves (tqdm in sam2,
+    transformers' weight loading), so the CLI's own stage bars are the only ones shown."""
+    os.environ["TQDM_DISABLE"] = "1"
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
 def environ() -> dict[str, str]:
     """A copy of the environment, for configs that take secrets from a mapping."""
     return dict(os.environ)

@@ -6,8 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# open3d (libusb, libgomp, EGL/GL for rendering) and chromium for the HTML report test.
-DEBIAN_PACKAGES=(libusb-1.0-0 libgomp1 libegl1 libgl1 chromium)
+# open3d (libusb, libgomp; EGL/GL and Vulkan + Mesa's software drivers for headless rendering)
+# and chromium for the HTML report test.
+DEBIAN_PACKAGES=(libusb-1.0-0 libgomp1 libegl1 libgl1 libgl1-mesa-dri libvulkan1 mesa-vulkan-drivers chromium)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
     for pkg in "${DEBIAN_PACKAGES[@]}"; do
@@ -26,6 +27,13 @@ fi
 
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-echo "[install] pip install -e '.[all,dev]' (first run: a few minutes, torch is large)"
-.venv/bin/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[all,dev]'
+PIP=(.venv/bin/pip install --quiet --disable-pip-version-check -c constraints.txt)
+echo "[install] torch + torchvision (first run: a few minutes, torch is large)"
+"${PIP[@]}" torch torchvision "setuptools>=70" wheel
+# sam2 ships as an sdist whose build imports torch: build it against the torch just installed
+# (no isolated build env, which would fetch a second torch) and without its optional CUDA op.
+echo "[install] sam2 (SAM2_BUILD_CUDA=0)"
+SAM2_BUILD_CUDA=0 "${PIP[@]}" --no-build-isolation "sam2==1.1.0"
+echo "[install] pip install -e '.[all,dev]'"
+"${PIP[@]}" -e '.[all,dev]'
 echo "[install] done: $(.venv/bin/recon4d --version)"

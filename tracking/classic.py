@@ -1005,7 +1005,7 @@ def load_user_boxes(path) -> list[dict]:
     return validate_user_boxes(data, where=str(path))
 
 
-def _anchor_frame(entry: dict, clip: Clip) -> int:
+def anchor_frame(entry: dict, clip: Clip) -> int:
     """The sampled clip frame a user box belongs to."""
     if "frame" in entry:
         if entry["frame"] >= clip.n_frames:
@@ -1201,7 +1201,7 @@ class ClassicTracker:
         n_boxes = len(self.user_boxes)
         to_work = np.array([size[0] / clip.source_size[0], size[1] / clip.source_size[1]] * 2)
         boxes = np.full((n_boxes, clip.n_frames, 4), np.nan)
-        anchors = [_anchor_frame(entry, clip) for entry in self.user_boxes]
+        anchors = [anchor_frame(entry, clip) for entry in self.user_boxes]
         background = background_homographies(gray)
         for k, (entry, anchor) in enumerate(zip(self.user_boxes, anchors)):
             boxes[k] = propagate_box(gray, anchor, np.asarray(entry["box"]) * to_work, background)

@@ -6,6 +6,7 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -80,9 +81,9 @@ def test_report_with_questions(scene_and_qa, tmp_path):
     assert page.all("html")[0]["lang"] == "en"
     assert any(m.get("charset") == "utf-8" for m in page.all("meta"))
     assert page.title.startswith("recon4d report")
-    assert {s.get("id") for s in page.all("section")} == {"summary", "plots", "qa"}
+    assert {s.get("id") for s in page.all("section")} == {"summary", "plots", "renders", "qa"}
     images = _png_sources(page)
-    assert len(images) == 5 and all(i.startswith(b"\x89PNG\r\n\x1a\n") for i in images)
+    assert len(images) == 8 and all(i.startswith(b"\x89PNG\r\n\x1a\n") for i in images)
     assert not any(a.get("src", "").startswith(("http", "file")) for _, a in page.tags)
     text = out.read_text()
     assert f"Questions ({len(records)} in qa.jsonl)" in text and "<td>person</td>" in text
@@ -91,9 +92,34 @@ def test_report_with_questions(scene_and_qa, tmp_path):
 
 def test_report_without_questions(scene_and_qa, tmp_path):
     scene_path, _, _ = scene_and_qa
-    page = parse(write_report(scene_path, tmp_path / "report.html"))
+    page = parse(write_report(scene_path, tmp_path / "report.html", renders=False))
     assert {s.get("id") for s in page.all("section")} == {"summary", "plots"}
     assert len(_png_sources(page)) == 1
+
+
+def test_renders_are_the_viewer_images(scene_and_qa, tmp_path):
+    import cv2
+
+    scene_path, _, _ = scene_and_qa
+    page = parse(write_report(scene_path, tmp_path / "report.html"))
+    renders = _png_sources(page)[1:]
+    assert len(renders) == 3  # frames 0, middle, last
+    for png in renders:
+        image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+        assert image.shape == (450, 800, 3) and image.std() > 5
+
+
+def test_renders_failing_are_said_not_dropped(scene_and_qa, tmp_path, monkeypatch):
+    import recon4d.viewer
+    from recon4d.errors import Recon4dError
+
+    def broken(*args, **kwargs):
+        raise Recon4dError("headless rendering is not possible on this machine (test)")
+
+    monkeypatch.setattr(recon4d.viewer, "render_image", broken)
+    scene_path, _, _ = scene_and_qa
+    text = write_report(scene_path, tmp_path / "report.html").read_text()
+    assert "No 3D views in this report: headless rendering is not possible" in text
 
 
 def test_qa_statistics(scene_and_qa):
@@ -118,7 +144,7 @@ def test_cli(scene_and_qa, tmp_path):
     out = tmp_path / "r.html"
     result = CliRunner().invoke(report_command, [str(scene_path), "-o", str(out), "--qa", str(qa_path)])
     assert result.exit_code == 0, result.output
-    assert "images embedded" in result.output and len(_png_sources(parse(out))) == 5
+    assert "images embedded" in result.output and len(_png_sources(parse(out))) == 8
 
 
 @pytest.mark.slow

@@ -1,0 +1,127 @@
+"""`recon4d weights`: what the learned backends load, whether it is in place, and putting it there."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+
+def _root(weights_dir: Path | None) -> Path:
+    from recon4d.settings import weights_dir as default_weights_dir
+
+    return Path(weights_dir) if weights_dir is not None else default_weights_dir()
+
+
+_DIR_OPTION = click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                           help="Weights root (default $RECON4D_HOME/weights, RECON4D_HOME defaults to "
+                                "~/.cache/recon4d).")
+
+
+@click.group("weights")
+def weights_group() -> None:
+    """List, verify and import the local weight files of the learned backends.
+
+    \b
+    Nothing is ever downloaded: fetch the files yourself, then
+    recon4d weights import pi3 ~/Downloads/model.safetensors
+    recon4d weights list            # what goes where, present or not, sha256
+    recon4d weights verify          # load every present component on the CPU
+    """
+
+
+@weights_group.command("list")
+@_DIR_OPTION
+@click.option("--no-hash", is_flag=True, help="Skip the sha256 of each file (large files take seconds).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def list_command(weights_dir, no_hash, as_json):
+    """Each backend's expected files under the weights root, present or not, with sha256."""
+    from recon4d.backends import STAGES, backend_names, get_backend
+    from recon4d.weights import COMPONENTS, files_of, sha256_file
+
+    root = _root(weights_dir)
+    report = {"weights_dir": str(root), "components": [], "backends": []}
+    for component in COMPONENTS.values():
+        path = component.path(root)
+        files = [{"path": str(f.relative_to(root)), "bytes": f.stat().st_size,
+                  "sha256": None if no_hash else sha256_file(f)} for f in files_of(path)]
+        report["components"].append({"name": component.name, "path": str(path), "present": component.is_present(root),
+                                     "missing": component.missing(root), "required": list(component.required),
+                                     "used_by": list(component.backends), "source": component.source,
+                                     "files": files})
+    for stage in STAGES:
+        for name in backend_names(stage):
+            spec = get_backend(stage, name)
+            report["backends"].append({"stage": stage, "name": name, "weights": list(spec.weights),
+                                       "usable": not spec.missing_weights(root)})
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"weights root: {root}")
+    for entry in report["components"]:
+        state = "present" if entry["present"] else f"MISSING ({', '.join(entry['missing'])})"
+        click.echo(f"\n{entry['name']}/  {state}  — used by {', '.join(entry['used_by'])}")
+        click.echo(f"  needs: {', '.join(entry['required'])}; get: {entry['source']}")
+        for f in entry["files"]:
+            digest = f" sha256 {f['sha256']}" if f["sha256"] else ""
+            click.echo(f"  {f['path']}  {f['bytes'] / 1e6:.1f} MB{digest}")
+    click.echo("\nbackends:")
+    for b in report["backends"]:
+        needs = ", ".join(b["weights"]) if b["weights"] else "no weights"
+        click.echo(f"  {b['stage']:<7}{b['name']:<17}{'usable' if b['usable'] else 'weights missing':<17}({needs})")
+
+
+@weights_group.command("verify")
+@click.argument("names", nargs=-1)
+@_DIR_OPTION
+def verify_command(names, weights_dir):
+    """Load each present component (or the NAMES given) on the CPU and say whether it works.
+
+    Exits with status 1 when a named component is missing or any check fails.
+    """
+    from recon4d.errors import Recon4dError
+    from recon4d.weights import COMPONENTS, get_component
+
+    root = _root(weights_dir)
+    components = [get_component(n) for n in names] if names else list(COMPONENTS.values())
+    failed = False
+    checked = 0
+    for component in components:
+        missing = component.missing(root)
+        if missing:
+            if names:
+                click.echo(f"{component.name}: MISSING under {component.path(root)} ({', '.join(missing)})")
+                failed = True
+            else:
+                click.echo(f"{component.name}: not installed (skipped)")
+            continue
+        try:
+            summary = component.check(component.path(root))
+        except Recon4dError as exc:
+            click.echo(f"{component.name}: FAILED — {exc}")
+            failed = True
+        else:
+            click.echo(f"{component.name}: ok — {summary}")
+        checked += 1
+    if not names and checked == 0:
+        click.echo(f"no weights are installed under {root}; the weights-free backends will be used.")
+    if failed:
+        sys.exit(1)
+
+
+@weights_group.command("import")
+@click.argument("name")
+@click.argument("path", type=click.Path(path_type=Path))
+@_DIR_OPTION
+@click.option("--overwrite", is_flag=True, help="Replace weights already in place.")
+def import_command(name, path, weights_dir, overwrite):
+    """Copy downloaded weights at PATH into place as NAME (see `recon4d weights list`), checking they load.
+
+    PATH is the file or directory you downloaded; nothing is left in place if the check fails.
+    """
+    from recon4d.weights import import_component
+
+    target, summary = import_component(name, path, _root(weights_dir), overwrite=overwrite)
+    click.echo(f"installed {target}: {summary}")

@@ -1,0 +1,166 @@
+"""Local weight files of the learned backends (DESIGN §4).
+
+Everything lives under ``$RECON4D_HOME/weights`` (``recon4d.settings.weights_dir()``), one
+directory ("component") per downloadable artefact; a backend needs one or more of them:
+
+    pi3/               recon  pi3              model.safetensors (public π³ checkpoint), optional config.json
+    grounding-dino/    track  sam2             a transformers GroundingDINO model directory
+    sam2/              track  sam2             a SAM2 checkpoint (*.pt), optional config.yaml
+    orient-anything/   orient orient-anything  dino_weight.pt (whole model) + dinov2/config.json
+
+Nothing here downloads anything: users fetch the files themselves and copy them into place,
+by hand or with ``recon4d weights import NAME PATH``, which also checks that they load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from recon4d.errors import Recon4dError
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Component:
+    """One downloadable artefact a learned backend loads: a directory under the weights root."""
+
+    name: str
+    """Its directory relative to the weights root (also its name on the command line)."""
+    required: tuple[str, ...]
+    """Glob patterns that must each match a file in the directory for it to count as present."""
+    backends: tuple[str, ...]
+    """``stage:backend`` names that need it."""
+    checker: str
+    """``module:function`` taking the component's directory; loads it on the CPU and raises
+    :class:`recon4d.errors.Recon4dError` saying what is wrong, else returns a short summary."""
+    source: str
+    """Where users get it (a description; nothing is ever fetched)."""
+    file_name: str | None = None
+    """Name a single imported file is stored under (None: keep the file's own name)."""
+
+    def path(self, weights_dir: Path) -> Path:
+        return Path(weights_dir) / self.name
+
+    def missing(self, weights_dir: Path) -> list[str]:
+        """The required patterns with no match (all of them when the directory is absent)."""
+        path = self.path(weights_dir)
+        if not path.is_dir():
+            return list(self.required)
+        return [pattern for pattern in self.required if not any(p.is_file() for p in path.glob(pattern))]
+
+    def is_present(self, weights_dir: Path) -> bool:
+        return not self.missing(weights_dir)
+
+    def check(self, path: Path) -> str:
+        module_name, _, function_name = self.checker.partition(":")
+        return getattr(importlib.import_module(module_name), function_name)(Path(path))
+
+
+COMPONENTS: dict[str, Component] = {}
+
+
+def register_component(name: str, required: tuple[str, ...], backends: tuple[str, ...], checker: str,
+                       source: str, file_name: str | None = None) -> Component:
+    component = Component(name, tuple(required), tuple(backends), checker, source, file_name)
+    COMPONENTS[name] = component
+    return component
+
+
+def get_component(name: str) -> Component:
+    try:
+        return COMPONENTS[name]
+    except KeyError:
+        raise Recon4dError(f"there are no weights called {name!r}; known names: "
+                           f"{', '.join(sorted(COMPONENTS))} (see `recon4d weights list`).") from None
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(_CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def files_of(path: str | Path) -> list[Path]:
+    """The files a path stands for: itself, or everything under a directory (sorted)."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
+
+
+def sha256_path(path: str | Path) -> str:
+    """sha256 of a file's bytes; for a directory, of its files' relative paths and hashes in
+    sorted order (so it changes when any file is renamed, added or edited)."""
+    path = Path(path)
+    if path.is_file():
+        return sha256_file(path)
+    if not path.is_dir():
+        raise Recon4dError(f"{path} does not exist, so it has no checksum.")
+    digest = hashlib.sha256()
+    for file in files_of(path):
+        digest.update(f"{file.relative_to(path).as_posix()}\0{sha256_file(file)}\n".encode())
+    return digest.hexdigest()
+
+
+def import_component(name: str, source: str | Path, weights_dir: Path, overwrite: bool = False) -> tuple[Path, str]:
+    """Copy a user-downloaded file or directory into place and check that it loads.
+
+    A directory is copied as the component's directory; a single file is copied into it
+    (under ``file_name`` when the component names one). The copy is staged under a temporary
+    name and renamed into place only after the check passes, so a bad file leaves nothing
+    behind. Returns (installed directory, checker summary).
+    """
+    component = get_component(name)
+    source = Path(source).expanduser()
+    if not source.exists():
+        raise Recon4dError(f"{source} does not exist; give the path of the downloaded {name} weights.")
+    target = component.path(weights_dir)
+    if target.exists() and not overwrite:
+        raise Recon4dError(f"{target} already exists; pass --overwrite to replace it.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    try:
+        staged = staging / target.name
+        if source.is_dir():
+            shutil.copytree(source, staged)
+        else:
+            staged.mkdir()
+            shutil.copy2(source, staged / (component.file_name or source.name))
+        missing = component.missing(staging)
+        if missing:
+            raise Recon4dError(f"{source} does not hold what {name} needs: no file matching "
+                               f"{', '.join(missing)}. See `recon4d weights list` for the expected layout.")
+        summary = component.check(staged)
+        if target.exists():
+            shutil.rmtree(target)
+        staged.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target, summary
+
+
+register_component(
+    "pi3", ("model.safetensors",), ("recon:pi3",), "recon4d.recon_pi3:check_weights",
+    "the public π³ checkpoint model.safetensors (Hugging Face yyfz233/Pi3)", file_name="model.safetensors")
+register_component(
+    "grounding-dino", ("config.json", "*.safetensors"), ("track:sam2",),
+    "recon4d.tracking.sam2:check_grounding_dino_weights",
+    "a transformers GroundingDINO directory such as IDEA-Research/grounding-dino-base (config, weights, "
+    "tokenizer and preprocessor files)")
+register_component(
+    "sam2", ("*.pt",), ("track:sam2",), "recon4d.tracking.sam2:check_sam2_weights",
+    "a SAM2/SAM2.1 checkpoint such as sam2.1_hiera_large.pt from facebookresearch/sam2; its config is "
+    "the one bundled with the sam2 package, or config.yaml beside it")
+register_component(
+    "orient-anything", ("*.pt", "dinov2/config.json"), ("orient:orient-anything",),
+    "recon4d.orient.orient_anything:check_weights",
+    "a directory with the Orient Anything checkpoint dino_weight.pt (croplargeEX2/ or ronormsigma1/ of "
+    "Viglong/Orient-Anything) and facebook/dinov2-large's config.json as dinov2/config.json")
