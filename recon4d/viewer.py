@@ -475,6 +475,21 @@ def _worker_render(payload: list, camera: RenderCamera, size: tuple[int, int], p
     return failures
 
 
+def _stop_worker() -> None:
+    """Close the worker's stdin (it exits), wait for it and release its pipes and log."""
+    worker, log = _WORKER.pop("process", None), _WORKER.pop("log", None)
+    if worker is not None:
+        worker.stdin.close()
+        try:
+            worker.wait(timeout=10)
+        except Exception:  # a stuck worker is killed rather than waited on forever
+            worker.kill()
+            worker.wait()
+        worker.stdout.close()
+    if log is not None:
+        log.close()
+
+
 def _render_in_worker(payload: list, camera: RenderCamera, size: tuple[int, int], point_size: float):
     """Send one render to the worker process (started on first use); the image, or failure reasons."""
     import pickle
@@ -490,6 +505,10 @@ def _render_in_worker(payload: list, camera: RenderCamera, size: tuple[int, int]
         log = tempfile.TemporaryFile()
         worker = subprocess.Popen([sys.executable, "-m", "recon4d._render_worker"], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=log)
+        if not _WORKER:
+            import atexit
+
+            atexit.register(_stop_worker)
         _WORKER.update(process=worker, log=log)
     try:
         write_frame(worker.stdin, pickle.dumps((payload, camera, size, point_size)))
@@ -500,10 +519,10 @@ def _render_in_worker(payload: list, camera: RenderCamera, size: tuple[int, int]
     if reply is None:
         worker.kill()
         worker.wait()
-        log = _WORKER.pop("log")
-        _WORKER.pop("process", None)
+        log = _WORKER["log"]
         log.seek(0)
         tail = log.read().decode(errors="replace").strip().splitlines()[-3:]
+        _stop_worker()
         why = "timed out" if worker.returncode in (-9, None) else f"exited with code {worker.returncode}"
         return [f"the render worker {why}" + (f": {' / '.join(tail)}" if tail else "")]
     status, result = pickle.loads(reply)
