@@ -263,7 +263,9 @@ def scene_figure(scene: Scene, observer: str = CAMERA, frame: int = 0, pair=None
     layout = scene_layout(scene, observer, frame, pair)
     plt = pyplot()
     figure, axes = plt.subplots(2, 2, figsize=(12, 9))
-    colours = [plt.get_cmap("tab10")(k % 10) for k in range(scene.n_objects)]
+    from recon4d.viewer import object_palette
+
+    colours = [tuple(c) for c in object_palette(scene.n_objects)]  # the viewer's colours, object for object
     _draw_topdown(axes[0, 0], scene, layout, colours)
     _draw_side(axes[0, 1], layout, colours)
     _draw_speeds(axes[1, 0], scene, layout, colours)
