@@ -1,8 +1,8 @@
-"""Render worker: ``python -m recon4d._render_worker`` (started by :mod:`recon4d.viewer`).
+"""Render worker: ``python -m recon4d._render_worker`` (started by :mod:`recon4d.offscreen`).
 
 Reads requests from stdin and writes replies to the original stdout, each an 8-byte
 little-endian length followed by a pickle. A request is the arguments of
-:func:`recon4d.viewer._worker_render`; a reply is ("ok", image | failure list) or
+:func:`recon4d.offscreen._worker_render`; a reply is ("ok", image | failure list) or
 ("error", message). Everything the libraries print goes to stderr, so the reply channel
 stays clean. The process ends when stdin closes.
 """
@@ -31,7 +31,7 @@ def write_frame(stream, data: bytes) -> None:
 def main() -> None:
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # Open3D's C++ logging writes to fd 1
-    from recon4d.viewer import _worker_render
+    from recon4d.offscreen import _worker_render
 
     while (request := read_frame(sys.stdin.buffer)) is not None:
         try:
