@@ -1,4 +1,5 @@
-"""Tests of recon4d/recon_classic.py (and its feature tracker, recon4d/_features.py).
+"""Tests of the classic backend: recon4d/recon_classic.py and the modules it is built from
+(recon4d/_features.py, camera_motion.py, _bundle_adjust.py, object_depth.py, classic_config.py).
 
 Pure helpers are checked on analytic data; the whole backend on small synthetic scenes
 (320×180, 16 frames) against their ground truth. The thresholds are set a few times above
@@ -15,28 +16,26 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from recon4d._bundle_adjust import bundle_adjust
 from recon4d._features import BACKGROUND, NO_FEATURES, TrackerConfig, track_features
+from recon4d.camera_motion import _fit_rotation, _triangulate, _unit, estimate_motion
+from recon4d.classic_config import ClassicConfig, ClassicReconstructionError
 from recon4d.errors import Recon4dError, ShapeError
-from recon4d.recon_classic import (
-    ClassicConfig,
-    ClassicReconstructionError,
-    ClassicReconstructor,
-    ReconstructionWarning,
-    _fit_rotation,
-    _triangulate,
-    _unit,
-    bundle_adjust,
+from recon4d.geometry import umeyama_sim3
+from recon4d.object_depth import (
     contact_depth,
-    estimate_motion,
     fit_ground_plane,
     interpolate_gaps,
     level_up,
+    size_depth,
     tilt_and_height_from_people,
+)
+from recon4d.recon_classic import (
+    ClassicReconstructor,
+    ReconstructionWarning,
     prior_intrinsics,
     scale_intrinsics,
-    size_depth,
 )
-from recon4d.geometry import umeyama_sim3
 from recon4d.types import Clip, Reconstruction, Tracks2D
 
 SIZE = {"width": 320, "height": 180, "n_frames": 16}
