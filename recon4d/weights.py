@@ -152,11 +152,11 @@ register_component(
     "the public π³ checkpoint model.safetensors (Hugging Face yyfz233/Pi3)", file_name="model.safetensors")
 register_component(
     "grounding-dino", ("config.json", "*.safetensors"), ("track:sam2",),
-    "recon4d.tracking.sam2:check_grounding_dino_weights",
+    "recon4d.tracking.grounding:check_grounding_dino_weights",
     "a transformers GroundingDINO directory such as IDEA-Research/grounding-dino-base (config, weights, "
     "tokenizer and preprocessor files)")
 register_component(
-    "sam2", ("*.pt",), ("track:sam2",), "recon4d.tracking.sam2:check_sam2_weights",
+    "sam2", ("*.pt",), ("track:sam2",), "recon4d.tracking.sam2_video:check_sam2_weights",
     "a SAM2/SAM2.1 checkpoint such as sam2.1_hiera_large.pt from facebookresearch/sam2; its config is "
     "the one bundled with the sam2 package, or config.yaml beside it")
 register_component(

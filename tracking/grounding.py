@@ -28,7 +28,7 @@ import numpy as np
 
 from recon4d._optional import require
 from recon4d.errors import Recon4dError
-from recon4d.tracking.classic import AGENT_CATEGORIES
+from recon4d.tracking.user_boxes import AGENT_CATEGORIES
 
 __all__ = [
     "DEFAULT_AGENT_CATEGORIES",

@@ -1,4 +1,5 @@
-"""Tests of tracking/classic.py: motion segmentation, tracking, labels and user boxes."""
+"""Tests of the classic tracker: tracking/classic.py and the modules it is built from (classic_config.py,
+motion.py, boxes.py, association.py, user_boxes.py): motion segmentation, tracking, labels and user boxes."""
 
 from __future__ import annotations
 
@@ -9,24 +10,19 @@ import numpy as np
 import pytest
 
 from recon4d.errors import Recon4dError, ShapeError
-from recon4d.tracking.classic import (
-    ClassicTracker,
-    ClassicTrackerConfig,
-    UserBoxesError,
-    box_iou,
+from recon4d.tracking.boxes import box_iou
+from recon4d.tracking.classic import ClassicTracker, label_tracks, person_evidence
+from recon4d.tracking.classic_config import ClassicTrackerConfig, hog_available
+from recon4d.tracking.motion import (
     compute_motion,
     fit_background_planes,
-    hog_available,
     homography_flow,
-    label_tracks,
-    load_user_boxes,
-    person_evidence,
     residual_flow,
     robust_threshold,
     to_working,
-    validate_user_boxes,
     working_size,
 )
+from recon4d.tracking.user_boxes import UserBoxesError, load_user_boxes, validate_user_boxes
 from recon4d.types import Clip
 
 SEEDS = (0, 1, 2, 3)

@@ -22,12 +22,11 @@ from recon4d.tracking.grounding import (  # noqa: E402
     phrase_category,
     select_detections,
 )
-from recon4d.tracking.sam2 import (  # noqa: E402
+from recon4d.tracking.grounding import check_grounding_dino_weights  # noqa: E402
+from recon4d.tracking.sam2 import Sam2Tracker, Sam2TrackerConfig  # noqa: E402
+from recon4d.tracking.sam2_video import (  # noqa: E402
     ClipImages,
-    Sam2Tracker,
-    Sam2TrackerConfig,
     bundled_config_name,
-    check_grounding_dino_weights,
     check_sam2_weights,
     load_sam2_predictor,
     mask_boxes,
