@@ -276,7 +276,8 @@ def _check_indices(indices: Iterable[int]) -> np.ndarray:
 
 
 def _decode_intact(
-    container: av.container.InputContainer, stream: av.video.stream.VideoStream, fps: float
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, fps: float,
+    from_start: bool = True,
 ) -> Iterator[av.VideoFrame]:
     """Frames of ``stream`` in presentation order, up to the first sign of a damaged file.
 
@@ -285,9 +286,10 @@ def _decode_intact(
     frames whose packets never arrived, so when the file looks cut short they are not
     drained: a file ending in a packet the demuxer flags corrupt, or with fewer packets than
     the container lists (mp4/mov do), or, for containers that list no count (mkv, webm),
-    a drained frame more than 1.5 frame intervals after the previous one.
+    a drained frame more than 1.5 frame intervals after the previous one. After a seek
+    (``from_start`` False) packets cannot be counted, so the last rule applies to every file.
     """
-    listed = stream.frames
+    listed = stream.frames if from_start else 0
     max_step = 1.5 / (fps * stream.time_base)
     fed = 0
     previous_pts = None
@@ -304,8 +306,58 @@ def _decode_intact(
             yield frame
 
 
+_SEEK_MIN_S = 2.0
+"""Seek only when the first wanted frame is at least this far in: closer, decoding from the
+start costs about as much as the seek and its checks."""
+
+
+def _constant_rate(stream: av.video.stream.VideoStream, fps: float) -> bool:
+    """Whether frame i's timestamp is start + i/fps, so an index can be read off a timestamp:
+    the container lists a frame count that matches its duration at ``fps`` (mp4/mov do)."""
+    if not stream.frames or stream.duration is None or stream.start_time is None:
+        return False
+    return abs(float(stream.duration * stream.time_base) * fps - stream.frames) <= 1.0
+
+
+class _SeekFailed(Exception):
+    """The seek did not land on the frame grid; decode from the start instead."""
+
+
+def _indexed_frames(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, fps: float, first_wanted: int,
+    allow_seek: bool = True,
+) -> Iterator[tuple[int, av.VideoFrame]]:
+    """(index, frame) for the frames of ``stream`` in order, from frame 0 or, for a
+    constant-rate video whose first wanted frame is ``_SEEK_MIN_S`` or more in, from the
+    keyframe before it. The seek is checked before anything is yielded: the frames from the
+    one it lands on up to ``first_wanted`` must sit on the frame grid, one after another;
+    otherwise :class:`_SeekFailed` is raised and the caller decodes from frame 0.
+    """
+    if not (allow_seek and first_wanted / fps >= _SEEK_MIN_S and _constant_rate(stream, fps)):
+        yield from enumerate(_decode_intact(container, stream, fps))
+        return
+    ticks_per_frame = 1.0 / (fps * float(stream.time_base))
+    start = stream.start_time
+    container.seek(start + int(first_wanted * ticks_per_frame), stream=stream, backward=True, any_frame=False)
+    frames = _decode_intact(container, stream, fps, from_start=False)
+    checked: list[tuple[int, av.VideoFrame]] = []
+    for frame in frames:
+        position = None if frame.pts is None else (frame.pts - start) / ticks_per_frame
+        index = None if position is None else round(position)
+        if (index is None or abs(position - index) > 0.01 or index > first_wanted
+                or (checked and index != checked[-1][0] + 1)):
+            raise _SeekFailed
+        checked.append((index, frame))
+        if index == first_wanted:
+            break
+    else:
+        raise _SeekFailed
+    yield from checked
+    yield from enumerate(frames, start=first_wanted + 1)
+
+
 def iter_frames(
-    path: PathLike, indices: Iterable[int], size: tuple[int, int] | None = None
+    path: PathLike, indices: Iterable[int], size: tuple[int, int] | None = None, seek: bool = True
 ) -> Iterator[tuple[int, float, np.ndarray]]:
     """Decode the frames at ``indices`` (strictly increasing) of ``path``, one at a time.
 
@@ -315,13 +367,24 @@ def iter_frames(
     the stream (``index / fps`` when the file carries no timestamps).
 
     The video is decoded in a single forward pass and frames that were not asked for are
-    dropped without conversion, so memory stays flat however long the video is. A file that
+    dropped without conversion, so memory stays flat however long the video is. When the
+    first requested frame lies more than ``_SEEK_MIN_S`` into a constant-rate video, decoding
+    starts at the keyframe before it (:func:`_indexed_frames`) instead of at frame 0;
+    ``seek=False`` always decodes from frame 0. A file that
     ends (or breaks) before the last requested frame raises :class:`VideoError` naming how
     many frames were decoded; frames already yielded were correct.
     """
     wanted = _check_indices(indices)
     if size is not None and (len(size) != 2 or min(size) <= 0):
         raise VideoError(f"size must be (width, height) with positive sides, got {size}.")
+    try:
+        yield from _decode_wanted(path, wanted, size, seek)
+    except _SeekFailed:  # raised before any frame was yielded
+        yield from _decode_wanted(path, wanted, size, False)
+
+
+def _decode_wanted(path: PathLike, wanted: np.ndarray, size: tuple[int, int] | None,
+                   seek: bool) -> Iterator[tuple[int, float, np.ndarray]]:
     container, stream = _open_video(path)
     with container:
         if len(wanted) == 0:
@@ -332,9 +395,8 @@ def iter_frames(
         decoded = 0
         position = 0
         try:
-            for frame in _decode_intact(container, stream, fps):
-                index = decoded
-                decoded += 1
+            for index, frame in _indexed_frames(container, stream, fps, int(wanted[0]), seek):
+                decoded = index + 1
                 if start_pts is None:
                     start_pts = frame.pts
                 if index != wanted[position]:

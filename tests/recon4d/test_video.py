@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -463,3 +464,60 @@ def test_video_with_no_decodable_frame(coded_video, tmp_path):
     assert probe(path).n_frames == 10
     with pytest.raises(VideoError, match="failed after 0 frames.*corrupt or truncated"):
         read_clip(path, n_frames=4)
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory):
+    """20 s at 30 fps, 32×32: x264's default keyframe interval (250) puts keyframes at 0, 250, 500."""
+    rng = np.random.default_rng(7)
+    frames = (rng.random((600, 32, 32, 3)) * 255).astype(np.uint8)
+    return video.write_video(tmp_path_factory.mktemp("long") / "long.mp4", iter(frames), 30.0)
+
+
+def _decode_calls(monkeypatch):
+    calls = []
+    original = video._decode_wanted
+
+    def counting(path, wanted, size, seek):
+        calls.append(seek)
+        return original(path, wanted, size, seek)
+
+    monkeypatch.setattr(video, "_decode_wanted", counting)
+    return calls
+
+
+@pytest.mark.parametrize("indices", [[520, 599], [260, 261, 400], [5, 590], [70], [250], [499, 500]])
+def test_seeking_gives_the_frames_decoding_from_the_start_gives(long_video, indices, monkeypatch):
+    calls = _decode_calls(monkeypatch)
+    sought = list(iter_frames(long_video, indices, size=(16, 16)))
+    assert calls == [True]  # the seek held: no fallback
+    plain = list(iter_frames(long_video, indices, size=(16, 16), seek=False))
+    assert [f[0] for f in sought] == [f[0] for f in plain] == indices
+    for (_, t_a, rgb_a), (_, t_b, rgb_b) in zip(sought, plain):
+        assert t_a == pytest.approx(t_b, abs=1e-9) and np.array_equal(rgb_a, rgb_b)
+
+
+def test_seek_that_lands_off_the_grid_falls_back(tmp_path, monkeypatch):
+    """Irregular timestamps (a variable-rate file): a forced seek is detected and redone from 0."""
+    path = tmp_path / "vfr.mp4"
+    rng = np.random.default_rng(8)
+    frames = (rng.random((200, 32, 32, 3)) * 255).astype(np.uint8)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=30)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 300)
+        pts = np.cumsum(rng.choice([7, 10, 13], size=200)) - 7
+        for frame, stamp in zip(frames, pts):
+            video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            video_frame.pts, video_frame.time_base = int(stamp), Fraction(1, 300)
+            container.mux(stream.encode(video_frame))
+        container.mux(stream.encode())
+    plain = list(iter_frames(path, [150, 199], seek=False))
+    monkeypatch.setattr(video, "_constant_rate", lambda stream, fps: True)
+    calls = _decode_calls(monkeypatch)
+    sought = list(iter_frames(path, [150, 199]))
+    assert calls == [True, False]
+    assert [f[0] for f in sought] == [150, 199]
+    for a, b in zip(sought, plain):
+        assert a[1] == pytest.approx(b[1]) and np.array_equal(a[2], b[2])
