@@ -361,7 +361,7 @@ def test_valid_point_mask_matches_reference(config):
     "kind", ["random", "sorted", "reversed", "constant", "few_values", "raster_sawtooth"]
 )
 def test_place_ranks_matches_sorting(kind):
-    from recon4d._kernels_lift import place_ranks
+    from recon4d._kernels_select import place_ranks
 
     rng = np.random.default_rng(0)
     n = 2503
@@ -393,7 +393,7 @@ def test_non_contiguous_inputs_are_accepted():
 @pytest.mark.parametrize("n", [1, 2, 7, 601, 4096, 12345])
 @pytest.mark.parametrize("kind", ["random", "raster_sawtooth", "few_values", "heavy_tail"])
 def test_quantile_pair_matches_numpy(n, kind):
-    from recon4d._kernels_lift import quantile_pair
+    from recon4d._kernels_select import quantile_pair
 
     rng = np.random.default_rng(n)
     values = {
@@ -415,7 +415,7 @@ def test_quantile_pair_matches_numpy(n, kind):
 @pytest.mark.parametrize("n", [1, 6, 601, 4096, 12345])
 @pytest.mark.parametrize("kind", ["random", "raster_sawtooth", "few_values"])
 def test_rank_pair_matches_sorting(n, kind):
-    from recon4d._kernels_lift import rank_pair
+    from recon4d._kernels_select import rank_pair
 
     rng = np.random.default_rng(n + 1)
     values = {
