@@ -31,12 +31,13 @@ scenes; scale ``v_min``/``v_full`` for reconstructions whose unit is arbitrary.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from recon4d._checks import check_shape
+from recon4d.backends import config_from_options
 from recon4d.errors import Recon4dError
 from recon4d.geometry import rotation_to_orientation
 from recon4d.types import Clip, Orientations, Reconstruction, Tracks2D
@@ -189,13 +190,7 @@ class MotionOrienter:
     @classmethod
     def from_config(cls, options: dict, device: str = "cpu") -> "MotionOrienter":
         """Build from options named like :class:`MotionOrienterConfig` fields; ``device`` is unused."""
-        options = dict(options or {})
-        names = {f.name for f in fields(MotionOrienterConfig)}
-        unknown = set(options) - names
-        if unknown:
-            raise Recon4dError(f"unknown option(s) {sorted(unknown)} for the motion orienter; "
-                               f"valid options are {sorted(names)}.")
-        return cls(MotionOrienterConfig(**options))
+        return cls(config_from_options(MotionOrienterConfig, options, "motion orienter"))
 
     def orient(self, clip: Clip, tracks: Tracks2D, recon: Reconstruction, lifted,
                progress: ProgressFn | None = None) -> Orientations:

@@ -47,13 +47,14 @@ Weights (``$RECON4D_HOME/weights/orient-anything/``, nothing is downloaded)::
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from recon4d._checks import check_shape
+from recon4d.backends import config_from_options
 from recon4d.errors import Recon4dError
 from recon4d.types import Clip, Orientations, Tracks2D
 
@@ -351,13 +352,7 @@ class OrientAnythingOrienter:
         ``weights_dir/orient-anything`` (default ``$RECON4D_HOME/weights``)."""
         from recon4d.settings import weights_dir as default_weights_dir
 
-        options = dict(options or {})
-        names = {f.name for f in fields(OrientAnythingConfig)}
-        unknown = sorted(set(options) - names)
-        if unknown:
-            raise Recon4dError(f"unknown option(s) {unknown} for the orient-anything orienter; "
-                               f"valid options are {sorted(names)}.")
-        config = OrientAnythingConfig(**options)
+        config = config_from_options(OrientAnythingConfig, options, "orient-anything orienter")
         return cls.from_pretrained(Path(weights_dir or default_weights_dir()) / COMPONENT, config, device)
 
     def _logits(self, images: list) -> np.ndarray:

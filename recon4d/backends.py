@@ -19,6 +19,7 @@ are present, else the weights-free one, and says which and why.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,19 @@ class BackendSpec:
 
 
 _REGISTRY: dict[str, dict[str, BackendSpec]] = {stage: {} for stage in STAGES}
+
+
+def config_from_options(config_cls, options: dict | None, backend: str, extra: tuple[str, ...] = (),
+                        error: type[Recon4dError] = Recon4dError):
+    """``config_cls(**options)`` for a backend's ``from_config``; option names that are not
+    fields of the config dataclass (nor in ``extra``, names the caller handles itself) raise
+    ``error`` naming them and listing the valid ones."""
+    options = {k: v for k, v in dict(options or {}).items() if k not in extra}
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise error(f"unknown option(s) {unknown} for the {backend}; valid options are {sorted(names | set(extra))}.")
+    return config_cls(**options)
 
 
 def register_backend(stage: str, name: str, target: str, weights: tuple[str, ...] = (),

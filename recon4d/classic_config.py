@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -84,11 +83,6 @@ class ClassicConfig:
     @classmethod
     def from_options(cls, options: dict | None) -> "ClassicConfig":
         """Config from a plain dict; unknown keys raise an error that lists the known ones."""
-        options = dict(options or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ClassicReconstructionError(
-                f"unknown option(s) for the classic reconstructor: {', '.join(unknown)}; "
-                f"known options are {', '.join(sorted(known))}.")
-        return cls(**options)
+        from recon4d.backends import config_from_options
+
+        return config_from_options(cls, options, "classic reconstructor", error=ClassicReconstructionError)

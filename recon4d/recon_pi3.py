@@ -37,6 +37,7 @@ from typing import Callable
 import numpy as np
 
 from recon4d import __version__
+from recon4d.backends import config_from_options
 from recon4d.errors import Recon4dError
 from recon4d.geometry import umeyama_sim3
 from recon4d.types import Clip, Reconstruction, Tracks2D
@@ -216,12 +217,7 @@ class Pi3Reconstructor:
         from recon4d.settings import weights_dir as default_weights_dir
         from recon4d.weights import sha256_path
 
-        options = dict(options or {})
-        names = {f.name for f in fields(Pi3BackendConfig)}
-        unknown = sorted(set(options) - names)
-        if unknown:
-            raise Recon4dError(f"unknown option(s) {unknown} for the pi3 backend; valid options are {sorted(names)}.")
-        config = Pi3BackendConfig(**options)
+        config = config_from_options(Pi3BackendConfig, options, "pi3 backend")
         torch = require("torch", extra="pi3", purpose="the π³ backend")
         from recon4d.models.pi3 import Pi3
 

@@ -64,14 +64,13 @@ resolution, background planes, residual flow and its threshold: steps 1–3),
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 from typing import Callable
 
 import cv2
 import numpy as np
 
-from recon4d.errors import Recon4dError
+from recon4d.backends import config_from_options
 from recon4d.tracking.association import associate, detect_moving_regions, fill_mask
 from recon4d.tracking.boxes import box_iou, mask_box
 from recon4d.tracking.classic_config import ClassicTrackerConfig, hog_available
@@ -213,12 +212,7 @@ class ClassicTracker:
         boxes = options.pop("boxes", None)
         if isinstance(boxes, (str, Path)):
             boxes = load_user_boxes(boxes)
-        names = {f.name for f in fields(ClassicTrackerConfig)}
-        unknown = set(options) - names
-        if unknown:
-            raise Recon4dError(f"unknown option(s) {sorted(unknown)} for the classic tracker; "
-                               f"valid options are {sorted(names | {'boxes'})}.")
-        return cls(ClassicTrackerConfig(**options), boxes)
+        return cls(config_from_options(ClassicTrackerConfig, options, "classic tracker", extra=("boxes",)), boxes)
 
     def track(self, clip: Clip, progress: ProgressFn | None = None) -> Tracks2D:
         """Find and follow moving objects (or the user's boxes) in ``clip``.

@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import functools
 import warnings
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from recon4d._optional import require
+from recon4d.backends import config_from_options
 from recon4d.errors import Recon4dError
 from recon4d.tracking.user_boxes import anchor_frame, load_user_boxes, validate_user_boxes
 from recon4d.tracking.grounding import (
@@ -150,14 +151,9 @@ class Sam2Tracker:
         settings' weights directory). Models load on first use."""
         from recon4d.settings import weights_dir as default_weights_dir
 
-        options = dict(options or {})
-        names = {f.name for f in fields(Sam2TrackerConfig)}
-        unknown = set(options) - names
-        if unknown:
-            raise Recon4dError(f"unknown option(s) {sorted(unknown)} for the sam2 tracker; "
-                               f"valid options are {sorted(names)}.")
+        config = config_from_options(Sam2TrackerConfig, options, "sam2 tracker")
         weights_dir = Path(weights_dir) if weights_dir is not None else default_weights_dir()
-        return cls(Sam2TrackerConfig(**options), weights_dir / "grounding-dino", weights_dir / "sam2", device)
+        return cls(config, weights_dir / "grounding-dino", weights_dir / "sam2", device)
 
     @functools.cached_property
     def weights_sha256(self) -> str:
