@@ -15,7 +15,7 @@
    of the earlier chunk.
 3. Validity: ``conf`` is sigmoid(logit) in [0, 1]; lifting keeps pixels with conf > 0.1 that
    are not on depth edges (relative 3×3 range > 0.03), the reference pipeline's rule
-   (``recon4d.lift.LiftConfig``); :func:`valid_mask` gives the same mask for other uses.
+   (``recon4d.lift.LiftConfig``); :func:`recon4d.lift.valid_point_mask` gives that mask.
 4. World frame: π³'s own world has no reference view; the stitched poses are expressed in
    the camera of the clip's first frame (like ``classic``), which changes no answer.
 5. Intrinsics: π³ predicts none; a pinhole focal length per frame is fitted to the confident
@@ -95,19 +95,6 @@ def chunk_spans(n_frames: int, chunk_frames: int, overlap: int) -> list[tuple[in
             return spans
         spans.append((start, stop))
         start += step
-
-
-def valid_mask(local_points: np.ndarray, conf: np.ndarray, conf_threshold: float = 0.1,
-               edge_rtol: float = 0.03) -> np.ndarray:
-    """(T, H, W) bool: conf > threshold and not on a depth edge (3×3 depth range / depth ≤ rtol)."""
-    from scipy.ndimage import maximum_filter, minimum_filter
-
-    depth = np.asarray(local_points[..., 2], np.float32)
-    size = (1, 3, 3)
-    spread = maximum_filter(depth, size=size, mode="nearest") - minimum_filter(depth, size=size, mode="nearest")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        edge = spread / depth > edge_rtol
-    return (np.asarray(conf) > conf_threshold) & ~edge & np.isfinite(depth) & (depth > 0)
 
 
 def fit_focal(local_points: np.ndarray, weight: np.ndarray) -> tuple[float, float]:

@@ -16,7 +16,6 @@ from recon4d.recon_pi3 import (  # noqa: E402
     check_weights,
     chunk_spans,
     fit_focal,
-    valid_mask,
 )
 from recon4d.types import Clip  # noqa: E402
 from tests.models.tiny_pi3 import write_tiny_pi3  # noqa: E402
@@ -53,13 +52,16 @@ def test_fit_focal_recovers_pinhole():
     assert np.isnan(fit_focal(points, np.zeros((30, 40), bool))[0])
 
 
-def test_valid_mask_matches_slow_reference():
+def test_lift_validity_is_the_pi3_rule():
+    """π³'s validity rule (conf > 0.1, no depth edge over 0.03) as lifting applies it."""
+    from recon4d.lift import LiftConfig, valid_point_mask
+
     rng = np.random.default_rng(2)
     depth = rng.uniform(1, 1.05, (2, 12, 14))
     depth[0, 5:, 7:] = 3.0  # a step: its 3×3 border is an edge
     points = _pinhole_points(depth, 20.0).astype(np.float32)
     conf = rng.uniform(0, 0.3, depth.shape).astype(np.float32)
-    got = valid_mask(points, conf, 0.1, 0.03)
+    got = valid_point_mask(points, conf, LiftConfig(conf_threshold=0.1, depth_edge_rtol=0.03))
     expected = np.zeros_like(got)
     for t in range(2):
         for i in range(12):
