@@ -115,6 +115,11 @@ def fit_focal(local_points: np.ndarray, weight: np.ndarray) -> tuple[float, floa
     return fx, fy
 
 
+def _to_world(cam_to_world: np.ndarray, local_points: np.ndarray) -> np.ndarray:
+    """(S, H, W, 3) world points of camera-frame points (S, H, W, 3) under poses (S, 4, 4)."""
+    return np.einsum("sij,shwj->shwi", cam_to_world[:, :3, :3], local_points) + cam_to_world[:, None, None, :3, 3]
+
+
 def _align_chunk(prev_world: np.ndarray, prev_ok: np.ndarray, new_world: np.ndarray, new_ok: np.ndarray):
     """Similarity mapping the new chunk's world onto the previous one from shared pixels.
 
@@ -227,7 +232,7 @@ class Pi3Reconstructor:
         return resize_to_budget(width, height, self.config.pixel_budget, patch)
 
     def _forward(self, frames: np.ndarray) -> dict[str, np.ndarray]:
-        """π³ on (N, H, W, 3) uint8 frames → numpy local_points, conf (sigmoid), poses, points."""
+        """π³ on (N, H, W, 3) uint8 frames → numpy local_points, conf (sigmoid), camera_poses."""
         import torch
 
         imgs = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
@@ -241,7 +246,6 @@ class Pi3Reconstructor:
             "local_points": out["local_points"][0].float().cpu().numpy(),
             "conf": torch.sigmoid(out["conf"][0, ..., 0].float()).cpu().numpy(),
             "camera_poses": out["camera_poses"][0].double().cpu().numpy(),
-            "points": out["points"][0].float().cpu().numpy(),
         }
 
     def reconstruct(self, clip: Clip, tracks: Tracks2D | None = None,
@@ -260,19 +264,19 @@ class Pi3Reconstructor:
         n_frames = clip.n_frames
         local_points = np.full((n_frames, net_h, net_w, 3), np.nan, np.float32)
         conf = np.zeros((n_frames, net_h, net_w), np.float32)
-        world = np.full((n_frames, net_h, net_w, 3), np.nan, np.float32)
         cam_to_world = np.tile(np.eye(4), (n_frames, 1, 1))
         placed = np.zeros(n_frames, bool)
         spans = chunk_spans(n_frames, self.config.chunk_frames, self.config.overlap)
         for i, (start, stop) in enumerate(spans):
             out = self._forward(frames[start:stop])
-            poses, points, lp = out["camera_poses"], out["points"], out["local_points"]
+            poses, lp = out["camera_poses"], out["local_points"]
             shared = np.flatnonzero(placed[start:stop])
             if shared.size:
                 frames_shared = shared + start
                 ok_prev = conf[frames_shared] > self.config.conf_threshold
                 ok_new = out["conf"][shared] > self.config.conf_threshold
-                sim = _align_chunk(world[frames_shared], ok_prev, points[shared], ok_new)
+                sim = _align_chunk(_to_world(cam_to_world[frames_shared], local_points[frames_shared]), ok_prev,
+                                   _to_world(poses[shared], lp[shared]), ok_new)
                 if sim is None:  # no confident shared pixels: chain through the first shared camera
                     delta = cam_to_world[frames_shared[0]] @ np.linalg.inv(poses[shared[0]])
                     scale, rotation, translation = 1.0, delta[:3, :3], delta[:3, 3]
@@ -281,11 +285,10 @@ class Pi3Reconstructor:
                 poses = poses.copy()
                 poses[:, :3, 3] = scale * poses[:, :3, 3] @ rotation.T + translation
                 poses[:, :3, :3] = rotation @ poses[:, :3, :3]
-                points = (scale * points @ rotation.T.astype(np.float32) + translation).astype(np.float32)
                 lp = (lp * scale).astype(np.float32)
             new = ~placed[start:stop]
             idx = np.arange(start, stop)[new]
-            local_points[idx], conf[idx], world[idx] = lp[new], out["conf"][new], points[new]
+            local_points[idx], conf[idx] = lp[new], out["conf"][new]
             cam_to_world[idx] = poses[new]
             placed[idx] = True
             if progress is not None:

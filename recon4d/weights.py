@@ -23,9 +23,6 @@ from pathlib import Path
 
 from recon4d.errors import Recon4dError
 
-_CHUNK = 1 << 20
-
-
 @dataclass(frozen=True)
 class Component:
     """One downloadable artefact a learned backend loads: a directory under the weights root."""
@@ -80,14 +77,6 @@ def get_component(name: str) -> Component:
                            f"{', '.join(sorted(COMPONENTS))} (see `recon4d weights list`).") from None
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(_CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def files_of(path: str | Path) -> list[Path]:
     """The files a path stands for: itself, or everything under a directory (sorted)."""
     path = Path(path)
@@ -99,14 +88,16 @@ def files_of(path: str | Path) -> list[Path]:
 def sha256_path(path: str | Path) -> str:
     """sha256 of a file's bytes; for a directory, of its files' relative paths and hashes in
     sorted order (so it changes when any file is renamed, added or edited)."""
+    from recon4d.store import file_sha256
+
     path = Path(path)
     if path.is_file():
-        return sha256_file(path)
+        return file_sha256(path)
     if not path.is_dir():
         raise Recon4dError(f"{path} does not exist, so it has no checksum.")
     digest = hashlib.sha256()
     for file in files_of(path):
-        digest.update(f"{file.relative_to(path).as_posix()}\0{sha256_file(file)}\n".encode())
+        digest.update(f"{file.relative_to(path).as_posix()}\0{file_sha256(file)}\n".encode())
     return digest.hexdigest()
 
 
