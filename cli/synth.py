@@ -8,13 +8,7 @@ from pathlib import Path
 
 import click
 
-
-def _parse_size(_ctx, _param, value: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"expected WIDTHxHEIGHT such as 640x360, got {value!r}") from None
-    return width, height
+from recon4d.cli._options import parse_size
 
 
 @click.command("synth")
@@ -23,7 +17,7 @@ def _parse_size(_ctx, _param, value: str) -> tuple[int, int]:
 @click.option("--seed", default=0, show_default=True, help="Random seed; the same seed gives the same scene.")
 @click.option("--frames", "n_frames", default=48, show_default=True, help="Number of frames to render.")
 @click.option("--fps", default=12.0, show_default=True, help="Frame rate of the video.")
-@click.option("--size", default="640x360", show_default=True, callback=_parse_size,
+@click.option("--size", default="640x360", show_default=True, callback=parse_size,
               help="Video size WIDTHxHEIGHT (both even).")
 @click.option("--objects", "n_objects", type=int, default=None,
               help="Number of moving objects (2-6; default: chosen by the seed).")

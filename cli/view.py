@@ -6,13 +6,7 @@ from pathlib import Path
 
 import click
 
-
-def _parse_size(_ctx, _param, value: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"expected WIDTHxHEIGHT such as 960x540, got {value!r}") from None
-    return width, height
+from recon4d.cli._options import parse_size
 
 
 @click.command("view")
@@ -20,7 +14,7 @@ def _parse_size(_ctx, _param, value: str) -> tuple[int, int]:
 @click.option("--frame", default=0, show_default=True, help="Scene frame to show.")
 @click.option("--screenshot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Render headless to this PNG instead of opening a window.")
-@click.option("--size", default="960x540", show_default=True, callback=_parse_size, help="Image size WIDTHxHEIGHT.")
+@click.option("--size", default="960x540", show_default=True, callback=parse_size, help="Image size WIDTHxHEIGHT.")
 @click.option("--color", "color_by", type=click.Choice(["rgb", "object"]), default="rgb", show_default=True,
               help="Colour points by the video's RGB or by object.")
 def view_command(scene_path, frame, screenshot, size, color_by):
