@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from recon4d.qa_compiler.observers import CAMERA, observer_frame
+from recon4d.qa_compiler.observers import CAMERA, entity_positions, observer_frame, to_observer
 from recon4d.qa_compiler.rules import Description, RuleProfile
 from recon4d.types import Scene
 
@@ -211,6 +211,12 @@ def frames_and_pose(scene: Scene, plan: QuestionPlan):
     """The interval's frames and the observer frame over them: ((F,), (4, 4) or (F, 4, 4))."""
     frames = plan.frames
     return frames, observer_frame(scene, plan.observer, frames, plan.frozen_at)
+
+
+def observed_targets(scene: Scene, plan: QuestionPlan) -> np.ndarray:
+    """(E, F, 3) positions of the plan's targets over its interval, in the observer's FLU frame."""
+    frames, pose = frames_and_pose(scene, plan)
+    return to_observer(entity_positions(scene, plan.targets, frames), pose)
 
 
 def unit_vectors(vectors: np.ndarray) -> np.ndarray:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from recon4d.qa_compiler.observers import entity_positions, to_observer
 from recon4d.qa_compiler.questions import (
     ABSOLUTE,
     RELATIVE,
@@ -20,7 +19,7 @@ from recon4d.qa_compiler.questions import (
     QuestionType,
     check_direction,
     finite,
-    frames_and_pose,
+    observed_targets,
     register,
     unit_vectors,
     vector_list,
@@ -40,8 +39,7 @@ REL_TEMPLATE = (
 
 def direction_vectors(scene: Scene, plan: QuestionPlan) -> np.ndarray:
     """(F, 3) first target minus second target, observer FLU coordinates, per frame."""
-    frames, pose = frames_and_pose(scene, plan)
-    points = to_observer(entity_positions(scene, plan.targets, frames), pose)  # (2, F, 3)
+    points = observed_targets(scene, plan)  # (2, F, 3)
     return finite("direction", points[0] - points[1])
 
 

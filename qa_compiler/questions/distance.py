@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from recon4d.qa_compiler.observers import entity_positions, to_observer
 from recon4d.qa_compiler.questions import (
     ABSOLUTE,
     RELATIVE,
@@ -19,7 +18,7 @@ from recon4d.qa_compiler.questions import (
     QuestionPlan,
     QuestionType,
     finite,
-    frames_and_pose,
+    observed_targets,
     register,
 )
 from recon4d.qa_compiler.rules import DISTANCE, RuleProfile, describe_distance
@@ -37,8 +36,7 @@ REL_TEMPLATE = (
 
 def distance_series(scene: Scene, plan: QuestionPlan) -> np.ndarray:
     """(F,) distance between the two targets at every frame of the interval."""
-    frames, pose = frames_and_pose(scene, plan)
-    points = to_observer(entity_positions(scene, plan.targets, frames), pose)  # (2, F, 3)
+    points = observed_targets(scene, plan)  # (2, F, 3)
     return finite("distance", np.linalg.norm(points[0] - points[1], axis=-1))
 
 

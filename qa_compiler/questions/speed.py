@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from recon4d.qa_compiler.observers import entity_positions, to_observer
 from recon4d.qa_compiler.questions import (
     ABSOLUTE,
     RELATIVE,
@@ -20,7 +19,7 @@ from recon4d.qa_compiler.questions import (
     QuestionPlan,
     QuestionType,
     finite,
-    frames_and_pose,
+    observed_targets,
     register,
 )
 from recon4d.qa_compiler.rules import DISTANCE, RuleProfile, describe_distance
@@ -38,8 +37,7 @@ REL_TEMPLATE = (
 
 def step_speeds(scene: Scene, plan: QuestionPlan) -> np.ndarray:
     """(E, F−1) per-step displacement length of each target in the observer frame(s)."""
-    frames, pose = frames_and_pose(scene, plan)
-    points = to_observer(entity_positions(scene, plan.targets, frames), pose)  # (E, F, 3)
+    points = observed_targets(scene, plan)  # (E, F, 3)
     return finite("speed", np.linalg.norm(np.diff(points, axis=1), axis=-1))
 
 
