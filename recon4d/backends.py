@@ -51,12 +51,7 @@ class BackendSpec:
         from recon4d.weights import COMPONENTS
 
         missing = []
-        for name in self.weights:
-            component = COMPONENTS.get(name)
-            if component is None:
-                if not (Path(weights_dir) / name).exists():
-                    missing.append(str(Path(weights_dir) / name))
-                continue
+        for component in (COMPONENTS[name] for name in self.weights):
             lacking = component.missing(weights_dir)
             if lacking:
                 missing.append(f"{component.path(weights_dir)}/ (needs {', '.join(lacking)}; {component.source})")
