@@ -39,15 +39,14 @@ def weights_group() -> None:
 def list_command(weights_dir, no_hash, as_json):
     """Each backend's expected files under the weights root, present or not, with sha256."""
     from recon4d.backends import STAGES, backend_names, get_backend
-    from recon4d.store import file_sha256
-    from recon4d.weights import COMPONENTS, files_of
+    from recon4d.weights import COMPONENTS, file_sha256_cached, files_of
 
     root = _root(weights_dir)
     report = {"weights_dir": str(root), "components": [], "backends": []}
     for component in COMPONENTS.values():
         path = component.path(root)
         files = [{"path": str(f.relative_to(root)), "bytes": f.stat().st_size,
-                  "sha256": None if no_hash else file_sha256(f)} for f in files_of(path)]
+                  "sha256": None if no_hash else file_sha256_cached(f)} for f in files_of(path)]
         report["components"].append({"name": component.name, "path": str(path), "present": component.is_present(root),
                                      "missing": component.missing(root), "required": list(component.required),
                                      "used_by": list(component.backends), "source": component.source,

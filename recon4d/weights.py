@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -85,19 +87,47 @@ def files_of(path: str | Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
 
 
-def sha256_path(path: str | Path) -> str:
-    """sha256 of a file's bytes; for a directory, of its files' relative paths and hashes in
-    sorted order (so it changes when any file is renamed, added or edited)."""
+def file_sha256_cached(path: str | Path) -> str:
+    """sha256 of a file, remembered in ``$RECON4D_HOME/cache/sha256.json`` by absolute path,
+    size and modification time, so checkpoints of several GB are read once, not on every
+    ``recon4d process``. A cache that cannot be written (read-only home) is only skipped."""
+    from recon4d.settings import recon4d_home
     from recon4d.store import file_sha256
 
+    path = Path(path).resolve()
+    stat = path.stat()
+    cache_file = recon4d_home() / "cache" / "sha256.json"
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    entry = cache.get(str(path))
+    if entry and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns:
+        return entry["sha256"]
+    digest = file_sha256(path)
+    cache[str(path)] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.partial")
+        partial.write_text(json.dumps(cache))
+        os.replace(partial, cache_file)
+    except OSError:
+        pass
+    return digest
+
+
+def sha256_path(path: str | Path) -> str:
+    """sha256 of a file's bytes; for a directory, of its files' relative paths and hashes in
+    sorted order (so it changes when any file is renamed, added or edited). File hashes come
+    from :func:`file_sha256_cached`."""
     path = Path(path)
     if path.is_file():
-        return file_sha256(path)
+        return file_sha256_cached(path)
     if not path.is_dir():
         raise Recon4dError(f"{path} does not exist, so it has no checksum.")
     digest = hashlib.sha256()
     for file in files_of(path):
-        digest.update(f"{file.relative_to(path).as_posix()}\0{file_sha256(file)}\n".encode())
+        digest.update(f"{file.relative_to(path).as_posix()}\0{file_sha256_cached(file)}\n".encode())
     return digest.hexdigest()
 
 

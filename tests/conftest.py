@@ -10,6 +10,16 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_home(tmp_path_factory):
+    """RECON4D_HOME in a temporary folder for the whole run: tests neither see a developer's
+    installed weights (``auto`` must resolve the same everywhere) nor write caches into ~."""
+    with pytest.MonkeyPatch.context() as patch:
+        home = tmp_path_factory.mktemp("recon4d_home")
+        patch.setenv("RECON4D_HOME", str(home))
+        yield home
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data next to the checkout; tests that need it skip with a reason if absent."""

@@ -83,3 +83,23 @@ def test_auto_picks_pi3_when_present_and_explicit_missing_is_clear(tmp_path):
     write_tiny_pi3(root / "pi3")
     resolved = resolve_backend("recon", "auto", root)
     assert resolved.spec.name == "pi3" and str(root) in resolved.reason
+
+
+def test_file_hashes_are_cached_until_the_file_changes(tmp_path, monkeypatch):
+    import os
+
+    import recon4d.store
+    from recon4d.weights import file_sha256_cached
+
+    monkeypatch.setenv("RECON4D_HOME", str(tmp_path / "home"))
+    reads = []
+    original = recon4d.store.file_sha256
+    monkeypatch.setattr(recon4d.store, "file_sha256", lambda path: reads.append(path) or original(path))
+    file = tmp_path / "model.bin"
+    file.write_bytes(b"a" * 1000)
+    first = file_sha256_cached(file)
+    assert file_sha256_cached(file) == first and len(reads) == 1  # second call from the cache
+    assert (tmp_path / "home" / "cache" / "sha256.json").is_file()
+    file.write_bytes(b"b" * 1000)
+    os.utime(file, ns=(1, 1))  # a different modification time
+    assert file_sha256_cached(file) == original(file) != first and len(reads) == 2
