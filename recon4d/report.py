@@ -2,8 +2,8 @@
 
 The page needs no server and no network: every picture is a base64 PNG inside the file. It
 holds the summary of :func:`recon4d.summary.summarize_scene`, the scene figure of
-:func:`recon4d.plots.scene_figure`, headless Open3D renders of three frames and, given a QA JSONL export, four histograms of the
-questions (type, phase count, margin, correct letter). It is written to a temporary file
+:func:`recon4d.plots.scene_figure`, headless Open3D renders of three frames and, given a QA
+JSONL export, four histograms of the questions (type, phase count, margin, correct letter). It is written to a temporary file
 beside the target and renamed, so a reader never sees half a report.
 """
 
@@ -154,6 +154,8 @@ def _renders_section(scene) -> str:
         for frame in frames:
             image = render_image(scene, frame=frame, size=_RENDER_SIZE, color_by=colour)
             ok, png = cv2.imencode(".png", image[..., ::-1])
+            if not ok:
+                raise Recon4dError(f"OpenCV could not encode the render of frame {frame} as PNG")
             parts.append(f"<figure>{_img(png.tobytes(), f'3D view at frame {frame}')}"
                          f"<figcaption>frame {frame}, t = {scene.timestamps_s[frame]:.2f} s</figcaption></figure>")
     except Recon4dError as exc:
