@@ -23,7 +23,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from recon4d.qa_compiler.compiler import CompileConfig, compile_scene, reanswer
-from recon4d.synth import SynthConfig, generate_scene
+from recon4d.synth.scene import SynthConfig, generate_scene
 
 
 def scene_scale(scene) -> float:

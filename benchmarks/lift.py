@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from recon4d.lift import LiftConfig, _lift_numpy, lift_objects
+from recon4d.lift.lifting import LiftConfig, _lift_numpy, lift_objects
 
 
 def make_scene(n_frames: int, height: int, width: int, n_obj: int, seed: int = 0):

@@ -1,6 +1,6 @@
 """`recon4d process` against synthetic ground truth. Prints one JSON object.
 
-For each seed a synthetic scene is rendered to mp4 (`recon4d.synth`), processed with the
+For each seed a synthetic scene is rendered to mp4 (`recon4d.synth.scene`), processed with the
 chosen backends (weights-free by default), and compared with its ground truth on the frames
 the pipeline sampled:
 
@@ -33,7 +33,7 @@ from recon4d.pipeline import ProcessConfig, process_video
 from recon4d.qa_compiler.compiler import CompileConfig, compile_scene, reanswer
 from recon4d.qa_compiler.questions import Skip
 from recon4d.store import open_scene
-from recon4d.synth import SynthConfig, write_synthetic
+from recon4d.synth.scene import SynthConfig, write_synthetic
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from recon4d.pipeline import ProcessConfig, process_video
-from recon4d.synth import SynthConfig, write_synthetic
+from recon4d.synth.scene import SynthConfig, write_synthetic
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from recon4d.qa_compiler.audit import audit
 from recon4d.qa_compiler.compiler import CompileConfig, compile_scene
-from recon4d.synth import SynthConfig, generate_scene
+from recon4d.synth.scene import SynthConfig, generate_scene
 
 
 def main() -> None:

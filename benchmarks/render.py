@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from recon4d.store import open_scene
-from recon4d.synth import SynthConfig, write_synthetic
-from recon4d.viewer import render_image
+from recon4d.synth.scene import SynthConfig, write_synthetic
+from recon4d.viz.viewer import render_image
 
 
 def main() -> None:

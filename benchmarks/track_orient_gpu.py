@@ -25,11 +25,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' tiny-weight writers
 
-from recon4d.orient.orient_anything import OrientAnythingOrienter  # noqa: E402
+from recon4d.orient.orient_anything.orienter import OrientAnythingOrienter  # noqa: E402
 from recon4d.settings import quiet_library_progress  # noqa: E402
 from recon4d.store import open_scene  # noqa: E402
-from recon4d.synth import SynthConfig, write_synthetic  # noqa: E402
-from recon4d.tracking.sam2 import Sam2Tracker  # noqa: E402
+from recon4d.synth.scene import SynthConfig, write_synthetic  # noqa: E402
+from recon4d.tracking.sam2.tracker import Sam2Tracker  # noqa: E402
 from recon4d.video import read_clip  # noqa: E402
 
 DINOV2_LARGE = {"model_type": "dinov2", "hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
@@ -52,7 +52,7 @@ def write_random_sam2_large(directory: Path) -> None:
 def write_random_orient_anything_large(directory: Path) -> None:
     from transformers import Dinov2Config
 
-    from recon4d.orient.orient_anything_model import OrientAnythingNet, to_public_names
+    from recon4d.orient.orient_anything.model import OrientAnythingNet, to_public_names
 
     (directory / "dinov2").mkdir(parents=True)
     (directory / "dinov2" / "config.json").write_text(json.dumps(DINOV2_LARGE))

@@ -26,7 +26,7 @@ def _parse_pair(_ctx, _param, value: str | None):
               help="Two entities A,B (ids or 'camera') for the distance panel; default the first two objects.")
 def plot_command(scene_path: Path, out: Path, observer: str, frame: int, pair) -> None:
     """Plot SCENE: top-down and side views in an observer's frame, speeds, and a pair's distance."""
-    from recon4d.plots import plot_scene
+    from recon4d.viz.plots import plot_scene
     from recon4d.store import open_scene
 
     layout = plot_scene(open_scene(scene_path), out, observer=observer, frame=frame, pair=pair)

@@ -49,7 +49,7 @@ def process_command(video, out, n_frames, fps, start_s, end_s, recon, tracker, o
         raise StoreError(f"{out} already exists; pass --overwrite to replace it or choose another -o.")
     boxes = ()
     if boxes_path is not None:
-        from recon4d.tracking.user_boxes import load_user_boxes
+        from recon4d.tracking.classic.user_boxes import load_user_boxes
 
         boxes = tuple(load_user_boxes(boxes_path))
     config = ProcessConfig(n_frames=n_frames, fps=fps, start_s=start_s, end_s=end_s, recon=recon, tracker=tracker,

@@ -20,7 +20,7 @@ def _record_video(record, qa_file: Path) -> Path | None:
 def _find_store(record, video: Path | None) -> Path:
     """The store beside the record's video whose content digest matches the record's."""
     from recon4d.errors import Recon4dError
-    from recon4d.explain import ExplainError
+    from recon4d.viz.explain import ExplainError
     from recon4d.qa_compiler.compiler import scene_digest
     from recon4d.store import open_scene
 
@@ -51,7 +51,7 @@ def _find_store(record, video: Path | None) -> Path:
               help="Source video (default: the record's video path).")
 def explain_command(qa_file: Path, index: int, out: Path, scene_path: Path | None, video_path: Path | None) -> None:
     """Draw why record --id of QA_FILE (a JSONL export) has its answer: frames, quantities, thresholds."""
-    from recon4d.explain import ExplainError, explain_record
+    from recon4d.viz.explain import ExplainError, explain_record
     from recon4d.qa_compiler.compiler import scene_digest
     from recon4d.qa_compiler.export import read_jsonl
     from recon4d.store import open_scene

@@ -15,7 +15,7 @@ import click
 @click.option("--no-renders", is_flag=True, help="Leave out the headless 3D views (Open3D).")
 def report_command(scene_path: Path, out: Path, qa_path: Path | None, no_renders: bool) -> None:
     """Write a static HTML report of SCENE: summary, plots, 3D views and, with --qa, question statistics."""
-    from recon4d.report import write_report
+    from recon4d.viz.report import write_report
 
     write_report(scene_path, out, qa_path=qa_path, renders=not no_renders)
     click.echo(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB, images embedded)")

@@ -30,7 +30,7 @@ def synth_command(out_dir, seed, n_frames, fps, size, n_objects, static_camera, 
     scene store (poses, point maps, masks, boxes, centres, orientations).
     """
     from recon4d.cli._progress import progress_callback
-    from recon4d.synth import SynthConfig, write_synthetic
+    from recon4d.synth.scene import SynthConfig, write_synthetic
 
     try:
         config = SynthConfig(seed=seed, n_frames=n_frames, fps=fps, width=size[0], height=size[1],

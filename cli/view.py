@@ -25,7 +25,7 @@ def view_command(scene_path, frame, screenshot, size, color_by):
     """
     from recon4d.settings import environ
     from recon4d.store import open_scene
-    from recon4d.viewer import render_png, view_interactive
+    from recon4d.viz.viewer import render_png, view_interactive
 
     scene = open_scene(scene_path)
     if screenshot is None and environ().get("DISPLAY"):

@@ -196,7 +196,7 @@ class MotionOrienter:
                progress: ProgressFn | None = None) -> Orientations:
         """Orientation (K, T, 3) deg and conf (K, T) of every tracked object.
 
-        lifted: :class:`recon4d.lift.LiftResult` with ``center_world`` (K, T, 3) and
+        lifted: :class:`recon4d.lift.lifting.LiftResult` with ``center_world`` (K, T, 3) and
         ``visible`` (K, T) of the same objects and frames as ``tracks`` and ``recon``.
         """
         config = self.config

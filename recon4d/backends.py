@@ -8,7 +8,7 @@ Stages and the protocol a backend class implements (all take/return ``recon4d.ty
 
 ``tracks`` is given to the reconstructor so a weights-free backend can exclude moving
 objects from camera-motion estimation (a learned one may ignore it); ``lifted`` is the
-:class:`recon4d.lift.LiftResult` of the objects, which the motion orienter needs.
+:class:`recon4d.lift.lifting.LiftResult` of the objects, which the motion orienter needs.
 Each backend class has ``name`` and ``version`` attributes and a ``from_config(options:
 dict, device: str)`` classmethod; learned ones list the weight components they need
 (``recon4d.weights``, directories under ``$RECON4D_HOME/weights``), take a third argument
@@ -139,17 +139,17 @@ def resolve_backend(stage: str, name: str, weights_dir: Path) -> Resolved:
 _FLAG = {"track": "tracker", "recon": "recon", "orient": "orient"}
 
 
-register_backend("track", "classic", "recon4d.tracking.classic:ClassicTracker",
+register_backend("track", "classic", "recon4d.tracking.classic.tracker:ClassicTracker",
                  description="weights-free: motion segmentation after camera-motion compensation, HOG person "
                              "detector for agents; or user boxes (--boxes)")
-register_backend("recon", "classic", "recon4d.recon_classic:ClassicReconstructor",
+register_backend("recon", "classic", "recon4d.recon.classic.reconstructor:ClassicReconstructor",
                  description="weights-free: KLT tracks, essential matrix/PnP/bundle adjustment, ground-plane scale")
 register_backend("orient", "motion", "recon4d.orient.motion:MotionOrienter",
                  description="weights-free: agents face their smoothed direction of travel")
-register_backend("recon", "pi3", "recon4d.recon_pi3:Pi3Reconstructor", weights=("pi3",),
+register_backend("recon", "pi3", "recon4d.recon.pi3:Pi3Reconstructor", weights=("pi3",),
                  description="π³ feed-forward point maps and poses (in-repo network, public checkpoint)")
-register_backend("track", "sam2", "recon4d.tracking.sam2:Sam2Tracker", weights=("grounding-dino", "sam2"),
+register_backend("track", "sam2", "recon4d.tracking.sam2.tracker:Sam2Tracker", weights=("grounding-dino", "sam2"),
                  description="GroundingDINO boxes from a category prompt (--objects), SAM2 video masks")
-register_backend("orient", "orient-anything", "recon4d.orient.orient_anything:OrientAnythingOrienter",
+register_backend("orient", "orient-anything", "recon4d.orient.orient_anything.orienter:OrientAnythingOrienter",
                  weights=("orient-anything",),
                  description="Orient Anything (DINOv2-L + MLP head) on each agent's background-free crop")

@@ -8,7 +8,7 @@ For ``n_frames`` // 2 pairs spread evenly over the video, each pair being a fram
 the one ``pair_gap_s`` seconds later, decoded at long side ``long_side``:
 
 - camera motion: median over the pixels of the displacement of the fitted background
-  homography (:func:`recon4d.tracking.motion.fit_background_planes`, dominant plane),
+  homography (:func:`recon4d.tracking.classic.motion.fit_background_planes`, dominant plane),
   over the image diagonal and the pair's time gap (diagonals per second); the median
   over pairs;
 - object motion: fraction of the pixels whose residual flow after that compensation
@@ -123,8 +123,8 @@ def motion_statistics(path, n_frames: int = 16, long_side: int = 320,
     """
     import cv2
 
-    from recon4d.tracking.classic_config import ClassicTrackerConfig
-    from recon4d.tracking.motion import homography_flow, pair_motion, robust_threshold, textured, working_size
+    from recon4d.tracking.classic.config import ClassicTrackerConfig
+    from recon4d.tracking.classic.motion import homography_flow, pair_motion, robust_threshold, textured, working_size
     from recon4d.video import iter_frames, probe
 
     base = config or CurateConfig()

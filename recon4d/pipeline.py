@@ -24,7 +24,7 @@ import numpy as np
 from recon4d import __version__
 from recon4d.backends import resolve_backend
 from recon4d.errors import Recon4dError
-from recon4d.lift import LiftConfig, lift_objects
+from recon4d.lift.lifting import LiftConfig, lift_objects
 from recon4d.types import Clip, Orientations, Scene, SourceInfo, Tracks2D
 
 ProgressFactory = Callable[[str], Callable[[int, int], None] | None]
@@ -199,7 +199,7 @@ def process_clip(clip: Clip, config: ProcessConfig = ProcessConfig(), source: So
 def _lift(clip: Clip, tracks: Tracks2D, recon, config: LiftConfig):
     n_objects, n_frames = tracks.n_objects, clip.n_frames
     if recon.local_points is None or n_objects == 0:
-        from recon4d.lift import LiftResult
+        from recon4d.lift.lifting import LiftResult
 
         return LiftResult(center_camera=np.full((n_objects, n_frames, 3), np.nan),
                           center_world=np.full((n_objects, n_frames, 3), np.nan),

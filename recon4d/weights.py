@@ -169,19 +169,19 @@ def import_component(name: str, source: str | Path, weights_dir: Path, overwrite
 
 
 register_component(
-    "pi3", ("model.safetensors",), ("recon:pi3",), "recon4d.recon_pi3:check_weights",
+    "pi3", ("model.safetensors",), ("recon:pi3",), "recon4d.recon.pi3:check_weights",
     "the public π³ checkpoint model.safetensors (Hugging Face yyfz233/Pi3)", file_name="model.safetensors")
 register_component(
     "grounding-dino", ("config.json", "*.safetensors"), ("track:sam2",),
-    "recon4d.tracking.grounding:check_grounding_dino_weights",
+    "recon4d.tracking.sam2.grounding:check_grounding_dino_weights",
     "a transformers GroundingDINO directory such as IDEA-Research/grounding-dino-base (config, weights, "
     "tokenizer and preprocessor files)")
 register_component(
-    "sam2", ("*.pt",), ("track:sam2",), "recon4d.tracking.sam2_video:check_sam2_weights",
+    "sam2", ("*.pt",), ("track:sam2",), "recon4d.tracking.sam2.video:check_sam2_weights",
     "a SAM2/SAM2.1 checkpoint such as sam2.1_hiera_large.pt from facebookresearch/sam2; its config is "
     "the one bundled with the sam2 package, or config.yaml beside it")
 register_component(
     "orient-anything", ("*.pt", "dinov2/config.json"), ("orient:orient-anything",),
-    "recon4d.orient.orient_anything:check_weights",
+    "recon4d.orient.orient_anything.orienter:check_weights",
     "a directory with the Orient Anything checkpoint dino_weight.pt (croplargeEX2/ or ronormsigma1/ of "
     "Viglong/Orient-Anything) and facebook/dinov2-large's config.json as dinov2/config.json")

@@ -82,7 +82,7 @@ def test_synth_rejects_odd_size(tmp_path):
 def test_curate_keeps_moving_and_lists_unreadable(tmp_path):
     import numpy as np
 
-    from recon4d.synth import SynthConfig, write_synthetic
+    from recon4d.synth.scene import SynthConfig, write_synthetic
     from recon4d.video import write_video
 
     moving = write_synthetic(tmp_path / "m", SynthConfig(seed=0, n_frames=24, width=160, height=96)).video

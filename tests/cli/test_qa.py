@@ -10,7 +10,7 @@ from recon4d.cli.main import main
 from recon4d.qa_compiler.export import read_records
 from recon4d.qa_compiler.records import QUESTION_TYPES
 from recon4d.store import write_scene
-from recon4d.synth import SynthConfig, generate_scene
+from recon4d.synth.scene import SynthConfig, generate_scene
 from tests.qa_compiler.conftest import chat_server  # noqa: F401  (fixture)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from recon4d.errors import Recon4dError, ShapeError
 from recon4d.geometry import forward_axis, orientation_to_rotation
-from recon4d.lift import LiftResult
+from recon4d.lift.lifting import LiftResult
 from recon4d.orient.motion import (
     MotionOrienter,
     MotionOrienterConfig,
@@ -148,7 +148,7 @@ def test_conf_grows_with_speed():
 def test_synthetic_agents_face_where_they_walk():
     pytest.importorskip("open3d", reason="synthetic scenes need open3d (pip install 'recon4d[synth]')")
     pytest.importorskip("trimesh", reason="synthetic scenes need trimesh (pip install 'recon4d[synth]')")
-    from recon4d.synth import SynthConfig, generate_scene
+    from recon4d.synth.scene import SynthConfig, generate_scene
 
     errors = []
     for seed in (0, 1, 2):

@@ -1,4 +1,4 @@
-"""Tests of orient/orient_anything.py and orient/orient_anything_model.py on tiny random models."""
+"""Tests of orient/orient_anything/orienter.py and orient/orient_anything/model.py on tiny random models."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from recon4d.errors import Recon4dError  # noqa: E402
-from recon4d.orient.orient_anything import (  # noqa: E402
+from recon4d.orient.orient_anything.orienter import (  # noqa: E402
     IMAGENET_MEAN,
     IMAGENET_STD,
     OrientAnythingConfig,
@@ -28,7 +28,7 @@ from recon4d.orient.orient_anything import (  # noqa: E402
     square_window,
     to_model_input,
 )
-from recon4d.orient.orient_anything_model import CheckpointError, load_orient_anything  # noqa: E402
+from recon4d.orient.orient_anything.model import CheckpointError, load_orient_anything  # noqa: E402
 from recon4d.types import Clip, Tracks2D  # noqa: E402
 
 from .tiny_orient_anything import write_tiny_orient_anything  # noqa: E402

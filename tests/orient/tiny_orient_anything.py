@@ -40,7 +40,7 @@ def write_tiny_orient_anything(directory: Path, n_outputs: int = 722, seed: int 
     import torch
     from transformers import Dinov2Config
 
-    from recon4d.orient.orient_anything_model import OrientAnythingNet, to_public_names
+    from recon4d.orient.orient_anything.model import OrientAnythingNet, to_public_names
 
     directory = Path(directory)
     (directory / "dinov2").mkdir(parents=True, exist_ok=True)

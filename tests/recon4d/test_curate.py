@@ -13,7 +13,7 @@ from recon4d.video import write_video
 def synthetic_frames(static_camera: bool, n_objects=None, seed: int = 0) -> np.ndarray:
     pytest.importorskip("open3d", reason="synthetic scenes need open3d (pip install 'recon4d[synth]')")
     pytest.importorskip("trimesh", reason="synthetic scenes need trimesh (pip install 'recon4d[synth]')")
-    from recon4d.synth import SynthConfig, generate_scene
+    from recon4d.synth.scene import SynthConfig, generate_scene
 
     config = SynthConfig(seed=seed, n_frames=24, width=320, height=180, static_camera=static_camera,
                          n_objects=n_objects)

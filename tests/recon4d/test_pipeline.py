@@ -10,7 +10,7 @@ from recon4d.cli.main import main
 from recon4d.errors import VideoError
 from recon4d.pipeline import PipelineError, ProcessConfig, box_masks, process_video
 from recon4d.store import open_scene
-from recon4d.synth import SynthConfig, write_synthetic
+from recon4d.synth.scene import SynthConfig, write_synthetic
 from recon4d.video import write_video
 
 

@@ -1,4 +1,4 @@
-"""Tests of the classic tracker: tracking/classic.py and the modules it is built from (classic_config.py,
+"""Tests of the classic tracker: tracking/classic/tracker.py and the modules it is built from (classic_config.py,
 motion.py, boxes.py, association.py, user_boxes.py): motion segmentation, tracking, labels and user boxes."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from recon4d.errors import Recon4dError, ShapeError
-from recon4d.tracking.boxes import box_iou
-from recon4d.tracking.classic import ClassicTracker, label_tracks, person_evidence
-from recon4d.tracking.classic_config import ClassicTrackerConfig, hog_available
-from recon4d.tracking.motion import (
+from recon4d.tracking.classic.boxes import box_iou
+from recon4d.tracking.classic.tracker import ClassicTracker, label_tracks, person_evidence
+from recon4d.tracking.classic.config import ClassicTrackerConfig, hog_available
+from recon4d.tracking.classic.motion import (
     compute_motion,
     fit_background_planes,
     homography_flow,
@@ -22,7 +22,7 @@ from recon4d.tracking.motion import (
     to_working,
     working_size,
 )
-from recon4d.tracking.user_boxes import UserBoxesError, load_user_boxes, validate_user_boxes
+from recon4d.tracking.classic.user_boxes import UserBoxesError, load_user_boxes, validate_user_boxes
 from recon4d.types import Clip
 
 SEEDS = (0, 1, 2, 3)
@@ -39,7 +39,7 @@ def clip_of(frames: np.ndarray, timestamps_s=None, source_size=None) -> Clip:
 def scene(seed: int, static_camera: bool, n_objects=None, n_frames: int = N_FRAMES):
     pytest.importorskip("open3d", reason="synthetic scenes need open3d (pip install 'recon4d[synth]')")
     pytest.importorskip("trimesh", reason="synthetic scenes need trimesh (pip install 'recon4d[synth]')")
-    from recon4d.synth import SynthConfig, generate_scene
+    from recon4d.synth.scene import SynthConfig, generate_scene
 
     return generate_scene(SynthConfig(seed=seed, n_frames=n_frames, width=320, height=180,
                                       static_camera=static_camera, n_objects=n_objects))

@@ -1,4 +1,4 @@
-"""Tests of tracking/sam2.py and tracking/grounding.py on tiny random GroundingDINO/SAM2 weights (CPU)."""
+"""Tests of tracking/sam2/tracker.py and tracking/sam2/grounding.py on tiny random GroundingDINO/SAM2 weights (CPU)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ pytest.importorskip("transformers", reason="the sam2 tracker needs transformers 
 pytest.importorskip("sam2", reason="the sam2 tracker needs the sam2 package (pip install 'recon4d[track]')")
 
 from recon4d.errors import Recon4dError  # noqa: E402
-from recon4d.tracking.grounding import (  # noqa: E402
+from recon4d.tracking.sam2.grounding import (  # noqa: E402
     DEFAULT_OBJECTS,
     GroundingDino,
     build_prompt,
@@ -22,9 +22,9 @@ from recon4d.tracking.grounding import (  # noqa: E402
     phrase_category,
     select_detections,
 )
-from recon4d.tracking.grounding import check_grounding_dino_weights  # noqa: E402
-from recon4d.tracking.sam2 import Sam2Tracker, Sam2TrackerConfig  # noqa: E402
-from recon4d.tracking.sam2_video import (  # noqa: E402
+from recon4d.tracking.sam2.grounding import check_grounding_dino_weights  # noqa: E402
+from recon4d.tracking.sam2.tracker import Sam2Tracker, Sam2TrackerConfig  # noqa: E402
+from recon4d.tracking.sam2.video import (  # noqa: E402
     ClipImages,
     bundled_config_name,
     check_sam2_weights,

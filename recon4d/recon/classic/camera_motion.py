@@ -1,0 +1,318 @@
+"""Camera motion of a clip from its background feature tracks (step 2 of :mod:`recon4d.recon.classic.reconstructor`).
+
+:func:`estimate_motion` starts a map from the first frame pair with enough parallax
+(essential matrix), places every other frame by PnP against it, re-triangulates and bundle
+adjusts (:mod:`recon4d.recon.classic.bundle_adjust`); without parallax it chains pure rotations. The small
+multi-view geometry helpers (Kabsch, DLT triangulation, projection) live here too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from recon4d.recon.classic.bundle_adjust import _MIN_MAP_POINTS, bundle_adjust
+from recon4d.recon.classic.config import ClassicConfig
+
+
+def _kabsch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Rotations (..., 3, 3) with b ≈ R a from unit vectors a, b (..., n, 3)."""
+    u, _, vt = np.linalg.svd(np.einsum("...ni,...nj->...ij", b, a))
+    fix = np.ones(u.shape[:-1])
+    fix[..., 2] = np.sign(np.linalg.det(u) * np.linalg.det(vt))
+    return u @ (fix[..., :, None] * vt)
+
+
+def _unit(normalized: np.ndarray) -> np.ndarray:
+    """(..., 2) normalised image coordinates → (..., 3) unit bearings."""
+    rays = np.concatenate([normalized, np.ones(normalized.shape[:-1] + (1,))], axis=-1)
+    return rays / np.linalg.norm(rays, axis=-1, keepdims=True)
+
+
+def _fit_rotation(a: np.ndarray, b: np.ndarray, threshold_rad: float, rng: np.random.Generator,
+                  n_iter: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    """Pure rotation b ≈ R a by 2-point RANSAC then Kabsch on the inliers.
+
+    a, b: (n, 3) unit bearings. Returns R (3, 3) and the residual angles (n,) in radians.
+    """
+    if len(a) < 2:
+        return np.eye(3), np.zeros(len(a))
+    samples = rng.integers(0, len(a), size=(n_iter, 2))
+    hypotheses = _kabsch(a[samples], b[samples])
+    cos = np.einsum("kij,nj,ni->kn", hypotheses, a, b)
+    best = hypotheses[np.argmax((cos > math.cos(threshold_rad)).sum(axis=1))]
+    inliers = np.einsum("ij,nj,ni->n", best, a, b) > math.cos(threshold_rad)
+    rotation = _kabsch(a[inliers], b[inliers]) if inliers.sum() >= 2 else best
+    return rotation, np.arccos(np.clip(np.einsum("ij,nj,ni->n", rotation, a, b), -1.0, 1.0))
+
+
+def _triangulate(world_to_cam: np.ndarray, normalized: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Linear multi-view triangulation (DLT), batched over points.
+
+    world_to_cam: (n, V, 3, 4) or (V, 3, 4) projection matrices in normalised coordinates;
+    normalized: (n, V, 2); weight: (n, V) 0/1 which views see the point. Returns (n, 3) world points.
+    """
+    p = np.broadcast_to(world_to_cam, normalized.shape[:2] + (3, 4))
+    rows = np.concatenate([normalized[..., :1] * p[..., 2, :] - p[..., 0, :],
+                           normalized[..., 1:] * p[..., 2, :] - p[..., 1, :]], axis=-2)
+    rows = np.nan_to_num(rows) * np.concatenate([weight, weight], axis=-1)[..., None]
+    _, vectors = np.linalg.eigh(np.einsum("nvi,nvj->nij", rows, rows))
+    homogeneous = vectors[..., 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return homogeneous[:, :3] / homogeneous[:, 3:]
+
+
+def _project(world_to_cam: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """World points (n, 3) seen by cameras (V, 3, 4) or per point (n, V, 3, 4).
+
+    Returns normalised image coordinates (n, V, 2) and depths (n, V).
+    """
+    if world_to_cam.ndim == 3:
+        world_to_cam = np.broadcast_to(world_to_cam, (len(points),) + world_to_cam.shape)
+    camera = np.einsum("nvij,nj->nvi", world_to_cam[..., :3], points) + world_to_cam[..., 3]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return camera[..., :2] / camera[..., 2:], camera[..., 2]
+
+
+def _ray_angle_deg(world_to_cam: np.ndarray, points: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """Angle (n,) in degrees at each point between the rays from cameras ``first`` and ``last`` (n,)."""
+    centres = -np.einsum("tji,tj->ti", world_to_cam[:, :3, :3], world_to_cam[:, :3, 3])
+    ray_a, ray_b = points - centres[first], points - centres[last]
+    cos = (ray_a * ray_b).sum(-1) / (np.linalg.norm(ray_a, axis=-1) * np.linalg.norm(ray_b, axis=-1))
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+_MIN_PNP_POINTS = 12  # 2D–3D matches a frame needs to be placed by PnP
+_MAX_INIT_GAP = 40  # frames searched after a for the second frame of the initial pair
+_INIT_STEP = 4  # first frames of the initial pair tried: 0, 4, 8...
+_MAX_SAMPLE = 400  # correspondences used to measure the parallax of a frame pair
+_CHUNK_OBSERVATIONS = 400_000  # (track, frame) slots triangulated at once, to bound memory
+
+
+@dataclass(frozen=True, eq=False)
+class CameraMotion:
+    """Camera poses and sparse map, world = camera of frame 0, arbitrary (unit-baseline) scale.
+
+    world_to_cam: (T, 3, 4) float64 [R | t] acting on world points.
+    points:       (N, 3) float64 map point of each feature track, NaN where none.
+    mode:         "parallax" (map + PnP), "rotation" (turning only) or "static".
+    n_lost:       frames whose pose fell back to the previous one (too few features/points).
+    """
+
+    world_to_cam: np.ndarray
+    points: np.ndarray
+    mode: str
+    n_lost: int
+
+
+def _median_motion_px(xy_a: np.ndarray, xy_b: np.ndarray, focal: float) -> float:
+    return float(np.median(np.linalg.norm(xy_b - xy_a, axis=-1)) * focal) if len(xy_a) else 0.0
+
+
+def _rotation_residual_px(xy_a, xy_b, config: ClassicConfig, focal: float, rng) -> float:
+    """Median angle (in pixels) left between the bearings of a pair once the best pure rotation is removed."""
+    if _median_motion_px(xy_a, xy_b, focal) < config.static_px:
+        return 0.0
+    if len(xy_a) > _MAX_SAMPLE:
+        pick = rng.choice(len(xy_a), _MAX_SAMPLE, replace=False)
+        xy_a, xy_b = xy_a[pick], xy_b[pick]
+    _, residual = _fit_rotation(_unit(xy_a), _unit(xy_b), 2.0 * config.ransac_px / focal, rng)
+    return float(np.median(residual) * focal)
+
+
+def _two_view(xy_a, xy_b, config: ClassicConfig, focal: float):
+    """Essential matrix + chirality: (R, t, inlier mask) of camera b relative to a, or None."""
+    threshold = config.ransac_px / focal
+    try:
+        essential, mask = cv2.findEssentialMat(xy_a, xy_b, np.eye(3), cv2.RANSAC, 0.999, threshold)
+        if essential is None or essential.shape[0] < 3:
+            return None
+        _, rotation, translation, mask = cv2.recoverPose(essential[:3], xy_a, xy_b, np.eye(3), mask=mask)
+    except cv2.error:
+        return None
+    return rotation, translation.ravel(), mask.ravel().astype(bool)
+
+
+def _checked_points(world_to_cam, points, xy, seen, first, last, config: ClassicConfig, focal: float) -> np.ndarray:
+    """(n,) bool: points (n, 3) finite, in front of and reprojecting within ``reprojection_px``
+    into every camera (V, 3, 4) that sees them (``seen`` (n, V), observations ``xy`` (n, V, 2)),
+    with at least ``min_triangulation_deg`` between the rays of views ``first`` and ``last`` (n,)."""
+    projected, depth = _project(world_to_cam, points)
+    with np.errstate(invalid="ignore"):
+        error_px = np.linalg.norm(projected - xy, axis=-1) * focal
+        bad = seen & ~((depth > 0) & (error_px < config.reprojection_px))
+        angle_ok = _ray_angle_deg(world_to_cam, points, first, last) >= config.min_triangulation_deg
+    return np.isfinite(points).all(axis=1) & ~bad.any(axis=1) & angle_ok
+
+
+def _initial_pair(xy, bg_seen, config: ClassicConfig, focal: float, rng):
+    """First frame pair (a, b) whose tracks show translation, or None.
+
+    A pair qualifies when its background tracks move (``static_px``), a pure rotation leaves
+    a median residual of at least ``min_parallax_px``, and the points triangulated from its
+    essential matrix see each other under a median angle of at least ``min_parallax_deg``
+    (a turning camera gives a near-arbitrary essential matrix whose points have rays close to
+    parallel). Returns (a, b, world_to_cam_b (3, 4), track indices (m,), points (m, 3)) in
+    camera a's frame.
+    """
+    n_frames = xy.shape[1]
+    for a in range(0, n_frames - 1, _INIT_STEP):
+        for b in range(a + 1, min(n_frames, a + 1 + _MAX_INIT_GAP)):
+            common = np.flatnonzero(bg_seen[:, a] & bg_seen[:, b])
+            if len(common) < _MIN_MAP_POINTS:
+                break  # tracks seen at a only get fewer as b moves on
+            xy_a, xy_b = xy[common, a], xy[common, b]
+            if _rotation_residual_px(xy_a, xy_b, config, focal, rng) < config.min_parallax_px:
+                continue
+            found = _two_view(xy_a, xy_b, config, focal)
+            if found is None:
+                continue
+            rotation, translation, inliers = found
+            poses = np.stack([np.eye(3, 4), np.concatenate([rotation, translation[:, None]], axis=1)])
+            pair_xy = np.stack([xy_a, xy_b], axis=1)[inliers]
+            points = _triangulate(poses, pair_xy, np.ones(pair_xy.shape[:2]))
+            first, last = np.zeros(len(points), np.int64), np.ones(len(points), np.int64)
+            ok = _checked_points(poses, points, pair_xy, np.ones(pair_xy.shape[:2], bool), first, last, config, focal)
+            if ok.sum() < _MIN_MAP_POINTS:
+                continue
+            if np.median(_ray_angle_deg(poses, points[ok], first[ok], last[ok])) >= config.min_parallax_deg:
+                return a, b, poses[1], common[inliers][ok], points[ok]
+    return None
+
+
+def _pnp(points, xy_t, seen_t, guess: np.ndarray, config: ClassicConfig, focal: float) -> np.ndarray | None:
+    """Pose (3, 4) of one frame from map points seen in it, by PnP-RANSAC + LM refinement."""
+    have = seen_t & np.isfinite(points[:, 0])
+    if have.sum() < _MIN_PNP_POINTS:
+        return None
+    world, image = points[have], xy_t[have].astype(np.float64)
+    rvec, tvec = cv2.Rodrigues(guess[:, :3])[0], guess[:, 3:].copy()
+    try:
+        ok, rvec, tvec, inliers = cv2.solvePnPRansac(
+            world, image, np.eye(3), None, rvec, tvec, useExtrinsicGuess=True, iterationsCount=200,
+            reprojectionError=2.0 * config.ransac_px / focal, confidence=0.999, flags=cv2.SOLVEPNP_ITERATIVE)
+        if not ok or inliers is None or len(inliers) < _MIN_PNP_POINTS:
+            return None
+        inliers = inliers.ravel()
+        rvec, tvec = cv2.solvePnPRefineLM(world[inliers], image[inliers], np.eye(3), None, rvec, tvec)
+    except cv2.error:
+        return None
+    return np.concatenate([cv2.Rodrigues(rvec)[0], tvec.reshape(3, 1)], axis=1)
+
+
+def _extend_map(points, xy, bg_seen, world_to_cam, posed, t: int, config: ClassicConfig, focal: float) -> None:
+    """Triangulate tracks seen at t (and in some placed frame) that have no map point yet, in place.
+
+    Each is paired with the placed frame it was seen in farthest from t, for the widest angle.
+    """
+    candidates = np.flatnonzero(bg_seen[:, t] & ~np.isfinite(points[:, 0]))
+    if len(candidates) == 0:
+        return
+    frames = np.arange(xy.shape[1])
+    distance = np.where(bg_seen[candidates] & posed, np.abs(frames - t), -1)
+    other = distance.argmax(axis=1)
+    keep = (distance.max(axis=1) > 0)
+    candidates, other = candidates[keep], other[keep]
+    pair = np.stack([other, np.full_like(other, t)], axis=1)  # (m, 2) frame of each view
+    cams = world_to_cam[pair]  # (m, 2, 3, 4)
+    pair_xy = xy[candidates[:, None], pair]
+    new = _triangulate(cams, pair_xy, np.ones(pair_xy.shape[:2]))
+    projected, depth = _project(cams, new)
+    error_px = np.linalg.norm(projected - pair_xy, axis=-1) * focal
+    ok = np.isfinite(new).all(axis=1) & (depth > 0).all(axis=1) & (error_px < config.reprojection_px).all(axis=1)
+    ok &= _ray_angle_deg(world_to_cam, new, other, np.full_like(other, t)) >= config.min_triangulation_deg
+    points[candidates[ok]] = new[ok]
+
+
+def _retriangulate(xy, seen, world_to_cam, config: ClassicConfig, focal: float) -> np.ndarray:
+    """Map points (n, 3) of tracks from all the views that see them; NaN where they do not hold up."""
+    n_tracks, n_frames = seen.shape
+    points = np.full((n_tracks, 3), np.nan)
+    candidates = np.flatnonzero(seen.sum(axis=1) >= 2)
+    if len(candidates) == 0:
+        return points
+    for chunk in np.array_split(candidates, max(1, len(candidates) * n_frames // _CHUNK_OBSERVATIONS)):
+        sub_seen = seen[chunk]
+        new = _triangulate(world_to_cam, np.nan_to_num(xy[chunk]), sub_seen.astype(np.float64))
+        first = sub_seen.argmax(axis=1)
+        last = n_frames - 1 - sub_seen[:, ::-1].argmax(axis=1)
+        ok = _checked_points(world_to_cam, new, xy[chunk], sub_seen, first, last, config, focal)
+        points[chunk[ok]] = new[ok]
+    return points
+
+
+def _chain_rotations(xy, bg_seen, config: ClassicConfig, focal: float, rng) -> CameraMotion:
+    """Turning-only camera: frame-to-frame rotations chained from frame 0, zero translation."""
+    n_tracks, n_frames = bg_seen.shape
+    world_to_cam = np.tile(np.eye(3, 4), (n_frames, 1, 1))
+    moved, n_lost = False, 0
+    for t in range(1, n_frames):
+        common = np.flatnonzero(bg_seen[:, t - 1] & bg_seen[:, t])
+        relative = np.eye(3)
+        if len(common) < 8:
+            n_lost += 1
+        elif _median_motion_px(xy[common, t - 1], xy[common, t], focal) >= config.static_px:
+            relative, _ = _fit_rotation(_unit(xy[common, t - 1]), _unit(xy[common, t]),
+                                        2.0 * config.ransac_px / focal, rng)
+            moved = True
+        world_to_cam[t, :, :3] = relative @ world_to_cam[t - 1, :, :3]
+    return CameraMotion(world_to_cam, np.full((n_tracks, 3), np.nan), "rotation" if moved else "static", n_lost)
+
+
+def _rebase(world_to_cam: np.ndarray, points: np.ndarray, reference: np.ndarray):
+    """Re-express poses (T, 3, 4) and points (N, 3) in the frame of camera ``reference`` (3, 4)."""
+    rotation, translation = reference[:, :3], reference[:, 3]
+    out = world_to_cam.copy()
+    out[:, :, :3] = world_to_cam[:, :, :3] @ rotation.T
+    out[:, :, 3] = world_to_cam[:, :, 3] - np.einsum("tij,j->ti", out[:, :, :3], translation)
+    return out, points @ rotation.T + translation
+
+
+def estimate_motion(xy: np.ndarray, background: np.ndarray, focal: float, config: ClassicConfig = ClassicConfig(),
+                    rng: np.random.Generator | None = None) -> CameraMotion:
+    """Camera poses of a clip from its feature tracks.
+
+    xy: (N, T, 2) normalised image coordinates ((u − cx) / fx, (v − cy) / fy), NaN where not
+    seen; background: (N,) bool, which tracks may be used; focal: clip focal length in pixels
+    (turns pixel thresholds into normalised ones). Returns :class:`CameraMotion`.
+    """
+    rng = np.random.default_rng(config.seed) if rng is None else rng
+    cv2.setRNGSeed(config.seed)
+    bg_seen = np.isfinite(xy[..., 0]) & background[:, None]
+    n_tracks, n_frames = bg_seen.shape
+    init = _initial_pair(xy, bg_seen, config, focal, rng) if n_frames > 1 else None
+    if init is None:
+        return _chain_rotations(xy, bg_seen, config, focal, rng)
+    a, b, pose_b, tracks, map_points = init
+    world_to_cam = np.tile(np.eye(3, 4), (n_frames, 1, 1))
+    world_to_cam[b] = pose_b
+    posed = np.zeros(n_frames, bool)
+    posed[[a, b]] = True
+    points = np.full((n_tracks, 3), np.nan)
+    points[tracks] = map_points
+    n_lost = 0
+    for t in [*range(b + 1, n_frames), *range(b - 1, a, -1), *range(a - 1, -1, -1)]:
+        neighbour = t - 1 if t > b else t + 1
+        pose = _pnp(points, xy[:, t], bg_seen[:, t], world_to_cam[neighbour], config, focal)
+        if pose is None:
+            n_lost += 1
+            common = np.flatnonzero(bg_seen[:, t] & bg_seen[:, neighbour])
+            relative = np.eye(3)
+            if len(common) >= 8:
+                relative, _ = _fit_rotation(_unit(xy[common, neighbour]), _unit(xy[common, t]),
+                                            2.0 * config.ransac_px / focal, rng)
+            world_to_cam[t] = relative @ world_to_cam[neighbour]  # turn in place: the centre stays
+            posed[t] = True
+            continue
+        world_to_cam[t] = pose
+        posed[t] = True
+        _extend_map(points, xy, bg_seen, world_to_cam, posed, t, config, focal)
+    world_to_cam, points = _rebase(world_to_cam, points, world_to_cam[0].copy())
+    points = _retriangulate(xy, bg_seen, world_to_cam, config, focal)
+    if config.bundle_adjust:
+        world_to_cam, points = bundle_adjust(world_to_cam, points, xy, bg_seen, focal)
+        points = _retriangulate(xy, bg_seen, world_to_cam, config, focal)
+    return CameraMotion(world_to_cam, points, "parallax", n_lost)

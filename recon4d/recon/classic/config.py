@@ -1,0 +1,88 @@
+"""Settings of the ``classic`` reconstruction backend (:mod:`recon4d.recon.classic.reconstructor`) and its error."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from recon4d.errors import Recon4dError
+
+
+class ClassicReconstructionError(Recon4dError):
+    """The classic backend cannot reconstruct this input (no frames, mismatched tracks, bad options)."""
+
+
+@dataclass(frozen=True)
+class ClassicConfig:
+    """Settings of the classic reconstructor; ``from_options`` builds one from plain CLI options.
+
+    Pixel thresholds are in clip pixels (the frames given to the reconstructor); intrinsics
+    in source-video pixels.
+    """
+
+    fov_deg: float = 60.0
+    """Horizontal field of view across the longer image side, used when no focal length is given."""
+    focal_px: float | None = None
+    """Focal length in source-video pixels (square pixels); overrides ``fov_deg``."""
+    intrinsics: tuple[float, float, float, float] | None = None
+    """(fx, fy, cx, cy) in source-video pixels (pixel centres at j + 0.5); overrides both above."""
+    camera_height_m: float = 1.6
+    """Assumed camera height above the ground, metres: sets the scale."""
+    max_features: int = 1200
+    """Live feature tracks per frame."""
+    mask_margin_frac: float = 0.02
+    """Object masks/boxes are grown by this fraction of the longer side before excluding them."""
+    min_parallax_px: float = 0.5
+    """Median residual of a pure-rotation fit (clip pixels) a frame pair needs to start the map."""
+    min_parallax_deg: float = 2.0
+    """Median triangulation angle of the points a frame pair needs to start the map."""
+    min_triangulation_deg: float = 1.0
+    """Smallest angle between the rays of a triangulated point."""
+    static_px: float = 0.25
+    """Median background displacement (clip pixels) below which two frames count as static."""
+    ransac_px: float = 1.0
+    """Inlier threshold of essential-matrix and PnP RANSAC, clip pixels."""
+    reprojection_px: float = 2.5
+    """Largest reprojection error of a kept map point in any of its views, clip pixels."""
+    bundle_adjust: bool = True
+    """Refine poses and points jointly (Levenberg–Marquardt on the Huber reprojection error)."""
+    plane_tolerance: float = 0.02
+    """Ground inlier distance, as a fraction of the median depth of the candidate points."""
+    seed: int = 0
+    """Seed of every RANSAC (OpenCV's and numpy's), for repeatable output."""
+
+    def __post_init__(self) -> None:
+        def fail(message: str):
+            raise ClassicReconstructionError(f"classic reconstructor option {message}")
+
+        for name in ("fov_deg", "camera_height_m", "min_parallax_px", "min_parallax_deg", "min_triangulation_deg",
+                     "ransac_px", "reprojection_px", "plane_tolerance"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                fail(f"{name} must be a positive number, got {value!r}.")
+        if not 1.0 <= self.fov_deg <= 170.0:
+            fail(f"fov_deg must be in [1, 170], got {self.fov_deg}.")
+        if self.focal_px is not None and not (isinstance(self.focal_px, (int, float)) and self.focal_px > 0
+                                              and math.isfinite(self.focal_px)):
+            fail(f"focal_px must be positive, got {self.focal_px!r}.")
+        if self.intrinsics is not None:
+            try:
+                values = tuple(float(v) for v in self.intrinsics)
+            except (TypeError, ValueError):
+                values = ()
+            if len(values) != 4 or not all(math.isfinite(v) for v in values) or min(values[:2]) <= 0:
+                fail(f"intrinsics must be [fx, fy, cx, cy] in source pixels with fx, fy > 0, got {self.intrinsics!r}.")
+            object.__setattr__(self, "intrinsics", values)
+        if isinstance(self.max_features, bool) or int(self.max_features) != self.max_features or self.max_features < 50:
+            fail(f"max_features must be an integer ≥ 50, got {self.max_features!r}.")
+        if not 0.0 <= self.mask_margin_frac < 0.5:
+            fail(f"mask_margin_frac must be in [0, 0.5), got {self.mask_margin_frac!r}.")
+        if not self.static_px >= 0:
+            fail(f"static_px must be ≥ 0, got {self.static_px!r}.")
+
+    @classmethod
+    def from_options(cls, options: dict | None) -> "ClassicConfig":
+        """Config from a plain dict; unknown keys raise an error that lists the known ones."""
+        from recon4d.backends import config_from_options
+
+        return config_from_options(cls, options, "classic reconstructor", error=ClassicReconstructionError)

@@ -1,0 +1,278 @@
+"""Ground plane, metric scale cues and object depths (steps 3–4 of :mod:`recon4d.recon.classic.reconstructor`).
+
+The ground is a RANSAC plane under the cameras (:func:`fit_ground_plane`), or without parallax a
+prior tilted and raised as people's boxes say (:func:`tilt_and_height_from_people`). Each
+object's depth per frame comes from its ground contact, bridged over gaps, its apparent size
+or triangulated points on it (:func:`object_depths`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from typing import Callable
+
+import numpy as np
+
+from recon4d.recon.classic.camera_motion import _project, _retriangulate
+from recon4d.recon.classic.config import ClassicConfig
+
+_MIN_GROUND_POINTS = 20
+_MAX_GROUND_TILT_DEG = 50.0  # ground normal vs the mean camera "up" (−y)
+
+
+def fit_ground_plane(points: np.ndarray, world_to_cam: np.ndarray, tolerance: float,
+                     rng: np.random.Generator, n_iter: int = 400) -> tuple[np.ndarray, float] | None:
+    """RANSAC plane under the cameras: (normal (3,), offset) with normal · X + offset = 0, or None.
+
+    points: (n, 3) candidate ground points (world); world_to_cam: (T, 3, 4). The normal points
+    up, towards the cameras, and must lie within 50° of the cameras' mean up axis (−y); every
+    camera must be above the plane. Inliers lie within ``tolerance`` (world units); the plane
+    is refitted to them by least squares and needs at least 20 and 15 % of the points.
+    """
+    points = points[np.isfinite(points).all(axis=1)]
+    if len(points) < _MIN_GROUND_POINTS:
+        return None
+    centres = -np.einsum("tji,tj->ti", world_to_cam[:, :, :3], world_to_cam[:, :, 3])
+    up = -world_to_cam[:, 1, :3].mean(axis=0)
+    up /= np.linalg.norm(up)
+    triples = points[rng.integers(0, len(points), size=(n_iter, 3))]
+    normals = np.cross(triples[:, 1] - triples[:, 0], triples[:, 2] - triples[:, 0])
+    length = np.linalg.norm(normals, axis=1)
+    normals = normals / np.maximum(length, 1e-12)[:, None]
+    normals *= np.where(normals @ up < 0, -1.0, 1.0)[:, None]
+    offsets = -(normals * triples[:, 0]).sum(axis=1)
+    heights = normals @ centres.T + offsets[:, None]  # (n_iter, T)
+    upright = normals @ up > math.cos(math.radians(_MAX_GROUND_TILT_DEG))
+    valid = (length > 1e-12) & upright & (heights > tolerance).all(axis=1)
+    if not valid.any():
+        return None
+    counts = np.where(valid, (np.abs(normals @ points.T + offsets[:, None]) < tolerance).sum(axis=1), -1)
+    best = np.argmax(counts)
+    inliers = np.abs(points @ normals[best] + offsets[best]) < tolerance
+    if inliers.sum() < max(_MIN_GROUND_POINTS, 0.15 * len(points)):
+        return None
+    centroid = points[inliers].mean(axis=0)
+    spread = points[inliers] - centroid
+    normal = np.linalg.eigh(spread.T @ spread)[1][:, 0]  # least-variance direction
+    normal *= 1.0 if normal @ up > 0 else -1.0
+    offset = -float(normal @ centroid)
+    if not (normal @ centres.T + offset > 0).all():
+        return None
+    return normal, offset
+
+
+def _ground_candidates(points: np.ndarray, xy_px: np.ndarray, height: int) -> np.ndarray:
+    """Map points whose track stays, on average, in the lower half of the image."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean_row = np.nanmean(xy_px[..., 1], axis=1)
+    return points[np.isfinite(points[:, 0]) & (mean_row > 0.5 * height)]
+
+
+CUE_NONE, CUE_CONTACT, CUE_BRIDGED, CUE_SIZE, CUE_TRIANGULATED = 0, 1, 2, 3, 4
+
+
+def bottom_occluded(boxes: np.ndarray) -> np.ndarray:
+    """(K, T) bool: the bottom centre of box k lies inside a box whose bottom is lower.
+
+    Such an object stands behind the other one, so its lowest visible pixel is not where it
+    touches the ground and its box height is cut. boxes: (K, T, 4) xyxy, NaN when hidden.
+    A coarse test for box-only tracks (loose boxes overlap more than the objects do);
+    :func:`bottom_occluded_masks` is the one used when masks are known.
+    """
+    u = 0.5 * (boxes[..., 0] + boxes[..., 2])
+    v = boxes[..., 3] - 0.5
+    other = boxes[None]  # (1, K, T, 4) against (K, 1, T)
+    with np.errstate(invalid="ignore"):
+        inside = ((other[..., 0] <= u[:, None]) & (u[:, None] <= other[..., 2]) & (other[..., 1] <= v[:, None])
+                  & (v[:, None] <= other[..., 3]) & (other[..., 3] > boxes[:, None, :, 3] + 0.5))
+    inside &= ~np.eye(len(boxes), dtype=bool)[..., None]
+    return inside.any(axis=1)
+
+
+def bottom_occluded_masks(masks: Callable[[int, int], np.ndarray | None], n_objects: int, n_frames: int) -> np.ndarray:
+    """(K, T) bool: another object's mask lies within 2 rows below object k's lowest pixels.
+
+    masks(k, t): (H, W) bool or None when object k is not visible in frame t.
+    """
+    occluded = np.zeros((n_objects, n_frames), bool)
+    for t in range(n_frames):
+        frame = [masks(k, t) for k in range(n_objects)]
+        present = [k for k in range(n_objects) if frame[k] is not None]
+        if len(present) < 2:
+            continue
+        owner = np.full(frame[present[0]].shape, -1, np.int16)
+        for k in present:
+            owner[frame[k]] = k
+        for k in present:
+            rows = np.flatnonzero(frame[k].any(axis=1))
+            bottom = rows[-1]
+            cols = np.flatnonzero(frame[k][bottom])
+            below = owner[bottom + 1 : bottom + 3][:, cols]
+            occluded[k, t] = bool(((below >= 0) & (below != k)).any())
+    return occluded
+
+
+def contact_depth(boxes: np.ndarray, plane_camera: np.ndarray, intrinsics: np.ndarray, max_depth: np.ndarray,
+                  image_size: tuple[int, int], border_px: float, occluded: np.ndarray) -> np.ndarray:
+    """Depth (K, T) of the ground under each box's bottom centre; NaN where unknown.
+
+    boxes: (K, T, 4) xyxy clip pixels (NaN when hidden); plane_camera: (T, 4) ground as
+    (n, h) with n · X + h = 0 in each camera frame (n up, h the camera height); intrinsics
+    (3, 3) clip pixels. The bottom edge must be ``border_px`` above the image bottom and not
+    hidden behind another object (``occluded`` (K, T) bool; else the contact is cut off), and
+    the ray must meet the ground nearer than ``max_depth`` (T,).
+    """
+    width, height = image_size
+    u = 0.5 * (boxes[..., 0] + boxes[..., 2])
+    v = boxes[..., 3] - 0.5  # centre of the lowest row
+    rays = np.stack([(u - intrinsics[0, 2]) / intrinsics[0, 0], (v - intrinsics[1, 2]) / intrinsics[1, 1],
+                     np.ones_like(u)], axis=-1)
+    facing = np.einsum("kti,ti->kt", rays, plane_camera[:, :3])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        depth = -plane_camera[None, :, 3] / facing
+        ok = (facing < -1e-6) & (boxes[..., 3] <= height - border_px) & (depth <= max_depth[None])
+    return np.where(ok & ~occluded, depth, np.nan)
+
+
+def size_depth(boxes: np.ndarray, reference_depth: np.ndarray, image_size: tuple[int, int], border_px: float,
+               occluded: np.ndarray) -> np.ndarray:
+    """Depth (K, T) from apparent size: depth · size is constant for a rigid object.
+
+    The constant is the median of depth · box height over the frames with a ``reference_depth``
+    (K, T) (NaN elsewhere); box widths stand in when the height is cut by the top or bottom
+    border. Boxes cut on the side used, or by a nearer object (``occluded`` (K, T)), give NaN.
+    """
+    width, height = image_size
+    box_h = boxes[..., 3] - boxes[..., 1]
+    box_w = boxes[..., 2] - boxes[..., 0]
+    with np.errstate(invalid="ignore"):
+        full_h = (boxes[..., 1] >= border_px) & (boxes[..., 3] <= height - border_px) & (box_h > 0)
+        full_w = (boxes[..., 0] >= border_px) & (boxes[..., 2] <= width - border_px) & (box_w > 0)
+    full_h &= ~occluded
+    full_w &= ~occluded
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        size_h = np.nanmedian(np.where(full_h, reference_depth * box_h, np.nan), axis=1, keepdims=True)
+        size_w = np.nanmedian(np.where(full_w, reference_depth * box_w, np.nan), axis=1, keepdims=True)
+        from_h = np.where(full_h, size_h / box_h, np.nan)
+        from_w = np.where(full_w, size_w / box_w, np.nan)
+    return np.where(np.isfinite(from_h), from_h, from_w)
+
+
+PERSON_HEIGHT_M = 1.7
+"""Height assumed for objects of category "person" when a static camera's tilt is estimated."""
+_PITCH_GRID_DEG = np.arange(-30.0, 60.0, 0.25)
+_HEIGHT_GRID_M = np.geomspace(0.3, 8.0, 80)
+
+
+def level_up(pitch_rad: float) -> np.ndarray:
+    """World up (3,) in the OpenCV frame of a camera without roll, tilted down by ``pitch_rad``."""
+    return np.array([0.0, -math.cos(pitch_rad), -math.sin(pitch_rad)])
+
+
+def tilt_and_height_from_people(boxes: np.ndarray, usable: np.ndarray, intrinsics: np.ndarray, camera_height_m: float,
+                      person_height_m: float = PERSON_HEIGHT_M) -> tuple[float, float] | None:
+    """Downward tilt (radians) and height (m) of a camera without roll that best explain people's boxes.
+
+    boxes: (K, T, 4) xyxy clip pixels of people; usable: (K, T) bool, boxes whole (inside the
+    image, bottom not hidden). For a tilt θ and height h, a person standing where the bottom
+    centre's ray meets the ground should have its head ``person_height_m`` higher; the pair
+    with the smallest median angular error of the box tops wins, searched on a grid (θ in
+    [−30°, 60°) by 0.25°, h from 0.3 to 8 m), plus 15 mrad per e-fold of h away from
+    ``camera_height_m`` so that boxes all at one distance (which fix only a mix of θ and h)
+    fall back on the nominal height. Needs at least 3 boxes; returns None otherwise (Hoiem et
+    al. 2006, "Putting objects in perspective").
+    """
+    boxes = boxes[usable]
+    if len(boxes) < 3:
+        return None
+    u = 0.5 * (boxes[:, 0] + boxes[:, 2])
+    bottom = np.stack([(u - intrinsics[0, 2]) / intrinsics[0, 0],
+                       (boxes[:, 3] - 0.5 - intrinsics[1, 2]) / intrinsics[1, 1], np.ones(len(boxes))], axis=-1)
+    top_row = boxes[:, 1] + 0.5
+    ups = np.stack([level_up(math.radians(angle)) for angle in _PITCH_GRID_DEG])  # (G, 3)
+    facing = ups @ bottom.T  # (G, n)
+    best = (np.inf, 0.0, camera_height_m)
+    for height_m in _HEIGHT_GRID_M:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            feet = (-height_m / facing)[..., None] * bottom  # (G, n, 3)
+            head = feet + person_height_m * ups[:, None, :]
+            predicted = intrinsics[1, 1] * head[..., 1] / head[..., 2] + intrinsics[1, 2]
+            error = np.where((facing < -1e-6) & (head[..., 2] > 0), np.abs(predicted - top_row), np.inf)
+        cost = 1e3 * np.median(error, axis=1) / intrinsics[1, 1] + 15.0 * abs(math.log(height_m / camera_height_m))
+        g = int(np.argmin(cost))
+        if cost[g] < best[0]:
+            best = (float(cost[g]), math.radians(float(_PITCH_GRID_DEG[g])), float(height_m))
+    return None if not np.isfinite(best[0]) else (best[1], best[2])
+
+
+def interpolate_gaps(depth: np.ndarray) -> np.ndarray:
+    """Fill NaN gaps of (K, T) depths that lie between known frames, linearly in inverse depth.
+
+    Objects move smoothly, so a contact hidden for a few frames (a bottom behind another
+    object) is better bridged than guessed from a cut box; nothing is extrapolated.
+    """
+    out = depth.copy()
+    frames = np.arange(depth.shape[1])
+    for k in range(depth.shape[0]):
+        known = np.flatnonzero(np.isfinite(depth[k]) & (depth[k] > 0))
+        if len(known) < 2:
+            continue
+        span = frames[known[0] : known[-1] + 1]
+        inverse = np.interp(span, known, 1.0 / depth[k, known])
+        out[k, span] = np.where(np.isfinite(depth[k, span]), depth[k, span], 1.0 / inverse)
+    return out
+
+
+def object_depths(contact: np.ndarray, size: np.ndarray, triangulated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pick each object's depth per frame by cue priority: contact (measured, then bridged over
+    gaps), apparent size, triangulated points.
+
+    All inputs (K, T) with NaN where a cue is unavailable. Triangulated depths of an object are
+    dropped when they differ from its contact depths by over 15 % (median over the frames
+    with both). Returns depth (K, T) (NaN when no cue) and the cue used (K, T) int8 (CUE_*).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        disagreement = np.nanmedian(np.abs(triangulated / contact - 1.0), axis=1)
+    # Points on an object that moves along the epipolar lines triangulate, but at a wrong depth.
+    triangulated = np.where((disagreement < 0.15)[:, None] | np.isnan(disagreement)[:, None], triangulated, np.nan)
+    depth = np.full(contact.shape, np.nan)
+    cue = np.zeros(contact.shape, np.int8)
+    cues = ((triangulated, CUE_TRIANGULATED), (size, CUE_SIZE), (interpolate_gaps(contact), CUE_BRIDGED),
+            (contact, CUE_CONTACT))
+    for value, code in cues:
+        usable = np.isfinite(value) & (value > 0)
+        depth = np.where(usable, value, depth)
+        cue = np.where(usable, code, cue)
+    return depth, cue
+
+
+def _object_point_depths(xy, label, seen, world_to_cam, n_objects, config: ClassicConfig, focal: float) -> np.ndarray:
+    """Median depth (K, T) of triangulated feature points on each object.
+
+    Only a static object has points that triangulate; a moving one can still fit a wrong
+    static point when it moves along the epipolar lines, so these tracks must be seen in at
+    least 5 frames, reproject within ``ransac_px`` everywhere and subtend twice the usual angle.
+    """
+    depth = np.full((n_objects, seen.shape[1]), np.nan)
+    object_tracks = np.flatnonzero((label > 0) & (seen.sum(axis=1) >= 5))
+    if len(object_tracks) == 0:
+        return depth
+    strict = dataclasses.replace(config, reprojection_px=config.ransac_px,
+                                 min_triangulation_deg=2.0 * config.min_triangulation_deg)
+    points = _retriangulate(xy[object_tracks], seen[object_tracks], world_to_cam, strict, focal)
+    ok = np.isfinite(points[:, 0])
+    if not ok.any():
+        return depth
+    tracks, points = object_tracks[ok], points[ok]
+    _, z = _project(world_to_cam, points)  # (n, T)
+    z = np.where(seen[tracks], z, np.nan)
+    for k in np.unique(label[tracks]) - 1:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            depth[k] = np.nanmedian(z[label[tracks] == k + 1], axis=0)
+    return depth

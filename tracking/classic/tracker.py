@@ -1,0 +1,272 @@
+"""Weights-free tracker: moving-object discovery by camera-compensated motion segmentation.
+
+The ``classic`` track backend (DESIGN §4). At a reduced working resolution (long side
+``work_long_side``), for each pair of consecutive sampled frames:
+
+1. Background motion: Shi–Tomasi corners tracked with pyramidal Lucas–Kanade (forward–
+   backward checked) are fitted with a RANSAC homography, the dominant plane. When the
+   camera moves, up to ``max_planes − 1`` further homographies are fitted to the corners
+   left over, each kept only when its inliers are many and spread over the image (a
+   second scene plane such as a wall, never a compact moving object).
+2. Residual motion: dense DIS optical flow (full resolution, dense patches) minus the
+   nearest plane's displacement field, in both directions. A frame's residual is the
+   mean over its two neighbours of the directions whose flow passes the forward–backward
+   test (background a mover covers is an occlusion, not motion); blank pixels, where
+   flow is not observable, count as still.
+3. Motion mask: residual above max(``residual_floor_px``, median + ``residual_sigma`` ·
+   1.4826 · MAD over the frame's textured pixels), opened and closed with elliptic
+   kernels, split into connected components; components under ``min_area_fraction`` of
+   the frame are noise.
+4. Tracks: each live track's mask is carried to the next frame by the median flow under
+   it and matched to that frame's components (Hungarian on IoU, with centre proximity
+   and, for movers that jump further than their size between sampled frames, colour
+   histograms). A component holding two tracks' carried masks (movers that touch) is
+   split between them. An unmatched track coasts on its median flow for up to
+   ``max_coast`` frames while its colours stay put (an object that stops moving stays
+   where it stopped; one that left is dropped), also backwards before its first
+   detection; a lost track may be revived by a later component that looks like it, and
+   fragments of one mover are joined afterwards. Tracks detected in too few frames
+   (``min_frames``, ``min_frame_fraction``) or without moving corners to back their dense
+   motion (``min_point_support``; dense flow errs on repetitive texture, sparse corner
+   tracks rarely do) are dropped.
+5. Masks at the clip frame size: the component with its holes filled, or its convex hull
+   when that covers less than ``min_fill`` of its box (sparse motion); boxes are the
+   masks' bounding boxes in source-video pixels.
+6. Labels: a track is a "person" agent when person evidence covers at least
+   ``person_min_fraction`` of its detected frames, else an "object" (non-agent).
+   Evidence is OpenCV's HOG people detector overlapping its box where the installed
+   OpenCV has one (``cv2.HOGDescriptor``, the 4.x wheels). OpenCV 5 no longer ships HOG
+   in its main module; there the weights-free fallback is shape: a box at least
+   ``person_min_aspect`` times taller than wide (upright people; a crouching person or a
+   dog facing the camera fools it).
+
+User boxes (``boxes`` option, ``--boxes file.json``) bypass discovery: each box is carried
+forwards and backwards through the clip by LK tracks inside it (median translation, scale
+from the median ratio of pairwise distances; points moving with the background are set
+aside when enough others move differently), and its masks are the filled boxes.
+
+Limits: movers that touch for the whole clip (a hand and the cup it holds) are one
+object; a limb that moves apart from a still body can become a track of its own; a
+person who barely moves is not found; with a moving camera, strong parallax
+that no plane explains can make short-lived false movers (most are dropped as too brief).
+
+The steps live in modules of their own: :mod:`recon4d.tracking.classic.motion` (working
+resolution, background planes, residual flow and its threshold: steps 1–3),
+:mod:`recon4d.tracking.classic.association` (moving regions, tracks, filled masks: steps 3–5),
+:mod:`recon4d.tracking.classic.user_boxes` (the box format and its propagation),
+:mod:`recon4d.tracking.classic.boxes` (box helpers) and :mod:`recon4d.tracking.classic.config`
+(:class:`ClassicTrackerConfig`). This module holds the labels (step 6) and
+:class:`ClassicTracker`, which runs them.
+
+    ClassicTracker.from_config({"min_frames": 3}, "cpu").track(clip) -> Tracks2D
+    load_user_boxes("boxes.json") -> list[dict]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from recon4d.backends import config_from_options
+from recon4d.tracking.classic.association import associate, detect_moving_regions, fill_mask
+from recon4d.tracking.classic.boxes import box_iou, mask_box
+from recon4d.tracking.classic.config import ClassicTrackerConfig, hog_available
+from recon4d.tracking.classic.motion import compute_motion, to_working, working_size
+from recon4d.tracking.classic.user_boxes import (
+    AGENT_CATEGORIES,
+    anchor_frame,
+    background_homographies,
+    load_user_boxes,
+    propagate_box,
+    validate_user_boxes,
+)
+from recon4d.types import Clip, Tracks2D
+
+__all__ = [
+    "AGENT_CATEGORIES",
+    "ClassicTracker",
+    "ClassicTrackerConfig",
+    "anchor_frame",
+    "hog_people_detector",
+    "label_tracks",
+    "load_user_boxes",
+    "person_evidence",
+    "validate_user_boxes",
+]
+
+ProgressFn = Callable[[int, int], None]
+
+
+def hog_people_detector(long_side: int = 640, hit_threshold: float = -0.3) -> Callable[[np.ndarray], np.ndarray]:
+    """OpenCV's HOG people detector as ``detect(frame (H, W, 3) RGB) -> (N, 4) xyxy`` in frame pixels.
+
+    Frames are resized to ``long_side`` first (the detector's window is 64 × 128 pixels).
+    Needs :func:`hog_available`.
+    """
+    hog = cv2.HOGDescriptor()
+    hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+
+    def detect(frame: np.ndarray) -> np.ndarray:
+        height, width = frame.shape[:2]
+        size = working_size(width, height, long_side)
+        image = frame if size == (width, height) else cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        rects, _ = hog.detectMultiScale(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), hitThreshold=hit_threshold,
+                                        winStride=(8, 8), padding=(16, 16), scale=1.05)
+        rects = np.asarray(rects, np.float64).reshape(-1, 4)
+        return np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1) * (width / size[0])
+
+    return detect
+
+
+def person_evidence(boxes: np.ndarray, visible: np.ndarray, frames: np.ndarray | None,
+                    config: ClassicTrackerConfig = ClassicTrackerConfig(),
+                    people: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """(K, T) bool: does frame t support "track k is a person"?
+
+    boxes: (K, T, 4) xyxy in ``frames`` pixels; visible: (K, T). With a people detector
+    (``people(frame) -> (N, 4)`` boxes, HOG by default) a frame supports a track when a
+    detection has IoU ≥ 0.3 with its box or lies ≥ 70 % inside it; with the "shape"
+    detector when its box is at least ``person_min_aspect`` times taller than wide; "auto"
+    takes either.
+    """
+    kind = config.person_detector
+    evidence = np.zeros(visible.shape, bool)
+    if kind == "none" or not visible.any():
+        return evidence
+    aspect = (boxes[..., 3] - boxes[..., 1]) / np.maximum(boxes[..., 2] - boxes[..., 0], 1e-6)
+    shape = visible & (np.nan_to_num(aspect) >= config.person_min_aspect)
+    if kind == "shape" or (kind == "auto" and not hog_available() and people is None):
+        return shape
+    if kind == "auto":
+        evidence |= shape
+    detect = people or hog_people_detector(config.hog_long_side, config.hog_hit_threshold)
+    for t in np.flatnonzero(visible.any(axis=0)):
+        found = np.asarray(detect(frames[t]), np.float64).reshape(-1, 4)
+        if len(found) == 0:
+            continue
+        rows = np.flatnonzero(visible[:, t])
+        iou = box_iou(boxes[rows, t], found)
+        inner_w = np.clip(np.minimum(boxes[rows, t, None, 2], found[None, :, 2])
+                          - np.maximum(boxes[rows, t, None, 0], found[None, :, 0]), 0, None)
+        inner_h = np.clip(np.minimum(boxes[rows, t, None, 3], found[None, :, 3])
+                          - np.maximum(boxes[rows, t, None, 1], found[None, :, 1]), 0, None)
+        found_area = np.maximum((found[:, 2] - found[:, 0]) * (found[:, 3] - found[:, 1]), 1e-6)
+        inside = inner_w * inner_h / found_area[None]
+        evidence[rows, t] |= ((iou >= 0.3) | (inside >= 0.7)).any(axis=1)
+    return evidence
+
+
+def label_tracks(evidence: np.ndarray, detected: np.ndarray, min_fraction: float) -> tuple[tuple[str, ...], np.ndarray]:
+    """Categories and is_agent (K,) from person evidence (K, T) over detected frames (K, T)."""
+    support = (evidence & detected).sum(axis=1) / np.maximum(detected.sum(axis=1), 1)
+    is_person = (support >= min_fraction) & detected.any(axis=1)
+    return tuple("person" if p else "object" for p in is_person), is_person
+
+
+def _to_source(boxes: np.ndarray, work_size: tuple[int, int], source_size: tuple[int, int]) -> np.ndarray:
+    scale = np.array([source_size[0] / work_size[0], source_size[1] / work_size[1]] * 2)
+    return boxes * scale
+
+
+def _resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if mask.shape[::-1] == size:
+        return mask
+    return cv2.resize(mask.astype(np.uint8) * 255, size, interpolation=cv2.INTER_LINEAR) > 127
+
+
+def _box_masks(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(K, T, H, W) bool filled boxes from (K, T, 4) xyxy boxes in pixels of ``size`` = (W, H)."""
+    width, height = size
+    xs = np.arange(width) + 0.5
+    ys = np.arange(height) + 0.5
+    with np.errstate(invalid="ignore"):
+        inside_x = (xs >= boxes[..., 0, None]) & (xs < boxes[..., 2, None])
+        inside_y = (ys >= boxes[..., 1, None]) & (ys < boxes[..., 3, None])
+    return inside_y[..., :, None] & inside_x[..., None, :]
+
+
+class ClassicTracker:
+    """Weights-free tracker: camera-compensated motion segmentation, or user boxes (module docstring)."""
+
+    name = "classic"
+    version = "1"
+
+    def __init__(self, config: ClassicTrackerConfig = ClassicTrackerConfig(), boxes: list[dict] | None = None,
+                 people: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        self.config = config
+        self.user_boxes = validate_user_boxes(boxes) if boxes else []
+        self.people = people
+        """Optional people detector ``frame (H, W, 3) → (N, 4) xyxy``; overrides HOG/shape."""
+
+    @classmethod
+    def from_config(cls, options: dict, device: str = "cpu") -> "ClassicTracker":
+        """Build from CLI/config options: ClassicTrackerConfig fields plus ``boxes`` (user
+        boxes: a list as :func:`validate_user_boxes` takes, or the path of a JSON file).
+
+        ``device`` is ignored: everything runs on the CPU with OpenCV.
+        """
+        options = dict(options or {})
+        boxes = options.pop("boxes", None)
+        if isinstance(boxes, (str, Path)):
+            boxes = load_user_boxes(boxes)
+        return cls(config_from_options(ClassicTrackerConfig, options, "classic tracker", extra=("boxes",)), boxes)
+
+    def track(self, clip: Clip, progress: ProgressFn | None = None) -> Tracks2D:
+        """Find and follow moving objects (or the user's boxes) in ``clip``.
+
+        Returns Tracks2D with boxes (K, T, 4) in source-video pixels (NaN where not
+        visible) and masks (K, T, H, W) bool at the clip frame size; K may be 0.
+        """
+        size = working_size(*clip.image_size, self.config.work_long_side)
+        images, gray = to_working(clip.frames, size)
+        if self.user_boxes:
+            return self._track_user_boxes(clip, gray, size, progress)
+        return self._discover(clip, images, gray, size, progress)
+
+    def _discover(self, clip: Clip, images: np.ndarray, gray: np.ndarray, size: tuple[int, int], progress) -> Tracks2D:
+        config, n_frames = self.config, clip.n_frames
+        motion = compute_motion(gray, config, progress)
+        detections = [detect_moving_regions(motion.moving[t], config) if motion.moving[t].any() else []
+                      for t in range(n_frames)]
+        tracks = associate(detections, motion, images, config)
+        n_tracks = len(tracks)
+        boxes = np.full((n_tracks, n_frames, 4), np.nan)
+        visible = np.zeros((n_tracks, n_frames), bool)
+        detected = np.zeros((n_tracks, n_frames), bool)
+        masks = np.zeros((n_tracks, n_frames, clip.frames.shape[1], clip.frames.shape[2]), bool)
+        for k, track in enumerate(tracks):
+            for t in track.boxes:
+                mask = fill_mask(track.masks[t], config.min_fill)
+                if not mask.any():
+                    continue
+                boxes[k, t] = mask_box(mask)
+                visible[k, t] = True
+                masks[k, t] = _resize_mask(mask, clip.image_size)
+            detected[k, sorted(track.detected)] = True
+        work_scale = np.array([clip.image_size[0] / size[0], clip.image_size[1] / size[1]] * 2)
+        evidence = person_evidence(boxes * work_scale, visible, clip.frames, config, self.people)
+        categories, is_agent = label_tracks(evidence, detected & visible, config.person_min_fraction)
+        return Tracks2D(ids=np.arange(n_tracks), categories=categories, is_agent=is_agent,
+                        boxes_xyxy=_to_source(boxes, size, clip.source_size).astype(np.float32),
+                        visible=visible, masks=masks)
+
+    def _track_user_boxes(self, clip: Clip, gray: np.ndarray, size: tuple[int, int], progress) -> Tracks2D:
+        n_boxes = len(self.user_boxes)
+        to_work = np.array([size[0] / clip.source_size[0], size[1] / clip.source_size[1]] * 2)
+        boxes = np.full((n_boxes, clip.n_frames, 4), np.nan)
+        anchors = [anchor_frame(entry, clip) for entry in self.user_boxes]
+        background = background_homographies(gray)
+        for k, (entry, anchor) in enumerate(zip(self.user_boxes, anchors)):
+            boxes[k] = propagate_box(gray, anchor, np.asarray(entry["box"]) * to_work, background)
+            if progress is not None:
+                progress(k + 1, n_boxes)
+        boxes = np.where(np.isfinite(boxes), np.clip(boxes, 0, [size[0], size[1]] * 2), np.nan)
+        visible = np.isfinite(boxes).all(axis=-1)
+        clip_scale = np.array([clip.image_size[0] / size[0], clip.image_size[1] / size[1]] * 2)
+        return Tracks2D(ids=np.arange(n_boxes), categories=tuple(e["category"] for e in self.user_boxes),
+                        is_agent=np.array([e["is_agent"] for e in self.user_boxes], bool),
+                        boxes_xyxy=_to_source(boxes, size, clip.source_size).astype(np.float32),
+                        visible=visible, masks=_box_masks(boxes * clip_scale, clip.image_size))
