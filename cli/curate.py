@@ -25,7 +25,7 @@ def curate_command(videos, out, min_camera_motion, min_object_motion, report_pat
     move (share of pixels moving against the compensated background) enough. Unreadable
     videos are listed as rejected with the reason; nothing is dropped silently.
     """
-    from recon4d.cli._progress import progress_callback
+    from recon4d.cli.progress import progress_callback
     from recon4d.curate import CurateConfig, curate
 
     config = CurateConfig(min_camera_motion=min_camera_motion, min_object_motion=min_object_motion)

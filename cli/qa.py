@@ -118,7 +118,7 @@ def _llm_questions(scenes, url, model, n, key_env, seed):
 
 
 def _scene_progress(total: int):
-    from recon4d.cli._progress import progress_callback
+    from recon4d.cli.progress import progress_callback
 
     class _Adapter:
         def __init__(self):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from recon4d.cli._options import parse_size
+from recon4d.cli.options import parse_size
 
 
 @click.command("synth")
@@ -29,7 +29,7 @@ def synth_command(out_dir, seed, n_frames, fps, size, n_objects, static_camera, 
     Writes OUT/video.mp4 (feed it to `recon4d process`) and OUT/scene.zarr, the ground-truth
     scene store (poses, point maps, masks, boxes, centres, orientations).
     """
-    from recon4d.cli._progress import progress_callback
+    from recon4d.cli.progress import progress_callback
     from recon4d.synth.scene import SynthConfig, write_synthetic
 
     try:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from recon4d.cli._options import parse_size
+from recon4d.cli.options import parse_size
 
 
 @click.command("view")

@@ -36,7 +36,7 @@ from typing import Callable
 
 import numpy as np
 
-from recon4d._checks import check_shape
+from recon4d.checks import check_shape
 from recon4d.backends import config_from_options
 from recon4d.errors import Recon4dError
 from recon4d.geometry import rotation_to_orientation

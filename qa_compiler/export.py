@@ -39,7 +39,7 @@ from typing import BinaryIO, Callable, Iterable
 
 import numpy as np
 
-from recon4d._optional import require
+from recon4d.optional import require
 from recon4d.qa_compiler.records import LETTERS, QARecord
 
 PARQUET_COLUMNS = ("videoID", "question", "options", "answer", "type")

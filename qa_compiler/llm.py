@@ -37,7 +37,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from recon4d._checks import check_shape
+from recon4d.checks import check_shape
 from recon4d.errors import Recon4dError, ShapeError
 from recon4d.qa_compiler.records import LETTERS, QARecord
 

@@ -38,7 +38,7 @@ from typing import Callable, Sequence, Union
 
 import numpy as np
 
-from recon4d._checks import check_shape
+from recon4d.checks import check_shape
 
 DISTANCE = "distance"
 SPEED_COMPARISON = "speed_comparison"

@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from recon4d._checks import check_shape
+from recon4d.checks import check_shape
 from recon4d.errors import ShapeError
 
 __all__ = [
@@ -350,7 +350,7 @@ def to_observer_frame(points_world: np.ndarray, observer_to_world: np.ndarray) -
     Runs a parallel numba kernel; ``_to_observer_frame_numpy`` is its reference.
     """
     points_world, observer_to_world = _check_observer_args(points_world, observer_to_world)
-    from recon4d._kernels_geometry import observer_frame_kernel
+    from recon4d.geometry_kernels import observer_frame_kernel
 
     poses = observer_to_world.reshape(-1, 4, 4)
     rotation = np.ascontiguousarray(poses[:, :3, :3])

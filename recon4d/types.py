@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from recon4d._checks import check_shape
+from recon4d.checks import check_shape
 from recon4d.errors import ShapeError
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 import av
 import numpy as np
 
-from recon4d._checks import check_shape
+from recon4d.checks import check_shape
 from recon4d.errors import ShapeError, VideoError
 
 if TYPE_CHECKING:

@@ -28,10 +28,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from recon4d._checks import check_shape
-from recon4d._optional import require
+from recon4d.checks import check_shape
+from recon4d.optional import require
 from recon4d.errors import Recon4dError
-from recon4d.orient.orient_anything.orienter import ROTATION_BINS
+from recon4d.orient.orient_anything.layout import ROTATION_BINS
 
 __all__ = [
     "CONFIG_FILE",

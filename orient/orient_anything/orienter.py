@@ -53,9 +53,10 @@ from typing import Callable
 
 import numpy as np
 
-from recon4d._checks import check_shape
+from recon4d.checks import check_shape
 from recon4d.backends import config_from_options
 from recon4d.errors import Recon4dError
+from recon4d.orient.orient_anything.layout import N_AZIMUTH, N_POLAR, ROTATION_BINS
 from recon4d.types import Clip, Orientations, Tracks2D
 
 __all__ = [
@@ -79,9 +80,6 @@ ProgressFn = Callable[[int, int], None]
 
 COMPONENT = "orient-anything"
 """Directory of the weights under the weights root (``recon4d.weights``)."""
-ROTATION_BINS = {722: 180, 902: 360}
-"""Output count → rotation bins: 360 azimuth + 180 polar + rotation + 2 confidence logits."""
-N_AZIMUTH, N_POLAR = 360, 180
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 TTA_CROP_SCALE = (0.8, 0.95)
@@ -299,7 +297,7 @@ def check_weights(path: Path) -> str:
     Raises :class:`recon4d.errors.Recon4dError` naming a missing config or checkpoint, or the
     checkpoint keys that are missing, unexpected or mis-shaped.
     """
-    from recon4d._optional import require
+    from recon4d.optional import require
 
     require("torch", extra="track", purpose="the Orient Anything backend")
     from recon4d.orient.orient_anything.model import find_checkpoint, load_orient_anything
@@ -328,7 +326,7 @@ class OrientAnythingOrienter:
     def from_pretrained(cls, directory: str | Path, config: OrientAnythingConfig = OrientAnythingConfig(),
                         device: str = "cpu") -> OrientAnythingOrienter:
         """Load the component directory (``*.pt`` + ``dinov2/config.json``) onto ``device``."""
-        from recon4d._optional import require
+        from recon4d.optional import require
         from recon4d.weights import sha256_path
 
         torch = require("torch", extra="track", purpose="the Orient Anything backend")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recon4d._checks import check_shape
+from recon4d.checks import check_shape
 
 _ESTIMATORS = ("mean", "median", "trimmed")
 

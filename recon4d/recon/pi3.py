@@ -147,7 +147,7 @@ def check_weights(path: Path) -> str:
     shape of ``model.safetensors`` against the model (config.json or the public sizes)."""
     import torch
 
-    from recon4d._optional import require
+    from recon4d.optional import require
     from recon4d.models.pi3 import Pi3
     from recon4d.models.pi3.weights import check_state_dict
 
@@ -205,7 +205,7 @@ class Pi3Reconstructor:
     def from_config(cls, options: dict | None = None, device: str = "cpu",
                     weights_dir: Path | None = None) -> Pi3Reconstructor:
         """Load ``weights_dir/pi3`` (default ``$RECON4D_HOME/weights``) onto ``device``."""
-        from recon4d._optional import require
+        from recon4d.optional import require
         from recon4d.settings import weights_dir as default_weights_dir
         from recon4d.weights import sha256_path
 

@@ -31,7 +31,7 @@ def heading_rotation(heading_rad: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
-class _Body:
+class Body:
     """An object's mesh in its own frame (x forward, y left, z up, origin at its box centre)."""
 
     category: str
@@ -46,13 +46,13 @@ class _Body:
         return self.category in AGENT_CATEGORIES
 
 
-def _colour(rng: np.random.Generator, saturation=(0.55, 0.9), value=(0.55, 0.9), hue=(0.0, 1.0)):
+def random_colour(rng: np.random.Generator, saturation=(0.55, 0.9), value=(0.55, 0.9), hue=(0.0, 1.0)):
     """(3,) random RGB colour in [0, 1] from HSV ranges (hue wraps around 1)."""
     hue, saturation, value = rng.uniform(*hue) % 1.0, rng.uniform(*saturation), rng.uniform(*value)
     return np.array(colorsys.hsv_to_rgb(hue, saturation, value))
 
 
-def _body(category: str, parts: list, pattern: str) -> _Body:
+def _body(category: str, parts: list, pattern: str) -> Body:
     """Join (mesh, rgb) parts into one body re-centred on its bounding box."""
     vertices, faces, albedo, offset = [], [], [], 0
     for mesh, rgb in parts:
@@ -62,19 +62,19 @@ def _body(category: str, parts: list, pattern: str) -> _Body:
         offset += len(mesh.vertices)
     vertices = np.concatenate(vertices)
     low, high = vertices.min(axis=0), vertices.max(axis=0)
-    return _Body(category, vertices - (low + high) / 2.0, np.concatenate(faces).astype(np.uint32),
+    return Body(category, vertices - (low + high) / 2.0, np.concatenate(faces).astype(np.uint32),
                  np.concatenate(albedo), high - low, pattern)
 
 
-def _make_body(trimesh, category: str, rng: np.random.Generator) -> _Body:
+def make_body(trimesh, category: str, rng: np.random.Generator) -> Body:
     """A procedural mesh of ``category`` with random size and colours; agents face +x."""
     def box(size, at):
         return trimesh.creation.box(extents=size, transform=trimesh.transformations.translation_matrix(at))
 
     if category == "person":
         h = rng.uniform(1.55, 1.85)
-        shirt, trousers = _colour(rng), _colour(rng, value=(0.2, 0.45))
-        accent = _colour(rng, saturation=(0.8, 1.0), value=(0.9, 1.0))
+        shirt, trousers = random_colour(rng), random_colour(rng, value=(0.2, 0.45))
+        accent = random_colour(rng, saturation=(0.8, 1.0), value=(0.9, 1.0))
         head_r = 0.065 * h
         head = trimesh.creation.icosphere(subdivisions=2, radius=head_r)
         head.apply_translation([0.0, 0.0, h - head_r])
@@ -90,7 +90,7 @@ def _make_body(trimesh, category: str, rng: np.random.Generator) -> _Body:
         return _body(category, parts, "plain")
     if category == "dog":
         length = rng.uniform(0.75, 1.05)
-        fur = _colour(rng, (0.3, 0.7), (0.35, 0.8))
+        fur = random_colour(rng, (0.3, 0.7), (0.35, 0.8))
         dark = 0.35 * fur
         x_head = length / 2 + 0.06
         parts = [(box((length, 0.28, 0.26), (0, 0, 0.46)), fur),
@@ -104,18 +104,18 @@ def _make_body(trimesh, category: str, rng: np.random.Generator) -> _Body:
         return _body(category, parts, "plain")
     if category == "box":
         size = (rng.uniform(0.45, 0.9), rng.uniform(0.45, 0.9), rng.uniform(0.4, 0.85))
-        return _body(category, [(box(size, (0, 0, size[2] / 2)), _colour(rng))], "checker")
+        return _body(category, [(box(size, (0, 0, size[2] / 2)), random_colour(rng))], "checker")
     if category == "ball":
         ball = trimesh.creation.icosphere(subdivisions=3, radius=rng.uniform(0.25, 0.42))
-        return _body(category, [(ball, _colour(rng))], "checker")
+        return _body(category, [(ball, random_colour(rng))], "checker")
     if category == "cone":
         radius, height = rng.uniform(0.22, 0.32), rng.uniform(0.55, 0.85)
         cone = trimesh.creation.cone(radius=radius, height=height, sections=32)
-        return _body(category, [(cone, _colour(rng, value=(0.8, 1.0)))], "stripes")
+        return _body(category, [(cone, random_colour(rng, value=(0.8, 1.0)))], "stripes")
     raise ValueError(f"unknown synthetic category {category!r}")
 
 
-def _pick_categories(n_objects: int, rng: np.random.Generator) -> list[str]:
+def pick_categories(n_objects: int, rng: np.random.Generator) -> list[str]:
     """At least one agent whenever there is an object; agents first."""
     if n_objects == 0:
         return []
@@ -205,7 +205,7 @@ def _rolling_rotations(xy: np.ndarray, radius: float, rng: np.random.Generator) 
     return np.stack(rotations)
 
 
-def _object_poses(bodies, cam_to_world, intrinsics, size, times_s, rng) -> tuple[np.ndarray, np.ndarray]:
+def object_poses(bodies, cam_to_world, intrinsics, size, times_s, rng) -> tuple[np.ndarray, np.ndarray]:
     """Object-to-world poses (K, T, 4, 4) and world headings (K, T) radians of every body.
 
     Paths are drawn until one keeps the object in view and apart from those already placed

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recon4d.synth.bodies import _Body, _colour
+from recon4d.synth.bodies import Body, random_colour
 
 _NOISE_TILE = 256  # side of the value-noise lattice (power of two, wraps around)
 
 
 @dataclass(frozen=True, eq=False)
-class _Look:
+class Look:
     """Random appearance of the static world."""
 
     noise: np.ndarray  # (_NOISE_TILE, _NOISE_TILE) float32 lattice values in [0, 1]
@@ -26,14 +26,14 @@ class _Look:
     sun: np.ndarray  # (3,) unit direction towards the sun
 
 
-def _random_look(rng: np.random.Generator) -> _Look:
-    ground = np.stack([_colour(rng, (0.05, 0.2), (0.5, 0.65)), _colour(rng, (0.1, 0.3), (0.45, 0.6))])
-    walls = np.stack([_colour(rng, (0.2, 0.55), (0.45, 0.7), hue=(-0.04, 0.1)) for _ in range(4)])  # brick
+def random_look(rng: np.random.Generator) -> Look:
+    ground = np.stack([random_colour(rng, (0.05, 0.2), (0.5, 0.65)), random_colour(rng, (0.1, 0.3), (0.45, 0.6))])
+    walls = np.stack([random_colour(rng, (0.2, 0.55), (0.45, 0.7), hue=(-0.04, 0.1)) for _ in range(4)])  # brick
     azimuth, elevation = rng.uniform(0.0, 2.0 * math.pi), math.radians(rng.uniform(45.0, 65.0))
     sun = np.array([math.cos(azimuth) * math.cos(elevation), math.sin(azimuth) * math.cos(elevation),
                     math.sin(elevation)])
     noise = rng.uniform(size=(_NOISE_TILE, _NOISE_TILE)).astype(np.float32)
-    return _Look(noise, ground.astype(np.float32), walls.astype(np.float32), sun.astype(np.float32))
+    return Look(noise, ground.astype(np.float32), walls.astype(np.float32), sun.astype(np.float32))
 
 
 def _value_noise(tile: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -83,7 +83,7 @@ def _cell_random(tile: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return tile[(i.astype(np.int64) * 7 + 3) & mask, (j.astype(np.int64) * 13 + 11) & mask]
 
 
-def _ground_albedo(look: _Look, points, footprint) -> np.ndarray:
+def ground_albedo(look: Look, points, footprint) -> np.ndarray:
     """1 m paving stones in two tones (4 m patches), per-stone tint, noise and grout lines."""
     x, y = points[:, 0], points[:, 1]
     i, j = np.floor(x), np.floor(y)
@@ -94,7 +94,7 @@ def _ground_albedo(look: _Look, points, footprint) -> np.ndarray:
     return tone * (tint * grain * (1 - 0.6 * grout))[:, None]
 
 
-def _wall_albedo(look: _Look, points, normals, wall, footprint) -> np.ndarray:
+def wall_albedo(look: Look, points, normals, wall, footprint) -> np.ndarray:
     """Staggered bricks (0.8 × 0.35 m) with per-brick tint, noise and mortar lines."""
     along = np.where(np.abs(normals[:, 0]) > np.abs(normals[:, 1]), points[:, 1], points[:, 0])
     z = points[:, 2]
@@ -107,7 +107,7 @@ def _wall_albedo(look: _Look, points, normals, wall, footprint) -> np.ndarray:
     return look.wall_albedo[wall] * (tint * grain * (1 - 0.55 * mortar))[:, None]
 
 
-def _sky_colour(look: _Look, points) -> np.ndarray:
+def sky_colour(look: Look, points) -> np.ndarray:
     """Blue gradient with soft clouds (unlit)."""
     direction = points / np.linalg.norm(points, axis=-1, keepdims=True)
     up = np.clip(direction[:, 2], 0.0, 1.0)[:, None] ** 0.6
@@ -117,7 +117,7 @@ def _sky_colour(look: _Look, points) -> np.ndarray:
     return sky * (1 - 0.7 * cover) + 0.7 * cover * np.float32([0.97, 0.97, 0.97])
 
 
-def _object_albedo(look: _Look, body: _Body, local, local_normals, faces, footprint) -> np.ndarray:
+def object_albedo(look: Look, body: Body, local, local_normals, faces, footprint) -> np.ndarray:
     """Face colour × pattern × noise, mapped on the two local axes across the hit face's normal."""
     across = np.argmax(np.abs(local_normals), axis=-1)
     first = np.where(across == 0, local[:, 1], local[:, 0])

@@ -40,9 +40,9 @@ from typing import Callable, NoReturn
 import numpy as np
 
 from recon4d import __version__
-from recon4d._optional import require
-from recon4d.synth.bodies import _make_body, _object_poses, _pick_categories, heading_rotation
-from recon4d.synth.looks import _ground_albedo, _object_albedo, _random_look, _sky_colour, _wall_albedo
+from recon4d.optional import require
+from recon4d.synth.bodies import make_body, object_poses, pick_categories, heading_rotation
+from recon4d.synth.looks import ground_albedo, object_albedo, random_look, sky_colour, wall_albedo
 from recon4d.errors import StoreError
 from recon4d.geometry import rotation_to_orientation
 from recon4d.types import Scene, SourceInfo
@@ -281,11 +281,11 @@ def _render_frame(o3d, static, bodies, look, object_poses, cam_to_world, rays_ca
     albedo = np.zeros((len(depth), 3), np.float32)
     lit = geometry != sky_id
     sel = geometry == ground_id
-    albedo[sel] = _ground_albedo(look, points[sel], footprint[sel])
+    albedo[sel] = ground_albedo(look, points[sel], footprint[sel])
     sel = geometry == wall_id
-    albedo[sel] = _wall_albedo(look, points[sel], normals[sel], faces[sel] // 2, footprint[sel])
+    albedo[sel] = wall_albedo(look, points[sel], normals[sel], faces[sel] // 2, footprint[sel])
     sel = geometry == sky_id
-    albedo[sel] = _sky_colour(look, points[sel])
+    albedo[sel] = sky_colour(look, points[sel])
     for k, (body, pose, gid) in enumerate(zip(bodies, object_poses, object_ids, strict=True)):
         sel = np.flatnonzero(geometry == gid)
         object_index[sel] = k
@@ -295,7 +295,7 @@ def _render_frame(o3d, static, bodies, look, object_poses, cam_to_world, rays_ca
             normals[sel] = _rotate(pose[:3, :3], local_normals)
         else:
             local_normals = _rotate(pose[:3, :3].T, normals[sel])
-        albedo[sel] = _object_albedo(look, body, local, local_normals, faces[sel], footprint[sel])
+        albedo[sel] = object_albedo(look, body, local, local_normals, faces[sel], footprint[sel])
 
     sun_cos = np.clip(_rotate(look.sun[None], normals)[:, 0], 0.0, None) * lit
     if shadows:
@@ -329,11 +329,11 @@ def generate_scene(config: SynthConfig = SynthConfig(), progress: ProgressFn | N
     cam_to_world = _camera_path(config, camera_rng)
 
     n_objects = int(object_rng.integers(2, 7)) if config.n_objects is None else config.n_objects
-    categories = _pick_categories(n_objects, object_rng)
-    bodies = [_make_body(trimesh, category, object_rng) for category in categories]
-    object_to_world, headings = _object_poses(bodies, cam_to_world, intrinsics, (width, height), times_s,
+    categories = pick_categories(n_objects, object_rng)
+    bodies = [make_body(trimesh, category, object_rng) for category in categories]
+    object_to_world, headings = object_poses(bodies, cam_to_world, intrinsics, (width, height), times_s,
                                               object_rng)
-    look = _random_look(look_rng)
+    look = random_look(look_rng)
 
     static = _static_meshes(trimesh)
     rays_camera = _pixel_rays(intrinsics, width, height)

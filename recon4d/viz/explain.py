@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recon4d._optional import require
+from recon4d.optional import require
 from recon4d.errors import Recon4dError, VideoError
 from recon4d.viz.plots import figure_png, pyplot
 from recon4d.qa_compiler.records import LETTERS, QARecord

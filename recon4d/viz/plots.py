@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recon4d._optional import require
+from recon4d.optional import require
 from recon4d.errors import Recon4dError
 from recon4d.geometry import agent_observer_pose, camera_observer_pose, to_observer_frame
 from recon4d.types import Scene

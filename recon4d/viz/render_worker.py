@@ -2,7 +2,7 @@
 
 Reads requests from stdin and writes replies to the original stdout, each an 8-byte
 little-endian length followed by a pickle. A request is the arguments of
-:func:`recon4d.viz.offscreen._worker_render`; a reply is ("ok", image | failure list) or
+:func:`recon4d.viz.open3d_render.render_payload`; a reply is ("ok", image | failure list) or
 ("error", message). Everything the libraries print goes to stderr, so the reply channel
 stays clean. The process ends when stdin closes.
 """
@@ -31,11 +31,11 @@ def write_frame(stream, data: bytes) -> None:
 def main() -> None:
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # Open3D's C++ logging writes to fd 1
-    from recon4d.viz.offscreen import _worker_render
+    from recon4d.viz.open3d_render import render_payload
 
     while (request := read_frame(sys.stdin.buffer)) is not None:
         try:
-            reply = ("ok", _worker_render(*pickle.loads(request)))
+            reply = ("ok", render_payload(*pickle.loads(request)))
         except Exception as exc:  # reported to the caller, which raises a Recon4dError
             reply = ("error", f"{type(exc).__name__}: {exc}")
         write_frame(replies, pickle.dumps(reply))

@@ -25,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 
-from recon4d._optional import require
+from recon4d.optional import require
 from recon4d.errors import Recon4dError, ShapeError
 from recon4d.geometry import forward_axis
 from recon4d.viz.offscreen import RenderCamera, render_geometries

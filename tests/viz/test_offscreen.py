@@ -6,7 +6,8 @@ import pytest
 o3d = pytest.importorskip("open3d")
 
 from recon4d.errors import Recon4dError  # noqa: E402
-from recon4d.viz.offscreen import RenderCamera, _from_arrays, _to_arrays, render_geometries  # noqa: E402
+from recon4d.viz.offscreen import RenderCamera, render_geometries
+from recon4d.viz.open3d_render import from_arrays, to_arrays  # noqa: E402
 
 
 def _geometries():
@@ -27,12 +28,12 @@ def _camera(size=(96, 64)):
 
 def test_arrays_round_trip_keeps_every_geometry():
     for geometry in _geometries():
-        back = _from_arrays(o3d, _to_arrays(o3d, geometry))
+        back = from_arrays(o3d, to_arrays(o3d, geometry))
         assert type(back) is type(geometry)
-        for a, b in zip(_to_arrays(o3d, geometry)[1:], _to_arrays(o3d, back)[1:]):
+        for a, b in zip(to_arrays(o3d, geometry)[1:], to_arrays(o3d, back)[1:]):
             np.testing.assert_array_equal(a, b)
     with pytest.raises(TypeError, match="cannot render"):
-        _to_arrays(o3d, o3d.geometry.VoxelGrid())
+        to_arrays(o3d, o3d.geometry.VoxelGrid())
 
 
 def test_render_draws_the_box_in_the_middle():

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from recon4d.tracking.classic.boxes import _inside_fraction, box_iou, mask_box
+from recon4d.tracking.classic.boxes import inside_fraction, box_iou, mask_box
 from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.motion import MotionField
 
@@ -138,7 +138,7 @@ def _coast(track: "_Track", source: int, target: int, flow: np.ndarray, images: 
     carried box leaves the image or no longer shows what the track's nearest detection did."""
     box, mask, _ = carry(track.boxes[source], track.masks[source], flow)
     height, width = mask.shape
-    if not mask.any() or _inside_fraction(box, (width, height)) <= 0.5:
+    if not mask.any() or inside_fraction(box, (width, height)) <= 0.5:
         return None
     reference = min(track.detected, key=lambda t: abs(t - target))
     shift = box[:2] - track.boxes[reference][:2]

@@ -34,7 +34,7 @@ def mask_box(mask: np.ndarray) -> np.ndarray:
     return np.array([x, y, x + w, y + h], np.float64)
 
 
-def _inside_fraction(box: np.ndarray, size: tuple[int, int]) -> float:
+def inside_fraction(box: np.ndarray, size: tuple[int, int]) -> float:
     width, height = size
     area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-9)
     inner_w = max(0.0, min(box[2], width) - max(box[0], 0))

@@ -89,7 +89,7 @@ def corner_matches(gray_a: np.ndarray, gray_b: np.ndarray, max_corners: int = 80
     return track_points(gray_a, gray_b, corners.reshape(-1, 2))
 
 
-def _reprojection_error(homography: np.ndarray, points_a: np.ndarray, points_b: np.ndarray) -> np.ndarray:
+def reprojection_error(homography: np.ndarray, points_a: np.ndarray, points_b: np.ndarray) -> np.ndarray:
     mapped = cv2.perspectiveTransform(points_a.reshape(-1, 1, 2).astype(np.float64), homography)
     return np.linalg.norm(mapped.reshape(-1, 2) - points_b, axis=1)
 
@@ -111,7 +111,7 @@ def fit_background_planes(points_a: np.ndarray, points_b: np.ndarray, image_size
     if homography is None:
         return [np.eye(3)]
     planes = [homography]
-    error = _reprojection_error(homography, points_a, points_b)
+    error = reprojection_error(homography, points_a, points_b)
     inliers = error < config.ransac_px
     if not inliers.any() or np.median(np.linalg.norm(points_b[inliers] - points_a[inliers], axis=1)) < 0.5:
         return planes
@@ -125,7 +125,7 @@ def fit_background_planes(points_a: np.ndarray, points_b: np.ndarray, image_size
                                           maxIters=2000, confidence=0.995)
         if candidate is None:
             break
-        candidate_error = _reprojection_error(candidate, points_a, points_b)
+        candidate_error = reprojection_error(candidate, points_a, points_b)
         fits = rest[candidate_error[rest] < config.ransac_px]
         if len(fits) < need:
             break
@@ -253,7 +253,7 @@ def pair_motion(gray_a: np.ndarray, gray_b: np.ndarray, config: ClassicTrackerCo
     height, width = gray_a.shape
     points_a, points_b = corner_matches(gray_a, gray_b)
     planes = fit_background_planes(points_a, points_b, (width, height), config)
-    point_residual = (np.min([_reprojection_error(plane, points_a, points_b) for plane in planes], axis=0)
+    point_residual = (np.min([reprojection_error(plane, points_a, points_b) for plane in planes], axis=0)
                       if len(points_a) else np.zeros(0))
     flow_ab = dis.calc(gray_a, gray_b, None)
     flow_ba = dis.calc(gray_b, gray_a, None)

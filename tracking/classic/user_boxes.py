@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 
 from recon4d.errors import Recon4dError
-from recon4d.tracking.classic.boxes import _inside_fraction
+from recon4d.tracking.classic.boxes import inside_fraction
 from recon4d.tracking.classic.config import ClassicTrackerConfig
-from recon4d.tracking.classic.motion import _reprojection_error, corner_matches, fit_background_planes, track_points
+from recon4d.tracking.classic.motion import reprojection_error, corner_matches, fit_background_planes, track_points
 from recon4d.types import Clip
 
 __all__ = [
@@ -147,7 +147,7 @@ def _box_step(gray_a: np.ndarray, gray_b: np.ndarray, box: np.ndarray, backgroun
     points_a, points_b = track_points(gray_a, gray_b, points)
     if len(points_a) < 3:
         return None
-    own = _reprojection_error(background, points_a, points_b) >= 1.0
+    own = reprojection_error(background, points_a, points_b) >= 1.0
     if own.sum() >= 5:
         points_a, points_b = points_a[own], points_b[own]
     shift = np.median(points_b - points_a, axis=0)
@@ -182,7 +182,7 @@ def propagate_box(gray: np.ndarray, anchor: int, box: np.ndarray,
         while 0 <= t + direction < n_frames:
             moved = _box_step(gray[t], gray[t + direction], current, background(t, t + direction))
             current = current if moved is None else moved
-            if _inside_fraction(current, (width, height)) < 0.3:
+            if inside_fraction(current, (width, height)) < 0.3:
                 break
             t += direction
             boxes[t] = current

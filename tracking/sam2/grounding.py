@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from recon4d._optional import require
+from recon4d.optional import require
 from recon4d.errors import Recon4dError
 from recon4d.tracking.classic.user_boxes import AGENT_CATEGORIES
 

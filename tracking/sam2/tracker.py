@@ -39,7 +39,7 @@ from typing import Callable
 
 import numpy as np
 
-from recon4d._optional import require
+from recon4d.optional import require
 from recon4d.backends import config_from_options
 from recon4d.errors import Recon4dError
 from recon4d.tracking.classic.user_boxes import anchor_frame, load_user_boxes, validate_user_boxes

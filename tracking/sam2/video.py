@@ -19,8 +19,8 @@ from typing import Iterator
 
 import numpy as np
 
-from recon4d._checks import check_shape
-from recon4d._optional import require
+from recon4d.checks import check_shape
+from recon4d.optional import require
 from recon4d.errors import Recon4dError
 
 __all__ = ["ClipImages", "bundled_config_name", "check_sam2_weights", "load_sam2_config", "load_sam2_predictor",

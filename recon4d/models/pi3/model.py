@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from recon4d._checks import check_shape
+from recon4d.checks import check_shape
 from recon4d.errors import ShapeError
 from recon4d.models.pi3.blocks import Block
 from recon4d.models.pi3.config import Pi3Config

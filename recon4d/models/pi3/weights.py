@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from recon4d._optional import require
+from recon4d.optional import require
 from recon4d.errors import Recon4dError
 
 NOT_PROCEDURAL = ("image_mean", "image_std")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-_MIN_MAP_POINTS = 30  # triangulated points an initial pair must give (and a bundle adjustment needs)
+MIN_MAP_POINTS = 30  # triangulated points an initial pair must give (and a bundle adjustment needs)
 
 
 def _skew(v: np.ndarray) -> np.ndarray:
@@ -66,7 +66,7 @@ def bundle_adjust(world_to_cam: np.ndarray, points: np.ndarray, xy: np.ndarray, 
     have = np.flatnonzero(np.isfinite(points[:, 0]))
     obs_point, obs_frame = np.nonzero(seen[have])  # sorted by point
     n_frames, n_points = world_to_cam.shape[0], len(have)
-    if n_points < _MIN_MAP_POINTS or n_frames < 2:
+    if n_points < MIN_MAP_POINTS or n_frames < 2:
         return world_to_cam, points
     point_start = np.searchsorted(obs_point, np.arange(n_points + 1))
     observed = xy[have[obs_point], obs_frame]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from recon4d.recon.classic.bundle_adjust import _MIN_MAP_POINTS, bundle_adjust
+from recon4d.recon.classic.bundle_adjust import MIN_MAP_POINTS, bundle_adjust
 from recon4d.recon.classic.config import ClassicConfig
 
 
@@ -65,7 +65,7 @@ def _triangulate(world_to_cam: np.ndarray, normalized: np.ndarray, weight: np.nd
         return homogeneous[:, :3] / homogeneous[:, 3:]
 
 
-def _project(world_to_cam: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def project_points(world_to_cam: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """World points (n, 3) seen by cameras (V, 3, 4) or per point (n, V, 3, 4).
 
     Returns normalised image coordinates (n, V, 2) and depths (n, V).
@@ -140,7 +140,7 @@ def _checked_points(world_to_cam, points, xy, seen, first, last, config: Classic
     """(n,) bool: points (n, 3) finite, in front of and reprojecting within ``reprojection_px``
     into every camera (V, 3, 4) that sees them (``seen`` (n, V), observations ``xy`` (n, V, 2)),
     with at least ``min_triangulation_deg`` between the rays of views ``first`` and ``last`` (n,)."""
-    projected, depth = _project(world_to_cam, points)
+    projected, depth = project_points(world_to_cam, points)
     with np.errstate(invalid="ignore"):
         error_px = np.linalg.norm(projected - xy, axis=-1) * focal
         bad = seen & ~((depth > 0) & (error_px < config.reprojection_px))
@@ -162,7 +162,7 @@ def _initial_pair(xy, bg_seen, config: ClassicConfig, focal: float, rng):
     for a in range(0, n_frames - 1, _INIT_STEP):
         for b in range(a + 1, min(n_frames, a + 1 + _MAX_INIT_GAP)):
             common = np.flatnonzero(bg_seen[:, a] & bg_seen[:, b])
-            if len(common) < _MIN_MAP_POINTS:
+            if len(common) < MIN_MAP_POINTS:
                 break  # tracks seen at a only get fewer as b moves on
             xy_a, xy_b = xy[common, a], xy[common, b]
             if _rotation_residual_px(xy_a, xy_b, config, focal, rng) < config.min_parallax_px:
@@ -176,7 +176,7 @@ def _initial_pair(xy, bg_seen, config: ClassicConfig, focal: float, rng):
             points = _triangulate(poses, pair_xy, np.ones(pair_xy.shape[:2]))
             first, last = np.zeros(len(points), np.int64), np.ones(len(points), np.int64)
             ok = _checked_points(poses, points, pair_xy, np.ones(pair_xy.shape[:2], bool), first, last, config, focal)
-            if ok.sum() < _MIN_MAP_POINTS:
+            if ok.sum() < MIN_MAP_POINTS:
                 continue
             if np.median(_ray_angle_deg(poses, points[ok], first[ok], last[ok])) >= config.min_parallax_deg:
                 return a, b, poses[1], common[inliers][ok], points[ok]
@@ -220,14 +220,14 @@ def _extend_map(points, xy, bg_seen, world_to_cam, posed, t: int, config: Classi
     cams = world_to_cam[pair]  # (m, 2, 3, 4)
     pair_xy = xy[candidates[:, None], pair]
     new = _triangulate(cams, pair_xy, np.ones(pair_xy.shape[:2]))
-    projected, depth = _project(cams, new)
+    projected, depth = project_points(cams, new)
     error_px = np.linalg.norm(projected - pair_xy, axis=-1) * focal
     ok = np.isfinite(new).all(axis=1) & (depth > 0).all(axis=1) & (error_px < config.reprojection_px).all(axis=1)
     ok &= _ray_angle_deg(world_to_cam, new, other, np.full_like(other, t)) >= config.min_triangulation_deg
     points[candidates[ok]] = new[ok]
 
 
-def _retriangulate(xy, seen, world_to_cam, config: ClassicConfig, focal: float) -> np.ndarray:
+def retriangulate(xy, seen, world_to_cam, config: ClassicConfig, focal: float) -> np.ndarray:
     """Map points (n, 3) of tracks from all the views that see them; NaN where they do not hold up."""
     n_tracks, n_frames = seen.shape
     points = np.full((n_tracks, 3), np.nan)
@@ -311,8 +311,8 @@ def estimate_motion(xy: np.ndarray, background: np.ndarray, focal: float, config
         posed[t] = True
         _extend_map(points, xy, bg_seen, world_to_cam, posed, t, config, focal)
     world_to_cam, points = _rebase(world_to_cam, points, world_to_cam[0].copy())
-    points = _retriangulate(xy, bg_seen, world_to_cam, config, focal)
+    points = retriangulate(xy, bg_seen, world_to_cam, config, focal)
     if config.bundle_adjust:
         world_to_cam, points = bundle_adjust(world_to_cam, points, xy, bg_seen, focal)
-        points = _retriangulate(xy, bg_seen, world_to_cam, config, focal)
+        points = retriangulate(xy, bg_seen, world_to_cam, config, focal)
     return CameraMotion(world_to_cam, points, "parallax", n_lost)

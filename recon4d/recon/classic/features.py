@@ -22,7 +22,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from recon4d._checks import check_shape
+from recon4d.checks import check_shape
 
 BACKGROUND = 0
 NO_FEATURES = -1

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from recon4d.recon.classic.camera_motion import _project, _retriangulate
+from recon4d.recon.classic.camera_motion import project_points, retriangulate
 from recon4d.recon.classic.config import ClassicConfig
 
 _MIN_GROUND_POINTS = 20
@@ -63,7 +63,7 @@ def fit_ground_plane(points: np.ndarray, world_to_cam: np.ndarray, tolerance: fl
     return normal, offset
 
 
-def _ground_candidates(points: np.ndarray, xy_px: np.ndarray, height: int) -> np.ndarray:
+def ground_candidates(points: np.ndarray, xy_px: np.ndarray, height: int) -> np.ndarray:
     """Map points whose track stays, on average, in the lower half of the image."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -251,7 +251,7 @@ def object_depths(contact: np.ndarray, size: np.ndarray, triangulated: np.ndarra
     return depth, cue
 
 
-def _object_point_depths(xy, label, seen, world_to_cam, n_objects, config: ClassicConfig, focal: float) -> np.ndarray:
+def object_point_depths(xy, label, seen, world_to_cam, n_objects, config: ClassicConfig, focal: float) -> np.ndarray:
     """Median depth (K, T) of triangulated feature points on each object.
 
     Only a static object has points that triangulate; a moving one can still fit a wrong
@@ -264,12 +264,12 @@ def _object_point_depths(xy, label, seen, world_to_cam, n_objects, config: Class
         return depth
     strict = dataclasses.replace(config, reprojection_px=config.ransac_px,
                                  min_triangulation_deg=2.0 * config.min_triangulation_deg)
-    points = _retriangulate(xy[object_tracks], seen[object_tracks], world_to_cam, strict, focal)
+    points = retriangulate(xy[object_tracks], seen[object_tracks], world_to_cam, strict, focal)
     ok = np.isfinite(points[:, 0])
     if not ok.any():
         return depth
     tracks, points = object_tracks[ok], points[ok]
-    _, z = _project(world_to_cam, points)  # (n, T)
+    _, z = project_points(world_to_cam, points)  # (n, T)
     z = np.where(seen[tracks], z, np.nan)
     for k in np.unique(label[tracks]) - 1:
         with warnings.catch_warnings():

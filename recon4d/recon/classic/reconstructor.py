@@ -82,9 +82,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from recon4d.recon.classic.bundle_adjust import _MIN_MAP_POINTS
+from recon4d.recon.classic.bundle_adjust import MIN_MAP_POINTS
 from recon4d.recon.classic.features import BACKGROUND, NO_FEATURES, FeatureTracks, TrackerConfig, track_features
-from recon4d.recon.classic.camera_motion import CameraMotion, _project, estimate_motion
+from recon4d.recon.classic.camera_motion import CameraMotion, project_points, estimate_motion
 from recon4d.recon.classic.config import ClassicConfig, ClassicReconstructionError
 from recon4d.errors import ShapeError
 from recon4d.recon.classic.object_depth import (
@@ -94,8 +94,8 @@ from recon4d.recon.classic.object_depth import (
     CUE_SIZE,
     CUE_TRIANGULATED,
     PERSON_HEIGHT_M,
-    _ground_candidates,
-    _object_point_depths,
+    ground_candidates,
+    object_point_depths,
     bottom_occluded,
     bottom_occluded_masks,
     contact_depth,
@@ -283,7 +283,7 @@ class ClassicReconstructor:
 
         world_to_cam, points, plane, fitted = self._scale(motion, features, height, people_prior)
         bg_seen = np.isfinite(xy[..., 0]) & background[:, None]
-        map_depth = np.where(bg_seen & np.isfinite(points[:, :1]), _project(world_to_cam, np.nan_to_num(points))[1],
+        map_depth = np.where(bg_seen & np.isfinite(points[:, :1]), project_points(world_to_cam, np.nan_to_num(points))[1],
                              np.nan)  # (N, T) depth of each map point in each frame that sees it
         backdrop = self._backdrop_depths(map_depth)
         plane_camera = None  # (T, 4): ground (n, h) in each camera frame
@@ -300,7 +300,7 @@ class ClassicReconstructor:
                        contact_depth(boxes, plane_camera, clip_k, backdrop, clip.image_size, border, occluded))
             size = size_depth(boxes, contact, clip.image_size, border, occluded)
             triangulated = (unknown if motion.mode != "parallax" else
-                            _object_point_depths(xy, features.label, np.isfinite(xy[..., 0]), world_to_cam,
+                            object_point_depths(xy, features.label, np.isfinite(xy[..., 0]), world_to_cam,
                                                  n_objects, config, focal))
             depth_k, cue_k = object_depths(contact, size, triangulated)
 
@@ -363,7 +363,7 @@ class ClassicReconstructor:
         if motion.mode != "parallax":
             pitch, camera_height = pose_prior or (0.0, config.camera_height_m)
             return world_to_cam, points, (level_up(pitch), camera_height), False
-        candidates = _ground_candidates(points, features.xy, height)
+        candidates = ground_candidates(points, features.xy, height)
         centre = -world_to_cam[0, :, :3].T @ world_to_cam[0, :, 3]
         spread = float(np.median(np.linalg.norm(candidates - centre, axis=1))) if len(candidates) else 1.0
         plane = fit_ground_plane(candidates, world_to_cam, config.plane_tolerance * spread,
@@ -416,7 +416,7 @@ class ClassicReconstructor:
         """Warn (and say so) when too few background features are tracked to see any motion."""
         seen = np.isfinite(features.xy[..., 0]) & background[:, None]
         per_frame = seen.sum(axis=0) if features.n_tracks else np.zeros(n_frames)
-        if np.median(per_frame) >= _MIN_MAP_POINTS:
+        if np.median(per_frame) >= MIN_MAP_POINTS:
             return False
         _warn(f"too few background features to follow (median {int(np.median(per_frame))} per frame; the video "
               "may be dark, blank or blurred): the camera is taken as static.")
