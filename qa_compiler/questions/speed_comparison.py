@@ -1,7 +1,7 @@
 """Speed comparison questions (abs_spd_comp, rel_spd_comp): which of two entities is faster.
 
-Quantities: the two per-step speed series of :func:`speed.step_speeds` ("the former" is
-the first target named). Answer: rules.describe_speed_comparison (Table 8: former faster
+Quantities: the two speed series of :func:`speed.step_speeds` (units per second over the
+true time between sampled frames; "the former" is the first target named). Answer: rules.describe_speed_comparison (Table 8: former faster
 above 1.2, latter faster below 1/1.2, both below 0.1 the same).
 """
 

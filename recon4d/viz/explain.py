@@ -142,7 +142,7 @@ def _plot_ratio_series(axes, scene, record, name, values, profile) -> None:
         axes.fill_between([times[a], times[b]], low * anchor, high * anchor, color="tab:green", alpha=0.18,
                           label=f"{low:g}–{high:g} × phase anchor" if i == 0 else None)
     axes.axhline(profile.near_zero, color="tab:red", lw=0.8, ls=":", label=f"near zero ({profile.near_zero:g})")
-    axes.set_ylabel(f"{name} (m{'/step' if 'speed' in name else ''})")
+    axes.set_ylabel(f"{name} (m{'/s' if 'speed' in name else ''})")
     _mark_phases(axes, times, spans, record, shared_anchors=True)
 
 
@@ -159,7 +159,7 @@ def _plot_speed_comparison(axes, scene, record, former, latter, profile) -> None
     twin = axes.twinx()
     twin.plot(times, former, color="tab:orange", lw=0.9, alpha=0.7, label="former speed")
     twin.plot(times, latter, color="tab:cyan", lw=0.9, alpha=0.7, label="latter speed")
-    twin.set_ylabel("speed (m/step)")
+    twin.set_ylabel("speed (m/s)")
     twin.legend(fontsize=7, loc="lower right")
     spans = _runs(_speed_labels(former, latter, eps, profile.near_zero))
     _mark_phases(axes, times, spans, record)

@@ -226,6 +226,63 @@ def test_relative_speed_includes_the_observers_turning():
     np.testing.assert_allclose(absolute.quantities["speed"], 0.0, atol=1e-12)
 
 
+# 32 uniform samples of a 40-frame, 10 fps clip (``recon4d process --frames 32``): the
+# gaps alternate 0.1 s and 0.2 s, so a per-step length would alternate too.
+UNEVEN = np.rint(np.linspace(0, 39, 32)) / 10.0
+
+
+def test_uneven_sampling_alternates_short_and_long_gaps():
+    gaps = np.round(np.diff(UNEVEN), 6)
+    assert set(gaps) == {0.1, 0.2} and (gaps == 0.2).sum() >= 5
+
+
+@pytest.mark.parametrize("qtype, frozen", [("abs_spd", 0), ("rel_spd", None)])
+def test_constant_speed_under_uneven_sampling_is_nearly_constant(qtype, frozen):
+    # 1.5 m/s along +y: per step the object moves 0.15 or 0.3 m, per second always 1.5 m/s.
+    box = {"center": np.stack([np.full(32, 5.0), 1.5 * UNEVEN, np.zeros(32)], -1)}
+    scene = build_scene(UNEVEN, [box])
+    result = answer(scene, plan(qtype, (0,), frames=(0, 31), frozen_at=frozen))
+    assert result.description.text == "(1) Keep nearly constant."
+    np.testing.assert_allclose(result.quantities["speed"], 1.5, rtol=1e-9)
+    assert result.n_values == 31
+
+
+def test_speed_comparison_under_uneven_sampling_uses_seconds():
+    # 1 m/s against 1.1 m/s: "nearly the same" at every step, though a 0.2 s step of the
+    # slower one is longer than a 0.1 s step of the faster one.
+    slow = {"center": np.stack([np.full(32, 5.0), 1.0 * UNEVEN, np.zeros(32)], -1)}
+    fast = {"center": np.stack([np.full(32, 6.0), -1.1 * UNEVEN, np.zeros(32)], -1)}
+    scene = build_scene(UNEVEN, [slow, fast])
+    result = answer(scene, plan("rel_spd_comp", (0, 1), frames=(0, 31)))
+    assert result.description.text == "(1) Their speed is nearly the same."
+    np.testing.assert_allclose(result.quantities["speed_former"], 1.0, rtol=1e-9)
+    np.testing.assert_allclose(result.quantities["speed_latter"], 1.1, rtol=1e-9)
+
+
+def test_near_zero_cut_off_applies_to_speeds_per_second():
+    # Steps of 0.03, 0.06, 0.12 m every 0.5 s are 0.06, 0.12, 0.24 m/s: only the first is
+    # below the 0.1 cut-off, so the speed grows from the start (per step, 0.03 and 0.06
+    # would both be "nearly zero" and the answer would start with "Keep nearly constant").
+    t = np.arange(4) * 0.5
+    box = {"center": np.stack([np.full(4, 5.0), np.cumsum([0, 0.03, 0.06, 0.12]), np.zeros(4)], -1)}
+    result = answer(build_scene(t, [box]), plan("rel_spd", (0,), frames=(0, 3)))
+    np.testing.assert_allclose(result.quantities["speed"], [0.06, 0.12, 0.24])
+    assert result.description.text == "(1) Become larger."
+
+
+def test_direction_prediction_hides_at_least_one_second_under_uneven_sampling():
+    from recon4d.qa_compiler.sampler import SamplingConfig, SceneIndex
+
+    scene = build_scene(UNEVEN, [{"center": np.zeros(3)}])
+    index = SceneIndex(scene, SamplingConfig())
+    shown, end = index.predictions.T
+    assert len(shown) > 0
+    hidden = UNEVEN[end] - UNEVEN[shown]
+    assert (hidden >= 1.0 - 1e-9).all()
+    # the last shown frame is the latest one a full second before the end
+    assert (UNEVEN[end] - UNEVEN[shown + 1] < 1.0 - 1e-9).all()
+
+
 def test_camera_as_target_of_distance_and_direction_prediction():
     # The camera drives along +x at 0.5 per frame; the box ahead keeps 2 * 1.5^t in front.
     cam_x = np.stack([0.5 * np.arange(9), np.zeros(9), np.zeros(9)], -1)
