@@ -356,3 +356,11 @@ def test_zero_direction_is_skipped_not_answered():
     scene = build_scene(T9, [{"center": np.array([5.0, 0, 0])}, {"center": np.array([5.0, 0, 0])}])
     with pytest.raises(Skip, match="degenerate_direction"):
         answer(scene, plan("abs_dir", (0, 1), frozen_at=0))
+
+
+def test_speed_questions_may_target_non_agents_a_documented_difference():
+    # README: unlike DSR Suite, abs_spd asks about any object with a centre track.
+    scene = rich_scene(5)
+    records, _ = compile_scene(scene, CompileConfig(n_per_scene=12, types=("abs_spd",)))
+    rows = [scene.object_index(int(t)) for r in records for t in r.targets if t != "camera"]
+    assert any(not scene.is_agent[row] for row in rows)
