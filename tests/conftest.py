@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +21,24 @@ def isolated_home(tmp_path_factory):
         yield home
 
 
+def in_ci() -> bool:
+    """True under CI (``CI=true``), where reference data must be present."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1")
+
+
+def missing_shared_data(what: str) -> None:
+    """A test needs ``what`` from ../shared/data and it is absent: fail under CI, else skip."""
+    message = f"{what} is absent ({SHARED_DATA} sits beside the checkout)"
+    if in_ci():
+        pytest.fail(f"{message}; CI=true needs the reference data", pytrace=False)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """../shared/data next to the checkout; tests that need it skip with a reason if absent."""
+    """../shared/data next to the checkout; absent, its tests skip with a reason (fail under CI)."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"reference data folder {SHARED_DATA} is absent (it sits beside the checkout)")
+        missing_shared_data(f"reference data folder {SHARED_DATA}")
     return SHARED_DATA
 
 

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import math
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from recon4d.qa_compiler import rules
@@ -37,38 +35,27 @@ from recon4d.qa_compiler.rules import (
     get_profile,
     phrase,
 )
+from tests.conftest import SHARED_DATA, missing_shared_data
+from tests.qa_compiler.rule_oracle import oracle_direction, oracle_distance, oracle_speed_comparison
 
-REPO = Path(__file__).resolve().parents[2]
-REFERENCE_CANDIDATES = [
-    REPO / "shared" / "data" / "dsr_reference_vectors.json",
-    REPO.parent / "shared" / "data" / "dsr_reference_vectors.json",
-]
-REFERENCE_PATH = next((p for p in REFERENCE_CANDIDATES if p.exists()), None)
+REFERENCE_PATH = SHARED_DATA / "dsr_reference_vectors.json"
 DESCRIBE_FNS = ("describe_dist_runs", "describe_spd_comp", "describe_dir")
 
 
 def _reference_cases() -> list[dict]:
-    if REFERENCE_PATH is None:
+    if not REFERENCE_PATH.exists():
         return []
     cases = json.loads(REFERENCE_PATH.read_text())["cases"]
     return [c for c in cases if c["fn"] in DESCRIBE_FNS]
 
 
 CASES = _reference_cases()
-needs_reference = pytest.mark.skipif(
-    REFERENCE_PATH is None, reason="shared/data/dsr_reference_vectors.json is not present"
-)
 
 
-def _load_benchmark():
-    """benchmarks/qa.py holds the slow per-step Python restatement of the DSR algorithm."""
-    spec = importlib.util.spec_from_file_location("recon4d_bench_qa", REPO / "benchmarks" / "qa.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SLOW = _load_benchmark()
+def _need_reference() -> None:
+    """Fail under CI (skip elsewhere) when the reference vectors are absent."""
+    if not CASES:
+        missing_shared_data(f"the DSR reference vectors {REFERENCE_PATH}")
 
 
 def _describe_case(case: dict, profile=DSR) -> Description:
@@ -103,16 +90,18 @@ def _check_description(desc: Description, profile=DSR) -> None:
 # --- the DSR reference vectors ------------------------------------------------------------
 
 
-@needs_reference
-@pytest.mark.parametrize("case", CASES, ids=[f"{c['fn']}-{i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(
+    "case", CASES or [None], ids=[f"{c['fn']}-{i}" for i, c in enumerate(CASES)] or ["no-reference-vectors"]
+)
 def test_replays_dsr_reference_case(case):
+    _need_reference()
     desc = _describe_case(case)
     assert desc.text == case["out"]
     _check_description(desc)
 
 
-@needs_reference
 def test_reference_covers_the_three_describers_and_matches_dsr_defaults():
+    _need_reference()
     assert {c["fn"] for c in CASES} == set(DESCRIBE_FNS)
     assert len(CASES) == 426
     meta = json.loads(REFERENCE_PATH.read_text())["meta"]["defaults"]
@@ -121,8 +110,8 @@ def test_reference_covers_the_three_describers_and_matches_dsr_defaults():
     assert (DSR.ratio_epsilon, DSR.near_zero, DSR.direction_threshold) == (0.2, 0.1, 0.3)
 
 
-@needs_reference
 def test_batched_entry_points_replay_the_reference_in_one_call():
+    _need_reference()
     by_fn = {fn: [c for c in CASES if c["fn"] == fn] for fn in DESCRIBE_FNS}
     dist = describe_distances([c["distances"] for c in by_fn["describe_dist_runs"]])
     spd = describe_speed_comparisons(
@@ -134,15 +123,15 @@ def test_batched_entry_points_replay_the_reference_in_one_call():
         assert [d.text for d in descs] == [c["out"] for c in by_fn[fn]]
 
 
-@needs_reference
-def test_slow_benchmark_reference_replays_the_reference_too():
+def test_slow_oracle_replays_the_reference_too():
+    _need_reference()
     for case in CASES:
         if case["fn"] == "describe_dist_runs":
-            got = SLOW.reference_distance(case["distances"])
+            got = oracle_distance(case["distances"])
         elif case["fn"] == "describe_spd_comp":
-            got = SLOW.reference_speed_comparison(case["speed_1"], case["speed_2"])
+            got = oracle_speed_comparison(case["speed_1"], case["speed_2"])
         else:
-            got = SLOW.reference_direction(case["changes"])
+            got = oracle_direction(case["changes"])
         assert got == case["out"]
 
 
@@ -270,7 +259,7 @@ def test_phrase_rejects_unknown_phases_and_kinds(phases, kind, match):
 )
 def test_describe_distance_pins_the_dsr_scan(values, text):
     desc = describe_distance(values)
-    assert desc.text == text == SLOW.reference_distance(values)
+    assert desc.text == text == oracle_distance(values)
     _check_description(desc)
 
 
@@ -385,7 +374,7 @@ def test_distance_properties_and_agreement_with_the_slow_reference(values, profi
     desc = describe_distance(values, profile)
     _check_description(desc, profile)
     assert desc.kind == DISTANCE and set(desc.phases) <= set(DISTANCE_PHASES)
-    assert desc.text == SLOW.reference_distance(values, profile.ratio_epsilon, profile.near_zero)
+    assert desc.text == oracle_distance(values, profile.ratio_epsilon, profile.near_zero)
     # Only the last phase can be an open-ended "Keep nearly constant."
     assert "constant" not in desc.phases[:-1]
 
@@ -396,7 +385,7 @@ def test_speed_comparison_properties_and_agreement_with_the_slow_reference(pair,
     desc = describe_speed_comparison(*pair, profile)
     _check_description(desc, profile)
     assert set(desc.phases) <= set(SPEED_PHASES)
-    assert desc.text == SLOW.reference_speed_comparison(
+    assert desc.text == oracle_speed_comparison(
         *pair, profile.ratio_epsilon, profile.near_zero, profile.number_single_latter
     )
 
@@ -406,17 +395,29 @@ def test_speed_comparison_properties_and_agreement_with_the_slow_reference(pair,
 def test_direction_properties_and_agreement_with_the_slow_reference(vectors, profile):
     desc = describe_direction(vectors, profile)
     _check_description(desc, profile)
-    assert desc.text == SLOW.reference_direction(vectors, profile.direction_threshold)
+    assert desc.text == oracle_direction(vectors, profile.direction_threshold)
+
+
+# Magnitudes that stay at or above the 0.1 cut-off under every scale below (>= 0.25), with
+# the ratio-band edges among them, so the scale-invariance properties reach their assertion
+# in nearly every example; ``assume`` still guards the premise.
+STEADY_EDGES = [e for e in EDGES if e >= 0.4]
+steady_magnitudes = st.one_of(
+    st.sampled_from(STEADY_EDGES), st.floats(0.4, 1e4, allow_nan=False, allow_subnormal=False)
+)
+
+
+def _above_cut_off(*series) -> bool:
+    return min(min(s) for s in series) >= DSR.near_zero
 
 
 @settings(max_examples=200, deadline=None)
-@given(distance_series, st.sampled_from([0.25, 0.5, 2.0, 8.0, 1024.0]))
+@given(st.lists(steady_magnitudes, min_size=2, max_size=40), st.sampled_from([0.25, 0.5, 2.0, 8.0, 1024.0]))
 def test_distance_description_is_scale_invariant_away_from_the_near_zero_cut_off(values, scale):
     # Ratios are all that matter once every value, before and after scaling, is >= 0.1;
     # powers of two scale exactly, so every ratio is bit-identical.
     scaled = [v * scale for v in values]
-    if min(values) < DSR.near_zero or min(scaled) < DSR.near_zero:
-        return
+    assume(_above_cut_off(values, scaled))
     assert describe_distance(scaled).phases == describe_distance(values).phases
 
 
@@ -426,13 +427,19 @@ def test_distance_description_is_not_scale_invariant_near_zero():
     assert describe_distance([0.2, 0.36]).phases == ("larger",)
 
 
+@st.composite
+def steady_speed_pairs(draw):
+    n = draw(st.integers(1, 30))
+    pair = st.lists(steady_magnitudes, min_size=n, max_size=n)
+    return draw(pair), draw(pair)
+
+
 @settings(max_examples=200, deadline=None)
-@given(speed_pairs(), st.sampled_from([0.5, 2.0, 64.0]))
+@given(steady_speed_pairs(), st.sampled_from([0.5, 2.0, 64.0]))
 def test_speed_comparison_is_scale_invariant_away_from_the_near_zero_cut_off(pair, scale):
     a, b = pair
     sa, sb = [v * scale for v in a], [v * scale for v in b]
-    if min(a + b + sa + sb) < DSR.near_zero:
-        return
+    assume(_above_cut_off(a, b, sa, sb))
     assert describe_speed_comparison(sa, sb).phases == describe_speed_comparison(a, b).phases
 
 

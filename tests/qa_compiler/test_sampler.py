@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 
 import numpy as np
@@ -28,7 +29,10 @@ T9 = np.arange(9) * 0.5
 
 
 def test_stable_hash_and_scene_rng_do_not_depend_on_the_process():
-    assert stable_hash("clip") == 3158481071412777063  # fixed forever: sha256-based, unsalted
+    # Fixed forever: the first 8 bytes of the text's sha256, little-endian, unsalted.
+    expected = int.from_bytes(hashlib.sha256("clip".encode("utf-8")).digest()[:8], "little")
+    assert stable_hash("clip") == expected == 3158481071412777063
+    assert stable_hash("é") == int.from_bytes(hashlib.sha256(b"\xc3\xa9").digest()[:8], "little")
     draws = scene_rng(7, "clip").random(3)
     np.testing.assert_array_equal(draws, scene_rng(7, "clip").random(3))
     assert not np.array_equal(draws, scene_rng(8, "clip").random(3))
