@@ -19,3 +19,13 @@ class VideoError(Recon4dError):
 
 class MissingDependencyError(Recon4dError, ImportError):
     """An optional dependency of recon4d is not installed."""
+
+
+class OutputError(Recon4dError):
+    """An output path cannot be written: something is in the way, it exists without --overwrite,
+    the folder is read-only or full, or another run is writing it."""
+
+
+class OptionError(Recon4dError, ValueError):
+    """A value given on the command line (or to a config) is invalid on its own; the CLI treats
+    it as a usage error (exit code 2)."""
