@@ -10,12 +10,34 @@ import click
 @click.command("inspect")
 @click.argument("scene_path", type=click.Path(path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def inspect_command(scene_path: str, as_json: bool) -> None:
-    """Summarise SCENE: frames, duration, backends, camera path and objects with visible spans."""
-    from recon4d.store import open_scene
+@click.option("--verify", is_flag=True, help="Re-read every array (point maps and masks included) and compare "
+              "the content checksum with the one the store recorded; exit 1 when they differ.")
+def inspect_command(scene_path: str, as_json: bool, verify: bool) -> None:
+    """Summarise SCENE: frames, duration, backends, camera path and objects with visible spans.
+
+    Opening a store checks that every array and every chunk file is there; --verify also
+    decodes everything and recomputes the content checksum the store recorded when written.
+    """
+    from recon4d.errors import StoreError
+    from recon4d.store import open_scene, verify_scene
     from recon4d.summary import summarize_scene
 
     summary = summarize_scene(open_scene(scene_path))
+    if verify:
+        from recon4d.cli.progress import progress_callback
+
+        with progress_callback("verifying") as progress:
+            check = verify_scene(scene_path, progress=progress)
+        summary["verified"] = {"ok": check.ok, "recorded_sha256": check.recorded, "computed_sha256": check.computed,
+                               "mismatched": list(check.mismatched)}
+        if check.recorded is None:
+            raise StoreError(f"{scene_path} records no content checksum (written by an older recon4d), so it cannot "
+                             f"be verified; its arrays decode and its content hashes to {check.computed}. "
+                             "Re-create it with this version to verify it later.")
+        if not check.ok:
+            raise StoreError(f"{scene_path} is damaged: the content of {', '.join(check.mismatched)} no longer "
+                             f"matches the checksum the store recorded (recorded {check.recorded[:12]}…, now "
+                             f"{check.computed[:12]}…). Copy it again or re-create it.")
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -43,3 +65,5 @@ def _print_summary(scene_path: str, summary: dict) -> None:
         table.add_row(str(obj["id"]), obj["category"], "yes" if obj["is_agent"] else "no",
                       f"{obj['visible_frames']}/{summary['n_frames']}", spans, f"{obj['path_length']:.2f}")
     console.print(table)
+    if "verified" in summary:
+        console.print(f"  verified     content checksum {summary['verified']['computed_sha256']} matches")
