@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -27,18 +26,21 @@ def curate_command(videos, out, min_camera_motion, min_object_motion, report_pat
     """
     from recon4d.cli.progress import progress_callback
     from recon4d.curate import CurateConfig, curate
+    from recon4d.outputs import check_output, write_json, write_text
+
+    check_output(out, "file", what="list of kept videos")
+    if report_path:
+        check_output(report_path, "file", what="curation report")
 
     config = CurateConfig(min_camera_motion=min_camera_motion, min_object_motion=min_object_motion)
     with progress_callback("measuring") as progress:
         results = curate(videos, config, progress=progress)
     kept = [r.path for r in results if r.kept]
-    partial = out.with_name(out.name + ".partial")
-    partial.write_text("".join(f"{p}\n" for p in kept))
-    partial.replace(out)
+    write_text(out, "".join(f"{p}\n" for p in kept), what="list of kept videos")
     if report_path:
-        report_path.write_text(json.dumps([{"path": r.path, "kept": r.kept, "reason": r.reason,
-                                            "stats": r.stats.to_json() if r.stats else None} for r in results],
-                                          indent=2) + "\n")
+        write_json(report_path, [{"path": r.path, "kept": r.kept, "reason": r.reason,
+                                  "stats": r.stats.to_json() if r.stats else None} for r in results],
+                   what="curation report")
     for r in results:
         click.echo(f"{'keep' if r.kept else 'drop'}  {r.path}: {r.reason}")
     click.echo(f"kept {len(kept)}/{len(results)} videos; list in {out}")

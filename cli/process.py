@@ -41,7 +41,8 @@ def process_command(video, out, n_frames, fps, start_s, end_s, recon, tracker, o
     from recon4d.errors import StoreError
     from recon4d.pipeline import ProcessConfig, process_video
     from recon4d.settings import quiet_library_progress
-    from recon4d.store import write_scene
+    from recon4d.outputs import check_output, output_lock, write_json
+    from recon4d.store import is_store, write_scene
     from recon4d.summary import summarize_scene
 
     out = out or Path(video.stem + ".zarr")
@@ -56,10 +57,14 @@ def process_command(video, out, n_frames, fps, start_s, end_s, recon, tracker, o
                            orient=orient, boxes=boxes, keep_points=keep_points, keep_masks=keep_masks, device=device,
                            objects=objects, backend_options=parse_backend_options(options))
     quiet_library_progress()
-    with _StageBars() as bars:
-        result = process_video(video, config, progress=bars.stage, log=bars.log)
-    write_scene(result.scene, out, overwrite=overwrite)
-    out.with_name(out.name + ".config.json").write_text(json.dumps(config.to_json(), indent=2) + "\n")
+    config_path = out.with_name(out.name + ".config.json")
+    check_output(out, "dir", overwrite=overwrite, replaceable=is_store, what="scene store")
+    check_output(config_path, "file", what="config file")
+    with output_lock(out), output_lock(config_path):
+        with _StageBars() as bars:
+            result = process_video(video, config, progress=bars.stage, log=bars.log)
+        write_scene(result.scene, out, overwrite=overwrite)
+        write_json(config_path, config.to_json(), what="config file")
     _print_summary(out, summarize_scene(result.scene), result)
 
 

@@ -63,6 +63,7 @@ def _split_types(_ctx, _param, value: str | None):
 def compile_command(scenes, out, fmt, n_per_scene, types, profile, distractors, min_margin, seed, report_path,
                     llm_url, llm_model, llm_n, llm_key_env):
     """Compile SCENES (scene stores) into questions with procedural answers, written to OUT."""
+    from recon4d.outputs import check_output, write_json
     from recon4d.qa_compiler.compiler import CompileConfig, compile_scenes
     from recon4d.qa_compiler.export import export
 
@@ -76,6 +77,10 @@ def compile_command(scenes, out, fmt, n_per_scene, types, profile, distractors, 
         config = CompileConfig(**kwargs)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+    config_path = out.with_name(out.name + ".config.json")
+    for path, what in ((out, "question file"), (config_path, "QA config"), (report_path, "QA report")):
+        if path is not None:
+            check_output(path, "file", what=what)
     with _scene_progress(len(scenes)) as progress:
         records, report = compile_scenes(scenes, config, progress=progress)
     summary = {"config": config.to_json(), "report": report.to_json()}
@@ -84,11 +89,10 @@ def compile_command(scenes, out, fmt, n_per_scene, types, profile, distractors, 
         records.extend(llm_records)
         summary["llm"] = llm_report
     export(records, out, fmt)
-    config_path = out.with_name(out.name + ".config.json")
-    config_path.write_text(json.dumps({**config.to_json(), "format": fmt, "scenes": [str(s) for s in scenes],
-                                       "llm_url": llm_url, "llm_model": llm_model if llm_url else None}, indent=2) + "\n")
+    write_json(config_path, {**config.to_json(), "format": fmt, "scenes": [str(s) for s in scenes],
+                             "llm_url": llm_url, "llm_model": llm_model if llm_url else None}, what="QA config")
     if report_path:
-        report_path.write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(report_path, summary, what="QA report")
     click.echo(report.summary())
     if llm_url:
         click.echo(f"llm: {summary['llm']['generated']} questions, {summary['llm']['rejected_replies']} rejected "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -30,6 +29,7 @@ def synth_command(out_dir, seed, n_frames, fps, size, n_objects, static_camera, 
     scene store (poses, point maps, masks, boxes, centres, orientations).
     """
     from recon4d.cli.progress import progress_callback
+    from recon4d.outputs import write_json
     from recon4d.synth.scene import SynthConfig, write_synthetic
 
     try:
@@ -39,5 +39,5 @@ def synth_command(out_dir, seed, n_frames, fps, size, n_objects, static_camera, 
         raise click.UsageError(str(exc)) from None
     with progress_callback("rendering") as progress:
         paths = write_synthetic(out_dir, config, progress=progress, overwrite=overwrite)
-    (Path(out_dir) / "synth_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    write_json(Path(out_dir) / "synth_config.json", asdict(config), what="synth config")
     click.echo(f"video: {paths.video}\nscene: {paths.scene}")

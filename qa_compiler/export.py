@@ -31,8 +31,6 @@ in its ``created_by`` field.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
@@ -40,6 +38,7 @@ from typing import BinaryIO, Callable, Iterable
 import numpy as np
 
 from recon4d.optional import require
+from recon4d.outputs import atomic_file
 from recon4d.qa_compiler.records import LETTERS, QARecord
 
 PARQUET_COLUMNS = ("videoID", "question", "options", "answer", "type")
@@ -55,20 +54,11 @@ _DSR_KEYS = ("Question", *LETTERS, "Correct")
 
 
 def _atomic_write(path, write: Callable[[BinaryIO], None]) -> Path:
-    """Call ``write(handle)`` on a temporary file beside ``path``, then rename it to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
-    try:
-        with open(partial, "xb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    return path
+    """Call ``write(handle)`` on a temporary file beside ``path``, then rename it to ``path``
+    (:func:`recon4d.outputs.atomic_file`: locked, unique temporary, stale ones cleaned)."""
+    with atomic_file(path, what="question file") as handle:
+        write(handle)
+    return Path(path)
 
 
 def _plain(value):

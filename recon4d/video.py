@@ -490,10 +490,14 @@ def write_video(path: PathLike, frames: Iterable[np.ndarray], fps: float, qualit
     (yuv420p stores colour at half resolution); frames are never padded or cropped
     silently, so pixel coordinates in the video equal those in ``frames``. ``quality`` is
     x264's constant rate factor, 0 (lossless) to 51 (worst); 18 looks lossless. Without
-    libx264 the MPEG-4 Part 2 encoder is used with a matching quantiser. The file is
-    written as ``<name>.partial`` beside ``path`` and renamed when complete, so a crash
-    never leaves a truncated mp4 under the final name.
+    libx264 the MPEG-4 Part 2 encoder is used with a matching quantiser. The encoder runs on
+    one thread: x264's frame threads make the bytes (and decoded pixels) depend on the core
+    count, and the same frames must give the same file everywhere. The file is written
+    through :func:`recon4d.outputs.atomic_output` (unique temporary, locked, renamed when
+    complete), so a crash never leaves a truncated mp4 under the final name.
     """
+    from recon4d.outputs import atomic_output, check_output
+
     path = Path(path)
     if not (math.isfinite(fps) and fps > 0):
         raise VideoError(f"write_video needs a positive frame rate, got fps={fps}.")
@@ -501,6 +505,7 @@ def write_video(path: PathLike, frames: Iterable[np.ndarray], fps: float, qualit
         raise VideoError(f"quality is x264's CRF and must lie in 0..51 (lower is better), got {quality}.")
     if not path.parent.is_dir():
         raise VideoError(f"Cannot write '{path}': folder '{path.parent}' does not exist; create it first.")
+    check_output(path, "file", what="video")
     remaining = iter(frames)
     first = next(remaining, None)
     if first is None:
@@ -511,15 +516,15 @@ def write_video(path: PathLike, frames: Iterable[np.ndarray], fps: float, qualit
             f"Frames are {dims['W']}x{dims['H']} but H.264/yuv420p needs an even width and "
             f"height; crop or pad them first, e.g. frames[:, :H // 2 * 2, :W // 2 * 2]."
         )
-    partial = path.with_name(path.name + ".partial")
     codec = _pick_encoder()
-    try:
+    with atomic_output(path, "file", what="video") as partial:
         with av.open(str(partial), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
             rate = Fraction(fps).limit_denominator(1001)
             stream = container.add_stream(codec, rate=rate)
             stream.width, stream.height, stream.pix_fmt = dims["W"], dims["H"], "yuv420p"
+            stream.codec_context.thread_count = 1
             if codec == "libx264":
-                stream.options = {"crf": str(quality)}
+                stream.options = {"crf": str(quality), "threads": "1"}
             else:
                 # x264's CRF +6 roughly halves the bit rate, as doubling MPEG-4's quantiser does.
                 quantiser = min(31, max(1, round(2 ** ((quality - 12) / 6))))
@@ -532,8 +537,4 @@ def write_video(path: PathLike, frames: Iterable[np.ndarray], fps: float, qualit
                 video_frame.time_base = 1 / rate
                 container.mux(stream.encode(video_frame))
             container.mux(stream.encode())
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
     return path

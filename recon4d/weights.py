@@ -17,13 +17,12 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from recon4d.errors import Recon4dError
+from recon4d.outputs import atomic_output, write_text
 
 @dataclass(frozen=True)
 class Component:
@@ -48,7 +47,11 @@ class Component:
 
     def missing(self, weights_dir: Path) -> list[str]:
         """The required patterns with no match (all of them when the directory is absent)."""
-        path = self.path(weights_dir)
+        return self.missing_in(self.path(weights_dir))
+
+    def missing_in(self, path: Path) -> list[str]:
+        """The required patterns with no match in the folder ``path``."""
+        path = Path(path)
         if not path.is_dir():
             return list(self.required)
         return [pattern for pattern in self.required if not any(p.is_file() for p in path.glob(pattern))]
@@ -57,8 +60,19 @@ class Component:
         return not self.missing(weights_dir)
 
     def check(self, path: Path) -> str:
+        """Load the files at ``path`` on the CPU; a file that cannot be loaded at all (truncated,
+        not a checkpoint, wrong format) is a Recon4dError naming it, never a loader traceback."""
         module_name, _, function_name = self.checker.partition(":")
-        return getattr(importlib.import_module(module_name), function_name)(Path(path))
+        checker = getattr(importlib.import_module(module_name), function_name)
+        try:
+            return checker(Path(path))
+        except Recon4dError:
+            raise
+        except Exception as exc:  # loaders (safetensors, torch.load, transformers) raise many types
+            message = " ".join(str(exc).split())[:300]
+            raise Recon4dError(f"the {self.name} weights at {path} cannot be loaded ({type(exc).__name__}: "
+                               f"{message}); the file is damaged, truncated or not a {self.name} checkpoint. "
+                               f"Get it again ({self.source}).") from None
 
 
 COMPONENTS: dict[str, Component] = {}
@@ -107,11 +121,8 @@ def file_sha256_cached(path: str | Path) -> str:
     digest = file_sha256(path)
     cache[str(path)] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
     try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.partial")
-        partial.write_text(json.dumps(cache))
-        os.replace(partial, cache_file)
-    except OSError:
+        write_text(cache_file, json.dumps(cache), what="hash cache")
+    except Recon4dError:  # read-only home, or another process writing the cache right now
         pass
     return digest
 
@@ -146,26 +157,28 @@ def import_component(name: str, source: str | Path, weights_dir: Path, overwrite
     target = component.path(weights_dir)
     if target.exists() and not overwrite:
         raise Recon4dError(f"{target} already exists; pass --overwrite to replace it.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-    try:
-        staged = staging / target.name
+
+    def fill(staged: Path) -> str:
         if source.is_dir():
-            shutil.copytree(source, staged)
+            shutil.copytree(source, staged, dirs_exist_ok=True)
         else:
-            staged.mkdir()
             shutil.copy2(source, staged / (component.file_name or source.name))
-        missing = component.missing(staging)
+        missing = component.missing_in(staged)
         if missing:
             raise Recon4dError(f"{source} does not hold what {name} needs: no file matching "
                                f"{', '.join(missing)}. See `recon4d weights list` for the expected layout.")
-        summary = component.check(staged)
-        if target.exists():
-            shutil.rmtree(target)
-        staged.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target, summary
+        return component.check(staged)
+
+    return target, install_component(component, weights_dir, fill, overwrite)
+
+
+def install_component(component: Component, weights_dir: Path, fill, overwrite: bool = False) -> str:
+    """Fill a temporary folder with ``fill(folder) -> summary`` (which checks it) and swap it into
+    place as the component's folder; on any error nothing is placed and the old folder stays."""
+    target = component.path(weights_dir)
+    with atomic_output(target, "dir", overwrite=overwrite, replaceable=lambda _: True,
+                       what=f"{component.name} weights folder") as staging:
+        return fill(staging)
 
 
 register_component(

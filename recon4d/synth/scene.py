@@ -394,22 +394,45 @@ def write_synthetic(
 
     The store's ``source`` names the video (path, sha256, fps, frame count, size). Raises
     StoreError before rendering anything when ``scene.zarr`` already exists and is not empty,
-    unless ``overwrite``; a lone ``video.mp4`` (an interrupted run) is replaced.
+    unless ``overwrite``; a lone ``video.mp4`` (an interrupted run) is replaced. Both paths are
+    locked for the run; the video and the store are written completely under temporary names
+    first, then the old store is moved out, the video renamed, and the new store renamed in, so
+    a ``scene.zarr`` present always matches its ``video.mp4`` (a crash between the renames
+    leaves a lone video, which the next run replaces).
     """
-    from recon4d.store import file_sha256, write_scene
+    from recon4d.outputs import check_output, clean_stale, output_lock, temporary_name
+    from recon4d.store import file_sha256, is_store, write_scene
     from recon4d.video import write_video
 
     out_dir = Path(out_dir)
     video_path, scene_path = out_dir / "video.mp4", out_dir / "scene.zarr"
+    check_output(out_dir, "dir", overwrite=True, what="synthetic scene folder")
     if scene_path.exists() and not overwrite and (not scene_path.is_dir() or any(scene_path.iterdir())):
         raise StoreError(
             f"{scene_path} already exists; choose another output folder or pass overwrite=True "
             "(--overwrite on the command line) to replace the scene and its video."
         )
-    synthetic = generate_scene(config, progress=progress)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_video(video_path, synthetic.frames, config.fps)
-    source = SourceInfo(path=str(video_path), sha256=file_sha256(video_path), fps=config.fps,
-                        n_frames=config.n_frames, size=(config.width, config.height))
-    write_scene(dataclasses.replace(synthetic.scene, source=source), scene_path, overwrite=True)
+    check_output(scene_path, "dir", overwrite=True, replaceable=is_store, what="scene store")
+    check_output(video_path, "file", what="video")
+    with output_lock(scene_path), output_lock(video_path):
+        synthetic = generate_scene(config, progress=progress)
+        staged_video, staged_scene = temporary_name(video_path), temporary_name(scene_path)
+        displaced = None
+        try:
+            write_video(staged_video, synthetic.frames, config.fps)
+            source = SourceInfo(path=str(video_path), sha256=file_sha256(staged_video), fps=config.fps,
+                                n_frames=config.n_frames, size=(config.width, config.height))
+            write_scene(dataclasses.replace(synthetic.scene, source=source), staged_scene)
+            if scene_path.exists():
+                displaced = temporary_name(scene_path)
+                scene_path.rename(displaced)
+            staged_video.replace(video_path)
+            staged_scene.rename(scene_path)
+        except BaseException:
+            if displaced is not None and not scene_path.exists():
+                displaced.rename(scene_path)
+            raise
+        finally:
+            clean_stale(scene_path)
+            clean_stale(video_path)
     return SyntheticPaths(video=video_path, scene=scene_path)

@@ -20,6 +20,7 @@ import numpy as np
 
 from recon4d.optional import require
 from recon4d.errors import Recon4dError, VideoError
+from recon4d.outputs import write_bytes
 from recon4d.viz.plots import figure_png, pyplot
 from recon4d.qa_compiler.records import LETTERS, QARecord
 from recon4d.qa_compiler.rules import get_profile
@@ -310,7 +311,4 @@ def explain_record(record: QARecord, scene: Scene, video_path: str | Path | None
                     f"interval {record.interval_s[0]:.2f}–{record.interval_s[1]:.2f} s · profile {record.profile} · "
                     f"margin {margin}", fontsize=10)
     figure.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    out_png.write_bytes(figure_png(figure, dpi=dpi))
-    return out_png
+    return write_bytes(out_png, figure_png(figure, dpi=dpi), what="explanation figure")

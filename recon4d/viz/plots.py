@@ -19,6 +19,7 @@ import numpy as np
 
 from recon4d.optional import require
 from recon4d.errors import Recon4dError
+from recon4d.outputs import check_output, write_bytes
 from recon4d.geometry import agent_observer_pose, camera_observer_pose, to_observer_frame
 from recon4d.types import Scene
 
@@ -285,8 +286,7 @@ def plot_scene(scene: Scene, out_png: str | Path, observer: str = CAMERA, frame:
     pair: two entities ("camera" or ids) for the distance panel, default the first two objects.
     Returns the :class:`SceneLayout` that was drawn.
     """
+    check_output(out_png, "file", what="plot")
     figure, layout = scene_figure(scene, observer, frame, pair)
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    out_png.write_bytes(figure_png(figure, dpi=dpi))
+    write_bytes(out_png, figure_png(figure, dpi=dpi), what="plot")
     return layout

@@ -12,12 +12,11 @@ from __future__ import annotations
 import base64
 import html
 import math
-import os
-import secrets
 from collections import Counter
 from pathlib import Path
 
 from recon4d.errors import Recon4dError
+from recon4d.outputs import check_output, write_text
 from recon4d.viz.plots import figure_png, pyplot, scene_figure
 from recon4d.qa_compiler.records import LETTERS, QARecord
 from recon4d.summary import summarize_scene
@@ -213,14 +212,7 @@ def write_report(scene_path: str | Path, out_html: str | Path, qa_path: str | Pa
     Raises StoreError for a path that is not a scene store, ReportError for a missing or
     malformed JSONL. The file appears complete or not at all.
     """
-    page = render_report(scene_path, qa_path, renders)
     out_html = Path(out_html)
-    out_html.parent.mkdir(parents=True, exist_ok=True)
-    partial = out_html.with_name(f".{out_html.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
-    try:
-        partial.write_text(page, encoding="utf-8")
-        os.replace(partial, out_html)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    return out_html
+    check_output(out_html, "file", what="report")
+    page = render_report(scene_path, qa_path, renders)
+    return write_text(out_html, page, what="report")

@@ -27,6 +27,7 @@ import numpy as np
 
 from recon4d.optional import require
 from recon4d.errors import Recon4dError, ShapeError
+from recon4d.outputs import check_output, write_bytes
 from recon4d.geometry import forward_axis
 from recon4d.viz.offscreen import RenderCamera, render_geometries
 from recon4d.types import Scene
@@ -339,13 +340,14 @@ def render_image(scene: Scene, frame: int = 0, size: tuple[int, int] = (960, 540
 def render_png(scene: Scene, out_png: str | Path, frame: int = 0, size: tuple[int, int] = (960, 540),
                color_by: ColorBy = "rgb", camera: RenderCamera | None = None, frames_rgb=None) -> Path:
     """Render ``scene`` at ``frame`` headless (see :func:`render_image`) and write it as a PNG."""
-    o3d = require("open3d", extra="viz", purpose="writing PNG renders")
+    import cv2
+
+    check_output(out_png, "file", what="screenshot")
     image = render_image(scene, frame, size, color_by, camera, frames_rgb)
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    if not o3d.io.write_image(str(out_png), o3d.geometry.Image(np.ascontiguousarray(image))):
-        raise Recon4dError(f"could not write {out_png}; check that its folder is writable.")
-    return out_png
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]))
+    if not ok:
+        raise Recon4dError(f"could not encode the render for {out_png} as a PNG (OpenCV's imencode failed).")
+    return write_bytes(out_png, encoded.tobytes(), what="screenshot")
 
 
 def view_interactive(scene: Scene, frame: int = 0, color_by: ColorBy = "rgb", size: tuple[int, int] = (1280, 720),

@@ -62,7 +62,7 @@ def test_import_checks_before_placing(tmp_path):
     result = CliRunner().invoke(main, ["weights", "import", "pi3", str(download / "model.safetensors"),
                                        "--weights-dir", str(root)])
     assert result.exit_code == 1 and "does not match the π³ state dict" in result.output
-    assert not (root / "pi3").exists() and list(root.iterdir()) == []
+    assert not (root / "pi3").exists() and (not root.exists() or list(root.iterdir()) == [])
     result = _run("weights", "import", "pi3", str(download), "--weights-dir", str(root))
     assert result.exit_code == 0 and "installed" in result.output
     assert sha256_path(root / "pi3") == sha256_path(download)

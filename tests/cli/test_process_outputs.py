@@ -1,0 +1,64 @@
+"""`recon4d process` and its output path: locked against a second run, checked before any stage."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from recon4d.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    from recon4d.synth.scene import SynthConfig, write_synthetic
+
+    folder = tmp_path_factory.mktemp("video")
+    return write_synthetic(folder / "s", SynthConfig(seed=1, n_frames=8, width=160, height=96)).video
+
+
+_HOLD = textwrap.dedent("""
+    import sys, time
+    from recon4d.outputs import output_lock
+    with output_lock(sys.argv[1]):
+        print("locked", flush=True)
+        time.sleep(60)
+""")
+
+
+def test_second_run_on_the_same_output_refuses_at_once(tmp_path, video):
+    out = tmp_path / "out.zarr"
+    first = subprocess.Popen([sys.executable, "-c", _HOLD, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().strip() == "locked"
+        result = CliRunner().invoke(main, ["process", str(video), "-o", str(out), "--frames", "4"])
+    finally:
+        first.kill()
+        first.wait()
+    assert result.exit_code == 1
+    assert f"being written by another recon4d run (process {first.pid})" in result.output
+    assert "track" not in result.output  # refused before any stage ran
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("setup, words", [
+    ("file", "is a file, but the scene store is a folder"),
+    ("folder", "not a scene store written by recon4d"),
+    ("parent-file", "is a file, not a folder"),
+])
+def test_bad_output_path_is_refused_before_any_stage(tmp_path, video, setup, words):
+    if setup == "file":
+        out = tmp_path / "out.zarr"
+        out.write_text("mine")
+    elif setup == "folder":
+        out = tmp_path / "docs"
+        out.mkdir()
+        (out / "thesis.tex").write_text("precious")
+    else:
+        (tmp_path / "f").write_text("x")
+        out = tmp_path / "f" / "out.zarr"
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    result = CliRunner().invoke(main, ["process", str(video), "-o", str(out), "--frames", "4", "--overwrite"])
+    assert result.exit_code == 1 and words in result.output and "decode" not in result.output
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
