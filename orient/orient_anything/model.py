@@ -13,6 +13,13 @@ The head reads ``last_hidden_state[:, 0]``, the CLS token after DINOv2's final l
 same tensor as ``pooler_output``). Its hidden width equals its output count, as in the public
 ``MLP_dim(in_dim, out_dim)``.
 
+Position embeddings: the checkpoint was trained and published with transformers 4.x, whose DINOv2
+resamples its 37×37 position grid to the patch grid of a smaller image with the DINO "+0.1"
+scale factor; transformers 5 resamples to the target size instead, which moves the sampling
+positions and changes CLS by up to ~4e-3 on 224-pixel inputs. :func:`public_position_encoding`
+does the 4.x arithmetic and :class:`OrientAnythingNet` installs it, whichever transformers is
+installed.
+
 Key names: the checkpoint was saved with transformers 4.x, whose DINOv2 attention tensors are
 ``attention.attention.{query,key,value}`` and ``attention.output.dense``; transformers 5 calls
 them ``attention.{q,k,v,o}_proj``. :func:`to_public_names` and :func:`to_model_names` translate,
@@ -23,6 +30,8 @@ is installed.
 from __future__ import annotations
 
 import json
+import math
+import types
 from pathlib import Path
 
 import torch
@@ -41,6 +50,7 @@ __all__ = [
     "find_checkpoint",
     "load_dinov2_config",
     "load_orient_anything",
+    "public_position_encoding",
     "read_state_dict",
     "to_model_names",
     "to_public_names",
@@ -86,6 +96,41 @@ def to_model_names(state: dict, model: nn.Module) -> dict:
     return {_rename(key, _RENAMES): value for key, value in public.items()}
 
 
+def public_position_encoding(position_embeddings: Tensor, patch_size: int, height: int, width: int) -> Tensor:
+    """DINOv2 position embeddings (1, 1 + n², C) for a (height, width)-pixel input, as transformers 4.x.
+
+    The CLS embedding is kept; the n×n patch grid is resampled bicubically (align_corners=False,
+    in float32 whatever the parameter's dtype, cast back after) to (height // patch_size,
+    width // patch_size) rows and columns, returned as (1, 1 + rows·cols, C). The resampling is
+    given a *scale factor* of (rows + 0.1) / n and (cols + 0.1) / n, not a target size: the DINO
+    "+0.1" guards the floor in the output size, and since torch samples source positions at
+    (i + 0.5) / scale − 0.5, this factor (not rows / n) is what the public model saw during
+    training. An input with as many patches as the grid and a square shape gets the grid as is.
+    """
+    n_positions = position_embeddings.shape[1] - 1
+    grid = int(math.sqrt(n_positions))
+    rows, cols = height // patch_size, width // patch_size
+    if rows * cols == n_positions and height == width:
+        return position_embeddings
+    dim = position_embeddings.shape[-1]
+    patches = position_embeddings[:, 1:].reshape(1, grid, grid, dim).permute(0, 3, 1, 2)
+    scale = ((rows + 0.1) / grid, (cols + 0.1) / grid)
+    resampled = nn.functional.interpolate(patches.to(torch.float32), scale_factor=scale, mode="bicubic",
+                                          align_corners=False).to(patches.dtype)
+    if tuple(resampled.shape[-2:]) != (rows, cols):  # only if the +0.1 no longer covers a rounding
+        raise Recon4dError(f"DINOv2 position grid {grid}×{grid} resampled to {tuple(resampled.shape[-2:])}, "
+                           f"not the {rows}×{cols} patches of a {height}×{width} input.")
+    return torch.cat([position_embeddings[:, :1], resampled.permute(0, 2, 3, 1).reshape(1, rows * cols, dim)], dim=1)
+
+
+def _public_interpolate_pos_encoding(embeddings: nn.Module, tokens: Tensor, height: int, width: int) -> Tensor:
+    """Stands in for ``Dinov2Embeddings.interpolate_pos_encoding`` (bound to the module); ``tokens``
+    (B, 1 + patches, C) are unused, as the grid follows from the pixel size."""
+    patch_size = embeddings.patch_embeddings.patch_size
+    patch_size = patch_size if isinstance(patch_size, int) else patch_size[0]
+    return public_position_encoding(embeddings.position_embeddings, patch_size, height, width)
+
+
 class OrientHead(nn.Module):
     """The public ``MLP_dim``: (B, in_dim) → (B, n_outputs) logits; hidden width = n_outputs."""
 
@@ -116,17 +161,24 @@ class OrientAnythingNet(nn.Module):
             raise Recon4dError(f"Orient Anything heads have 722 or 902 outputs, not {n_outputs}.")
         self.n_outputs = n_outputs
         self.dinov2 = transformers.Dinov2Model(dinov2_config)
+        # transformers 5 samples the position grid differently from the 4.x the checkpoint was
+        # trained with (module docstring); a bound method survives deepcopy and .to().
+        embeddings = self.dinov2.embeddings
+        embeddings.interpolate_pos_encoding = types.MethodType(_public_interpolate_pos_encoding, embeddings)
         self.down_sampler = OrientHead(dinov2_config.hidden_size, n_outputs)
 
     @property
     def rotation_bins(self) -> int:
         return ROTATION_BINS[self.n_outputs]
 
+    def cls_token(self, pixel_values: Tensor) -> Tensor:
+        """(B, C) CLS token after DINOv2's final layernorm: what the head reads."""
+        check_shape("pixel_values", pixel_values, ("B", 3, "H", "W"))
+        return self.dinov2(pixel_values=pixel_values).last_hidden_state[:, 0]
+
     def forward(self, pixel_values: Tensor) -> Tensor:
         """Logits (B, n) of normalised images (B, 3, H, W); see the class docstring."""
-        check_shape("pixel_values", pixel_values, ("B", 3, "H", "W"))
-        cls_token = self.dinov2(pixel_values=pixel_values).last_hidden_state[:, 0]
-        return self.down_sampler(cls_token)
+        return self.down_sampler(self.cls_token(pixel_values))
 
 
 def load_dinov2_config(directory: Path):

@@ -3,27 +3,35 @@
 For every agent (``Tracks2D.is_agent``) in every frame where it is visible:
 
 1. Crop, as the public demo prepares an image (``utils.background_preprocess``): the mask's
-   bounding box, centred in a square whose side is the box's longer side / ``foreground_ratio``
-   (0.85: the public ``resize_foreground``), with every pixel outside the mask, and outside the
-   frame, set to ``fill_rgb``. The public demo cuts the object out with rembg; we have the
+   bounding box as the public ``resize_foreground`` cuts it (:func:`mask_bbox`: from the first
+   mask row/column to the last one, *excluded*), centred in a square whose side is the box's
+   longer side / ``foreground_ratio`` (0.85), with every pixel outside the mask, and outside the
+   box, set to ``fill_rgb``. The public demo cuts the object out with rembg; we have the
    tracker's mask instead. Its cut-out is transparent black, and the transformers 4.x processor
-   it ran with turned transparency into the stored colour, so the model saw black: ``fill_rgb``
-   defaults to (0, 0, 0). Without masks (``Tracks2D.masks`` is None) the same square is cut around
-   the box with its background kept, and a warning says so once.
-2. Model input as the DINOv2 image processor (facebook/dinov2-large ``BitImageProcessor``):
-   shorter side resized to ``resize_size`` (256, bicubic, antialiased), centre crop
-   ``image_size`` (224), /255, ImageNet mean/std. All crops of a clip are batched
-   (``batch_size``) through the network under ``torch.no_grad`` (bf16 autocast on CUDA).
+   it ran with dropped the alpha channel (transformers 5 composites onto white), so the model saw
+   black: ``fill_rgb`` defaults to (0, 0, 0). A mask one pixel thick leaves that crop empty and is
+   treated as an empty mask. Without masks (``Tracks2D.masks`` is None) the same square is cut
+   around the box with its background kept, and a warning says so once.
+2. Model input as the transformers 4.x DINOv2 image processor (facebook/dinov2-large
+   ``BitImageProcessor``, :func:`processor_pixels`, :func:`normalise`): shorter side resized to
+   ``resize_size`` (256) with Pillow's bicubic (two separable passes rounded to uint8 in between;
+   a single float pass differs by up to 13 levels), centre crop ``image_size`` (224), /255,
+   ImageNet mean/std in float32. All crops of a clip are batched (``batch_size``) through the
+   network under ``torch.no_grad`` (bf16 autocast on CUDA with ``dtype="auto"``; the public demo
+   runs float32, ``dtype="float32"``).
 3. Decoding (:func:`decode_logits`, the public ``inference.get_3angle``): argmax per group;
    azimuth = bin, polar = bin − 90, rotation = bin − 90 (180 bins, 722 outputs) or bin − 180
    (360 bins, 902 outputs), in degrees; conf = softmax(last two logits)[0].
 4. Test-time augmentation (``tta``, the public ``get_3angle_infer_aug``): ``tta_crops`` random
-   crops (each side 80–95 %) of the square with its background and as many of the cut-out
-   (box crops only when there are no masks), decoded one by one and voted by
-   :func:`combine_views`: outliers dropped by the 1.5 × IQR rule, azimuth averaged on the
-   circle (:func:`circular_mean_deg`), polar and rotation averaged (rotation on the circle
-   when it has 360 bins), conf averaged. Crops are drawn from a generator seeded with
-   ``tta_seed``, so runs repeat exactly.
+   crops (each side 80–95 %) of the whole frame, then as many of the cut-out square (of the box
+   square with its background when there are no masks), drawn by :func:`tta_crop_boxes` exactly
+   as the public ``random_crop`` draws them from Python's ``random`` (one ``random.Random``
+   seeded with ``tta_seed`` per ``orient`` call, consumed agent by agent and frame by frame), so
+   runs repeat exactly. The views are decoded one by one and voted by :func:`combine_views`:
+   outliers dropped by the 1.5 × IQR rule, azimuth averaged on the circle
+   (:func:`circular_mean_deg`), polar averaged, conf averaged. Rotation is averaged like polar
+   with 180 bins and **on the circle with 360 bins**, a deliberate difference: the public code
+   averages 360-bin rotation linearly, so views at −178° and 178° vote for 0° instead of 180°.
 5. Gating: frames whose conf is below ``conf_threshold`` (0.6) get NaN angles but keep their
    conf, so a consumer can see that the model was unsure; ``conf_threshold=0`` keeps every
    prediction (the public demo draws its axes above 0.5).
@@ -46,6 +54,7 @@ Weights (``$RECON4D_HOME/weights/orient-anything/``, nothing is downloaded)::
 
 from __future__ import annotations
 
+import random
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,9 +80,14 @@ __all__ = [
     "extract_crop",
     "mask_bbox",
     "box_bbox",
+    "normalise",
+    "processor_pixels",
     "random_subcrop",
     "square_window",
+    "tta_crop_boxes",
     "to_model_input",
+    "vote_circular",
+    "vote_linear",
 ]
 
 ProgressFn = Callable[[int, int], None]
@@ -97,9 +111,9 @@ class OrientAnythingConfig:
     tta: bool = False
     """Test-time augmentation: vote over random crops (the public demo's option, off by default there too)."""
     tta_crops: int = 3
-    """Random crops per source image with ``tta`` (the public demo: 3 with background + 3 cut out)."""
+    """Random crops per source image with ``tta`` (the public demo: 3 of the frame + 3 of the cut-out)."""
     tta_seed: int = 0
-    """Seed of the test-time crops."""
+    """Seed of the ``random.Random`` that draws the test-time crops of one ``orient`` call."""
     batch_size: int = 32
     """Crops per forward pass."""
     foreground_ratio: float = 0.85
@@ -155,59 +169,90 @@ def decode_logits(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([azimuth, polar, rotation], axis=1).astype(np.float64), conf
 
 
+_CANCELLED = 1e-12
+"""Mean unit-vector components below this are rounding noise of vectors that cancel."""
+
+
 def circular_mean_deg(angles_deg: np.ndarray, axis: int = -1) -> np.ndarray:
     """Mean direction of angles (degrees) along ``axis``, in [0, 360): 350° and 10° give 0°.
 
-    The direction of the mean unit vector; when the vectors cancel (0° and 180°) it is
-    undefined and this returns 0.
+    The direction of the mean unit vector. When the vectors cancel (0° and 180°) it is undefined:
+    mean components under 1e-12 count as 0, so such sets give 0° rather than the direction of
+    rounding noise (the public float32 vote returns 90° for one of them).
     """
     radians = np.radians(np.asarray(angles_deg, np.float64))
-    mean = np.degrees(np.arctan2(np.sin(radians).mean(axis=axis), np.cos(radians).mean(axis=axis)))
-    mean = np.mod(mean, 360.0)
+    mean_sin, mean_cos = np.sin(radians).mean(axis=axis), np.cos(radians).mean(axis=axis)
+    mean_sin = np.where(np.abs(mean_sin) < _CANCELLED, 0.0, mean_sin)
+    mean_cos = np.where(np.abs(mean_cos) < _CANCELLED, 0.0, mean_cos)
+    mean = np.mod(np.degrees(np.arctan2(mean_sin, mean_cos)), 360.0)
     return np.where(mean >= 360.0, mean - 360.0, mean)
 
 
 def _iqr_inliers(values: np.ndarray) -> np.ndarray:
-    """Values within [q1 − 1.5 IQR, q3 + 1.5 IQR] (all of them if that would leave none)."""
+    """Values within [q1 − 1.5 IQR, q3 + 1.5 IQR] (linear quantiles; all of them if that would leave none)."""
     q1, q3 = np.quantile(values, [0.25, 0.75])
     spread = IQR_THRESHOLD * (q3 - q1)
     keep = (values >= q1 - spread) & (values <= q3 + spread)
     return keep if keep.any() else np.ones_like(keep)
 
 
-def _robust_circular_mean(angles_deg: np.ndarray) -> float:
-    """Circular mean of the angles whose unit vectors are not IQR outliers in distance to the mean vector."""
+def vote_linear(values: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean of the (V,) values that are not 1.5 × IQR outliers, and which were kept (V,) bool.
+
+    The public ``remove_outliers_and_average`` (which runs in float32; this runs in float64).
+    """
+    values = np.asarray(values, np.float64)
+    check_shape("values", values, ("V",))
+    keep = _iqr_inliers(values)
+    return float(values[keep].mean()), keep
+
+
+def vote_circular(angles_deg: np.ndarray) -> tuple[float, np.ndarray]:
+    """Circular mean in [0, 360) of the (V,) angles whose unit vectors are not 1.5 × IQR outliers
+    in distance to the mean unit vector, and which were kept (V,) bool.
+
+    The public ``remove_outliers_and_average_circular`` (float32 there, float64 here).
+    """
+    angles_deg = np.asarray(angles_deg, np.float64)
+    check_shape("angles_deg", angles_deg, ("V",))
     radians = np.radians(angles_deg)
     points = np.stack([np.cos(radians), np.sin(radians)], axis=1)
-    distance = np.linalg.norm(points - points.mean(axis=0), axis=1)
-    return float(circular_mean_deg(angles_deg[_iqr_inliers(distance)]))
+    keep = _iqr_inliers(np.linalg.norm(points - points.mean(axis=0), axis=1))
+    return float(circular_mean_deg(angles_deg[keep])), keep
 
 
 def combine_views(angles_deg: np.ndarray, conf: np.ndarray, rotation_bins: int = 180) -> tuple[np.ndarray, float]:
     """Vote the decoded angles (V, 3) and confs (V,) of V test-time views into one (3,) and a conf.
 
-    As the public ``get_3angle_infer_aug``: azimuth = circular mean, polar = mean, each over the
-    views that are not 1.5 × IQR outliers; conf = mean. Rotation is averaged like polar with 180
-    bins and like azimuth with 360 bins (it is then a full circle), wrapped to [−180, 180).
+    As the public ``get_3angle_infer_aug``: azimuth = :func:`vote_circular`, polar =
+    :func:`vote_linear`, conf = mean. Rotation is voted like polar with 180 bins; with 360 bins it
+    is a full circle and is voted like azimuth, wrapped to [−180, 180) (the public code votes it
+    linearly, which averages −178° and 178° to 0°: a deliberate difference).
     """
     angles_deg = np.asarray(angles_deg, np.float64)
     dims = check_shape("angles_deg", angles_deg, ("V", 3))
     check_shape("conf", np.asarray(conf), ("V",), dims)
+    if rotation_bins not in ROTATION_BINS.values():
+        raise Recon4dError(f"Orient Anything heads have 180 or 360 rotation bins, not {rotation_bins}.")
     azimuth, polar, rotation = angles_deg.T
     if rotation_bins == 360:
-        rotation_mean = (_robust_circular_mean(rotation) + 180.0) % 360.0 - 180.0
+        rotation_mean = (vote_circular(rotation)[0] + 180.0) % 360.0 - 180.0
     else:
-        rotation_mean = float(rotation[_iqr_inliers(rotation)].mean())
-    combined = np.array([_robust_circular_mean(azimuth), polar[_iqr_inliers(polar)].mean(), rotation_mean])
+        rotation_mean = vote_linear(rotation)[0]
+    combined = np.array([vote_circular(azimuth)[0], vote_linear(polar)[0], rotation_mean])
     return combined, float(np.mean(conf))
 
 
 def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Pixel bounds (x0, y0, x1, y1) of a (H, W) bool mask, x1/y1 exclusive; None when it is empty."""
+    """The crop (x0, y0, x1, y1), x1/y1 exclusive, of a (H, W) bool mask as the public
+    ``resize_foreground`` cuts it: x0/y0 the first mask column/row, x1/y1 the *last* one, so the
+    last mask column and row fall outside the crop. None when that crop is empty (an empty mask,
+    or one a single pixel thick).
+    """
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
+    if rows.size == 0 or rows[-1] == rows[0] or cols[-1] == cols[0]:
         return None
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+    return int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])
 
 
 def box_bbox(box_xyxy: np.ndarray, source_size: tuple[int, int],
@@ -237,10 +282,13 @@ def square_window(bbox: tuple[int, int, int, int], foreground_ratio: float = 0.8
 
 
 def extract_crop(frame: np.ndarray, window: tuple[int, int, int], mask: np.ndarray | None = None,
-                 fill_rgb: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+                 fill_rgb: tuple[int, int, int] = (0, 0, 0),
+                 bbox: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """The (side, side, 3) uint8 square ``window`` (x, y, side) of ``frame`` (H, W, 3).
 
-    Pixels outside the frame, and outside ``mask`` ((H, W) bool) when one is given, are ``fill_rgb``.
+    Pixels outside the frame, outside ``mask`` ((H, W) bool) when one is given, and outside
+    ``bbox`` (x0, y0, x1, y1 exclusive) when one is given, are ``fill_rgb``: with the mask and
+    :func:`mask_bbox` this is the public cut-out, which drops the mask's last row and column.
     """
     x, y, side = window
     height, width = frame.shape[:2]
@@ -249,6 +297,9 @@ def extract_crop(frame: np.ndarray, window: tuple[int, int, int], mask: np.ndarr
     crop[:] = fill
     left, top = max(x, 0), max(y, 0)
     right, bottom = min(x + side, width), min(y + side, height)
+    if bbox is not None:
+        left, top = max(left, bbox[0]), max(top, bbox[1])
+        right, bottom = min(right, bbox[2]), min(bottom, bbox[3])
     if right > left and bottom > top:
         region = frame[top:bottom, left:right]
         if mask is not None:
@@ -257,38 +308,67 @@ def extract_crop(frame: np.ndarray, window: tuple[int, int, int], mask: np.ndarr
     return crop
 
 
-def random_subcrop(rng: np.random.Generator, height: int, width: int,
+def random_subcrop(rng: random.Random, width: int, height: int,
                    scale: tuple[float, float] = TTA_CROP_SCALE) -> tuple[int, int, int, int]:
-    """(left, top, right, bottom) of a random crop whose sides are ``scale`` fractions of the image's
-    (drawn independently, as the public ``random_crop``), placed uniformly."""
-    crop_w = int(rng.integers(max(int(width * scale[0]), 1), max(int(width * scale[1]), 1) + 1))
-    crop_h = int(rng.integers(max(int(height * scale[0]), 1), max(int(height * scale[1]), 1) + 1))
-    left = int(rng.integers(0, width - crop_w + 1))
-    top = int(rng.integers(0, height - crop_h + 1))
+    """(left, top, right, bottom) of a random crop of a ``width`` × ``height`` image, drawn as the
+    public ``random_crop``: ``rng.randint`` for the width, the height (each ``scale`` of the
+    image's, independently), then the left and top offsets, in that order. Sides are at least 1
+    (the public code would fail on an image under 2 pixels)."""
+    crop_w = rng.randint(max(int(width * scale[0]), 1), max(int(width * scale[1]), 1))
+    crop_h = rng.randint(max(int(height * scale[0]), 1), max(int(height * scale[1]), 1))
+    left = rng.randint(0, width - crop_w)
+    top = rng.randint(0, height - crop_h)
     return left, top, left + crop_w, top + crop_h
 
 
-def to_model_input(crop: np.ndarray, resize_size: int = 256, image_size: int = 224, device: str = "cpu"):
-    """(h, w, 3) uint8 RGB → (3, image_size, image_size) float32 torch tensor on ``device``, as the
-    DINOv2 processor: shorter side resized to ``resize_size`` (bicubic, antialiased, rounded to
-    uint8 like PIL), centre crop, /255, ImageNet normalisation.
-    """
-    import torch
-    import torch.nn.functional as F
+def tta_crop_boxes(rng: random.Random, frame_size: tuple[int, int], square_side: int,
+                   n_crops: int = 3) -> list[tuple[int, int, int, int]]:
+    """The 2·``n_crops`` test-time crop boxes (left, top, right, bottom) of one prediction, in the
+    public order: ``n_crops`` of the frame (``frame_size`` = (width, height)), then ``n_crops`` of
+    the ``square_side`` square. ``random.Random(s)`` gives the boxes of ``random.seed(s)`` before
+    the public ``get_3angle_infer_aug``."""
+    sizes = [tuple(frame_size)] * n_crops + [(square_side, square_side)] * n_crops
+    return [random_subcrop(rng, width, height) for width, height in sizes]
 
+
+def processor_pixels(crop: np.ndarray, resize_size: int = 256, image_size: int = 224) -> np.ndarray:
+    """(h, w, 3) uint8 RGB → (image_size, image_size, 3) uint8, as the transformers 4.x DINOv2
+    processor before rescaling: the shorter side resized to ``resize_size`` and the longer to
+    ``int(resize_size · long / short)`` by Pillow's bicubic (``reducing_gap=None``), then the
+    centre crop at ((h' − image_size) // 2, (w' − image_size) // 2).
+
+    Pillow resizes in two separable passes with fixed-point weights and rounds to uint8 between
+    them; the public inputs are reproduced bit for bit only by Pillow itself.
+    """
+    from recon4d.optional import require
+
+    image_module = require("PIL.Image", extra="track", purpose="the Orient Anything image processor")
     check_shape("crop", crop, ("h", "w", 3))
     height, width = crop.shape[:2]
     short, long = min(height, width), max(height, width)
     new_long = int(resize_size * long / short)
     new_h, new_w = (resize_size, new_long) if height <= width else (new_long, resize_size)
-    image = torch.from_numpy(np.ascontiguousarray(crop)).to(device).permute(2, 0, 1)[None].float()
-    image = F.interpolate(image, size=(new_h, new_w), mode="bicubic", align_corners=False, antialias=True)
-    image = image.round().clamp(0, 255)[0]
+    image = image_module.fromarray(np.ascontiguousarray(crop, np.uint8), "RGB")
+    resized = np.asarray(image.resize((new_w, new_h), image_module.Resampling.BICUBIC, reducing_gap=None))
     top, left = (new_h - image_size) // 2, (new_w - image_size) // 2
-    image = image[:, top:top + image_size, left:left + image_size] / 255.0
-    mean = torch.tensor(IMAGENET_MEAN, device=image.device).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=image.device).view(3, 1, 1)
-    return (image - mean) / std
+    return resized[top:top + image_size, left:left + image_size]
+
+
+def normalise(pixels: np.ndarray) -> np.ndarray:
+    """(S, S, 3) uint8 → (3, S, S) float32 ImageNet-normalised, in the processor's float32
+    arithmetic: x / 255 then (x − mean) / std, each rounded to float32."""
+    check_shape("pixels", pixels, ("S", "S", 3))
+    scaled = pixels.astype(np.float32) / np.float32(255.0)  # the same bits as the processor's x · (1/255) in float64
+    normalised = (scaled - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
+    return np.ascontiguousarray(np.moveaxis(normalised, -1, 0))
+
+
+def to_model_input(crop: np.ndarray, resize_size: int = 256, image_size: int = 224, device: str = "cpu"):
+    """(h, w, 3) uint8 RGB → (3, image_size, image_size) float32 torch tensor on ``device``:
+    :func:`processor_pixels` then :func:`normalise`, the public model input."""
+    import torch
+
+    return torch.from_numpy(normalise(processor_pixels(crop, resize_size, image_size))).to(device)
 
 
 def check_weights(path: Path) -> str:
@@ -364,21 +444,21 @@ class OrientAnythingOrienter:
                                              enabled=bf16):
             return self.model(batch).float().cpu().numpy()
 
-    def _crops(self, frame: np.ndarray, mask: np.ndarray | None, bbox, rng: np.random.Generator) -> list[np.ndarray]:
-        """The views of one agent in one frame: the cut-out, or with ``tta`` random crops of it and of
-        the same square with its background."""
+    def _crops(self, frame: np.ndarray, mask: np.ndarray | None, bbox, rng: random.Random) -> list[np.ndarray]:
+        """The views of one agent in one frame: the cut-out (the box square when there is no mask),
+        or with ``tta`` random crops of the whole frame and of that square (module docstring)."""
         config = self.config
         window = square_window(bbox, config.foreground_ratio)
-        clean = extract_crop(frame, window, mask, config.fill_rgb)
+        if mask is None:
+            square = extract_crop(frame, window, None, config.fill_rgb)
+        else:
+            square = extract_crop(frame, window, mask, config.fill_rgb, bbox)
         if not config.tta:
-            return [clean]
-        sources = [clean, clean] if mask is None else [extract_crop(frame, window, None, config.fill_rgb), clean]
-        views = []
-        for source in sources:
-            for _ in range(config.tta_crops):
-                left, top, right, bottom = random_subcrop(rng, *source.shape[:2])
-                views.append(source[top:bottom, left:right])
-        return views
+            return [square]
+        height, width = frame.shape[:2]
+        boxes = tta_crop_boxes(rng, (width, height), window[2], config.tta_crops)
+        sources = [frame] * config.tta_crops + [square] * config.tta_crops
+        return [source[top:bottom, left:right] for source, (left, top, right, bottom) in zip(sources, boxes)]
 
     def orient(self, clip: Clip, tracks: Tracks2D, recon=None, lifted=None,
                progress: ProgressFn | None = None) -> Orientations:
@@ -399,7 +479,7 @@ class OrientAnythingOrienter:
             warnings.warn("the tracks have no masks, so Orient Anything sees each agent's box crop with its "
                           "background (the model was made for background-free crops); orientations may be less "
                           "reliable. The sam2 tracker gives masks.", stacklevel=2)
-        rng = np.random.default_rng(config.tta_seed)
+        rng = random.Random(config.tta_seed)
         pending, owners, outputs = [], [], []
         for i, (k, t) in enumerate(items):
             if tracks.masks is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
 
 import numpy as np
@@ -168,7 +169,17 @@ def test_mask_bbox_and_empty_mask():
     mask = np.zeros((10, 12), bool)
     assert mask_bbox(mask) is None
     mask[2:5, 3:9] = True
-    assert mask_bbox(mask) == (3, 2, 9, 5)
+    # As the public resize_foreground: from the first row/column to the last one, excluded.
+    assert mask_bbox(mask) == (3, 2, 8, 4)
+    mask[9, 11] = True
+    assert mask_bbox(mask) == (3, 2, 11, 9)
+
+
+@pytest.mark.parametrize("rows, cols", [(slice(4, 5), slice(2, 9)), (slice(1, 8), slice(6, 7)), (slice(3, 4), 5)])
+def test_mask_one_pixel_thick_has_no_crop(rows, cols):
+    mask = np.zeros((10, 12), bool)
+    mask[rows, cols] = True
+    assert mask_bbox(mask) is None  # the public crop would hold no pixel of it
 
 
 def test_box_bbox_scales_source_pixels_to_the_clip():
@@ -201,6 +212,14 @@ def test_extract_crop_removes_the_background():
     inside[12 - y, 15 - x] = False
     np.testing.assert_array_equal(crop[~inside], np.broadcast_to([255, 0, 7], ((~inside).sum(), 3)))
     np.testing.assert_array_equal(crop[inside], frame[mask])
+    # With the public crop box the mask's last row and column are background too.
+    bbox = mask_bbox(mask)
+    assert bbox == (10, 5, 21, 24)
+    cut = extract_crop(frame, window, mask, (255, 0, 7), bbox)
+    inside[24 - y] = False
+    inside[:, 21 - x] = False
+    np.testing.assert_array_equal(cut[inside], frame[5:24, 10:21][mask[5:24, 10:21]])
+    assert (cut[~inside] == [255, 0, 7]).all()
 
 
 def test_extract_crop_pads_outside_the_frame_and_keeps_context_without_mask():
@@ -212,13 +231,18 @@ def test_extract_crop_pads_outside_the_frame_and_keeps_context_without_mask():
 
 
 def test_random_subcrop_follows_the_public_scale():
-    rng = np.random.default_rng(0)
+    rng = random.Random(0)
     for _ in range(200):
-        left, top, right, bottom = random_subcrop(rng, 100, 60)
+        left, top, right, bottom = random_subcrop(rng, 60, 100)
         assert 0 <= left < right <= 60 and 0 <= top < bottom <= 100
         assert int(60 * 0.8) <= right - left <= int(60 * 0.95)
         assert int(100 * 0.8) <= bottom - top <= int(100 * 0.95)
     assert random_subcrop(rng, 1, 1) == (0, 0, 1, 1)
+    # The public draw order: width, height, left, top, each by randint.
+    replay = random.Random(7)
+    width, height = replay.randint(48, 57), replay.randint(80, 95)
+    left, top = replay.randint(0, 60 - width), replay.randint(0, 100 - height)
+    assert random_subcrop(random.Random(7), 60, 100) == (left, top, left + width, top + height)
 
 
 def test_to_model_input_normalises_and_centre_crops():
@@ -388,7 +412,8 @@ def test_orient_reports_what_the_network_says_about_the_cut_out(orienter, scene)
     clip, tracks = scene
     result = orienter.orient(clip, tracks)
     mask = tracks.masks[0, 3]
-    crop = extract_crop(clip.frames[3], square_window(mask_bbox(mask), 0.85), mask, (0, 0, 0))
+    bbox = mask_bbox(mask)
+    crop = extract_crop(clip.frames[3], square_window(bbox, 0.85), mask, (0, 0, 0), bbox)
     angles, conf = decode_logits(orienter._logits([to_model_input(crop, 64, 56)]))
     np.testing.assert_allclose(result.angles_deg[0, 3], angles[0])
     assert result.conf[0, 3] == pytest.approx(conf[0], abs=1e-5)
@@ -431,19 +456,36 @@ def test_orient_is_deterministic_and_batch_independent(orienter, scene):
     np.testing.assert_allclose(single.conf, first.conf, atol=1e-5)
 
 
-def test_tta_votes_over_six_views(orienter, scene):
+def test_tta_votes_over_six_views(orienter, scene, monkeypatch):
+    from recon4d.orient.orient_anything import orienter as module
+
     clip, tracks = scene
     tta = with_config(orienter, tta=True)
-    seen = []
-    original = tta._logits
+    seen, crops = [], []
+    original, processor = tta._logits, module.processor_pixels
 
     def counting(images):
         seen.append(len(images))
         return original(images)
 
+    def recording(crop, *args):
+        crops.append(crop)
+        return processor(crop, *args)
+
     tta._logits = counting
+    monkeypatch.setattr(module, "processor_pixels", recording)
     result = tta.orient(clip, tracks)
-    assert sum(seen) == 6 * 6  # 6 visible agent frames × (3 crops with background + 3 cut out)
+    assert sum(seen) == 6 * 6  # 6 visible agent frames × (3 crops of the frame + 3 of the cut-out)
+    # As the public demo: 80–95 % crops of the whole frame, then of the square cut-out.
+    for i, (k, t) in enumerate([(0, 0), (0, 1), (0, 3), (2, 0), (2, 2), (2, 3)]):
+        side = square_window(mask_bbox(tracks.masks[k, t]), 0.85)[2]
+        for j, crop in enumerate(crops[6 * i:6 * i + 6]):
+            height, width = (HEIGHT, WIDTH) if j < 3 else (side, side)
+            assert int(0.8 * height) <= crop.shape[0] <= int(0.95 * height), (k, t, j)
+            assert int(0.8 * width) <= crop.shape[1] <= int(0.95 * width), (k, t, j)
+            if j < 3:  # the frame with its background, not a cut-out
+                assert any((crop == clip.frames[t][y:y + crop.shape[0], x:x + crop.shape[1]]).all()
+                           for y in range(HEIGHT - crop.shape[0] + 1) for x in range(WIDTH - crop.shape[1] + 1))
     finite = np.isfinite(result.conf)
     np.testing.assert_array_equal(finite, np.isfinite(orienter.orient(clip, tracks).conf))
     assert np.isfinite(result.angles_deg[finite]).all()
