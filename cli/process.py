@@ -24,8 +24,9 @@ import click
 @click.option("--objects", default=None,
               help='Categories for prompted trackers (sam2), e.g. "person. dog. ball."')
 @click.option("-O", "--option", "options", multiple=True, metavar="STAGE.KEY=VALUE",
-              help="Backend option, e.g. -O recon.chunk_frames=48 -O track.box_threshold=0.3 (VALUE is JSON "
-                   "or a plain string); repeatable.")
+              help="Backend or lifting option, e.g. -O recon.chunk_frames=48 -O recon.bundle_adjust=no "
+                   "-O lift.estimator=median; VALUE is parsed as the option's type (STAGE: track, recon, orient, "
+                   "lift); repeatable.")
 @click.option("--keep-points", is_flag=True, help="Store point maps and confidences (large).")
 @click.option("--keep-masks", is_flag=True, help="Store instance masks (bit-packed).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda (learned backends).")
@@ -64,26 +65,23 @@ def process_command(video, out, n_frames, fps, start_s, end_s, recon, tracker, o
         with _StageBars() as bars:
             result = process_video(video, config, progress=bars.stage, log=bars.log)
         write_scene(result.scene, out, overwrite=overwrite)
-        write_json(config_path, config.to_json(), what="config file")
+        write_json(config_path, result.scene.config, what="config file")
     _print_summary(out, summarize_scene(result.scene), result)
 
 
 def parse_backend_options(items) -> dict:
-    """["recon.chunk_frames=48", ...] → {"recon": {"chunk_frames": 48}}; values are JSON or strings."""
-    from recon4d.backends import STAGES
+    """["recon.chunk_frames=48", ...] → {"recon": {"chunk_frames": "48"}}: values stay strings,
+    parsed later against the field types of the backend that is chosen (or of LiftConfig)."""
+    from recon4d.pipeline import OPTION_STAGES
 
     parsed: dict[str, dict] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         stage, dot, name = key.partition(".")
-        if not sep or not dot or not name or stage not in STAGES:
-            raise click.BadParameter(f"expected STAGE.KEY=VALUE with STAGE one of {', '.join(STAGES)}, got {item!r}",
-                                     param_hint="-O/--option")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        parsed.setdefault(stage, {})[name] = value
+        if not sep or not dot or not name or stage not in OPTION_STAGES:
+            raise click.BadParameter(f"expected STAGE.KEY=VALUE with STAGE one of {', '.join(OPTION_STAGES)}, "
+                                     f"got {item!r}", param_hint="-O/--option")
+        parsed.setdefault(stage, {})[name] = raw
     return parsed
 
 

@@ -1,32 +1,86 @@
-"""Backend registry: each pipeline stage picks a named backend (DESIGN §2, §4).
+"""Backend contract and registry: each pipeline stage picks a named backend (DESIGN §2, §4).
 
-Stages and the protocol a backend class implements (all take/return ``recon4d.types``):
+The contract is written once, here, as :class:`typing.Protocol` classes (all data types from
+:mod:`recon4d.types`):
 
-    track        Tracker.track(clip, progress=None) -> Tracks2D
-    recon        Reconstructor.reconstruct(clip, tracks, progress=None) -> Reconstruction
-    orient       Orienter.orient(clip, tracks, recon, lifted, progress=None) -> Orientations
+    track   Tracker.track(clip, progress=None) -> Tracks2D
+    recon   Reconstructor.reconstruct(clip, tracks, progress=None) -> Reconstruction
+    orient  Orienter.orient(clip, tracks, recon, lifted, progress=None) -> Orientations
 
 ``tracks`` is given to the reconstructor so a weights-free backend can exclude moving
 objects from camera-motion estimation (a learned one may ignore it); ``lifted`` is the
-:class:`recon4d.lift.lifting.LiftResult` of the objects, which the motion orienter needs.
-Each backend class has ``name`` and ``version`` attributes and a ``from_config(options:
-dict, device: str)`` classmethod; learned ones list the weight components they need
+:class:`recon4d.types.LiftResult` of the objects, which the motion orienter needs.
+
+Streaming (STYLE §9): a reconstructor should return its dense geometry as
+:class:`recon4d.types.FrameSequence` point maps and confidences, computed one frame at a time
+when read, so that memory does not grow with the clip's length; poses and intrinsics are
+small and come whole. Consumers (lifting, the store) read ``local_points[t]`` frame by frame
+and never materialise the sequence. A tracker may return masks as a lazy array too
+(e.g. bit-packed); readers index them as ``masks[k, t]`` or ``masks[:, t]``.
+
+Each backend class has ``name`` and ``version`` attributes and a ``from_config(options: dict,
+device: str)`` classmethod; learned ones list the weight components they need
 (``recon4d.weights``, directories under ``$RECON4D_HOME/weights``), take a third argument
-``weights_dir`` and set ``weights_sha256``. Classes are imported only when the backend is used, so the
-registry costs nothing at start-up. ``auto`` picks the first learned backend whose weights
-are present, else the weights-free one, and says which and why.
+``weights_dir`` and set ``weights_sha256``. A registry entry (:class:`BackendSpec`) names the
+backend's class and its typed config dataclass; ``-O STAGE.KEY=VALUE`` options are parsed
+against that config's field types (:mod:`recon4d.options`) before any stage runs. Classes are
+imported only when the backend is used, so the registry costs nothing at start-up. ``auto``
+picks the first learned backend whose weights are present, else the weights-free one, and
+says which and why.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from recon4d.errors import Recon4dError
+from recon4d.options import build_config
+from recon4d.types import Clip, LiftResult, Orientations, ProgressFn, Reconstruction, Tracks2D
 
 STAGES = ("track", "recon", "orient")
+
+
+@runtime_checkable
+class Tracker(Protocol):
+    """Finds objects in a clip and follows them: boxes (source pixels), visibility, masks."""
+
+    name: str
+    version: str
+
+    def track(self, clip: Clip, progress: ProgressFn | None = None) -> Tracks2D:
+        """Tracks2D over the clip's T frames; masks (K, T, H, W) at the clip's frame size or None."""
+
+
+@runtime_checkable
+class Reconstructor(Protocol):
+    """Camera poses and dense geometry of a clip (world = the backend's own frame)."""
+
+    name: str
+    version: str
+
+    def reconstruct(self, clip: Clip, tracks: Tracks2D | None = None,
+                    progress: ProgressFn | None = None) -> Reconstruction:
+        """Reconstruction with cam_to_world (T, 4, 4), local_points (T, H, W, 3) and conf (T, H, W)
+        (preferably :class:`~recon4d.types.FrameSequence`), intrinsics and the geometry's unit."""
+
+
+@runtime_checkable
+class Orienter(Protocol):
+    """Per-agent orientation relative to the camera of each frame (DESIGN §2)."""
+
+    name: str
+    version: str
+
+    def orient(self, clip: Clip, tracks: Tracks2D, recon: Reconstruction, lifted: LiftResult,
+               progress: ProgressFn | None = None) -> Orientations:
+        """Orientations (K, T, 3) deg and conf (K, T); NaN for non-agents and unknown frames."""
+
+
+PROTOCOLS = {"track": Tracker, "recon": Reconstructor, "orient": Orienter}
+"""The protocol a backend of each stage implements."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +91,10 @@ class BackendSpec:
     name: str
     target: str
     """``module:Class`` imported on first use."""
+    config: str
+    """``module:Class`` of the backend's typed config dataclass (``-O`` options are its fields)."""
+    extra_options: tuple[str, ...] = ()
+    """Option names ``from_config`` takes besides the config's fields (e.g. ``boxes``)."""
     weights: tuple[str, ...] = ()
     """Names of the weight components (``recon4d.weights.COMPONENTS``, directories under the
     weights root) the backend loads; empty = weights-free."""
@@ -58,8 +116,24 @@ class BackendSpec:
         return missing
 
     def load_class(self):
-        module_name, _, class_name = self.target.partition(":")
-        return getattr(importlib.import_module(module_name), class_name)
+        return _load(self.target)
+
+    def load_config_class(self):
+        return _load(self.config)
+
+    def build_config(self, options: dict | None):
+        """The backend's config from ``options`` (strings parsed against the field types);
+        raises :class:`recon4d.options.OptionError` naming a wrong key or value."""
+        return build_config(self.load_config_class(), options, f"the {self.name} {_ROLE[self.stage]}",
+                            extra=self.extra_options, prefix=f"{self.stage}.")
+
+
+def _load(target: str):
+    module_name, _, name = target.partition(":")
+    return getattr(importlib.import_module(module_name), name)
+
+
+_ROLE = {"track": "tracker", "recon": "reconstructor", "orient": "orienter"}
 
 
 _REGISTRY: dict[str, dict[str, BackendSpec]] = {stage: {} for stage in STAGES}
@@ -67,23 +141,19 @@ _REGISTRY: dict[str, dict[str, BackendSpec]] = {stage: {} for stage in STAGES}
 
 def config_from_options(config_cls, options: dict | None, backend: str, extra: tuple[str, ...] = (),
                         error: type[Recon4dError] = Recon4dError):
-    """``config_cls(**options)`` for a backend's ``from_config``; option names that are not
-    fields of the config dataclass (nor in ``extra``, names the caller handles itself) raise
-    ``error`` naming them and listing the valid ones."""
-    options = {k: v for k, v in dict(options or {}).items() if k not in extra}
-    names = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(options) - names)
-    if unknown:
-        raise error(f"unknown option(s) {unknown} for the {backend}; valid options are {sorted(names | set(extra))}.")
-    return config_cls(**options)
+    """``config_cls(**options)`` for a backend's ``from_config``, each value parsed against its
+    field's type (:mod:`recon4d.options`); names that are not fields of the config dataclass
+    (nor in ``extra``, names the caller handles itself) and values that do not parse raise
+    ``error`` naming them."""
+    return build_config(config_cls, options, f"the {backend}", extra=extra, error=error)
 
 
-def register_backend(stage: str, name: str, target: str, weights: tuple[str, ...] = (),
-                     description: str = "") -> BackendSpec:
+def register_backend(stage: str, name: str, target: str, config: str, weights: tuple[str, ...] = (),
+                     description: str = "", extra_options: tuple[str, ...] = ()) -> BackendSpec:
     """Add a backend to the registry (later registrations of the same name replace earlier)."""
     if stage not in _REGISTRY:
         raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
-    spec = BackendSpec(stage, name, target, tuple(weights), description)
+    spec = BackendSpec(stage, name, target, config, tuple(extra_options), tuple(weights), description)
     _REGISTRY[stage][name] = spec
     return spec
 
@@ -140,16 +210,21 @@ _FLAG = {"track": "tracker", "recon": "recon", "orient": "orient"}
 
 
 register_backend("track", "classic", "recon4d.tracking.classic.tracker:ClassicTracker",
+                 "recon4d.tracking.classic.config:ClassicTrackerConfig", extra_options=("boxes",),
                  description="weights-free: motion segmentation after camera-motion compensation, HOG person "
                              "detector for agents; or user boxes (--boxes)")
 register_backend("recon", "classic", "recon4d.recon.classic.reconstructor:ClassicReconstructor",
+                 "recon4d.recon.classic.config:ClassicConfig",
                  description="weights-free: KLT tracks, essential matrix/PnP/bundle adjustment, ground-plane scale")
 register_backend("orient", "motion", "recon4d.orient.motion:MotionOrienter",
+                 "recon4d.orient.motion:MotionOrienterConfig",
                  description="weights-free: agents face their smoothed direction of travel")
-register_backend("recon", "pi3", "recon4d.recon.pi3:Pi3Reconstructor", weights=("pi3",),
+register_backend("recon", "pi3", "recon4d.recon.pi3:Pi3Reconstructor", "recon4d.recon.pi3:Pi3BackendConfig",
+                 weights=("pi3",),
                  description="π³ feed-forward point maps and poses (in-repo network, public checkpoint)")
-register_backend("track", "sam2", "recon4d.tracking.sam2.tracker:Sam2Tracker", weights=("grounding-dino", "sam2"),
+register_backend("track", "sam2", "recon4d.tracking.sam2.tracker:Sam2Tracker",
+                 "recon4d.tracking.sam2.tracker:Sam2TrackerConfig", weights=("grounding-dino", "sam2"),
                  description="GroundingDINO boxes from a category prompt (--objects), SAM2 video masks")
 register_backend("orient", "orient-anything", "recon4d.orient.orient_anything.orienter:OrientAnythingOrienter",
-                 weights=("orient-anything",),
+                 "recon4d.orient.orient_anything.orienter:OrientAnythingConfig", weights=("orient-anything",),
                  description="Orient Anything (DINOv2-L + MLP head) on each agent's background-free crop")

@@ -30,15 +30,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple
+from typing import Iterable, NamedTuple
 
 import numpy as np
 
 from recon4d.errors import Recon4dError, VideoError
+from recon4d.types import ProgressFn
 
 __all__ = ["CurateConfig", "CurationResult", "MotionStats", "curate", "motion_statistics"]
-
-ProgressFn = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)

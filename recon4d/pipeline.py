@@ -7,8 +7,14 @@ Tracking runs before reconstruction so a weights-free reconstructor can keep mov
 out of its camera-motion estimate (a learned one ignores them); orientation runs last because
 the motion orienter needs the lifted 3D trajectories. Each stage is a named backend from
 :mod:`recon4d.backends`; ``auto`` picks a learned backend when its weights are installed and
-the weights-free one otherwise. The resolved config and the backends' names and versions go
-into the scene (and so into the store's attrs).
+the weights-free one otherwise. Every backend option (``-O STAGE.KEY=VALUE``) is parsed
+against its backend's config, and the lifting options (``lift.KEY``) against
+:class:`~recon4d.lift.lifting.LiftConfig`, before any stage runs (:func:`plan_stages`).
+
+An object is visible in the scene where the tracker saw it *and* lifting found its centre;
+masks at another size than the point maps are resized (nearest) for lifting and the store.
+The resolved config, the backends' names and versions, the geometry's unit and every warning
+go into the scene (and so into the store's attrs).
 """
 
 from __future__ import annotations
@@ -22,12 +28,17 @@ from typing import Callable
 import numpy as np
 
 from recon4d import __version__
-from recon4d.backends import resolve_backend
+from recon4d.backends import STAGES, BackendSpec, resolve_backend
 from recon4d.errors import Recon4dError
-from recon4d.lift.lifting import LiftConfig, lift_objects
-from recon4d.types import Clip, Orientations, Scene, SourceInfo, Tracks2D
+from recon4d.lift.lifting import LiftConfig, lift_objects, resize_masks
+from recon4d.options import build_config, parse_options
+from recon4d.types import Clip, LiftResult, Orientations, ProgressFn, Scene, SourceInfo, Tracks2D
 
-ProgressFactory = Callable[[str], Callable[[int, int], None] | None]
+ProgressFactory = Callable[[str], ProgressFn | None]
+"""``progress(stage)`` → the progress callback of that stage, or None."""
+
+OPTION_STAGES = (*STAGES, "lift")
+"""Prefixes of ``-O STAGE.KEY=VALUE``: the three backends and the lifting options."""
 
 
 class PipelineError(Recon4dError):
@@ -63,9 +74,11 @@ class ProcessConfig:
     device: str = "cpu"
     """Device for learned backends ("cpu" or "cuda")."""
     lift: LiftConfig = field(default_factory=LiftConfig)
-    """How masks are lifted to 3D centres."""
+    """How masks are lifted to 3D centres; ``backend_options["lift"]`` is folded into it."""
     backend_options: dict = field(default_factory=dict)
-    """Per-stage options passed to each backend's ``from_config`` ({"recon": {...}, ...})."""
+    """Per-stage options passed to each backend's ``from_config`` ({"recon": {...}, ...}), values
+    as Python objects or command-line strings (parsed against the backend's config fields);
+    a "lift" entry sets fields of ``lift``."""
     objects: str | None = None
     """Categories to look for ("person. dog."); used by trackers that take a text prompt (sam2)."""
 
@@ -76,6 +89,15 @@ class ProcessConfig:
             raise PipelineError(f"--fps must be positive, got {self.fps}.")
         if self.device not in ("cpu", "cuda") and not str(self.device).startswith("cuda:"):
             raise PipelineError(f"--device must be cpu or cuda, got {self.device!r}.")
+        options = dict(self.backend_options)
+        unknown = sorted(set(options) - set(OPTION_STAGES))
+        if unknown:
+            raise PipelineError(f"backend options name unknown stage(s) {unknown}; use -O STAGE.KEY=VALUE with "
+                                f"STAGE one of {', '.join(OPTION_STAGES)}.")
+        if "lift" in options:
+            lift_options = {**asdict(self.lift), **options.pop("lift")}
+            object.__setattr__(self, "lift", build_config(LiftConfig, lift_options, "lifting", prefix="lift."))
+        object.__setattr__(self, "backend_options", {stage: dict(o) for stage, o in options.items()})
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -122,29 +144,65 @@ def _backend_info(backend, spec) -> dict:
             "weights_sha256": getattr(backend, "weights_sha256", None)}
 
 
-def _stage(stage: str, name: str, config: ProcessConfig, weights_dir: Path):
-    resolved = resolve_backend(stage, name, weights_dir)
-    cls = resolved.spec.load_class()
-    options = dict(config.backend_options.get(stage, {}))
-    notes = []
-    if stage == "track" and config.boxes:
-        options["boxes"] = [dict(b) for b in config.boxes]
-    if stage == "track" and config.objects:
-        if resolved.spec.name in _PROMPTED_TRACKERS:
-            options["objects"] = config.objects
-        elif name != "auto":
-            raise PipelineError(f"--objects names categories for a prompted tracker ({', '.join(_PROMPTED_TRACKERS)}), "
-                                f"but --tracker {name} finds moving things without a prompt; drop --objects or "
-                                f"choose --tracker sam2.")
-        else:
-            notes.append(f"--objects {config.objects!r} is not used by the {resolved.spec.name} tracker "
-                         f"(it finds moving things); install the sam2 weights to use a prompt")
-    if resolved.spec.needs_weights:
-        return cls.from_config(options, config.device, weights_dir), resolved, notes
-    return cls.from_config(options, config.device), resolved, notes
+@dataclass(frozen=True)
+class StagePlan:
+    """A resolved backend and its checked options, ready to build."""
+
+    stage: str
+    spec: BackendSpec
+    reason: str
+    """Why this backend (``auto``'s choice, or chosen explicitly)."""
+    options: dict
+    """Options for ``from_config``, each value parsed against the backend config's field type."""
+    notes: tuple[str, ...] = ()
+    """Warnings about the request (an option the chosen backend does not use)."""
+
+    def build(self, device: str, weights_dir: Path):
+        cls = self.spec.load_class()
+        if self.spec.needs_weights:
+            return cls.from_config(self.options, device, weights_dir)
+        return cls.from_config(self.options, device)
+
+
+def plan_stages(config: ProcessConfig, weights_dir: Path) -> dict[str, StagePlan]:
+    """Resolve the track, recon and orient backends and check their options, before anything runs.
+
+    Raises a Recon4dError naming an unknown backend, missing weights, an unknown option key
+    (with the valid ones) or a value that does not parse as its field's type.
+    """
+    plans = {}
+    for stage, name in (("track", config.tracker), ("recon", config.recon), ("orient", config.orient)):
+        resolved = resolve_backend(stage, name, weights_dir)
+        options = dict(config.backend_options.get(stage, {}))
+        notes = []
+        if stage == "track" and config.boxes:
+            options["boxes"] = [dict(b) for b in config.boxes]
+        if stage == "track" and config.objects:
+            if resolved.spec.name in _PROMPTED_TRACKERS:
+                options["objects"] = config.objects
+            elif name != "auto":
+                raise PipelineError(f"--objects names categories for a prompted tracker "
+                                    f"({', '.join(_PROMPTED_TRACKERS)}), but --tracker {name} finds moving things "
+                                    f"without a prompt; drop --objects or choose --tracker sam2.")
+            else:
+                notes.append(f"--objects {config.objects!r} is not used by the {resolved.spec.name} tracker "
+                             f"(it finds moving things); install the sam2 weights to use a prompt")
+        resolved.spec.build_config(options)  # the config's own checks run now, not mid-pipeline
+        typed = parse_options(resolved.spec.load_config_class(), options, f"the {resolved.spec.name} backend",
+                              extra=resolved.spec.extra_options, prefix=f"{stage}.")
+        plans[stage] = StagePlan(stage, resolved.spec, resolved.reason, typed, tuple(notes))
+    return plans
 
 
 _PROMPTED_TRACKERS = ("sam2",)
+
+
+def resolved_config(config: ProcessConfig, plans: dict[str, StagePlan]) -> dict:
+    """``config.to_json()`` with each stage's backend options as parsed (typed) values."""
+    data = config.to_json()
+    data["backend_options"] = {stage: {k: plans[stage].options[k] for k in options}
+                               for stage, options in config.backend_options.items()}
+    return data
 
 
 def process_clip(clip: Clip, config: ProcessConfig = ProcessConfig(), source: SourceInfo | None = None,
@@ -154,77 +212,97 @@ def process_clip(clip: Clip, config: ProcessConfig = ProcessConfig(), source: So
     from recon4d.settings import weights_dir as default_weights_dir
 
     weights_dir = Path(weights_dir or default_weights_dir())
+    plans = plan_stages(config, weights_dir)
     progress = progress or (lambda stage: None)
     log = log or (lambda message: None)
     stages: list[StageReport] = []
     caught: list[str] = []
 
-    def run(stage: str, name: str, call):
-        backend, resolved, notes = _stage(stage, name, config, weights_dir)
-        log(f"{stage}: {resolved.spec.name} ({resolved.reason})")
-        for note in notes:
-            caught.append(f"{stage}: {note}")
-            log(f"warning: {stage}: {note}")
+    def warn(message: str) -> None:
+        if message not in caught:
+            caught.append(message)
+            log(f"warning: {message}")
+
+    def run(stage: str, call):
+        plan = plans[stage]
+        backend = plan.build(config.device, weights_dir)
+        log(f"{stage}: {plan.spec.name} ({plan.reason})")
+        for note in plan.notes:
+            warn(f"{stage}: {note}")
         started = time.perf_counter()
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
             result = call(backend, progress(stage))
         for warning in seen:
-            message = f"{stage}: {warning.message}"
-            if message not in caught:
-                caught.append(message)
-                log(f"warning: {message}")
-        stages.append(StageReport(stage, resolved.spec.name, resolved.reason, time.perf_counter() - started))
-        return result, _backend_info(backend, resolved.spec)
+            warn(f"{stage}: {warning.message}")
+        stages.append(StageReport(stage, plan.spec.name, plan.reason, time.perf_counter() - started))
+        return result, _backend_info(backend, plan.spec)
 
-    tracks, track_info = run("track", config.tracker, lambda b, p: b.track(clip, progress=p))
-    recon, recon_info = run("recon", config.recon, lambda b, p: b.reconstruct(clip, tracks, progress=p))
+    tracks, track_info = run("track", lambda b, p: b.track(clip, progress=p))
+    recon, recon_info = run("recon", lambda b, p: b.reconstruct(clip, tracks, progress=p))
 
     started = time.perf_counter()
     lifted = _lift(clip, tracks, recon, config.lift)
     stages.append(StageReport("lift", "lift", config.lift.estimator, time.perf_counter() - started))
 
-    orientations, orient_info = run("orient", config.orient,
-                                    lambda b, p: b.orient(clip, tracks, recon, lifted, progress=p))
+    orientations, orient_info = run("orient", lambda b, p: b.orient(clip, tracks, recon, lifted, progress=p))
     if tracks.n_objects == 0:
-        message = "no moving objects were found; the scene has a camera path but no objects"
-        caught.append(message)
-        log(f"warning: {message}")
+        warn("no moving objects were found; the scene has a camera path but no objects")
+    lost = tracks.visible & ~lifted.visible
+    if lost.any():
+        warn(f"lift: {int(lost.sum())} of {int(tracks.visible.sum())} tracked object-frames have no valid 3D "
+             "point under their mask and are not visible in the scene")
 
-    scene = _assemble(clip, tracks, recon, lifted, orientations, config, source,
-                      {"track": track_info, "recon": recon_info, "orient": orient_info})
+    scene = _assemble(clip, tracks, recon, lifted, orientations, resolved_config(config, plans), source,
+                      {"track": track_info, "recon": recon_info, "orient": orient_info}, tuple(caught))
     return ProcessResult(scene=scene, stages=tuple(stages), warnings=tuple(caught))
 
 
-def _lift(clip: Clip, tracks: Tracks2D, recon, config: LiftConfig):
+def _lift(clip: Clip, tracks: Tracks2D, recon, config: LiftConfig) -> LiftResult:
+    """Lift the tracks' masks (boxes filled, when the tracker gives none) on the reconstruction;
+    only frames where the tracker saw an object count."""
     n_objects, n_frames = tracks.n_objects, clip.n_frames
     if recon.local_points is None or n_objects == 0:
-        from recon4d.lift.lifting import LiftResult
-
-        return LiftResult(center_camera=np.full((n_objects, n_frames, 3), np.nan),
-                          center_world=np.full((n_objects, n_frames, 3), np.nan),
-                          visible=np.zeros((n_objects, n_frames), bool),
-                          extent=np.full((n_objects, n_frames, 3), np.nan, np.float32),
-                          n_points=np.zeros((n_objects, n_frames), np.int64))
+        return LiftResult.empty(n_objects, n_frames)
     height, width = recon.local_points.shape[1:3]
     masks = tracks.masks
-    if masks is None or tuple(masks.shape[2:]) != (height, width):
+    if masks is None:
         masks = box_masks(tracks.boxes_xyxy, clip.source_size, (width, height))
-    masks = np.asarray(masks, dtype=bool) & tracks.visible[:, :, None, None]
-    return lift_objects(masks, recon.local_points, recon.conf, recon.cam_to_world, config)
+    return lift_objects(masks, recon.local_points, recon.conf, recon.cam_to_world, config, visible=tracks.visible)
 
 
-def _assemble(clip, tracks, recon, lifted, orientations: Orientations, config, source, backends) -> Scene:
-    visible = tracks.visible
-    center = np.where((visible & lifted.visible)[..., None], lifted.center_world, np.nan)
+class _ResizedMasks:
+    """Lazy (K, T, H, W) view of masks (K, T, h, w) resized (nearest) to (H, W), read per frame."""
+
+    def __init__(self, masks, size: tuple[int, int]):
+        self._masks = masks
+        self.shape = (*masks.shape[:2], *size)
+        self.dtype = np.dtype(bool)
+        self.ndim = 4
+
+    def __getitem__(self, index) -> np.ndarray:
+        index = index if isinstance(index, tuple) else (index,)
+        if len(index) > 2:
+            raise IndexError("resized masks are indexed on (k, t) only")
+        return resize_masks(np.asarray(self._masks[index], dtype=bool), self.shape[2:])
+
+    def __array__(self, dtype=None, copy=None):
+        masks = self[:, :]
+        return masks if dtype is None else masks.astype(dtype)
+
+
+def _assemble(clip, tracks, recon, lifted, orientations: Orientations, config: dict, source, backends,
+              notes: tuple[str, ...]) -> Scene:
+    visible = tracks.visible & lifted.visible  # seen and located: a visible object has a finite centre
+    center = np.where(visible[..., None], lifted.center_world, np.nan)
     agent = tracks.is_agent[:, None, None]
     orientation = np.where(agent & visible[..., None], orientations.angles_deg, np.nan)
     orient_conf = np.where(tracks.is_agent[:, None] & visible, orientations.conf, np.nan)
     intrinsics = recon.intrinsics if recon.intrinsics is not None else np.full((clip.n_frames, 3, 3), np.nan)
-    masks = tracks.masks if config.keep_masks else None
-    points = recon.local_points if config.keep_points else None
+    masks = tracks.masks if config["keep_masks"] else None
+    points = recon.local_points if config["keep_points"] else None
     if masks is not None and points is not None and tuple(masks.shape[2:]) != tuple(points.shape[1:3]):
-        masks = box_masks(tracks.boxes_xyxy, clip.source_size, (points.shape[2], points.shape[1]))
+        masks = _ResizedMasks(masks, tuple(points.shape[1:3]))
     return Scene(
         timestamps_s=clip.timestamps_s,
         frame_index=clip.frame_index,
@@ -238,13 +316,15 @@ def _assemble(clip, tracks, recon, lifted, orientations: Orientations, config, s
         center_world=center,
         orientation=orientation,
         orient_conf=orient_conf,
-        extent=np.where((visible & lifted.visible)[..., None], lifted.extent, np.nan),
+        extent=np.where(visible[..., None], lifted.extent, np.nan),
         local_points=points,
-        conf=recon.conf if config.keep_points else None,
+        conf=recon.conf if config["keep_points"] else None,
         masks=masks,
         source=source,
         backends=backends,
-        config=config.to_json(),
+        config=config,
+        unit=recon.unit,
+        warnings=notes,
     )
 
 
@@ -254,10 +334,12 @@ def process_video(path: str | Path, config: ProcessConfig = ProcessConfig(), wei
 
     Raises VideoError for unreadable videos and PipelineError for clips too short to process.
     """
+    from recon4d.settings import weights_dir as default_weights_dir
     from recon4d.store import file_sha256
     from recon4d.video import probe, read_clip
 
     path = Path(path)
+    plan_stages(config, Path(weights_dir or default_weights_dir()))  # bad options fail before decoding
     info = probe(path)
     started = time.perf_counter()
     clip = read_clip(path, n_frames=config.n_frames, fps=config.fps, start_s=config.start_s, end_s=config.end_s,
@@ -276,7 +358,8 @@ def process_video(path: str | Path, config: ProcessConfig = ProcessConfig(), wei
         message = (f"the requested interval ends at {config.end_s:.2f} s but {path.name} lasts "
                    f"{info.duration_s:.2f} s; processed up to its end")
         (log or (lambda m: None))(f"warning: {message}")
-        result = replace(result, warnings=(message, *result.warnings))
+        result = replace(result, warnings=(message, *result.warnings),
+                         scene=replace(result.scene, warnings=(message, *result.scene.warnings)))
     decode = StageReport("decode", "pyav", f"{clip.n_frames} frames at {clip.image_size[0]}x{clip.image_size[1]}",
                          decode_seconds)
     return replace(result, stages=(decode, *result.stages))

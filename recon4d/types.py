@@ -1,27 +1,37 @@
 """The data model of recon4d: small frozen dataclasses passed between pipeline stages.
 
-    video --decode--> Clip --reconstruct--> Reconstruction --+
-                        +--track--> Tracks2D --orient--> Orientations --+--lift--> Scene (store)
+    video --decode--> Clip --track--> Tracks2D --reconstruct--> Reconstruction --lift--> LiftResult
+                                                                  --orient--> Orientations --> Scene (store)
 
 Conventions (DESIGN §2): camera frame is OpenCV (x right, y down, z forward); world frame is
 whatever the reconstruction's ``cam_to_world`` poses define; boxes are in pixels of the
 *source* video; orientations are (azimuth, polar, rotation) in degrees relative to the
 camera of the frame they were seen in. Arrays that are not known are NaN, never zero.
 
-Heavy arrays (point maps, confidences, masks) may be lazy array-likes (a ``zarr.Array`` or
-:class:`recon4d.store.PackedMasks`): anything with ``shape``, ``dtype`` and numpy indexing.
+Heavy arrays (point maps, confidences, masks) may be lazy array-likes (a ``zarr.Array``,
+:class:`recon4d.store.PackedMasks`, or a :class:`FrameSequence` computed frame by frame):
+anything with ``shape``, ``dtype`` and numpy indexing on the leading axes. Consumers read them
+one frame at a time (STYLE §9), so memory does not grow with the clip's length.
 Every class checks shapes at construction and raises :class:`recon4d.errors.ShapeError`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import PurePath
+from typing import Any, Callable
 
 import numpy as np
 
 from recon4d.checks import check_shape
 from recon4d.errors import ShapeError
+
+
+ProgressFn = Callable[[int, int], None]
+"""``progress(done, total)``: called by long-running stages as work completes (the CLI draws bars)."""
+
+UNITS = ("metric", "arbitrary", "unknown")
+"""Units of a reconstruction's geometry: metres, one unknown scale for the clip, or not stated."""
 
 
 def _coerce(obj, name: str, dtype) -> np.ndarray:
@@ -41,9 +51,64 @@ def _check_categories(categories, n_objects: int) -> tuple[str, ...]:
     return categories
 
 
+def _check_unit(unit: str) -> None:
+    if unit not in UNITS:
+        raise ShapeError(f"unit must be one of {UNITS}, got {unit!r}.")
+
+
 def _check_ids(ids: np.ndarray) -> None:
     if len(np.unique(ids)) != len(ids):
         raise ShapeError(f"object ids must be unique, got {ids.tolist()}.")
+
+
+class FrameSequence:
+    """A (T, *frame_shape) array whose frames are computed when they are read (STYLE §9).
+
+    Reconstructors return point maps and confidences this way so that a clip's dense
+    geometry is never held whole: lifting and the store read frame t, use it and drop it.
+    ``seq[t]`` is ``frame(t)`` checked against ``frame_shape`` and cast to ``dtype``;
+    ``seq[t, ...]`` indexes into it; ``seq[a:b]`` stacks a range; iterating yields the frames
+    in order; ``np.asarray(seq)`` computes them all (tests, small clips). ``frame`` must be
+    deterministic: a frame may be asked for more than once (lifting, then the store).
+    """
+
+    def __init__(self, n_frames: int, frame_shape: tuple[int, ...], dtype, frame: Callable[[int], np.ndarray]):
+        self.shape = (int(n_frames), *(int(s) for s in frame_shape))
+        self.dtype = np.dtype(dtype)
+        self.ndim = len(self.shape)
+        self._frame = frame
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _get(self, t: int) -> np.ndarray:
+        n_frames = self.shape[0]
+        if not -n_frames <= t < n_frames:
+            raise IndexError(f"frame {t} is out of range for a sequence of {n_frames} frames")
+        value = np.asarray(self._frame(t % n_frames), dtype=self.dtype)
+        if value.shape != self.shape[1:]:
+            raise ShapeError(f"frame {t} of a sequence of shape {self.shape} has shape {value.shape}, "
+                             f"expected {self.shape[1:]}.")
+        return value
+
+    def __getitem__(self, index) -> np.ndarray:
+        head, rest = (index[0], index[1:]) if isinstance(index, tuple) else (index, ())
+        if isinstance(head, (int, np.integer)):
+            frame = self._get(int(head))
+            return frame[rest] if rest else frame
+        frames = range(self.shape[0])[head] if isinstance(head, slice) else np.arange(self.shape[0])[head]
+        stacked = np.empty((len(frames), *self.shape[1:]), self.dtype)
+        for i, t in enumerate(frames):
+            stacked[i] = self._get(int(t))
+        return stacked[(slice(None), *rest)] if rest else stacked
+
+    def __iter__(self):
+        for t in range(self.shape[0]):
+            yield self._get(t)
+
+    def __array__(self, dtype=None, copy=None):
+        frames = self[:]
+        return frames if dtype is None else frames.astype(dtype)
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,17 +155,22 @@ class Reconstruction:
     """Camera poses and (optionally dense) geometry of a clip.
 
     cam_to_world: (T, 4, 4) float64, OpenCV camera → world.
-    local_points: (T, H, W, 3) float, camera frame; None when the backend is sparse.
-    conf:         (T, H, W) float in [0, 1]; None when unknown.
+    local_points: (T, H, W, 3) float, camera frame; None when the backend is sparse. May be a
+                  :class:`FrameSequence` (computed per frame), which consumers read frame by frame.
+    conf:         (T, H, W) float in [0, 1]; None when unknown. May be a FrameSequence.
     intrinsics:   (T, 3, 3) float32 in source-video pixels; None when unknown.
+    unit:         what one world unit is: "metric" (metres), "arbitrary" (one unknown scale
+                  for the clip, e.g. π³) or "unknown" (not stated); see :data:`UNITS`.
     """
 
     cam_to_world: np.ndarray
     local_points: Any = None
     conf: Any = None
     intrinsics: np.ndarray | None = None
+    unit: str = "unknown"
 
     def __post_init__(self) -> None:
+        _check_unit(self.unit)
         dims = check_shape("cam_to_world", _coerce(self, "cam_to_world", np.float64), ("T", 4, 4))
         if self.local_points is not None:
             dims = check_shape("local_points", self.local_points, ("T", "H", "W", 3), dims, "f")
@@ -112,6 +182,34 @@ class Reconstruction:
     @property
     def n_frames(self) -> int:
         return int(self.cam_to_world.shape[0])
+
+
+@dataclass(frozen=True)
+class LiftResult:
+    """Per-object, per-frame 3D centres from lifting masks (DESIGN §5); every entry is NaN
+    where ``visible`` is False.
+
+    center_camera: (K, T, 3) float64, camera frame (OpenCV) of frame t.
+    center_world:  (K, T, 3) float64, ``cam_to_world[t]`` applied to ``center_camera``.
+    visible:       (K, T) bool, at least ``min_points`` valid points under the mask.
+    extent:        (K, T, 3) float32, per-axis quantile range of the points (camera frame).
+    n_points:      (K, T) int64, valid points under the mask (also where not visible).
+    """
+
+    center_camera: np.ndarray
+    center_world: np.ndarray
+    visible: np.ndarray
+    extent: np.ndarray
+    n_points: np.ndarray
+
+    @classmethod
+    def empty(cls, n_objects: int, n_frames: int) -> "LiftResult":
+        """Nothing lifted: every object invisible in every frame."""
+        return cls(center_camera=np.full((n_objects, n_frames, 3), np.nan),
+                   center_world=np.full((n_objects, n_frames, 3), np.nan),
+                   visible=np.zeros((n_objects, n_frames), bool),
+                   extent=np.full((n_objects, n_frames, 3), np.nan, np.float32),
+                   n_points=np.zeros((n_objects, n_frames), np.int64))
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,22 +264,45 @@ class Orientations:
 
 @dataclass(frozen=True)
 class SourceInfo:
-    """The video a scene was reconstructed from."""
+    """The video a scene was reconstructed from.
+
+    path:     the video file as it was given.
+    sha256:   hex digest of the file's bytes.
+    fps:      its frame rate.
+    n_frames: its number of frames.
+    size:     (width, height) in pixels.
+    video_id: the clip's id in QA seeds and exports; default :func:`video_id_for` (file stem
+              plus the first 8 hex digits of the sha256), so two ``video.mp4`` files in
+              different folders, or two synthetic scenes, never share one.
+    """
 
     path: str
     sha256: str
     fps: float
     n_frames: int
-    size: tuple[int, int]  # (width, height) in pixels
+    size: tuple[int, int]
+    video_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.video_id:
+            object.__setattr__(self, "video_id", video_id_for(self.path, self.sha256))
 
     def to_json(self) -> dict:
         return {"path": self.path, "sha256": self.sha256, "fps": float(self.fps),
-                "n_frames": int(self.n_frames), "size": [int(s) for s in self.size]}
+                "n_frames": int(self.n_frames), "size": [int(s) for s in self.size], "video_id": self.video_id}
 
     @classmethod
     def from_json(cls, data: dict) -> "SourceInfo":
+        """Stores written before ids were recorded get the default id of their path and sha256."""
         return cls(path=str(data["path"]), sha256=str(data["sha256"]), fps=float(data["fps"]),
-                   n_frames=int(data["n_frames"]), size=tuple(int(s) for s in data["size"]))
+                   n_frames=int(data["n_frames"]), size=tuple(int(s) for s in data["size"]),
+                   video_id=str(data.get("video_id") or ""))
+
+
+def video_id_for(path: str, sha256: str) -> str:
+    """A stable, readable, unique id of a video file: ``STEM-xxxxxxxx`` (stem + 8 hex of its sha256)."""
+    stem = PurePath(str(path)).stem or "video"
+    return f"{stem}-{sha256[:8]}" if sha256 else stem
 
 
 @dataclass(frozen=True, eq=False)
@@ -207,6 +328,11 @@ class Scene:
     source:         the video, or None for scenes not made from a file.
     backends:       stage → {"name", "version", "weights_sha256"}.
     config:         the resolved configuration that produced the scene.
+    unit:           what one world unit is ("metric", "arbitrary" or "unknown", :data:`UNITS`).
+    warnings:       what went ahead with a fallback while the scene was made (one line each).
+
+    An object is ``visible`` in a frame exactly when it was seen *and* located there: its
+    ``center_world`` is finite wherever ``visible`` is True and NaN elsewhere.
     """
 
     timestamps_s: np.ndarray
@@ -228,8 +354,12 @@ class Scene:
     source: SourceInfo | None = None
     backends: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
+    unit: str = "unknown"
+    warnings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        _check_unit(self.unit)
+        object.__setattr__(self, "warnings", tuple(str(w) for w in self.warnings))
         dims = check_shape("timestamps_s", _coerce(self, "timestamps_s", np.float64), ("T",))
         check_shape("frame_index", _coerce(self, "frame_index", np.int64), ("T",), dims)
         check_shape("cam_to_world", _coerce(self, "cam_to_world", np.float64), ("T", 4, 4), dims)
@@ -259,6 +389,13 @@ class Scene:
             raise ShapeError(
                 f"object {int(self.ids[k])} has a centre at frame {int(t)} where it is not visible; "
                 "center_world must be NaN wherever visible is False."
+            )
+        visible_without_center = self.visible & ~np.isfinite(self.center_world).all(axis=-1)
+        if visible_without_center.any():
+            k, t = np.argwhere(visible_without_center)[0]
+            raise ShapeError(
+                f"object {int(self.ids[k])} is visible at frame {int(t)} but has no finite centre there; "
+                "visible must be False wherever center_world is not known."
             )
 
     @property

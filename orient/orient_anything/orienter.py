@@ -58,7 +58,6 @@ import random
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -66,7 +65,7 @@ from recon4d.checks import check_shape
 from recon4d.backends import config_from_options
 from recon4d.errors import Recon4dError
 from recon4d.orient.orient_anything.layout import N_AZIMUTH, N_POLAR, ROTATION_BINS
-from recon4d.types import Clip, Orientations, Tracks2D
+from recon4d.types import Clip, Orientations, ProgressFn, Tracks2D
 
 __all__ = [
     "COMPONENT",
@@ -89,8 +88,6 @@ __all__ = [
     "vote_circular",
     "vote_linear",
 ]
-
-ProgressFn = Callable[[int, int], None]
 
 COMPONENT = "orient-anything"
 """Directory of the weights under the weights root (``recon4d.weights``)."""

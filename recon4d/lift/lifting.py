@@ -7,7 +7,7 @@ rtol 0.03). The DSR reference takes the plain mean; median and trimmed mean resi
 background pixels a loose mask lets in.
 
     valid_point_mask(local_points, conf, config)           -> (T, H, W) bool
-    lift_objects(masks, local_points, conf, cam_to_world)  -> LiftResult
+    lift_objects(masks, local_points, conf, cam_to_world)  -> LiftResult (recon4d.types)
 
 The work runs in numba kernels (``recon4d.lift.kernels``); ``_lift_numpy`` and
 ``_valid_point_mask_numpy`` are the vectorised numpy references the tests hold them to.
@@ -16,10 +16,12 @@ The work runs in numba kernels (``recon4d.lift.kernels``); ``_lift_numpy`` and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from recon4d.checks import check_shape
+from recon4d.types import LiftResult
 
 _ESTIMATORS = ("mean", "median", "trimmed")
 
@@ -34,7 +36,7 @@ class LiftConfig:
     """Drop pixels whose 3×3 depth range over their own depth exceeds this (π³: 0.03); None: off."""
     erode_px: int = 0
     """Erode each mask by a (2r+1)×(2r+1) square first; the frame border does not erode."""
-    estimator: str = "mean"
+    estimator: Literal["mean", "median", "trimmed"] = "mean"
     """Centre statistic: "mean" (the DSR reference), "median" or "trimmed" (both per axis)."""
     trim_fraction: float = 0.1
     """For "trimmed": int(trim_fraction · n) values dropped at each end of each axis."""
@@ -67,31 +69,28 @@ class LiftConfig:
                 )
 
 
-@dataclass(frozen=True)
-class LiftResult:
-    """Per-object, per-frame 3D centres; every entry is NaN where ``visible`` is False.
-
-    center_camera: (K, T, 3) float64, camera frame (OpenCV) of frame t.
-    center_world:  (K, T, 3) float64, ``cam_to_world[t]`` applied to ``center_camera``.
-    visible:       (K, T) bool, at least ``min_points`` valid points under the mask.
-    extent:        (K, T, 3) float32, per-axis quantile range of the points (camera frame).
-    n_points:      (K, T) int64, valid points under the mask (also where not visible).
-    """
-
-    center_camera: np.ndarray
-    center_world: np.ndarray
-    visible: np.ndarray
-    extent: np.ndarray
-    n_points: np.ndarray
-
-
-def _check_clip(masks, local_points, conf, cam_to_world) -> dict[str, int]:
-    """Shapes and dtypes of one clip's arrays; raises ShapeError naming the culprit."""
-    dims = check_shape("masks", masks, ("K", "T", "H", "W"), dtype_kind="b")
+def _check_clip(masks, local_points, conf, cam_to_world, visible) -> dict[str, int]:
+    """Shapes and dtypes of one clip's arrays; raises ShapeError naming the culprit. Masks may
+    have another frame size than the point maps (they are resized)."""
+    dims = check_shape("masks", masks, ("K", "T", "h", "w"), dtype_kind="b")
     dims = check_shape("local_points", local_points, ("T", "H", "W", 3), dims, dtype_kind="f")
     if conf is not None:
         dims = check_shape("conf", conf, ("T", "H", "W"), dims, dtype_kind="f")
+    if visible is not None:
+        dims = check_shape("visible", visible, ("K", "T"), dims, dtype_kind="b")
     return check_shape("cam_to_world", cam_to_world, ("T", 4, 4), dims, dtype_kind="f")
+
+
+def resize_masks(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of masks (..., h, w) bool to ``size`` = (height, width): each
+    output pixel takes the mask pixel under its centre (exact, no interpolation)."""
+    height, width = size
+    src_h, src_w = masks.shape[-2:]
+    if (src_h, src_w) == (height, width):
+        return masks
+    rows = np.minimum(((np.arange(height) + 0.5) * src_h / height).astype(np.intp), src_h - 1)
+    cols = np.minimum(((np.arange(width) + 0.5) * src_w / width).astype(np.intp), src_w - 1)
+    return masks[..., rows[:, None], cols[None, :]]
 
 
 def _run_kernel(masks, local_points, conf, config: LiftConfig, valid_out: np.ndarray | None = None):
@@ -146,24 +145,42 @@ def valid_point_mask(
 
 
 def lift_objects(
-    masks: np.ndarray,
-    local_points: np.ndarray,
-    conf: np.ndarray | None,
+    masks,
+    local_points,
+    conf,
     cam_to_world: np.ndarray,
     config: LiftConfig = LiftConfig(),
+    visible: np.ndarray | None = None,
+    batch_frames: int = 8,
 ) -> LiftResult:
     """Per-frame 3D centre of every object from its masks and the reconstruction.
 
-    masks: (K, T, H, W) bool; local_points: (T, H, W, 3) float16/32/64, camera frame (OpenCV),
-    read frame by frame without a float64 copy; conf: (T, H, W) float in [0, 1] or None;
-    cam_to_world: (T, 4, 4). Points are chosen by :func:`valid_point_mask` under each mask
-    (eroded by ``config.erode_px``) and summarised by ``config.estimator``.
+    masks: (K, T, h, w) bool, resized (nearest) when (h, w) differs from the point maps;
+    local_points: (T, H, W, 3) float16/32/64, camera frame (OpenCV); conf: (T, H, W) float in
+    [0, 1] or None; cam_to_world: (T, 4, 4); visible: (K, T) bool or None, frames where an
+    object's mask counts at all (a tracker's visibility). Masks, points and confidences may be
+    lazy (:class:`recon4d.types.FrameSequence`, packed masks, Zarr arrays): they are read
+    ``batch_frames`` frames at a time, so memory does not grow with the clip (STYLE §9).
+    Points are chosen by :func:`valid_point_mask` under each mask (eroded by
+    ``config.erode_px``) and summarised by ``config.estimator``.
     """
-    masks, local_points = np.asarray(masks), np.asarray(local_points)
-    conf = None if conf is None else np.asarray(conf)
     cam_to_world = np.asarray(cam_to_world)
-    _check_clip(masks, local_points, conf, cam_to_world)
-    center, extent, counts = _run_kernel(masks, local_points, conf, config)
+    visible = None if visible is None else np.asarray(visible, bool)
+    dims = _check_clip(masks, local_points, conf, cam_to_world, visible)
+    n_objects, n_frames, height, width = dims["K"], dims["T"], dims["H"], dims["W"]
+    center = np.full((n_objects, n_frames, 3), np.nan)
+    extent = np.full((n_objects, n_frames, 3), np.nan)
+    counts = np.zeros((n_objects, n_frames), np.int64)
+    step = max(1, int(batch_frames))
+    for start in range(0, n_frames if n_objects else 0, step):
+        stop = min(start + step, n_frames)
+        batch = resize_masks(np.asarray(masks[:, start:stop], dtype=bool), (height, width))
+        if visible is not None:  # a new array of one batch, never the caller's masks
+            batch = batch & visible[:, start:stop, None, None]
+        points = np.asarray(local_points[start:stop])
+        batch_conf = None if conf is None else np.asarray(conf[start:stop])
+        center[:, start:stop], extent[:, start:stop], counts[:, start:stop] = _run_kernel(
+            batch, points, batch_conf, config)
     return _assemble(center, extent, counts, cam_to_world, config)
 
 

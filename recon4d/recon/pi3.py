@@ -32,7 +32,6 @@ import json
 import math
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -40,9 +39,7 @@ from recon4d import __version__
 from recon4d.backends import config_from_options
 from recon4d.errors import Recon4dError
 from recon4d.geometry import umeyama_sim3
-from recon4d.types import Clip, Reconstruction, Tracks2D
-
-ProgressFn = Callable[[int, int], None]
+from recon4d.types import Clip, ProgressFn, Reconstruction, Tracks2D
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -300,7 +297,8 @@ class Pi3Reconstructor:
             local_points = np.stack([cv2.resize(p, (width, height), interpolation=cv2.INTER_NEAREST)
                                      for p in local_points])
             conf = np.stack([cv2.resize(c, (width, height), interpolation=cv2.INTER_NEAREST) for c in conf])
-        return Reconstruction(cam_to_world=cam_to_world, local_points=local_points, conf=conf, intrinsics=intrinsics)
+        return Reconstruction(cam_to_world=cam_to_world, local_points=local_points, conf=conf, intrinsics=intrinsics,
+                              unit="arbitrary")
 
     def _intrinsics(self, local_points: np.ndarray, conf: np.ndarray, clip: Clip) -> np.ndarray:
         """(T, 3, 3) float32 pinhole intrinsics in source-video pixels (NaN where unfit)."""

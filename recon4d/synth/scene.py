@@ -35,7 +35,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, NoReturn
+from typing import NoReturn
 
 import numpy as np
 
@@ -45,9 +45,7 @@ from recon4d.synth.bodies import make_body, object_poses, pick_categories, headi
 from recon4d.synth.looks import ground_albedo, object_albedo, random_look, sky_colour, wall_albedo
 from recon4d.errors import StoreError
 from recon4d.geometry import rotation_to_orientation
-from recon4d.types import Scene, SourceInfo
-
-ProgressFn = Callable[[int, int], None]
+from recon4d.types import ProgressFn, Scene, SourceInfo
 
 _YARD_HALF_SIZE_M = 14.0
 _WALL_HEIGHT_M = 6.0
@@ -380,6 +378,7 @@ def generate_scene(config: SynthConfig = SynthConfig(), progress: ProgressFn | N
         masks=masks,
         backends={"recon": backend, "tracker": dict(backend), "orient": dict(backend)},
         config=config.to_json(),
+        unit="metric",
     )
     return SyntheticScene(frames, scene, object_to_world, pixel_counts)
 

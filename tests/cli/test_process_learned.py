@@ -42,7 +42,7 @@ def test_process_with_all_learned_backends_writes_a_valid_store(home, video, tmp
             "--orient", "orient-anything", "--objects", "person. box.", "-O", "track.box_threshold=0",
             "-O", "track.text_threshold=0", "-O", "track.max_area_frac=1.0", "-O", "track.min_area_frac=0.0",
             "-O", "orient.conf_threshold=0", "-O", "recon.chunk_frames=4", "-O", "recon.overlap=2",
-            "--keep-points", "--keep-masks"]
+            "-O", "lift.depth_edge_rtol=none", "--keep-points", "--keep-masks"]
     result = CliRunner().invoke(main, args, env={"RECON4D_HOME": str(home)}, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     scene = open_scene(out)
@@ -55,14 +55,17 @@ def test_process_with_all_learned_backends_writes_a_valid_store(home, video, tmp
     assert np.isfinite(scene.intrinsics).all()
     assert scene.local_points.shape[0] == 6 and np.isfinite(np.asarray(scene.local_points)).all()
     visible = scene.visible
-    # Random depth is a depth edge almost everywhere, so few centres lift; none may exist unseen.
+    # Random depth is a depth edge almost everywhere: the edge test is off (-O lift.depth_edge_rtol=none)
+    # so that centres lift; visible means located.
     assert visible.any() and np.isnan(scene.center_world[~visible]).all()
+    assert np.isfinite(scene.center_world[visible]).all() and scene.unit == "arbitrary"
     agents = scene.is_agent
     assert np.isnan(scene.orientation[~agents]).all()
     if (visible & agents[:, None]).any():
         assert np.isfinite(scene.orientation[visible & agents[:, None]]).all()  # gating off
     config = json.loads(out.with_name(out.name + ".config.json").read_text())
     assert config["objects"] == "person. box." and config["backend_options"]["recon"]["chunk_frames"] == 4
+    assert config["lift"]["depth_edge_rtol"] is None
 
 
 def test_auto_uses_installed_weights(home, video, tmp_path):

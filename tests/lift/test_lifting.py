@@ -255,7 +255,7 @@ def test_shape_errors_name_the_array_and_the_dimension():
         lift_objects(masks, points, conf, cam_to_world[:, :3])
     with pytest.raises(ShapeError, match="masks has dtype float64"):
         lift_objects(masks.astype(np.float64), points, conf, cam_to_world)
-    with pytest.raises(ShapeError, match=r"masks must have shape \(K, T, H, W\)"):
+    with pytest.raises(ShapeError, match=r"masks must have shape \(K, T, h, w\)"):
         lift_objects(masks[0], points, conf, cam_to_world)
     with pytest.raises(ShapeError, match=r"conf .*\(H\)"):
         valid_point_mask(points, conf[:, 1:], LiftConfig())

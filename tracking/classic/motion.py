@@ -10,12 +10,12 @@ threshold: :func:`pair_motion` for one frame pair, :func:`compute_motion` (a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import cv2
 import numpy as np
 
 from recon4d.tracking.classic.config import ClassicTrackerConfig
+from recon4d.types import ProgressFn
 
 __all__ = [
     "MotionField",
@@ -33,8 +33,6 @@ __all__ = [
     "track_points",
     "working_size",
 ]
-
-ProgressFn = Callable[[int, int], None]
 
 
 def working_size(width: int, height: int, long_side: int) -> tuple[int, int]:

@@ -83,7 +83,7 @@ from recon4d.tracking.classic.user_boxes import (
     propagate_box,
     validate_user_boxes,
 )
-from recon4d.types import Clip, Tracks2D
+from recon4d.types import Clip, ProgressFn, Tracks2D
 
 __all__ = [
     "AGENT_CATEGORIES",
@@ -96,8 +96,6 @@ __all__ = [
     "person_evidence",
     "validate_user_boxes",
 ]
-
-ProgressFn = Callable[[int, int], None]
 
 
 def hog_people_detector(long_side: int = 640, hit_threshold: float = -0.3) -> Callable[[np.ndarray], np.ndarray]:

@@ -35,7 +35,6 @@ import functools
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -51,11 +50,9 @@ from recon4d.tracking.sam2.grounding import (
     select_detections,
 )
 from recon4d.tracking.sam2.video import load_sam2_predictor, mask_boxes, propagate_masks
-from recon4d.types import Clip, Tracks2D
+from recon4d.types import Clip, ProgressFn, Tracks2D
 
 __all__ = ["ObjectPrompt", "Sam2Tracker", "Sam2TrackerConfig"]
-
-ProgressFn = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)

@@ -105,9 +105,7 @@ from recon4d.recon.classic.object_depth import (
     size_depth,
     tilt_and_height_from_people,
 )
-from recon4d.types import Clip, Reconstruction, Tracks2D
-
-ProgressFn = Callable[[int, int], None]
+from recon4d.types import Clip, ProgressFn, Reconstruction, Tracks2D
 
 CONF_POINT = 0.9
 """Confidence of pixels under a splatted map point."""
@@ -319,8 +317,12 @@ class ClassicReconstructor:
         cam_to_world = np.tile(np.eye(4), (n_frames, 1, 1))
         cam_to_world[:, :3, :3] = np.swapaxes(world_to_cam[:, :, :3], 1, 2)
         cam_to_world[:, :3, 3] = -np.einsum("tji,tj->ti", world_to_cam[:, :, :3], world_to_cam[:, :, 3]) + 0.0
+        # Metres come from the ground plane (fitted, or the prior under a camera without parallax);
+        # a moving camera without a plane keeps the arbitrary scale of its first baseline.
+        unit = "arbitrary" if motion.mode == "parallax" and plane is None else "metric"
         return Reconstruction(cam_to_world=cam_to_world, local_points=local_points, conf=conf,
-                              intrinsics=np.broadcast_to(source_k.astype(np.float32), (n_frames, 3, 3)).copy())
+                              intrinsics=np.broadcast_to(source_k.astype(np.float32), (n_frames, 3, 3)).copy(),
+                              unit=unit)
 
     # -- steps -------------------------------------------------------------------------------------------
 
