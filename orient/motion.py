@@ -23,16 +23,20 @@ The ``motion`` orient backend (DESIGN §4). For each agent, from its lifted 3D c
    1). Slower than ``v_min`` the heading is unknown: orientation NaN, conf 0. Agents not
    visible in a frame, and non-agents everywhere, get NaN orientation and NaN conf.
 
-Speeds are in world units per second: metres for metric reconstructions and synthetic
-scenes; scale ``v_min``/``v_full`` for reconstructions whose unit is arbitrary.
+Speeds are in metres per second. A reconstruction whose unit is not metric
+(``Reconstruction.unit`` "arbitrary", e.g. π³, or "unknown") is first brought to metres
+when people were lifted: one metre per unit is taken from their median lifted height (the
+vertical extent of their points, :data:`PERSON_EXTENT_M` for a 1.7 m person), and a warning
+gives the factor. Without people the thresholds are applied in world units per second, with
+a warning that they may mean nothing at that scale.
 
     MotionOrienter.from_config({}, "cpu").orient(clip, tracks, recon, lifted) -> Orientations
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -40,18 +44,30 @@ from recon4d.checks import check_shape
 from recon4d.backends import config_from_options
 from recon4d.errors import Recon4dError
 from recon4d.geometry import rotation_to_orientation
-from recon4d.types import Clip, Orientations, Reconstruction, Tracks2D
+from recon4d.types import Clip, LiftResult, Orientations, ProgressFn, Reconstruction, Tracks2D
 
 __all__ = [
+    "PERSON_EXTENT_M",
+    "MotionOrientWarning",
     "MotionOrienter",
     "MotionOrienterConfig",
     "estimate_up",
     "heading_rotations",
+    "metres_per_unit",
     "smoothed_velocity",
     "speed_confidence",
 ]
 
-ProgressFn = Callable[[int, int], None]
+
+PERSON_EXTENT_M = 0.9 * 1.7
+"""Vertical 5–95 % quantile range of the points of a standing 1.7 m person (lifting's extent),
+taken as uniform along the body: what one person's extent measures in a metric scene."""
+
+_PEOPLE = ("person", "people", "pedestrian")
+
+
+class MotionOrientWarning(UserWarning):
+    """Speeds were judged in a unit other than metres (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -173,6 +189,18 @@ def heading_rotations(velocity: np.ndarray, up: np.ndarray) -> tuple[np.ndarray,
     return rotation, speed
 
 
+def metres_per_unit(extent: np.ndarray, visible: np.ndarray, people: np.ndarray) -> float | None:
+    """Metres per world unit from the people's lifted heights, or None without any.
+
+    extent: (K, T, 3) lifted extents (camera frame: axis 1 is image-down, about vertical for
+    a camera that does not roll); visible: (K, T) bool; people: (K,) bool. The median vertical
+    extent over every visible person-frame is taken to be :data:`PERSON_EXTENT_M`.
+    """
+    heights = np.asarray(extent, np.float64)[..., 1][np.asarray(people, bool)[:, None] & np.asarray(visible, bool)]
+    heights = heights[np.isfinite(heights) & (heights > 0)]
+    return float(PERSON_EXTENT_M / np.median(heights)) if heights.size else None
+
+
 def speed_confidence(speed: np.ndarray, v_min: float, v_full: float) -> np.ndarray:
     """clip((speed − v_min) / (v_full − v_min), 0, 1); NaN speed gives NaN."""
     return np.clip((np.asarray(speed, np.float64) - v_min) / (v_full - v_min), 0.0, 1.0)
@@ -192,15 +220,15 @@ class MotionOrienter:
         """Build from options named like :class:`MotionOrienterConfig` fields; ``device`` is unused."""
         return cls(config_from_options(MotionOrienterConfig, options, "motion orienter"))
 
-    def orient(self, clip: Clip, tracks: Tracks2D, recon: Reconstruction, lifted,
+    def orient(self, clip: Clip, tracks: Tracks2D, recon: Reconstruction, lifted: LiftResult,
                progress: ProgressFn | None = None) -> Orientations:
         """Orientation (K, T, 3) deg and conf (K, T) of every tracked object.
 
-        lifted: :class:`recon4d.lift.lifting.LiftResult` with ``center_world`` (K, T, 3) and
+        lifted: :class:`recon4d.types.LiftResult` with ``center_world`` (K, T, 3) and
         ``visible`` (K, T) of the same objects and frames as ``tracks`` and ``recon``.
         """
         config = self.config
-        center_world = np.asarray(lifted.center_world, np.float64)
+        center_world = np.asarray(lifted.center_world, np.float64) * self._metres_per_unit(recon, tracks, lifted)
         dims = check_shape("lifted.center_world", center_world, ("K", "T", 3))
         check_shape("lifted.visible", np.asarray(lifted.visible), ("K", "T"), dims)
         check_shape("tracks.is_agent", tracks.is_agent, ("K",), dims)
@@ -229,3 +257,21 @@ class MotionOrienter:
         if progress is not None:
             progress(1, 1)
         return Orientations(angles_deg=angles.astype(np.float32), conf=conf.astype(np.float32))
+
+    @staticmethod
+    def _metres_per_unit(recon: Reconstruction, tracks: Tracks2D, lifted) -> float:
+        """1 for metric geometry; else the people's scale (warned), else 1 with a warning."""
+        unit = getattr(recon, "unit", "unknown")
+        if unit == "metric" or not np.asarray(tracks.is_agent).any():
+            return 1.0
+        people = np.array([c.lower() in _PEOPLE for c in tracks.categories], bool) & np.asarray(tracks.is_agent)
+        scale = metres_per_unit(lifted.extent, lifted.visible, people) if people.any() else None
+        if scale is None:
+            warnings.warn(f"the reconstruction's unit is {unit}, not metres, and no person was lifted to measure "
+                          f"it: the speed thresholds (v_min, v_full) are applied in world units per second",
+                          MotionOrientWarning, stacklevel=3)
+            return 1.0
+        warnings.warn(f"the reconstruction's unit is {unit}, not metres: speeds are scaled by {scale:.3g} m per unit, "
+                      f"measured from the lifted heights of people ({PERSON_EXTENT_M:.2f} m each)",
+                      MotionOrientWarning, stacklevel=3)
+        return scale

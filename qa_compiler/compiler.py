@@ -187,8 +187,9 @@ def scene_digest(scene: Scene) -> str:
 
 
 def default_video_id(scene: Scene, fallback: str = "scene") -> str:
-    """The clip's id in exports: the source video's file stem, else ``fallback``."""
-    return Path(scene.source.path).stem if scene.source is not None and scene.source.path else fallback
+    """The clip's id in seeds and exports: the store's recorded ``source.video_id`` (file stem +
+    8 hex digits of the video's sha256, unique per video), else ``fallback``."""
+    return scene.source.video_id if scene.source is not None and scene.source.video_id else fallback
 
 
 def _make_record(scene, qtype, plan, answer, question, options, letter, config, video_id, digest) -> QARecord:
@@ -247,7 +248,7 @@ def compile_scene(
 ) -> tuple[list[QARecord], CompileReport]:
     """Compile up to ``config.n_per_scene`` questions from one scene.
 
-    video_id: the clip's id in exports and in the seed; default: the source video's stem.
+    video_id: the clip's id in exports and in the seed; default: the store's ``source.video_id``.
     Types are drawn by inverse frequency of the questions made so far (reference
     ``prob_cal``), or towards ``config.type_weights``. A type that cannot succeed on this
     scene at all (a structural failure, e.g. ``no_agent_for_ori``) is counted once and no
@@ -297,7 +298,7 @@ def compile_scenes(
 ) -> tuple[list[QARecord], CompileReport]:
     """Compile every scene store in ``paths``; returns all records and the summed report.
 
-    A store's video id is its source video's stem (else the store name without ``.zarr``).
+    A store's video id is its recorded ``source.video_id`` (else the store name without ``.zarr``).
     ``progress``, if given, is called after each scene with (video id, that scene's report).
     """
     from recon4d.store import open_scene

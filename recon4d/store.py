@@ -1,6 +1,7 @@
 """Scene store: one Zarr v3 group per clip, format ``recon4d.scene`` version 1 (DESIGN §3).
 
-    attrs: format, version, source, backends, config, created, recon4d_version
+    attrs: format, version, source (with video_id), backends, config, unit, warnings, created,
+           recon4d_version
     time/timestamps          (T,)        float64
     time/frame_index         (T,)        int64
     camera/cam_to_world      (T,4,4)     float64
@@ -17,6 +18,12 @@
     objects/orientation      (K,T,3)     float32
     objects/orient_conf      (K,T)       float32
     objects/masks            (K,T,H,⌈W/8⌉) uint8, bits packed along W (optional)
+
+``unit`` says what one world unit is ("metric", "arbitrary": one unknown scale, e.g. π³, or
+"unknown" in stores written before it was recorded); ``warnings`` lists the fallbacks taken
+while the scene was made. Point maps are float16: values beyond its range (±65504) are
+clamped to it and the number of clamped values is recorded in ``geometry/local_points``'s
+attrs (``clamped``) and in ``warnings``, never stored as inf.
 
 A store is written to a unique hidden temporary folder beside ``PATH`` and swapped into place
 when complete (:mod:`recon4d.outputs`), so a crash never leaves something that opens as a
@@ -171,10 +178,14 @@ def write_scene(scene: Scene, path: str | Path, overwrite: bool = False) -> Path
         if scene.n_objects:
             cat[:] = categories
         digests[_CATEGORY_PATH] = _digest_strings(scene.categories)
+        notes = list(scene.warnings)
         if scene.local_points is not None:
-            digests[_POINTS_PATH] = _write_framewise(root, _POINTS_PATH, scene.local_points, np.float16)
+            digests[_POINTS_PATH], clamped = _write_framewise(root, _POINTS_PATH, scene.local_points, np.float16)
+            if clamped:
+                notes.append(f"store: {clamped} point coordinates beyond the float16 range (±65504) were "
+                             "clamped to it")
         if scene.conf is not None:
-            digests[_CONF_PATH] = _write_framewise(root, _CONF_PATH, scene.conf, np.float16)
+            digests[_CONF_PATH], _ = _write_framewise(root, _CONF_PATH, scene.conf, np.float16)
         if scene.masks is not None:
             digests[_MASKS_PATH] = _write_masks(root, scene.masks)
         root.attrs.update(
@@ -184,6 +195,8 @@ def write_scene(scene: Scene, path: str | Path, overwrite: bool = False) -> Path
                 "source": scene.source.to_json() if scene.source else None,
                 "backends": scene.backends,
                 "config": scene.config,
+                "unit": scene.unit,
+                "warnings": notes,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "recon4d_version": __version__,
                 "integrity": {
@@ -196,17 +209,27 @@ def write_scene(scene: Scene, path: str | Path, overwrite: bool = False) -> Path
     return path
 
 
-def _write_framewise(root, store_path: str, source, dtype) -> str:
+def _write_framewise(root, store_path: str, source, dtype) -> tuple[str, int]:
+    """Copy ``source`` one frame at a time; finite values beyond ``dtype``'s range are clamped
+    to it (NaN and ±inf stay as they are). Returns the content digest and how many values were
+    clamped, also written to the array's attrs as ``clamped``."""
     shape = tuple(source.shape)
     chunks = (1, *shape[1:])
     target = root.create_array(store_path, shape=shape, dtype=dtype, chunks=chunks, config=_WRITE_ALL_CHUNKS)
     digest = _ArrayDigest(store_path, np.dtype(dtype), shape)
-    with np.errstate(over="ignore"):  # float16 overflow of far points becomes inf, not an error
-        for t in range(shape[0]):
-            frame = np.ascontiguousarray(np.asarray(source[t]), dtype=dtype)
-            target[t] = frame
-            digest.update(frame)
-    return digest.hexdigest()
+    limit = float(np.finfo(dtype).max)
+    clamped = 0
+    for t in range(shape[0]):
+        frame = np.asarray(source[t])
+        beyond = np.isfinite(frame) & (np.abs(frame) > limit)
+        if beyond.any():
+            clamped += int(beyond.sum())
+            frame = np.where(beyond, np.sign(frame) * limit, frame)
+        frame = np.ascontiguousarray(frame, dtype=dtype)
+        target[t] = frame
+        digest.update(frame)
+    target.attrs["clamped"] = clamped
+    return digest.hexdigest(), clamped
 
 
 def _write_masks(root, masks) -> str:
@@ -430,6 +453,8 @@ def open_scene(path: str | Path) -> Scene:
             source=SourceInfo.from_json(source) if source else None,
             backends=dict(attrs.get("backends") or {}),
             config=dict(attrs.get("config") or {}),
+            unit=str(attrs.get("unit") or "unknown"),
+            warnings=tuple(attrs.get("warnings") or ()),
         )
     except ShapeError as exc:
         raise StoreError(f"{path} is inconsistent: {exc} The store is damaged; re-create it.") from exc

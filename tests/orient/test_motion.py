@@ -7,16 +7,18 @@ import pytest
 
 from recon4d.errors import Recon4dError, ShapeError
 from recon4d.geometry import forward_axis, orientation_to_rotation
-from recon4d.lift.lifting import LiftResult
 from recon4d.orient.motion import (
+    PERSON_EXTENT_M,
     MotionOrienter,
+    MotionOrientWarning,
     MotionOrienterConfig,
     estimate_up,
     heading_rotations,
+    metres_per_unit,
     smoothed_velocity,
     speed_confidence,
 )
-from recon4d.types import Clip, Reconstruction, Tracks2D
+from recon4d.types import Clip, LiftResult, Reconstruction, Tracks2D
 
 
 def lifted_from(center_world: np.ndarray, visible: np.ndarray) -> LiftResult:
@@ -34,7 +36,7 @@ def inputs(center_world, visible, is_agent, cam_to_world, timestamps_s):
     boxes = np.where(visible[..., None], np.array([0, 0, 1, 1], np.float32), np.nan)
     tracks = Tracks2D(ids=np.arange(n_objects), categories=tuple("person" if a else "box" for a in is_agent),
                       is_agent=is_agent, boxes_xyxy=boxes, visible=visible)
-    return clip, tracks, Reconstruction(cam_to_world=cam_to_world), lifted_from(center_world, visible)
+    return clip, tracks, Reconstruction(cam_to_world=cam_to_world, unit="metric"), lifted_from(center_world, visible)
 
 
 def world_forward(orientation: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
@@ -183,5 +185,37 @@ def test_from_config_and_shape_checks():
     clip, tracks, recon, lifted = inputs(np.zeros((1, 5, 3)), np.ones((1, 5), bool), np.ones(1, bool),
                                          np.tile(FACING_X, (5, 1, 1)), times)
     with pytest.raises(ShapeError):
-        MotionOrienter().orient(clip, tracks, Reconstruction(np.tile(np.eye(4), (4, 1, 1))), lifted)
+        MotionOrienter().orient(clip, tracks, Reconstruction(np.tile(np.eye(4), (4, 1, 1)), unit="metric"), lifted)
     assert MotionOrienter.name == "motion"
+
+
+def test_arbitrary_scale_is_brought_to_metres_by_the_heights_of_people():
+    """π³-like geometry in units of 5 cm: speeds judged in metres only after scaling."""
+    times = np.arange(10) / 10.0
+    walk = np.stack([np.stack([speed * times, 0 * times, 0 * times], -1) for speed in (0.3, 1.0)])
+    visible, agents = np.ones((2, 10), bool), np.ones(2, bool)
+    poses = np.tile(FACING_X, (10, 1, 1))
+    clip, tracks, metric, lifted = inputs(walk, visible, agents, poses, times)
+    expected = MotionOrienter().orient(clip, tracks, metric, lifted)
+    assert np.isfinite(expected.angles_deg).all() and expected.conf[1, 5] == 1.0
+
+    unit_m = 0.05
+    small = lifted_from(walk / unit_m, visible)
+    height = np.full((2, 10, 3), np.nan, np.float32)
+    height[..., 1] = PERSON_EXTENT_M / unit_m
+    small = LiftResult(small.center_camera, small.center_world, small.visible, height, small.n_points)
+    arbitrary = Reconstruction(cam_to_world=poses, unit="arbitrary")
+    with pytest.warns(MotionOrientWarning, match="scaled by 0.05 m per unit"):
+        result = MotionOrienter().orient(clip, tracks, arbitrary, small)
+    np.testing.assert_allclose(result.conf, expected.conf, atol=1e-5)
+    np.testing.assert_allclose(result.angles_deg, expected.angles_deg, atol=1e-3)
+    assert metres_per_unit(height, visible, np.array([True, False])) == pytest.approx(unit_m)
+
+
+def test_arbitrary_scale_without_people_warns():
+    times = np.arange(10) / 10.0
+    walk = np.stack([np.stack([times, 0 * times, 0 * times], -1)])
+    clip, tracks, _, lifted = inputs(walk, np.ones((1, 10), bool), np.ones(1, bool), np.tile(FACING_X, (10, 1, 1)),
+                                     times)
+    with pytest.warns(MotionOrientWarning, match="applied in world units per second"):
+        MotionOrienter().orient(clip, tracks, Reconstruction(np.tile(FACING_X, (10, 1, 1)), unit="arbitrary"), lifted)

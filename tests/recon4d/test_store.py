@@ -154,3 +154,25 @@ def test_file_sha256(tmp_path):
 
     (tmp_path / "f").write_bytes(b"x" * 3_000_000)
     assert file_sha256(tmp_path / "f") == hashlib.sha256(b"x" * 3_000_000).hexdigest()
+
+
+def test_float16_overflow_is_a_recorded_clamp_not_inf(tmp_path, small_scene):
+    """Issue 10: a point beyond ±65504 used to become inf silently."""
+    points = np.array(small_scene.local_points)
+    points[1, 2, 3] = [1e6, -7e4, 5.0]
+    points[2, 0, 0, 2] = np.nan
+    back = open_scene(write_scene(replace(small_scene, local_points=points), tmp_path / "far.zarr"))
+    stored = np.asarray(back.local_points[:])
+    assert not np.isinf(stored).any()
+    np.testing.assert_array_equal(stored[1, 2, 3], np.array([65504, -65504, 5], np.float16))
+    assert np.isnan(stored[2, 0, 0, 2])
+    assert back.local_points.attrs["clamped"] == 2
+    assert any("2 point coordinates beyond the float16 range" in w for w in back.warnings)
+
+
+def test_unit_warnings_and_video_id_are_recorded(tmp_path, small_scene):
+    scene = replace(small_scene, unit="arbitrary", warnings=("recon: something fell back",))
+    back = open_scene(write_scene(scene, tmp_path / "u.zarr"))
+    assert back.unit == "arbitrary" and back.warnings == ("recon: something fell back",)
+    assert back.source.video_id == small_scene.source.video_id == "clip-00000000"
+    assert json.loads((tmp_path / "u.zarr" / "zarr.json").read_text())["attributes"]["unit"] == "arbitrary"

@@ -88,3 +88,30 @@ def test_scene_rejects_non_increasing_time(small_scene):
 def test_empty_scene_is_valid():
     scene = make_scene(n_objects=0, heavy=False)
     assert isinstance(scene, Scene) and scene.n_objects == 0
+
+
+def test_scene_rejects_visible_object_without_a_centre(small_scene):
+    """Issue 10: visible means seen and located; a NaN centre where visible is an error."""
+    from dataclasses import replace
+
+    center = small_scene.center_world.copy()
+    k, t = np.argwhere(small_scene.visible)[0]
+    center[k, t] = np.nan
+    with pytest.raises(ShapeError, match=f"object {small_scene.ids[k]} is visible at frame {t} but has no finite"):
+        replace(small_scene, center_world=center)
+
+
+def test_units_and_video_ids():
+    from recon4d.types import UNITS, Reconstruction, SourceInfo, video_id_for
+
+    assert UNITS == ("metric", "arbitrary", "unknown")
+    assert Reconstruction(np.tile(np.eye(4), (2, 1, 1))).unit == "unknown"
+    with pytest.raises(ShapeError, match="unit must be one of"):
+        Reconstruction(np.tile(np.eye(4), (2, 1, 1)), unit="cm")
+    a = SourceInfo("clips/a/video.mp4", "ab" * 32, 30.0, 10, (64, 48))
+    b = SourceInfo("clips/b/video.mp4", "cd" * 32, 30.0, 10, (64, 48))
+    assert a.video_id == "video-abababab" and b.video_id == "video-cdcdcdcd"
+    assert SourceInfo.from_json(a.to_json()) == a
+    legacy = {k: v for k, v in a.to_json().items() if k != "video_id"}
+    assert SourceInfo.from_json(legacy).video_id == video_id_for("clips/a/video.mp4", "ab" * 32)
+    assert SourceInfo("x.mp4", "ef" * 32, 1.0, 1, (1, 1), video_id="mine").video_id == "mine"
