@@ -149,7 +149,7 @@ def test_compile_scenes_reads_stores_and_is_order_independent(tmp_path):
     config = CompileConfig(n_per_scene=6, seed=1)
     records, report = compile_scenes(paths, config)
     reversed_records, _ = compile_scenes(paths[::-1], config)
-    assert report.scenes == ("clip7", "clip8") and report.generated == 12
+    assert report.scenes == ("clip7-00000000", "clip8-00000000") and report.generated == 12  # source.video_id
     assert sorted(_dumps(records)) == sorted(_dumps(reversed_records))
     alone, _ = compile_scene(open_scene(paths[1]), config)
     assert _dumps(alone) == _dumps(records[6:])
