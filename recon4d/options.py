@@ -9,7 +9,7 @@ A value from the command line is a string; it is turned into the field's declare
     Enum              a member's name or value
     X | None          none/null → None, else X
     tuple[X, ...]     "1,2,3", "[1, 2, 3]" or "(1, 2, 3)", each item parsed as X
-    list, dict, Any   JSON
+    list, dict, Any   JSON (a bare tuple/list/dict or Any: JSON if it parses, else as given)
 
 Values that are already Python objects (a config file, a library caller) are checked against
 the same type. A wrong value raises :class:`OptionError` naming the option, what it expects
@@ -93,7 +93,9 @@ def parse_value(tp, value: Any) -> Any:
     """``value`` (a command-line string or a Python object) as type ``tp``; raises _Mismatch."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     text = value.strip() if isinstance(value, str) else None
-    if tp is Any or tp is object:
+    if tp is Any or tp is object or tp in (tuple, list, dict):
+        # Untyped (a bare ``tuple`` may also hold a path the config resolves itself): JSON if
+        # it parses, else the value as given, left to the config's own checks.
         if text is None:
             return value
         try:
@@ -140,7 +142,7 @@ def parse_value(tp, value: Any) -> Any:
         if isinstance(value, (str, Path)):
             return Path(value)
         raise _Mismatch("a path")
-    if origin is tuple or tp is tuple:
+    if origin is tuple:
         items = _split_sequence(value) if text is not None else value
         if not isinstance(items, (list, tuple)):
             raise _Mismatch(_describe(tp))
