@@ -29,3 +29,7 @@ class OutputError(Recon4dError):
 class OptionError(Recon4dError, ValueError):
     """A value given on the command line (or to a config) is invalid on its own; the CLI treats
     it as a usage error (exit code 2)."""
+
+
+class GeometryError(Recon4dError, ValueError):
+    """Points or poses too degenerate for a geometric fit (too few, all at one place, not finite)."""

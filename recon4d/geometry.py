@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from recon4d.checks import check_shape
-from recon4d.errors import ShapeError
+from recon4d.errors import GeometryError, ShapeError
 
 __all__ = [
     "OPENCV_TO_FLU",
@@ -365,10 +365,23 @@ def umeyama_sim3(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
     src, dst: (..., N, 3), N ≥ 3 non-collinear points, finite. Returns scale (...),
     R (..., 3, 3) a proper rotation, t (..., 3), all float64; leading dims are batched.
+    Raises :class:`~recon4d.errors.GeometryError` instead of returning non-finite values when
+    there are fewer than 3 pairs, a value is not finite, or either set has (numerically) zero
+    spread (all its points at one place: no scale or rotation follows).
     """
     src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
     if src.shape != dst.shape or src.ndim < 2 or src.shape[-1] != 3:
         raise ShapeError(f"umeyama_sim3 needs src and dst of one shape (..., N, 3), got {src.shape} and {dst.shape}.")
+    if src.shape[-2] < 3:
+        raise GeometryError(f"umeyama_sim3 needs at least 3 point pairs to fit a similarity, got {src.shape[-2]}.")
+    if not (np.isfinite(src).all() and np.isfinite(dst).all()):
+        raise GeometryError("umeyama_sim3 got non-finite points; drop the NaN/inf pairs first.")
+    for name, points in (("src", src), ("dst", dst)):
+        spread = np.sqrt(((points - points.mean(axis=-2, keepdims=True)) ** 2).sum(axis=(-1, -2)) / points.shape[-2])
+        size = np.abs(points).max(axis=(-1, -2))
+        if np.any(spread <= 1e-12 * np.maximum(size, 1.0)):
+            raise GeometryError(f"umeyama_sim3: the {name} points all lie at one place (zero variance), so no "
+                                "scale or rotation follows from them; give points that are spread out.")
     mean_src, mean_dst = src.mean(axis=-2), dst.mean(axis=-2)
     src_c, dst_c = src - mean_src[..., None, :], dst - mean_dst[..., None, :]
     cov = np.einsum("...ni,...nj->...ij", dst_c, src_c) / src.shape[-2]

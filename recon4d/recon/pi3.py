@@ -12,7 +12,9 @@
    has its own world and scale; chunk k is mapped onto the clip's world by the similarity
    (Umeyama, one trimmed refit) between the world points it and the frames already placed
    predict for the same confident pixels of the shared frames. Shared frames keep the values
-   of the earlier chunk.
+   of the earlier chunk. When the shared frames have fewer than 3 such pixels (or they all lie
+   at one point) the chunk is chained through its first shared camera at scale 1 with a
+   :class:`Pi3StitchWarning`, which the pipeline records in the store's warnings.
 3. Validity: ``conf`` is sigmoid(logit) in [0, 1]; lifting keeps pixels with conf > 0.1 that
    are not on depth edges (relative 3×3 range > 0.03), the reference pipeline's rule
    (``recon4d.lift.lifting.LiftConfig``); :func:`recon4d.lift.lifting.valid_point_mask` gives that mask.
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -37,7 +40,7 @@ import numpy as np
 
 from recon4d import __version__
 from recon4d.backends import config_from_options
-from recon4d.errors import Recon4dError
+from recon4d.errors import GeometryError, Recon4dError
 from recon4d.geometry import umeyama_sim3
 from recon4d.types import Clip, ProgressFn, Reconstruction, Tracks2D
 
@@ -121,22 +124,32 @@ def _align_chunk(prev_world: np.ndarray, prev_ok: np.ndarray, new_world: np.ndar
     """Similarity mapping the new chunk's world onto the previous one from shared pixels.
 
     *_world (S, H, W, 3) world points of the S shared frames; *_ok (S, H, W) confident pixels.
-    Returns (scale, R, t) or None when fewer than 3 pixels are confident in both.
+    Returns ((scale, R, t), "") or (None, why) when the shared pixels cannot fix a similarity:
+    fewer than 3 confident in both, or all at one point (:class:`~recon4d.errors.GeometryError`
+    of :func:`~recon4d.geometry.umeyama_sim3`). A trimmed refit that is degenerate keeps the
+    first fit.
     """
     both = prev_ok & new_ok & np.isfinite(prev_world).all(-1) & np.isfinite(new_world).all(-1)
     idx = np.flatnonzero(both)
-    if idx.size < 3:
-        return None
     if idx.size > _ALIGN_POINTS:
         idx = idx[np.linspace(0, idx.size - 1, _ALIGN_POINTS).astype(np.int64)]
     src = new_world.reshape(-1, 3)[idx].astype(np.float64)
     dst = prev_world.reshape(-1, 3)[idx].astype(np.float64)
-    scale, rotation, translation = umeyama_sim3(src, dst)
+    try:
+        scale, rotation, translation = umeyama_sim3(src, dst)
+    except GeometryError as exc:
+        return None, f"{idx.size} pixels are confident in both: {exc}"
     residual = np.linalg.norm(scale * src @ rotation.T + translation - dst, axis=1)
     keep = residual <= np.quantile(residual, _ALIGN_TRIM)
-    if keep.sum() >= 3:
+    try:
         scale, rotation, translation = umeyama_sim3(src[keep], dst[keep])
-    return float(scale), rotation, translation
+    except GeometryError:
+        pass  # the trimmed points alone are degenerate: the untrimmed fit stands
+    return (float(scale), rotation, translation), ""
+
+
+class Pi3StitchWarning(UserWarning):
+    """Consecutive chunks could not be aligned on their shared frames (see ``Pi3Reconstructor``)."""
 
 
 def check_weights(path: Path) -> str:
@@ -272,11 +285,16 @@ class Pi3Reconstructor:
                 frames_shared = shared + start
                 ok_prev = conf[frames_shared] > self.config.conf_threshold
                 ok_new = out["conf"][shared] > self.config.conf_threshold
-                sim = _align_chunk(_to_world(cam_to_world[frames_shared], local_points[frames_shared]), ok_prev,
-                                   _to_world(poses[shared], lp[shared]), ok_new)
-                if sim is None:  # no confident shared pixels: chain through the first shared camera
+                sim, why = _align_chunk(_to_world(cam_to_world[frames_shared], local_points[frames_shared]),
+                                        ok_prev, _to_world(poses[shared], lp[shared]), ok_new)
+                if sim is None:  # chain through the first shared camera; the scale cannot be known
                     delta = cam_to_world[frames_shared[0]] @ np.linalg.inv(poses[shared[0]])
                     scale, rotation, translation = 1.0, delta[:3, :3], delta[:3, 3]
+                    warnings.warn(f"chunk {i + 1} of {len(spans)} (frames {start}-{stop - 1}) could not be aligned "
+                                  f"on its {shared.size} shared frame(s) ({why}); it is chained through frame "
+                                  f"{frames_shared[0]} at scale 1, so its scale may differ from the previous "
+                                  "chunk's. A larger overlap (-O recon.overlap) or chunk_frames may help.",
+                                  Pi3StitchWarning, stacklevel=2)
                 else:
                     scale, rotation, translation = sim
                 poses = poses.copy()

@@ -180,3 +180,29 @@ def test_check_weights_names_bad_keys(weights_dir):
     (directory / "config.json").unlink()
     with pytest.raises(Recon4dError, match="not a readable safetensors"):
         check_weights(Path(directory))
+
+
+def test_chunks_without_shared_confident_pixels_fall_back_to_scale_1_with_a_warning(monkeypatch):
+    """Issue 10: the scale-1 fallback used to be silent."""
+    from recon4d.recon.pi3 import Pi3StitchWarning
+
+    n, height, width = 8, 14, 28
+    frames = np.zeros((n, height, width, 3), np.uint8)
+    frames[:, 0, 0, 0] = np.arange(n)
+
+    def fake_forward(self, chunk_frames):
+        idx = chunk_frames[:, 0, 0, 0].astype(int)
+        poses = np.tile(np.eye(4), (len(idx), 1, 1))
+        poses[:, 0, 3] = idx * 0.1
+        conf = np.full((len(idx), height, width), 0.9 if idx[0] == 0 else 0.01, np.float32)  # 2nd chunk unsure
+        return {"local_points": _pinhole_points(np.full((len(idx), height, width), 3.0), 20.0).astype(np.float32),
+                "conf": conf, "camera_poses": poses}
+
+    monkeypatch.setattr(Pi3Reconstructor, "_forward", fake_forward)
+    backend = Pi3Reconstructor(_FakeModel(), Pi3BackendConfig(chunk_frames=5, overlap=2))
+    clip = Clip(frames=frames, timestamps_s=np.arange(n) / 10, frame_index=np.arange(n), fps=10.0, source="fake",
+                source_size=(width, height))
+    with pytest.warns(Pi3StitchWarning, match=r"chunk 2 of 2 \(frames 3-7\) could not be aligned .* scale 1"):
+        recon = backend.reconstruct(clip)
+    assert np.isfinite(recon.cam_to_world).all() and recon.unit == "arbitrary"
+    np.testing.assert_allclose(recon.cam_to_world[:, 0, 3], np.arange(n) * 0.1, atol=1e-12)  # chained exactly

@@ -466,3 +466,22 @@ def test_nan_pose_gives_nan_everywhere(rng):
 def test_to_observer_frame_shape_errors(fn, points_shape, pose_shape, message):
     with pytest.raises(ShapeError, match=message):
         fn(np.zeros(points_shape), np.zeros(pose_shape))
+
+
+@pytest.mark.parametrize("src, dst, message", [
+    (np.zeros((2, 3)), np.zeros((2, 3)), "at least 3 point pairs"),
+    (np.ones((5, 3)), np.random.default_rng(0).normal(size=(5, 3)), "src points all lie at one place"),
+    (np.random.default_rng(0).normal(size=(5, 3)), np.full((5, 3), 7.0), "dst points all lie at one place"),
+    (np.r_[np.zeros((4, 3)), [[np.nan, 0, 0]]], np.random.default_rng(1).normal(size=(5, 3)), "non-finite"),
+])
+def test_umeyama_refuses_degenerate_inputs(src, dst, message):
+    """Issue 10: these gave NaN or infinite scale instead of an error."""
+    from recon4d.errors import GeometryError
+    from recon4d.geometry import umeyama_sim3
+
+    with pytest.raises(GeometryError, match=message):
+        umeyama_sim3(src, dst)
+    batched_src = np.stack([np.random.default_rng(2).normal(size=src.shape), src])
+    batched_dst = np.stack([np.random.default_rng(3).normal(size=dst.shape), dst])
+    with pytest.raises(GeometryError):
+        umeyama_sim3(batched_src, batched_dst)

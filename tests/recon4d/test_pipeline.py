@@ -172,3 +172,30 @@ def test_two_videos_named_video_mp4_get_their_own_ids(moving_video, static_video
     assert {r.video_id for r in records} == set(ids)
     write_dsr_json(records, tmp_path / "qa.json")
     assert sorted(json.loads((tmp_path / "qa.json").read_text())) == sorted(ids)
+
+
+def test_a_stitch_fallback_is_recorded_in_the_store(monkeypatch, tmp_path):
+    """Through the pipeline: the warning lands in Scene.warnings and the store's attrs."""
+    from recon4d.pipeline import process_clip
+    from recon4d.recon.pi3 import Pi3StitchWarning
+    from recon4d.types import Clip
+    from recon4d.store import open_scene, write_scene
+
+    def reconstruct(self, clip, tracks=None, progress=None):
+        import warnings
+
+        from recon4d.types import Reconstruction
+
+        warnings.warn("chunk 2 of 2 (frames 3-7) could not be aligned: chained at scale 1", Pi3StitchWarning)
+        return Reconstruction(cam_to_world=np.tile(np.eye(4), (clip.n_frames, 1, 1)), unit="arbitrary")
+
+    import recon4d.recon.classic.reconstructor as classic
+
+    monkeypatch.setattr(classic.ClassicReconstructor, "reconstruct", reconstruct)
+    frames = np.zeros((4, 28, 42, 3), np.uint8)
+    clip = Clip(frames=frames, timestamps_s=np.arange(4) / 10, frame_index=np.arange(4), fps=10.0, source="x",
+                source_size=(42, 28))
+    scene = process_clip(clip, ProcessConfig(n_frames=4, recon="classic", tracker="classic", orient="motion")).scene
+    assert any("chained at scale 1" in w for w in scene.warnings)
+    back = open_scene(write_scene(scene, tmp_path / "s.zarr"))
+    assert any(w.startswith("recon: chunk 2 of 2") for w in back.warnings) and back.unit == "arbitrary"
