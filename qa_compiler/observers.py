@@ -70,8 +70,8 @@ def pose_known(scene: Scene, entity: int, min_orient_conf: float) -> np.ndarray:
     """(T,) bool: frames where ``entity`` can be an observer (has a full FLU pose).
 
     The camera: wherever ``cam_to_world`` is finite. An agent: visible, finite centre and
-    orientation, and orientation confidence >= ``min_orient_conf`` (a NaN confidence means
-    "unknown" and is accepted, the orientation itself being finite).
+    orientation, and orientation confidence >= ``min_orient_conf`` (a NaN confidence is not
+    confident).
     """
     if entity == CAMERA:
         return np.isfinite(scene.cam_to_world).all(axis=(1, 2))
@@ -85,8 +85,7 @@ def present(scene: Scene) -> np.ndarray:
 
 def oriented(scene: Scene, min_orient_conf: float) -> np.ndarray:
     """(K, T) bool: frames where each object is present with a usable orientation."""
-    conf = scene.orient_conf
-    confident = np.isnan(conf) | (conf >= min_orient_conf)
+    confident = scene.orient_conf >= min_orient_conf  # NaN compares False: unknown is not confident
     return present(scene) & np.isfinite(scene.orientation).all(axis=-1) & confident
 
 

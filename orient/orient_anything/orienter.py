@@ -511,7 +511,7 @@ class OrientAnythingOrienter:
                 else:
                     angles[k, t], conf[k, t] = view_angles[start], view_conf[start]
         # Gating: an unsure prediction is reported as unknown, with its conf kept as evidence.
-        angles[conf < config.conf_threshold] = np.nan
+        angles[~(conf >= config.conf_threshold)] = np.nan  # a NaN conf is not confident either
         if progress is not None:
             progress(max(len(items), 1), max(len(items), 1))
         return Orientations(angles_deg=angles.astype(np.float32), conf=conf.astype(np.float32))
