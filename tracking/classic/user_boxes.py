@@ -48,7 +48,8 @@ def validate_user_boxes(entries, where: str = "boxes") -> list[dict]:
 
     Each entry is ``{"category": str, "box": [x1, y1, x2, y2] (source px), "frame": int
     (index into the clip's sampled frames) or "time_s": float, "is_agent": bool
-    (optional; default: category in AGENT_CATEGORIES)}``. A top-level ``{"boxes": [...]}``
+    (optional; default: category in AGENT_CATEGORIES)}``. Categories are lower-cased with
+    their spaces collapsed ("Person" → "person", an agent). A top-level ``{"boxes": [...]}``
     is accepted too. Raises :class:`UserBoxesError` naming the entry and what to fix.
     """
     if isinstance(entries, dict) and set(entries) == {"boxes"}:
@@ -87,10 +88,11 @@ def validate_user_boxes(entries, where: str = "boxes") -> list[dict]:
             time_s = entry["time_s"]
             if isinstance(time_s, bool) or not isinstance(time_s, (int, float)) or not math.isfinite(time_s) or time_s < 0:
                 raise UserBoxesError(f"{name}: \"time_s\" must be a non-negative number of seconds, got {time_s!r}.")
-        is_agent = entry.get("is_agent", category.strip() in AGENT_CATEGORIES)
+        category = " ".join(category.lower().split())  # "Traffic  Cone" → "traffic cone", as detectors name them
+        is_agent = entry.get("is_agent", category in AGENT_CATEGORIES)
         if not isinstance(is_agent, bool):
             raise UserBoxesError(f"{name}: \"is_agent\" must be true or false, got {is_agent!r}.")
-        item = {"category": category.strip(), "is_agent": is_agent, "box": [float(v) for v in box]}
+        item = {"category": category, "is_agent": is_agent, "box": [float(v) for v in box]}
         item.update({"frame": int(entry["frame"])} if has_frame else {"time_s": float(entry["time_s"])})
         normalised.append(item)
     return normalised
