@@ -72,3 +72,122 @@ def _tiny_scene():
                  is_agent=np.zeros(0, bool), visible=np.zeros((0, n), bool), box_xyxy=np.zeros((0, n, 4), np.float32),
                  center_world=np.zeros((0, n, 3)), orientation=np.zeros((0, n, 3), np.float32),
                  orient_conf=np.zeros((0, n), np.float32))
+
+
+# --- the worker shared across threads and forks, one deadline per exchange, bounded logs -------------
+
+def _standin(monkeypatch, script: str) -> None:
+    """Replace the render worker by ``python -c script`` (reads stdin, writes stdout like the worker)."""
+    import sys
+
+    import recon4d.viz.offscreen as offscreen
+
+    monkeypatch.setattr(offscreen, "WORKER_COMMAND", (sys.executable, "-c", script))
+    offscreen._stop_worker()
+
+
+_READ_REQUEST = ("import os, sys, time, signal\n"
+                 "head = sys.stdin.buffer.read(8)\n"
+                 "sys.stdin.buffer.read(int.from_bytes(head, 'little'))\n")
+
+
+@pytest.fixture()
+def fresh_worker():
+    import recon4d.viz.offscreen as offscreen
+
+    offscreen._stop_worker()
+    yield
+    offscreen._stop_worker()
+
+
+@pytest.mark.timeout(120)
+def test_timeout_covers_the_whole_reply_not_each_read(monkeypatch, fresh_worker):
+    """A worker that drips its reply one byte at a time used to pass every per-read check."""
+    import time
+
+    import recon4d.viz.offscreen as offscreen
+
+    _standin(monkeypatch, _READ_REQUEST + "out = os.fdopen(1, 'wb', 0)\nout.write((100).to_bytes(8, 'little'))\n"
+                                          "for _ in range(100):\n    out.write(b'x'); time.sleep(0.2)\n")
+    monkeypatch.setattr(offscreen, "_WORKER_TIMEOUT_S", 1.0)
+    started = time.monotonic()
+    failures = render_geometries(o3d, _geometries(), _camera(), (96, 64), 3.0)
+    assert time.monotonic() - started < 10
+    assert isinstance(failures, list) and "timed out (no complete reply within 1 s)" in failures[0]
+
+
+def test_oom_kill_is_reported_as_such(monkeypatch, fresh_worker):
+    _standin(monkeypatch, _READ_REQUEST + "print('allocating 80 GB', file=sys.stderr, flush=True)\n"
+                                          "os.kill(os.getpid(), signal.SIGKILL)\n")
+    failures = render_geometries(o3d, _geometries(), _camera(), (96, 64), 3.0)
+    assert "killed by SIGKILL, most likely by the out-of-memory killer" in failures[0]
+    assert "allocating 80 GB" in failures[0]
+
+
+def test_stderr_is_kept_bounded_and_quoted(monkeypatch, fresh_worker):
+    import recon4d.viz.offscreen as offscreen
+
+    _standin(monkeypatch, _READ_REQUEST + "for i in range(20000):\n    print(f'noise {i} ' + 'x' * 2000, file=sys.stderr)\n"
+                                          "print('the real reason', file=sys.stderr)\nsys.exit(3)\n")
+    failures = render_geometries(o3d, _geometries(), _camera(), (96, 64), 3.0)
+    assert failures[0].startswith("the render worker exited with code 3") and failures[0].endswith("the real reason")
+    assert len(failures[0]) < 2000
+    worker = offscreen._Worker(offscreen.WORKER_COMMAND)  # its own copy of the same stand-in
+    worker.process.stdin.write(b"\0" * 8)
+    worker.process.stdin.flush()
+    worker.process.wait()
+    worker.stop()
+    assert len(worker.stderr_tail) == offscreen._STDERR_LINES
+    assert all(len(line) <= offscreen._STDERR_LINE_CHARS for line in worker.stderr_tail)
+
+
+def _green_centre_ok(image) -> bool:
+    if not isinstance(image, np.ndarray):
+        return False
+    green = (image[..., 1] > 200) & (image[..., 0] < 60) & (image[..., 2] < 60)
+    rows, cols = np.nonzero(green)
+    return bool(green.sum() > 50 and abs(rows.mean() - 32) < 4 and abs(cols.mean() - 48) < 4)
+
+
+@pytest.mark.timeout(300)
+def test_threads_share_the_worker_one_request_at_a_time(fresh_worker):
+    """Four threads at once, each asking for its own image size: each must get its own image back."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sizes = [(96, 64), (80, 56), (112, 72), (64, 48)] * 4
+
+    def render(size):
+        camera = RenderCamera(np.array([[80.0, 0, size[0] / 2], [0, 80.0, size[1] / 2], [0, 0, 1]]), np.eye(4))
+        return size, render_geometries(o3d, _geometries(), camera, size, 3.0)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(render, sizes))
+    for (width, height), image in results:
+        assert isinstance(image, np.ndarray) and image.shape == (height, width, 3), (width, height)
+        green = (image[..., 1] > 200) & (image[..., 0] < 60) & (image[..., 2] < 60)
+        rows, cols = np.nonzero(green)
+        assert abs(rows.mean() - height / 2) < 4 and abs(cols.mean() - width / 2) < 4
+
+
+def test_a_forked_child_starts_its_own_worker(fresh_worker):
+    """Parent and child render at the same time: the child must not talk through the parent's pipes."""
+    import os
+
+    import recon4d.viz.offscreen as offscreen
+
+    assert _green_centre_ok(render_geometries(o3d, _geometries(), _camera(), (96, 64), 3.0))
+    parent_worker = offscreen._STATE["worker"].process.pid
+    pid = os.fork()
+    if pid == 0:  # the child: exit status says whether its renders were right and its worker its own
+        status = 1
+        try:
+            ok = all(_green_centre_ok(render_geometries(o3d, _geometries(), _camera(), (96, 64), 3.0))
+                     for _ in range(3))
+            status = 0 if ok and offscreen._STATE["worker"].process.pid != parent_worker else 2
+        finally:
+            os._exit(status)
+    mine = [render_geometries(o3d, _geometries(), _camera(), (96, 64), 3.0) for _ in range(3)]
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert all(_green_centre_ok(image) for image in mine)
+    assert offscreen._STATE["worker"].process.pid == parent_worker
