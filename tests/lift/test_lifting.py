@@ -430,3 +430,29 @@ def test_rank_pair_matches_sorting(n, kind):
         np.testing.assert_array_equal(np.sort(work), expected)
         if n >= 4096 and kind == "random" and 0 < r0 and r1 < n - 1:
             np.testing.assert_array_equal(work, values)  # bracketed: read, not reordered
+
+
+def test_masks_of_another_size_are_resized_and_lazy_inputs_read_in_batches():
+    """Issue 10: masks at another size than the point maps used to be refused (and the pipeline
+    replaced them by filled boxes); they are resized by nearest neighbour."""
+    from recon4d.lift.lifting import resize_masks
+    from recon4d.types import FrameSequence
+
+    masks, points, conf, cam_to_world = random_scene(5, n_frames=5, height=24, width=32)
+    small = masks[:, :, ::2, ::2]  # (K, T, 12, 16): a pixel per 2×2 block
+    resized = resize_masks(small, (24, 32))
+    np.testing.assert_array_equal(resized, np.repeat(np.repeat(small, 2, axis=2), 2, axis=3))
+    expected = lift_objects(resized, points, conf, cam_to_world, no_filters())
+    got = lift_objects(small, points, conf, cam_to_world, no_filters())
+    np.testing.assert_array_equal(got.n_points, expected.n_points)
+    np.testing.assert_allclose(got.center_world, expected.center_world, equal_nan=True)
+
+    lazy_points = FrameSequence(5, points.shape[1:], points.dtype, lambda t: points[t])
+    lazy_conf = FrameSequence(5, conf.shape[1:], conf.dtype, lambda t: conf[t])
+    visible = np.ones(masks.shape[:2], bool)
+    visible[0, 1] = visible[2, 4] = False
+    streamed = lift_objects(masks, lazy_points, lazy_conf, cam_to_world, visible=visible, batch_frames=2)
+    reference = lift_objects(masks & visible[..., None, None], points, conf, cam_to_world)
+    np.testing.assert_array_equal(streamed.n_points, reference.n_points)
+    np.testing.assert_allclose(streamed.center_world, reference.center_world, equal_nan=True)
+    assert not streamed.visible[0, 1] and not streamed.visible[2, 4] and masks[0, 1].any()

@@ -199,3 +199,43 @@ def test_a_stitch_fallback_is_recorded_in_the_store(monkeypatch, tmp_path):
     assert any("chained at scale 1" in w for w in scene.warnings)
     back = open_scene(write_scene(scene, tmp_path / "s.zarr"))
     assert any(w.startswith("recon: chunk 2 of 2") for w in back.warnings) and back.unit == "arbitrary"
+
+
+def test_masks_of_another_size_are_resized_not_replaced_by_boxes(monkeypatch, tmp_path):
+    """Issue 10: a tracker's masks at another size than the point maps were silently replaced by
+    filled boxes. Here a disc at depth 2 stands in front of a wall at depth 10 inside its box."""
+    import recon4d.recon.classic.reconstructor as classic_recon
+    import recon4d.tracking.classic.tracker as classic_track
+    from recon4d.pipeline import process_clip
+    from recon4d.types import Clip, FrameSequence, Reconstruction, Tracks2D
+
+    n, height, width = 4, 40, 60
+    rows, cols = np.mgrid[:height, :width] + 0.5
+    half = (np.mgrid[:20, :30][0] + 0.5 - 10) ** 2 + (np.mgrid[:20, :30][1] + 0.5 - 15) ** 2 <= 5 ** 2
+    disc = np.repeat(np.repeat(half, 2, axis=0), 2, axis=1)  # the tracker's masks are at half the frame size
+
+    def track(self, clip, progress=None):
+        return Tracks2D(ids=[0], categories=("ball",), is_agent=[False],
+                        boxes_xyxy=np.tile(np.array([20, 10, 40, 30], np.float32), (1, n, 1)),
+                        visible=np.ones((1, n), bool), masks=np.broadcast_to(half, (1, n, *half.shape)).copy())
+
+    def reconstruct(self, clip, tracks=None, progress=None):
+        depth = np.where(disc, 2.0, 10.0)
+        frame = np.stack([(cols - 30) / 50 * depth, (rows - 20) / 50 * depth, depth], axis=-1)
+        return Reconstruction(cam_to_world=np.tile(np.eye(4), (n, 1, 1)), unit="metric",
+                              local_points=FrameSequence(n, (height, width, 3), np.float32, lambda t: frame),
+                              conf=FrameSequence(n, (height, width), np.float32, lambda t: np.ones((height, width))))
+
+    monkeypatch.setattr(classic_track.ClassicTracker, "track", track)
+    monkeypatch.setattr(classic_recon.ClassicReconstructor, "reconstruct", reconstruct)
+    clip = Clip(frames=np.zeros((n, height, width, 3), np.uint8), timestamps_s=np.arange(n) / 10,
+                frame_index=np.arange(n), fps=10.0, source="x", source_size=(width, height))
+    config = ProcessConfig(n_frames=n, recon="classic", tracker="classic", orient="motion", keep_masks=True,
+                           keep_points=True, backend_options={"lift": {"depth_edge_rtol": "none"}})
+    scene = process_clip(clip, config).scene
+    np.testing.assert_allclose(scene.center_world[0, :, 2], 2.0)  # only the disc; a filled box would mix in the wall
+    assert scene.masks.shape == (1, n, height, width)
+    from recon4d.store import write_scene
+
+    back = open_scene(write_scene(scene, tmp_path / "m.zarr"))
+    np.testing.assert_array_equal(back.masks[0, 2], disc)
