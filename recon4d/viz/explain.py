@@ -265,9 +265,10 @@ def _text_block(record: QARecord) -> str:
     return "\n".join(lines)
 
 
-def explain_record(record: QARecord, scene: Scene, video_path: str | Path | None, out_png: str | Path,
-                   dpi: int = 100) -> Path:
-    """Write a 1200×1000 px PNG explaining ``record`` from ``scene`` and its source video.
+def explain_figure(record: QARecord, scene: Scene, video_path: str | Path | None):
+    """The matplotlib figure (12 × 10 in) explaining ``record``: the start and end frames with
+    the targets' boxes (axes 0 and 1), the quantity series with the rule thresholds and phases
+    (axes 2), the question and its options (axes 3), the answer and margin in the title.
 
     video_path: the source video (boxes are in its pixels); None uses ``record.video_path``,
     else the scene's source.
@@ -311,4 +312,11 @@ def explain_record(record: QARecord, scene: Scene, video_path: str | Path | None
                     f"interval {record.interval_s[0]:.2f}–{record.interval_s[1]:.2f} s · profile {record.profile} · "
                     f"margin {margin}", fontsize=10)
     figure.tight_layout()
+    return figure
+
+
+def explain_record(record: QARecord, scene: Scene, video_path: str | Path | None, out_png: str | Path,
+                   dpi: int = 100) -> Path:
+    """Write the 1200×1000 px PNG of :func:`explain_figure` for ``record`` to ``out_png``."""
+    figure = explain_figure(record, scene, video_path)
     return write_bytes(out_png, figure_png(figure, dpi=dpi), what="explanation figure")

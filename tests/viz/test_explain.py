@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from recon4d.cli.qa_explain import explain_command
 from recon4d.errors import VideoError
-from recon4d.viz.explain import ExplainError, distance_spans, explain_record
+from recon4d.viz.explain import ExplainError, distance_spans, explain_figure, explain_record
 from recon4d.qa_compiler.compiler import CompileConfig, compile_scene
 from recon4d.qa_compiler.export import export
 from recon4d.qa_compiler.rules import describe_distance
@@ -59,6 +59,48 @@ def test_explain_every_compiled_type(compiled, tmp_path):
         assert out.stat().st_size > 20_000
         assert png_size(out) == (1200, 1000)
     assert len(done) >= 3
+
+
+def test_explain_shows_the_frames_boxes_series_and_options(compiled, tmp_path):
+    """Content, not only size: the figure holds the decoded frames, the targets' boxes, the
+    answer's quantity series and every option; the PNG shows the boxes and the series."""
+    import matplotlib.image
+    from matplotlib.patches import Rectangle
+
+    from recon4d.video import iter_frames
+
+    scene, records, paths, _ = compiled
+    record = next(r for r in records if "distance" in r.quantities or "speed" in r.quantities)
+    name = "distance" if "distance" in record.quantities else "speed"
+    first, last = record.frame_range
+    figure = explain_figure(record, scene, paths.video)
+    start_axes, end_axes, series_axes, text_axes = figure.axes[:4]
+    decoded = {i: rgb for i, _, rgb in iter_frames(paths.video, sorted({int(scene.frame_index[first]),
+                                                                         int(scene.frame_index[last])}))}
+    for axes, frame in ((start_axes, first), (end_axes, last)):
+        np.testing.assert_array_equal(axes.images[0].get_array(), decoded[int(scene.frame_index[frame])])
+        boxes = sorted(tuple(np.round([*p.get_xy(), p.get_width(), p.get_height()], 3))
+                       for p in axes.patches if isinstance(p, Rectangle))
+        expected = []
+        for target in (*record.targets, *(() if record.observer in ("camera", *record.targets) else (record.observer,))):
+            if target == "camera":
+                continue
+            x1, y1, x2, y2 = scene.box_xyxy[scene.object_index(int(target)), frame]
+            expected.append(tuple(np.round([x1, y1, x2 - x1, y2 - y1], 3)))
+        assert boxes == sorted(expected) and boxes
+    series = [line.get_ydata() for line in series_axes.get_lines() if len(line.get_ydata()) > 2]
+    assert any(np.allclose(y, record.quantities[name]) for y in series)
+    text = text_axes.texts[0].get_text()
+    assert all(option in text.replace("\n      ", " ") for option in record.options)
+    assert f"answer {record.answer}" in figure._suptitle.get_text()
+
+    image = matplotlib.image.imread(explain_record(record, scene, paths.video, tmp_path / "x.png"))[..., :3]
+    tab_blue = np.array([0x1F, 0x77, 0xB4]) / 255.0  # box of the first target and the series line
+    blue = np.abs(image - tab_blue).max(axis=-1) < 0.03
+    height = image.shape[0]
+    assert blue[: height * 2 // 5].sum() > 100  # box outlines over the frames (top two fifths)
+    assert blue[height * 2 // 5: height * 4 // 5].sum() > 100  # the series in the middle band
+    assert image[: height * 2 // 5].std() > 0.05  # the frames are drawn, not a blank panel
 
 
 def test_video_defaults_to_record_path(compiled, tmp_path):

@@ -100,13 +100,25 @@ def test_report_without_questions(scene_and_qa, tmp_path):
 def test_renders_are_the_viewer_images(scene_and_qa, tmp_path):
     import cv2
 
+    from recon4d.viz.viewer import render_image
+
     scene_path, _, _ = scene_and_qa
     page = parse(write_report(scene_path, tmp_path / "report.html"))
     renders = _png_sources(page)[1:]
     assert len(renders) == 3  # frames 0, middle, last
-    for png in renders:
-        image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    scene = open_scene(scene_path)
+    images = []
+    for png, frame in zip(renders, (0, scene.n_frames // 2, scene.n_frames - 1)):
+        image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
         assert image.shape == (450, 800, 3) and image.std() > 5
+        # Content: the very image the viewer renders for that frame (the point colours of the frame).
+        expected = render_image(scene, frame=frame, size=(800, 450), color_by="rgb")
+        assert np.abs(image.astype(int) - expected.astype(int)).mean() < 1.0, frame
+        images.append(image)
+    # Three different frames: the current camera (drawn in red) and the points move between them.
+    assert all(np.abs(a.astype(int) - b.astype(int)).mean() > 0.5 for a, b in zip(images, images[1:]))
+    reddish = [(image[..., 0] > 200) & (image[..., 1] < 80) & (image[..., 2] < 80) for image in images]
+    assert all(r.sum() > 20 for r in reddish)  # the current camera's frustum
 
 
 def test_renders_failing_are_said_not_dropped(scene_and_qa, tmp_path, monkeypatch):
