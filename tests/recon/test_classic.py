@@ -1,10 +1,10 @@
 """Tests of the classic backend: recon4d/recon/classic/reconstructor.py and the modules it is built from
-(recon4d/recon/classic/features.py, camera_motion.py, _bundle_adjust.py, object_depth.py, classic_config.py).
+(recon4d/recon/classic/features.py, camera_motion.py, bundle_adjust.py, object_depth.py, config.py).
 
 Pure helpers are checked on analytic data; the whole backend on small synthetic scenes
-(320×180, 16 frames) against their ground truth. The thresholds are set a few times above
-what was measured on these scenes (see the comments), so they catch regressions without
-flaking on other BLAS/OpenCV builds.
+(320×180, 16 frames) against their ground truth. The thresholds are about twice what was
+measured on these scenes (the comments give the measurements), so they catch regressions
+without flaking on other BLAS/OpenCV builds.
 """
 
 from __future__ import annotations
@@ -406,16 +406,15 @@ def test_intrinsics_are_in_source_pixels(moving):
 def test_static_camera_stays_put(static):
     _, recon = static
     # Measured: exactly the identity (every frame pair is below static_px).
-    assert rotation_angle_deg(recon.cam_to_world[:, :3, :3]).max() < 0.5
-    assert np.abs(recon.cam_to_world[:, :3, 3]).max() < 1e-3
+    np.testing.assert_array_equal(recon.cam_to_world, np.tile(np.eye(4), (len(recon.cam_to_world), 1, 1)))
 
 
 def test_static_camera_objects_come_from_the_people_prior(static):
     synthetic, recon = static
     ate, spread, visible = centre_errors(synthetic, recon)
-    # Measured on seeds 0–5: ATE 0.24–0.41 m for a 1.5–2 m spread, 92–100 % visible.
-    assert visible > 0.85
-    assert ate < 0.35 * spread
+    # Measured on seeds 0–5: ATE 0.24–0.41 m for a 1.5–2 m spread, 92–100 % visible (seed 1: 16 %, 96 %).
+    assert visible > 0.9
+    assert ate < 0.3 * spread
 
 
 @pytest.mark.parametrize("seed", MOVING_SEEDS)
@@ -424,9 +423,9 @@ def test_moving_camera_rotation_and_translation_direction(moving, seed):
     rotation_errors = relative_rotation_errors_deg(recon.cam_to_world, synthetic.scene.cam_to_world)
     direction_errors = translation_direction_errors_deg(recon.cam_to_world, synthetic.scene.cam_to_world)
     # Measured on seeds 0–2: per-step error median 0.007–0.035°, max ≤ 0.05°; direction error
-    # median 0.3–0.8°, max ≤ 2.7°.
-    assert np.median(rotation_errors) < 0.25 and rotation_errors.max() < 0.5
-    assert np.median(direction_errors) < 5.0 and direction_errors.max() < 10.0
+    # median 0.3–0.8°, max ≤ 2.7°. Bounds: about twice that.
+    assert np.median(rotation_errors) < 0.07 and rotation_errors.max() < 0.1
+    assert np.median(direction_errors) < 1.5 and direction_errors.max() < 5.0
 
 
 @pytest.mark.parametrize("seed", MOVING_SEEDS)
@@ -434,8 +433,8 @@ def test_moving_camera_object_centres_after_sim3(moving, seed):
     synthetic, recon = moving[seed]
     ate, spread, visible = centre_errors(synthetic, recon)
     # Measured on seeds 0–2: ATE 0.14–0.21 m against a ~2 m RMS spread (7–10 %), 93–100 % visible.
-    assert visible > 0.85
-    assert ate < 0.2 * spread
+    assert visible > 0.9
+    assert ate < 0.15 * spread
 
 
 def test_true_camera_height_gives_metric_scale(moving):
@@ -445,7 +444,7 @@ def test_true_camera_height_gives_metric_scale(moving):
     def path_m(poses):
         return np.linalg.norm(np.diff(poses[:, :3, 3], axis=0), axis=1).sum()
     # Measured: 0.98 of the true path length (seeds 0–2: 0.97–0.98).
-    assert path_m(recon.cam_to_world) / path_m(truth) == pytest.approx(1.0, abs=0.1)
+    assert path_m(recon.cam_to_world) / path_m(truth) == pytest.approx(0.975, abs=0.025)
 
 
 def test_box_only_tracks_place_objects(moving):

@@ -8,6 +8,7 @@ import pytest
 from recon4d.curate import CurateConfig, CurationResult, MotionStats, curate, motion_statistics
 from recon4d.errors import Recon4dError
 from recon4d.video import write_video
+from tests.conftest import missing_shared_data
 
 
 def synthetic_frames(static_camera: bool, n_objects=None, seed: int = 0) -> np.ndarray:
@@ -93,6 +94,6 @@ def test_thresholds_decide(videos):
 def test_sample_videos_are_kept(shared_data):
     paths = sorted((shared_data / "videos").glob("*.mp4"))
     if not paths:
-        pytest.skip("no sample videos")
+        missing_shared_data(f"the sample videos {shared_data / 'videos'}/*.mp4")
     for path, kept, reason, stats in curate(paths):
         assert kept, (path, reason)

@@ -26,9 +26,11 @@ from recon4d.video import (
     write_video,
 )
 
+from tests.conftest import SHARED_DATA, missing_shared_data
+
 WIDTH, HEIGHT, N_FRAMES, FPS = 80, 48, 30, 10.0
 N_BITS = 5
-REAL_VIDEO = Path("/work/shared/data/videos/01_dog.mp4")
+REAL_VIDEO = SHARED_DATA / "videos" / "01_dog.mp4"
 
 
 def coded_frame(index: int, width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
@@ -335,8 +337,9 @@ def test_read_clip_default_takes_every_frame_of_a_short_video(coded_video):
     assert clip.frame_index.tolist() == list(range(N_FRAMES))
 
 
-@pytest.mark.skipif(not REAL_VIDEO.exists(), reason=f"sample video {REAL_VIDEO} is not on this machine")
 def test_real_video():
+    if not REAL_VIDEO.exists():
+        missing_shared_data(f"the sample video {REAL_VIDEO}")
     info = probe(REAL_VIDEO)
     assert (info.n_frames, info.width, info.height, info.codec) == (289, 1280, 720, "h264")
     assert info.fps == pytest.approx(30000 / 1001)

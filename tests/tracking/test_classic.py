@@ -1,4 +1,4 @@
-"""Tests of the classic tracker: tracking/classic/tracker.py and the modules it is built from (classic_config.py,
+"""Tests of the classic tracker: tracking/classic/tracker.py and the modules it is built from (config.py,
 motion.py, boxes.py, association.py, user_boxes.py): motion segmentation, tracking, labels and user boxes."""
 
 from __future__ import annotations
