@@ -346,18 +346,17 @@ def to_observer_frame(points_world: np.ndarray, observer_to_world: np.ndarray) -
     t_v, which may lie outside these T frames), or (T, 4, 4) for a relative viewpoint (the
     observer re-evaluated at every frame). Build it with :func:`camera_observer_pose` or
     :func:`agent_observer_pose`.
-    Returns (K, T, 3) float64 forward, left, up coordinates: Rᵀ(x − t) per frame.
-    Runs a parallel numba kernel; ``_to_observer_frame_numpy`` is its reference.
+    Returns (K, T, 3) float64 forward, left, up coordinates: Rᵀ(x − t) per frame, each
+    component summed as R₀ᵢd₀ + R₁ᵢd₁ + R₂ᵢd₂ in that order (``_to_observer_frame_numpy``
+    is the einsum reference). Plain numpy: callers pass a few targets over tens of frames,
+    where a compiled or threaded kernel costs more to call than the arithmetic.
     """
     points_world, observer_to_world = _check_observer_args(points_world, observer_to_world)
-    from recon4d.geometry_kernels import observer_frame_kernel
-
-    poses = observer_to_world.reshape(-1, 4, 4)
-    rotation = np.ascontiguousarray(poses[:, :3, :3])
-    translation = np.ascontiguousarray(poses[:, :3, 3])
-    out = np.empty(points_world.shape, dtype=np.float64)
-    observer_frame_kernel(np.ascontiguousarray(points_world), rotation, translation, out)
-    return out
+    rotation = observer_to_world[..., :3, :3]
+    offset = points_world - observer_to_world[..., :3, 3]  # (K, T, 3)
+    # (4, 4): rows broadcast over (K, T); (T, 4, 4): rows line up with the T axis.
+    return (offset[..., 0:1] * rotation[..., 0, :] + offset[..., 1:2] * rotation[..., 1, :]
+            + offset[..., 2:3] * rotation[..., 2, :])
 
 
 def umeyama_sim3(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Tests of recon4d/geometry.py and its numba kernel (DESIGN §2 coordinate conventions)."""
+"""Tests of recon4d/geometry.py (DESIGN §2 coordinate conventions)."""
 
 from __future__ import annotations
 
@@ -416,7 +416,7 @@ def test_to_observer_frame_own_origin_is_zero(rng):
 
 @pytest.mark.parametrize("pose_form", ["absolute", "relative"])
 @pytest.mark.parametrize(("n_obj", "n_frames"), [(7, 11), (1, 1), (3, 1), (40, 257), (0, 4)])
-def test_kernel_matches_numpy_reference(rng, pose_form, n_obj, n_frames):
+def test_to_observer_frame_matches_the_einsum_reference(rng, pose_form, n_obj, n_frames):
     points = rng.normal(scale=5.0, size=(n_obj, n_frames, 3))
     points[rng.random((n_obj, n_frames)) < 0.2] = np.nan
     observer = camera_observer_pose(_random_rigid(rng, None if pose_form == "absolute" else n_frames))
