@@ -11,13 +11,14 @@ Three describers implement paper Table 8 as the public DSR Suite generator runs 
 * :func:`describe_direction` -- FLU vectors (x front, y left, z up), e.g. "(1) Front|Left.
   (2) Behind.".
 
-Labelling is separate from wording: every describer returns the phase keys it found, and
+Labelling is separate from wording (:mod:`phrasing`, re-exported here: kinds, phase keys,
+profiles, :class:`Description`): every describer returns the phase keys it found, and
 :func:`phrase` renders any sequence of phase keys (the distractor generator perturbs the keys
 and re-renders them). The plural functions (:func:`describe_distances` ...) describe many
-series at once. Speed comparison and direction label every step with vectorised numpy and
-merge equal neighbours into phases; the distance rule compares each value with the start of
-its run, a sequential scan, which runs compiled by numba when numba is installed (imported on
-first use; the package itself needs numpy only).
+series at once and return :class:`Descriptions`, the answers column by column. Validation,
+labelling and merging run in one scan per kind (:mod:`rule_kernels`), compiled by numba when
+numba is installed (imported on first use; the package itself needs numpy only); a batch's
+texts are written by a compiled kernel too, once per distinct phase sequence.
 
 Each phase also carries a *margin*: how far the decisions that formed it were from flipping.
 A decision compares a quantity ``x`` with a threshold ``tau`` (a ratio with 0.8/1.2 or
@@ -32,443 +33,300 @@ exactly (or, for a zero direction vector, that no direction is defined).
 from __future__ import annotations
 
 import functools
-import math
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence, Union
 
 import numpy as np
 
 from recon4d.checks import check_shape
-
-DISTANCE = "distance"
-SPEED_COMPARISON = "speed_comparison"
-DIRECTION = "direction"
-KINDS = (DISTANCE, SPEED_COMPARISON, DIRECTION)
-
-CONSTANT = "constant"
-CONSTANT_THEN_SMALLER = "constant_then_smaller"
-CONSTANT_THEN_LARGER = "constant_then_larger"
-LARGER = "larger"
-SMALLER = "smaller"
-# Index = integer code used by the kernels below.
-DISTANCE_PHASES = (CONSTANT, CONSTANT_THEN_SMALLER, CONSTANT_THEN_LARGER, LARGER, SMALLER)
-
-LATTER_FASTER = "latter_faster"
-SAME = "same"
-FORMER_FASTER = "former_faster"
-# Index = per-step sign + 1 (-1: the latter is faster, 0: same, +1: the former is faster).
-SPEED_PHASES = (LATTER_FASTER, SAME, FORMER_FASTER)
-
-# One (positive, negative) label pair per FLU axis, in the order they are joined with "|".
-AXIS_LABELS = (("Front", "Behind"), ("Left", "Right"), ("Above", "Below"))
-
-Phase = Union[str, tuple[str, ...]]
-
-DISTANCE_WORDING = {
-    CONSTANT: "Keep nearly constant.",
-    CONSTANT_THEN_SMALLER: "Keep nearly constant and then become smaller.",
-    CONSTANT_THEN_LARGER: "Keep nearly constant and then become larger.",
-    LARGER: "Become larger.",
-    SMALLER: "Become smaller.",
-}
-SPEED_WORDING = {
-    FORMER_FASTER: "The former is faster.",
-    SAME: "Nearly the same.",
-    LATTER_FASTER: "The latter is faster.",
-}
-# Used instead of SPEED_WORDING when the whole interval is a single phase.
-SPEED_WORDING_SINGLE = {
-    FORMER_FASTER: "The former is always faster.",
-    SAME: "Their speed is nearly the same.",
-    LATTER_FASTER: "The latter is always faster.",
-}
-
-
-@dataclass(frozen=True)
-class RuleProfile:
-    """Thresholds and wording switches of the answer rules (paper Table 8)."""
-
-    name: str
-    """Profile name, as selected with ``--profile``."""
-    ratio_epsilon: float = 0.2
-    """Table 8: bands 1-eps/1+eps (0.8/1.2) for distance/speed, 1/(1+eps)/1+eps for comparison."""
-    near_zero: float = 0.1
-    """Values below this are 'nearly zero': two such distances/speeds count as unchanged/equal."""
-    direction_threshold: float = 0.3
-    """Table 8: an FLU axis is named when its unit-vector component exceeds +-this value."""
-    number_single_latter: bool = False
-    """Write '(1) ' before the one-phase 'The latter is always faster.' (the DSR generator omits it)."""
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.ratio_epsilon < 1.0:
-            raise ValueError(f"ratio_epsilon must lie in (0, 1), got {self.ratio_epsilon}")
-        if not self.near_zero > 0.0:
-            raise ValueError(f"near_zero must be > 0, got {self.near_zero}")
-        if not 0.0 < self.direction_threshold < 1.0:
-            raise ValueError(f"direction_threshold must lie in (0, 1), got {self.direction_threshold}")
-
-
-# Table 8 as the public generator implements it (threshold 0.3 on the unit vector).
-DSR = RuleProfile(name="dsr")
-# Table 8 as written: an axis is named within 70 deg of it (behind/opposite beyond 110 deg).
-PAPER = RuleProfile(
-    name="paper", direction_threshold=math.cos(math.radians(70.0)), number_single_latter=True
+from recon4d.qa_compiler import rule_kernels
+from recon4d.qa_compiler.phrasing import (  # noqa: F401 -- the rule vocabulary, re-exported
+    AXIS_LABELS,
+    CONSTANT,
+    CONSTANT_THEN_LARGER,
+    CONSTANT_THEN_SMALLER,
+    DIRECTION,
+    DIRECTION_KEYS,
+    DISTANCE,
+    DISTANCE_PHASES,
+    DISTANCE_WORDING,
+    DSR,
+    FORMER_FASTER,
+    KINDS,
+    LARGER,
+    LATTER_FASTER,
+    PAPER,
+    PHASE_KEYS,
+    PROFILES,
+    Phase,
+    SAME,
+    SMALLER,
+    SPEED_COMPARISON,
+    SPEED_PHASES,
+    SPEED_WORDING,
+    SPEED_WORDING_SINGLE,
+    Description,
+    RuleProfile,
+    get_profile,
+    phrase,
+    render_phases,
+    resolve_profile,
 )
-PROFILES = {"dsr": DSR, "paper": PAPER}
 
 
-def get_profile(name: str) -> RuleProfile:
-    """Return the rule profile called ``name`` ("dsr" or "paper")."""
-    try:
-        return PROFILES[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown rule profile {name!r}; valid names: {', '.join(sorted(PROFILES))}"
-        ) from None
+@dataclass(frozen=True, eq=False)
+class Descriptions(Sequence):
+    """The answers to a batch of series, column by column (what the plural describers return).
 
-
-def _resolve(profile: RuleProfile | str) -> RuleProfile:
-    return profile if isinstance(profile, RuleProfile) else get_profile(profile)
-
-
-@dataclass(frozen=True)
-class Description:
-    """A procedural answer, the phases it was rendered from and how robust each phase is."""
-
-    text: str
-    """The answer exactly as the DSR generator writes it, e.g. "(1) Become larger."."""
-    phases: tuple[Phase, ...]
-    """Phase keys in time order: DISTANCE_PHASES / SPEED_PHASES keys, or tuples like ("Front", "Left")."""
-    margins: tuple[float, ...]
-    """Per phase: smallest relative distance of a decisive quantity to its threshold (see module)."""
-    kind: str
-    """DISTANCE, SPEED_COMPARISON or DIRECTION: how :func:`phrase` renders ``phases``."""
-
-    @property
-    def margin(self) -> float:
-        """Smallest phase margin (inf when there are no phases)."""
-        return min(self.margins, default=math.inf)
-
-
-def _direction_key(code: int) -> tuple[str, ...]:
-    """Labels of direction code ``9*d_front + 3*d_left + d_up`` (digit 2: positive, 0: negative)."""
-    digits = (code // 9, code // 3 % 3, code % 3)
-    return tuple(pair[0] if d == 2 else pair[1] for pair, d in zip(AXIS_LABELS, digits) if d != 1)
-
-
-_DIRECTION_KEYS = tuple(_direction_key(code) for code in range(27))
-_DIRECTION_TEXT = {key: "|".join(key) + "." for key in _DIRECTION_KEYS}
-
-
-_PREFIXES = tuple(f"({k}) " for k in range(1, 65))
-
-
-def _numbered(sentences: Sequence[str]) -> str:
-    """Join sentences as "(1) first (2) second ..."."""
-    if len(sentences) <= len(_PREFIXES):
-        return " ".join([p + s for p, s in zip(_PREFIXES, sentences)])
-    return " ".join([f"({k}) {s}" for k, s in enumerate(sentences, 1)])
-
-
-def _render_distance(phases: Sequence[str], profile: RuleProfile) -> str:
-    return _numbered([DISTANCE_WORDING[p] for p in phases])
-
-
-def _render_speed(phases: Sequence[str], profile: RuleProfile) -> str:
-    if len(phases) == 1:
-        sentence = SPEED_WORDING_SINGLE[phases[0]]
-        if phases[0] == LATTER_FASTER and not profile.number_single_latter:
-            return sentence  # the DSR generator writes this one sentence without "(1)"
-        return f"(1) {sentence}"
-    return _numbered([SPEED_WORDING[p] for p in phases])
-
-
-def _render_direction(phases: Sequence[tuple[str, ...]], profile: RuleProfile) -> str:
-    return _numbered([_DIRECTION_TEXT[p] for p in phases])
-
-
-_RENDERERS: dict[str, Callable] = {
-    DISTANCE: _render_distance,
-    SPEED_COMPARISON: _render_speed,
-    DIRECTION: _render_direction,
-}
-
-
-def _canonical_direction(phase) -> tuple[str, ...]:
-    """Validate one direction phase (iterable of labels) and order it Front/Left/Above."""
-    labels = (phase,) if isinstance(phase, str) else tuple(phase)
-    picked = []
-    for pair in AXIS_LABELS:
-        on_axis = [label for label in labels if label in pair]
-        if len(on_axis) > 1:
-            raise ValueError(f"direction phase {labels!r} names axis {pair} more than once")
-        picked.extend(on_axis)
-    unknown = set(labels) - {label for pair in AXIS_LABELS for label in pair}
-    if unknown or len(picked) != len(labels):
-        raise ValueError(
-            f"direction phase {labels!r} has unknown labels {sorted(unknown)}; valid: "
-            f"{[label for pair in AXIS_LABELS for label in pair]}"
-        )
-    return tuple(picked)
-
-
-def phrase(phases: Sequence[Phase], kind: str, profile: RuleProfile | str = DSR) -> str:
-    """Render phase keys into the DSR answer text, numbering them "(1) ... (2) ...".
-
-    ``kind`` is DISTANCE (keys from DISTANCE_PHASES; speed series too), SPEED_COMPARISON
-    (keys from SPEED_PHASES; a single phase uses the "always" sentences) or DIRECTION (each
-    phase an iterable of axis labels, at most one per axis, rendered Front/Left/Above order,
-    e.g. ("Front", "Left") -> "Front|Left."). An empty sequence renders as "".
+    ``batch[i]`` (and iteration) gives the :class:`Description` of series i; ``texts`` is
+    ready at once, phases and margins are read out of the scan's arrays when asked for, so a
+    caller that needs only the texts pays nothing per answer beyond them. Compares equal to
+    any sequence of the same Descriptions.
     """
-    profile = _resolve(profile)
-    if kind not in _RENDERERS:
-        raise ValueError(f"unknown description kind {kind!r}; valid kinds: {', '.join(KINDS)}")
-    if kind == DIRECTION:
-        phases = [_canonical_direction(p) for p in phases]
-    else:
-        valid = DISTANCE_PHASES if kind == DISTANCE else SPEED_PHASES
-        bad = [p for p in phases if not isinstance(p, str) or p not in valid]
-        if bad:
-            raise ValueError(f"unknown {kind} phases {bad!r}; valid phases: {', '.join(valid)}")
-    return _RENDERERS[kind](phases, profile)
+
+    texts: tuple[str, ...]
+    """(B,) the answer texts, in input order."""
+    kind: str
+    """DISTANCE, SPEED_COMPARISON or DIRECTION."""
+    codes: np.ndarray
+    """(P,) int8 phase codes of all answers (indices into ``phase_keys(kind)``)."""
+    margin_values: np.ndarray
+    """(P,) float64 phase margins, aligned with ``codes``."""
+    starts: np.ndarray
+    """(B,) int64: answer i owns entries starts[i]:stops[i] of ``codes`` and ``margin_values``."""
+    stops: np.ndarray
+    """(B,) int64."""
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return Description(self.texts[index], self.phases[index], self.margins[index], self.kind)
+
+    def __iter__(self):
+        return map(Description, self.texts, self.phases, self.margins, itertools.repeat(self.kind))
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None
+
+    @functools.cached_property
+    def _rows(self) -> list[slice]:
+        return list(map(slice, self.starts.tolist(), self.stops.tolist()))
+
+    @functools.cached_property
+    def phases(self) -> tuple[tuple[Phase, ...], ...]:
+        """(B,) phase keys of each answer."""
+        keys = PHASE_KEYS[self.kind]
+        every = tuple(map(keys.__getitem__, self.codes.tolist()))
+        return tuple(map(every.__getitem__, self._rows))
+
+    @functools.cached_property
+    def margins(self) -> tuple[tuple[float, ...], ...]:
+        """(B,) phase margins of each answer."""
+        every = tuple(self.margin_values.tolist())
+        return tuple(map(every.__getitem__, self._rows))
 
 
-def _check_values(name: str, array: np.ndarray, nonnegative: bool) -> np.ndarray:
-    """Return ``array`` as float64 after rejecting non-real dtypes, NaN/inf and negatives."""
+def _value_error(name: str, array: np.ndarray, flat_index: int) -> ValueError:
+    """The error for the first invalid value a scan found (non-finite, or a negative magnitude)."""
+    where = [int(i) for i in np.unravel_index(flat_index, array.shape)]
+    value = array.flat[flat_index]
+    if not np.isfinite(value):
+        return ValueError(f"{name} must be finite but {name}{where} is {value}")
+    return ValueError(f"{name} are magnitudes and must be >= 0 but {name}{where} is {value}")
+
+
+def _as_float_array(name: str, values, item_shape: tuple, min_steps: int) -> np.ndarray:
+    """``values`` as a C-contiguous float64 array of shape ``item_shape`` (names and ints).
+
+    Rejects non-real dtypes, wrong shapes and fewer than ``min_steps`` entries along N with
+    a readable ValueError; values themselves are checked by the scans.
+    """
+    array = np.asarray(values)
     if array.dtype.kind not in "biuf":
         raise ValueError(f"{name} must hold real numbers, got dtype {array.dtype}")
-    array = array.astype(np.float64, copy=False)
-    bad = ~np.isfinite(array)
-    if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{name} must be finite but {name}{list(where)} is {array[where]}")
-    if nonnegative and (array < 0).any():
-        where = tuple(int(i) for i in np.argwhere(array < 0)[0])
-        raise ValueError(
-            f"{name} are magnitudes and must be >= 0 but {name}{list(where)} is {array[where]}"
-        )
-    return array
+    if array.ndim != len(item_shape) or (item_shape[-1] == 3 and array.shape[-1] != 3):
+        check_shape(name, array, item_shape)
+    n = array.shape[item_shape.index("N")]
+    if n < min_steps:
+        raise ValueError(f"{name} needs at least {min_steps} entries along N to be described, got {n}")
+    return np.ascontiguousarray(array, dtype=np.float64)
 
 
-def _check_length(name: str, n: int, minimum: int) -> None:
-    if n < minimum:
-        raise ValueError(f"{name} needs at least {minimum} entries along N to be described, got {n}")
+_MIN_STEPS = {DISTANCE: 2, SPEED_COMPARISON: 1, DIRECTION: 1}
+_RADIX = {kind: len(keys) + 1 for kind, keys in PHASE_KEYS.items()}
+_scan_params_cache: dict[tuple[str, RuleProfile], np.ndarray] = {}
 
 
-def _distance_scan(d, low, high, near_zero, codes, margins, counts) -> None:
-    """The DSR generator's run scan over every row of ``d``, with phase margins.
+def _scan_params(kind: str, profile: RuleProfile) -> np.ndarray:
+    """The thresholds the scan of ``kind`` takes, as a small float64 array (cached)."""
+    params = _scan_params_cache.get((kind, profile))
+    if params is None:
+        eps = profile.ratio_epsilon
+        if kind == DISTANCE:  # Table 8: bands 1 - eps / 1 + eps
+            values = [1 - eps, 1 + eps, profile.near_zero]
+        elif kind == SPEED_COMPARISON:  # Table 8: 1 + eps and 1 / (1 + eps)
+            values = [1 + eps, 1 / (1 + eps), profile.near_zero]
+        else:
+            values = [profile.direction_threshold]
+        params = _scan_params_cache[(kind, profile)] = np.array(values)
+        params.flags.writeable = False
+    return params
 
-    d: (B, N) float64 >= 0, N >= 2. Writes the phases of all rows back to back into codes
-    (B*(N-1),) int8 (index into DISTANCE_PHASES) and margins (B*(N-1),) float64, and the
-    number of phases of each row into counts (B,) int64.
 
-    A phase starts at an anchor s. If x[s+1] is steady w.r.t. x[s] (ratio x[e]/x[s] within
-    [low, high], or both below near_zero), the run goes on while x[e] stays steady w.r.t. the
-    *anchor*; the element that breaks it says "then become smaller/larger" and anchors the
-    next phase. Else if x[s+1]/x[s] > high, the run goes on while each step ratio is > high
-    and its last element is the next anchor. Else it goes on while each step ratio is < low
-    and the new value is >= near_zero; the next anchor is its last element, or the
-    near-zero element that stopped it. The scan ends once an anchor reaches N-1.
+def _label(kind: str, arrays: tuple, profile: RuleProfile, names: tuple, shown: tuple | None = None):
+    """Run the scan of ``kind`` on validated (B, ...) float64 arrays: codes, margins, counts.
 
-    The anchor-relative steady rule makes this a sequential scan, so it is one loop compiled
-    by numba (:func:`_compiled_distance_scan`); helpers are inlined so that the same source
-    runs as plain Python where numba is missing. x/0 is inf and 0/0 NaN, as numpy divides.
+    An invalid value raises a ValueError naming it in ``names`` and ``shown`` (the arrays as
+    the caller passed them, e.g. one (N,) series; default ``arrays``).
     """
-    n = d.shape[1]
-    k = 0
-    for row in range(d.shape[0]):
-        x = d[row]
-        first = k
-        s = 0
-        while s < n - 1:
-            xs = x[s]
-            margin = math.inf
-            ratio = math.nan
-            e = s + 1
-            while e < n:  # steady partners of the anchor; e = s+1 is the branch test itself
-                xe = x[e]
-                ratio = xe / xs if xs > 0 else (math.inf if xe > 0 else math.nan)
-                band = min((ratio - low) / low, (high - ratio) / high) if ratio == ratio else -math.inf
-                both_near = min(near_zero - xs, near_zero - xe) / near_zero
-                margin = min(margin, abs(max(band, both_near)))
-                # Table 8: 0.8 <= ratio <= 1.2 counts as unchanged; so do two near-zero values.
-                if not (low <= ratio <= high or (xs < near_zero and xe < near_zero)):
-                    break
-                e += 1
-            if e > s + 1:
-                if e == n:
-                    codes[k] = 0
-                    nxt = n
-                else:
-                    codes[k] = 1 if ratio < low else 2
-                    nxt = e
-            elif ratio > high:
-                codes[k] = 3
-                while e < n:
-                    prev, cur = x[e - 1], x[e]
-                    step = cur / prev if prev > 0 else math.inf
-                    margin = min(margin, abs(step - high) / high)
-                    if not step > high:
-                        break
-                    e += 1
-                nxt = n if e == n else e - 1
-            else:
-                codes[k] = 4
-                margin = min(margin, abs(ratio - high) / high)
-                while e < n:
-                    prev, cur = x[e - 1], x[e]
-                    step = cur / prev  # prev >= near_zero > 0 on a shrinking run
-                    margin = min(margin, abs(min((low - step) / low, (cur - near_zero) / near_zero)))
-                    if not (step < low and cur >= near_zero):
-                        break
-                    e += 1
-                if e == n:
-                    nxt = n
-                else:
-                    margin = min(margin, abs(near_zero - x[e]) / near_zero)
-                    nxt = e if x[e] < near_zero else e - 1
-            margins[k] = margin
-            k += 1
-            s = nxt
-        counts[row] = k - first
+    b = arrays[0].shape[0]
+    size = b * arrays[0].shape[1]
+    codes = np.empty(size, np.int8)
+    margins = np.empty(size, np.float64)
+    counts = np.empty(b, np.int64)
+    scan = rule_kernels.compiled(kind)
+    if scan is rule_kernels.SCANS[kind]:  # plain Python: IEEE division as numpy does it
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            bad = scan(*arrays, _scan_params(kind, profile), codes, margins, counts)
+    else:
+        bad = scan(*arrays, _scan_params(kind, profile), codes, margins, counts)
+    if bad >= 0:
+        shown = shown or arrays
+        which = bad // arrays[0].size
+        raise _value_error(names[which], shown[which], bad - which * arrays[0].size)
+    return codes, margins, counts
 
 
 @functools.cache
-def _compiled_distance_scan():
-    """:func:`_distance_scan` compiled by numba, or as plain Python when numba is missing.
+def _word_tables(kind: str, profile: RuleProfile) -> tuple[np.ndarray, ...]:
+    """Each code's wording as ASCII bytes for :func:`rule_kernels.render_texts`.
 
-    numba is imported here, on first use, so importing the compiler stays numpy-only and
-    cheap.
+    Returns words, word_ends, single_words, single_ends, single_numbered: the sentence of
+    each code within a multi-phase answer, the sentence when it is the only phase, and
+    whether a lone phase is numbered "(1) " -- exactly what :func:`phrase` writes.
     """
+    multi, single, numbered = [], [], []
+    for key in PHASE_KEYS[kind]:
+        text = render_phases([key, key], kind, profile)
+        multi.append(text[len("(1) "): text.index(" (2) ")])
+        lone = render_phases([key], kind, profile)
+        numbered.append(lone.startswith("(1) "))
+        single.append(lone[len("(1) "):] if numbered[-1] else lone)
+
+    def table(words):
+        data = "".join(words).encode("ascii")
+        ends = np.cumsum([0] + [len(w) for w in words])
+        return np.frombuffer(data, np.uint8), ends.astype(np.int64)
+
+    return (*table(multi), *table(single), np.array(numbered, np.uint8))
+
+
+def _render(kind: str, profile: RuleProfile, codes, starts, counts, rows) -> list[str]:
+    """The texts of the given rows (row r: codes[starts[r]:starts[r] + counts[r]])."""
+    if not len(rows):
+        return []
+    tables = _word_tables(kind, profile)
+    longest = max(np.diff(tables[1]).max(), np.diff(tables[3]).max())
+    lengths = counts[rows]
+    # every phase: its word, "(k) " with k < 10**digits, one space; one newline per row
+    digits = len(str(int(lengths.max())))
+    out = np.empty(int(lengths.sum()) * (int(longest) + digits + 4) + len(rows), np.uint8)
+    size = rule_kernels.compiled("render_texts")(codes, starts, counts, rows, *tables, out)
+    return str(memoryview(out[:size]), "ascii").split("\n")
+
+
+def _batch(kind: str, profile: RuleProfile, codes, margins, counts) -> Descriptions:
+    """Descriptions of all rows from the scans' back-to-back phase codes and margins.
+
+    Each distinct phase sequence is rendered once (answers repeat a lot: 5,000 random
+    30-step distance series have a few hundred distinct answers).
+    """
+    stops = np.cumsum(counts)
+    starts = stops - counts
+    total = int(stops[-1]) if len(stops) else 0
+    codes, margins = codes[:total], margins[:total]
+    keys = np.empty(len(counts), np.int64)
+    rule_kernels.compiled("row_keys")(codes, counts, _RADIX[kind], keys)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    distinct = _render(kind, profile, codes, starts, counts, first)
+    texts = tuple(map(distinct.__getitem__, inverse.ravel().tolist()))
+    return Descriptions(texts, kind, codes, margins, starts, stops)
+
+
+_ONE_CACHE_SIZE = 4096
+_one_cache: dict[tuple, tuple[str, tuple]] = {}
+
+
+def _describe_one(kind: str, profile, arrays: tuple, names: tuple) -> Description:
+    """Describe one series given as (1, ...) validated arrays (one per name).
+
+    The text and phases of recent phase sequences are kept (a compile asks the same short
+    answers over and over); the cache holds at most a few thousand entries.
+    """
+    profile = resolve_profile(profile)
     try:
-        import numba
-    except ImportError:
-        return _distance_scan
-    return numba.njit(cache=True, fastmath=False)(_distance_scan)
+        codes, margins, counts = _label(kind, arrays, profile, names)
+    except ValueError:  # name the value as the caller passed it, without the batch axis
+        _label(kind, arrays, profile, names, shown=tuple(a[0] for a in arrays))
+        raise
+    n = int(counts[0])
+    key = (kind, profile, codes[:n].tobytes())
+    entry = _one_cache.get(key)
+    if entry is None:
+        if len(_one_cache) >= _ONE_CACHE_SIZE:
+            _one_cache.clear()
+        phases = tuple(map(PHASE_KEYS[kind].__getitem__, codes[:n].tolist()))
+        entry = _one_cache[key] = (render_phases(phases, kind, profile), phases)
+    return Description(entry[0], entry[1], tuple(margins[:n].tolist()), kind)
 
 
-def _distance_phases(d: np.ndarray, profile: RuleProfile):
-    """(B, N) distances -> phase codes and margins of all series back to back, and bounds.
-
-    Series i owns entries bounds[i]:bounds[i+1] of the two flat lists.
-    """
-    b, n = d.shape
-    codes = np.zeros(b * (n - 1), np.int8)
-    margins = np.zeros(b * (n - 1), np.float64)
-    counts = np.zeros(b, np.int64)
-    eps = profile.ratio_epsilon
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # the plain-Python fallback
-        _compiled_distance_scan()(
-            np.ascontiguousarray(d), 1 - eps, 1 + eps, profile.near_zero, codes, margins, counts
-        )
-    total = int(counts.sum())
-    bounds = np.concatenate([[0], np.cumsum(counts)]).tolist()
-    return codes[:total].tolist(), margins[:total].tolist(), bounds
+def _merge_groups(kind: str, parts: list, count: int) -> Descriptions:
+    """One Descriptions in input order from per-group ones (indices, Descriptions)."""
+    texts: list = [None] * count
+    starts = np.zeros(count, np.int64)
+    stops = np.zeros(count, np.int64)
+    offset = 0
+    for indices, part in parts:
+        for i, text in zip(indices, part.texts):
+            texts[i] = text
+        starts[indices] = part.starts + offset
+        stops[indices] = part.stops + offset
+        offset += len(part.codes)
+    codes = np.concatenate([part.codes for _, part in parts]) if parts else np.zeros(0, np.int8)
+    margins = np.concatenate([part.margin_values for _, part in parts]) if parts else np.zeros(0)
+    return Descriptions(tuple(texts), kind, codes, margins, starts, stops)
 
 
-def _speed_comparison_steps(pairs: np.ndarray, profile: RuleProfile):
-    """(B, 2, N) speeds -> per-step code (sign + 1) and margin, each (B, N)."""
-    a, b = pairs[:, 0], pairs[:, 1]
-    faster, slower = 1 + profile.ratio_epsilon, 1 / (1 + profile.ratio_epsilon)
-    nz = profile.near_zero
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ratio = a / b
-        ratio_margin = np.minimum(np.abs(ratio - faster) / faster, np.abs(ratio - slower) / slower)
-    both_slow = (a < nz) & (b < nz)  # Table 8: both nearly still -> same speed
-    slow_rho = np.minimum(nz - a, nz - b) / nz
-    # Table 8: former faster above 1.2, latter faster below 1/1.2.
-    sign = np.where(both_slow, 0, np.where(ratio > faster, 1, np.where(ratio < slower, -1, 0)))
-    margin = np.where(both_slow, slow_rho, np.minimum(np.abs(slow_rho), ratio_margin))
-    return sign + 1, margin
-
-
-def _unit_vectors(v: np.ndarray) -> np.ndarray:
-    """Normalise (..., 3) vectors as the reference does (x / sqrt(sum x^2)); zero -> NaN."""
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        norm = np.sqrt(np.sum(v**2, axis=-1, keepdims=True))
-        unit = v / norm
-        # Rescue vectors whose squared norm over/underflows; the reference would lose them.
-        scale = np.abs(v).max(-1, keepdims=True)
-        lost = (~np.isfinite(norm) | (norm == 0)) & (scale > 0)
-        if lost.any():
-            w = v / scale
-            unit = np.where(lost, w / np.sqrt(np.sum(w**2, axis=-1, keepdims=True)), unit)
-    return unit
-
-
-def _direction_steps(v: np.ndarray, profile: RuleProfile):
-    """(B, N, 3) FLU vectors -> per-step direction code (see _direction_key) and margin."""
-    t = profile.direction_threshold
-    unit = _unit_vectors(v)
-    # Table 8: an axis is named when its unit component passes +-t (cos 70 deg in the paper).
-    digit = 1 + (unit > t).astype(np.intp) - (unit < -t).astype(np.intp)
-    code = digit @ np.array([9, 3, 1])
-    with np.errstate(invalid="ignore"):
-        margin = (np.abs(np.abs(unit) - t) / t).min(-1)
-    return code, np.nan_to_num(margin, nan=0.0)  # zero vector: no direction, margin 0
-
-
-def _merge_runs(code: np.ndarray, margin: np.ndarray):
-    """Merge equal consecutive per-step codes of (B, N) arrays into phases.
-
-    Returns the phase codes and margins of all series back to back, and bounds: series i
-    owns entries bounds[i]:bounds[i+1].
-    """
-    b, n = code.shape
-    starts = np.ones((b, n), bool)
-    starts[:, 1:] = np.diff(code, axis=1) != 0
-    flat_starts = np.flatnonzero(starts)  # each row begins a run, so runs never span rows
-    run_margin = np.minimum.reduceat(margin.ravel(), flat_starts)
-    bounds = np.concatenate([[0], np.cumsum(starts.sum(1))]).tolist()
-    return code.ravel()[flat_starts].tolist(), run_margin.tolist(), bounds
-
-
-def _validated(name, item, item_shape, nonnegative, min_steps) -> np.ndarray:
-    """One series as float64, after checking shape, values and length."""
-    item = np.asarray(item)
-    check_shape(name, item, item_shape)
-    item = _check_values(name, item, nonnegative)
-    _check_length(name, item.shape[item_shape.index("N")], min_steps)
-    return item
-
-
-def _stack_batch(name, batch, item_shape, nonnegative, min_steps):
-    """Validate a batch given as one (B, *item_shape) array or as a sequence of items.
-
-    Returns ``{shape: (indices, stacked float64 array)}`` grouping equal-shaped items, so
-    each group runs through the kernels in one vectorised call.
-    """
+def _describe_batch(kind: str, profile, batch, item_shape: tuple, name: str) -> Descriptions:
+    """Describe a (B, *item_shape) array, or a sequence of items grouped by shape, in input order."""
+    profile = resolve_profile(profile)
     if isinstance(batch, np.ndarray):
-        array = _validated(name, batch, ("B", *item_shape), nonnegative, min_steps)
-        return {array.shape[1:]: (list(range(len(array))), array)}
+        array = _as_float_array(name, batch, ("B", *item_shape), _MIN_STEPS[kind])
+        return _batch(kind, profile, *_label(kind, (array,), profile, (name,)))
     groups: dict[tuple, tuple[list[int], list[np.ndarray]]] = {}
     for i, item in enumerate(batch):
-        item = _validated(f"{name}[{i}]", item, item_shape, nonnegative, min_steps)
+        item = _as_float_array(f"{name}[{i}]", item, item_shape, _MIN_STEPS[kind])
         indices, items = groups.setdefault(item.shape, ([], []))
         indices.append(i)
         items.append(item)
-    return {shape: (idx, np.stack(items)) for shape, (idx, items) in groups.items()}
-
-
-def _describe_groups(groups, count, kind, profile, label_phases) -> list[Description]:
-    """Run ``label_phases`` on each stacked group and wrap the results, in input order."""
-    keys = {DISTANCE: DISTANCE_PHASES, SPEED_COMPARISON: SPEED_PHASES, DIRECTION: _DIRECTION_KEYS}[kind]
-    render = _RENDERERS[kind]
-    out: list[Description | None] = [None] * count
-    for indices, array in groups.values():
-        codes, margins, bounds = label_phases(array, profile)
-        for i, start, stop in zip(indices, bounds[:-1], bounds[1:]):
-            phases = tuple([keys[c] for c in codes[start:stop]])
-            out[i] = Description(render(phases, profile), phases, tuple(margins[start:stop]), kind)
-    return out
-
-
-def _speed_comparison_phases(pairs, profile):
-    return _merge_runs(*_speed_comparison_steps(pairs, profile))
-
-
-def _direction_phases(v, profile):
-    return _merge_runs(*_direction_steps(v, profile))
+    parts = []
+    for indices, items in groups.values():
+        try:
+            labels = _label(kind, (np.stack(items),), profile, (name,))
+        except ValueError:  # name the offending series: check them one by one
+            for i, item in zip(indices, items):
+                _label(kind, (item[None],), profile, (f"{name}[{i}]",), shown=(item,))
+            raise
+        parts.append((indices, _batch(kind, profile, *labels)))
+    return _merge_groups(kind, parts, len(batch))
 
 
 def describe_distance(values, profile: RuleProfile | str = DSR) -> Description:
@@ -478,24 +336,22 @@ def describe_distance(values, profile: RuleProfile | str = DSR) -> Description:
     DISTANCE_PHASES; e.g. [1, 1.05, 1.1, 2, 3] -> "(1) Keep nearly constant and then become
     larger. (2) Become larger." with phases ("constant_then_larger", "larger").
     """
-    d = _validated("distances", values, ("N",), nonnegative=True, min_steps=2)
-    groups = {d.shape: ([0], d[None])}
-    return _describe_groups(groups, 1, DISTANCE, _resolve(profile), _distance_phases)[0]
+    d = _as_float_array("distances", values, ("N",), 2)
+    return _describe_one(DISTANCE, profile, (d[None],), ("distances",))
 
 
-def describe_distances(series, profile: RuleProfile | str = DSR) -> list[Description]:
+def describe_distances(series, profile: RuleProfile | str = DSR) -> Descriptions:
     """Describe many distance or speed series: (B, N) array, or a sequence of (N_i,) series."""
-    groups = _stack_batch("distances", series, ("N",), nonnegative=True, min_steps=2)
-    return _describe_groups(groups, len(series), DISTANCE, _resolve(profile), _distance_phases)
+    return _describe_batch(DISTANCE, profile, series, ("N",), "distances")
 
 
-def _speed_pair(name_a, name_b, a, b) -> np.ndarray:
-    """Two (N,) speed series as one validated (2, N) float64 array."""
-    a = _validated(name_a, a, ("N",), nonnegative=True, min_steps=1)
-    b = _validated(name_b, b, ("N",), nonnegative=True, min_steps=1)
+def _speed_pair(name_a: str, name_b: str, a, b) -> tuple[np.ndarray, np.ndarray]:
+    """Two (N,) speed series as float64 arrays of one length."""
+    a = _as_float_array(name_a, a, ("N",), 1)
+    b = _as_float_array(name_b, b, ("N",), 1)
     if a.shape != b.shape:
         raise ValueError(f"{name_a} and {name_b} must have the same length, got {len(a)} and {len(b)}")
-    return np.stack([a, b])
+    return a, b
 
 
 def describe_speed_comparison(speeds_a, speeds_b, profile: RuleProfile | str = DSR) -> Description:
@@ -506,34 +362,47 @@ def describe_speed_comparison(speeds_a, speeds_b, profile: RuleProfile | str = D
     "(1) The former is always faster.", and "The latter is always faster." has no "(1)"
     under the dsr profile, as in the DSR generator.
     """
-    pair = _speed_pair("speeds_a", "speeds_b", speeds_a, speeds_b)
-    groups = {pair.shape: ([0], pair[None])}
-    return _describe_groups(groups, 1, SPEED_COMPARISON, _resolve(profile), _speed_comparison_phases)[0]
+    try:  # both series in one conversion: the common case of two equal-length lists/arrays
+        pair = np.asarray((speeds_a, speeds_b))
+    except ValueError:  # ragged
+        pair = None
+    if pair is None or pair.ndim != 2 or pair.dtype.kind not in "biuf" or pair.shape[1] < 1:
+        pair = np.stack(_speed_pair("speeds_a", "speeds_b", speeds_a, speeds_b))  # raises the readable error
+    pair = np.ascontiguousarray(pair, dtype=np.float64)
+    return _describe_one(SPEED_COMPARISON, profile, (pair[:1], pair[1:]), ("speeds_a", "speeds_b"))
 
 
-def describe_speed_comparisons(
-    speeds_a, speeds_b, profile: RuleProfile | str = DSR
-) -> list[Description]:
+def describe_speed_comparisons(speeds_a, speeds_b, profile: RuleProfile | str = DSR) -> Descriptions:
     """Describe many speed comparisons: two (B, N) arrays, or two sequences of (N_i,) series."""
     if len(speeds_a) != len(speeds_b):
         raise ValueError(
             f"speeds_a and speeds_b must hold as many series, got {len(speeds_a)} and {len(speeds_b)}"
         )
+    profile = resolve_profile(profile)
+    names = ("speeds_a", "speeds_b")
     if isinstance(speeds_a, np.ndarray) and isinstance(speeds_b, np.ndarray):
-        a = _validated("speeds_a", speeds_a, ("B", "N"), nonnegative=True, min_steps=1)
-        b = _validated("speeds_b", speeds_b, ("B", "N"), nonnegative=True, min_steps=1)
+        a = _as_float_array("speeds_a", speeds_a, ("B", "N"), 1)
+        b = _as_float_array("speeds_b", speeds_b, ("B", "N"), 1)
         check_shape("speeds_b", b, ("B", "N"), check_shape("speeds_a", a, ("B", "N")))
-        pairs = np.stack([a, b], 1)
-        groups = {pairs.shape[1:]: (list(range(len(pairs))), pairs)}
-    else:
-        items = [
-            _speed_pair(f"speeds_a[{i}]", f"speeds_b[{i}]", a, b)
-            for i, (a, b) in enumerate(zip(speeds_a, speeds_b))
-        ]
-        groups = _stack_batch("speeds", items, (2, "N"), nonnegative=True, min_steps=1)
-    return _describe_groups(
-        groups, len(speeds_a), SPEED_COMPARISON, _resolve(profile), _speed_comparison_phases
-    )
+        return _batch(SPEED_COMPARISON, profile, *_label(SPEED_COMPARISON, (a, b), profile, names))
+    groups: dict[int, tuple[list[int], list, list]] = {}
+    for i, (a, b) in enumerate(zip(speeds_a, speeds_b)):
+        a, b = _speed_pair(f"speeds_a[{i}]", f"speeds_b[{i}]", a, b)
+        indices, group_a, group_b = groups.setdefault(len(a), ([], [], []))
+        indices.append(i)
+        group_a.append(a)
+        group_b.append(b)
+    parts = []
+    for indices, group_a, group_b in groups.values():
+        try:
+            labels = _label(SPEED_COMPARISON, (np.stack(group_a), np.stack(group_b)), profile, names)
+        except ValueError:  # name the offending pair
+            for i, a, b in zip(indices, group_a, group_b):
+                names_i = (f"speeds_a[{i}]", f"speeds_b[{i}]")
+                _label(SPEED_COMPARISON, (a[None], b[None]), profile, names_i, shown=(a, b))
+            raise
+        parts.append((indices, _batch(SPEED_COMPARISON, profile, *labels)))
+    return _merge_groups(SPEED_COMPARISON, parts, len(speeds_a))
 
 
 def describe_direction(vectors, profile: RuleProfile | str = DSR) -> Description:
@@ -545,12 +414,26 @@ def describe_direction(vectors, profile: RuleProfile | str = DSR) -> Description
     A zero vector has no direction: it gets the empty label "(k) ." (as in the DSR
     generator) and margin 0.
     """
-    v = _validated("vectors", vectors, ("N", 3), nonnegative=False, min_steps=1)
-    groups = {v.shape: ([0], v[None])}
-    return _describe_groups(groups, 1, DIRECTION, _resolve(profile), _direction_phases)[0]
+    v = _as_float_array("vectors", vectors, ("N", 3), 1)
+    return _describe_one(DIRECTION, profile, (v[None],), ("vectors",))
 
 
-def describe_directions(vectors, profile: RuleProfile | str = DSR) -> list[Description]:
+def describe_directions(vectors, profile: RuleProfile | str = DSR) -> Descriptions:
     """Describe many direction series: (B, N, 3) array, or a sequence of (N_i, 3) arrays."""
-    groups = _stack_batch("vectors", vectors, ("N", 3), nonnegative=False, min_steps=1)
-    return _describe_groups(groups, len(vectors), DIRECTION, _resolve(profile), _direction_phases)
+    return _describe_batch(DIRECTION, profile, vectors, ("N", 3), "vectors")
+
+
+def phase_codes(kind: str, series: tuple, profile: RuleProfile | str = DSR):
+    """Phase codes of many series, for callers that need phases but not texts (random distractors).
+
+    series: (d,) with d (B, N) for DISTANCE, (a, b) two (B, N) for SPEED_COMPARISON, (v,)
+    with v (B, N, 3) for DIRECTION; validated as in the describers. Returns codes (P,) int8
+    -- indices into ``PHASE_KEYS[kind]`` of all rows back to back (only the first
+    sum(counts) are meaningful) -- and counts (B,) int64, the number of phases of each row.
+    """
+    profile = resolve_profile(profile)
+    shape = ("B", "N", 3) if kind == DIRECTION else ("B", "N")
+    names = ("speeds_a", "speeds_b") if kind == SPEED_COMPARISON else (kind,)
+    arrays = tuple(_as_float_array(name, a, shape, _MIN_STEPS[kind]) for name, a in zip(names, series))
+    codes, _, counts = _label(kind, arrays, profile, names)
+    return codes, counts

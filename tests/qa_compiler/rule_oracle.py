@@ -105,3 +105,56 @@ def oracle_direction(vectors, threshold: float = 0.3) -> str:
         if not runs or runs[-1] != label:
             runs.append(label)
     return _numbered([label + "." for label in runs])
+
+
+def _runs_min(labels: list, margins: list) -> list[float]:
+    """The smallest margin of each run of equal consecutive labels."""
+    out: list[float] = []
+    for i, (label, margin) in enumerate(zip(labels, margins)):
+        if i and labels[i - 1] == label:
+            out[-1] = min(out[-1], margin)
+        else:
+            out.append(margin)
+    return out
+
+
+def oracle_speed_margins(speeds_a, speeds_b, epsilon: float = 0.2, near_zero: float = 0.1) -> list[float]:
+    """Per-phase margins of a speed comparison, every step's margin computed on its own.
+
+    A step's decisions: "both below near_zero" (robustness min(nz - a, nz - b) / nz) and,
+    otherwise, the ratio against 1 + eps and 1 / (1 + eps); its margin is the smallest
+    absolute robustness of the decisions evaluated.
+    """
+    faster, slower = 1 + epsilon, 1 / (1 + epsilon)
+    labels, margins = [], []
+    for a, b in zip(speeds_a, speeds_b):
+        a, b = float(a), float(b)
+        slow = min(near_zero - a, near_zero - b) / near_zero
+        if a < near_zero and b < near_zero:
+            labels.append(0)
+            margins.append(slow)
+            continue
+        r = _ratio(a, b)
+        labels.append(1 if r > faster else -1 if r < slower else 0)
+        margins.append(min(abs(slow), abs(r - faster) / faster, abs(r - slower) / slower))
+    return _runs_min(labels, margins)
+
+
+def oracle_direction_margins(vectors, threshold: float = 0.3) -> list[float]:
+    """Per-phase margins of a direction series: min over axes of |(|u| - t)| / t per vector (0 for a zero vector)."""
+    labels, margins = [], []
+    for x, y, z in vectors:
+        x, y, z = float(x), float(y), float(z)
+        scale = max(abs(x), abs(y), abs(z))
+        if scale == 0:
+            labels.append(())
+            margins.append(0.0)
+            continue
+        norm = math.sqrt(x * x + y * y + z * z)
+        if norm == 0 or math.isinf(norm):
+            x, y, z = x / scale, y / scale, z / scale
+            norm = math.sqrt(x * x + y * y + z * z)
+        unit = (x / norm, y / norm, z / norm)
+        labels.append(tuple((u > threshold) - (u < -threshold) for u in unit))
+        margins.append(min(abs(abs(u) - threshold) / threshold for u in unit))
+    return _runs_min(labels, margins)

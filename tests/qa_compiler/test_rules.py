@@ -14,7 +14,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from recon4d.qa_compiler import rules
+from recon4d.qa_compiler import rule_kernels, rules
 from recon4d.qa_compiler.rules import (
     DIRECTION,
     DISTANCE,
@@ -36,7 +36,13 @@ from recon4d.qa_compiler.rules import (
     phrase,
 )
 from tests.conftest import SHARED_DATA, missing_shared_data
-from tests.qa_compiler.rule_oracle import oracle_direction, oracle_distance, oracle_speed_comparison
+from tests.qa_compiler.rule_oracle import (
+    oracle_direction,
+    oracle_direction_margins,
+    oracle_distance,
+    oracle_speed_comparison,
+    oracle_speed_margins,
+)
 
 REFERENCE_PATH = SHARED_DATA / "dsr_reference_vectors.json"
 DESCRIBE_FNS = ("describe_dist_runs", "describe_spd_comp", "describe_dir")
@@ -388,6 +394,8 @@ def test_speed_comparison_properties_and_agreement_with_the_slow_reference(pair,
     assert desc.text == oracle_speed_comparison(
         *pair, profile.ratio_epsilon, profile.near_zero, profile.number_single_latter
     )
+    # to the last bit: the scan divides each run's smallest numerator once
+    assert list(desc.margins) == oracle_speed_margins(*pair, profile.ratio_epsilon, profile.near_zero)
 
 
 @settings(max_examples=300, deadline=None)
@@ -396,6 +404,7 @@ def test_direction_properties_and_agreement_with_the_slow_reference(vectors, pro
     desc = describe_direction(vectors, profile)
     _check_description(desc, profile)
     assert desc.text == oracle_direction(vectors, profile.direction_threshold)
+    assert list(desc.margins) == oracle_direction_margins(vectors, profile.direction_threshold)
 
 
 # Magnitudes that stay at or above the 0.1 cut-off under every scale below (>= 0.25), with
@@ -465,17 +474,44 @@ def test_batched_equals_one_by_one(batch, profile):
 # --- the compiled scan and the numpy-only install ------------------------------------------
 
 
-def test_python_fallback_of_the_distance_scan_matches_the_compiled_one():
+def _scan_inputs(kind: str, rng) -> tuple:
+    """Series of ``kind`` full of threshold edges, zeros and repeats (one row per series)."""
+    if kind == "distance":
+        d = rng.choice(np.array(EDGES), (300, 9)) * rng.choice([1.0, 7.0], (300, 1))
+        return (d,), np.array([0.8, 1.2, 0.1])
+    if kind == "speed_comparison":
+        a = rng.choice(np.array(EDGES), (300, 9))
+        return (a, np.where(rng.random((300, 9)) < 0.3, a, rng.choice(np.array(EDGES), (300, 9)))), np.array(
+            [1.2, 1 / 1.2, 0.1]
+        )
+    v = rng.choice(np.array([0.0, 0.3, -0.3, 1.0, -2.0, 1e-200, 1e200]), (300, 9, 3))
+    return (v,), np.array([0.3])
+
+
+@pytest.mark.parametrize("kind", ["distance", "speed_comparison", "direction"])
+def test_python_fallback_of_each_scan_matches_the_compiled_one(kind):
     pytest.importorskip("numba")
-    rng = np.random.default_rng(0)
-    d = rng.choice(np.array(EDGES), (300, 9)) * rng.choice([1.0, 7.0], (300, 1))
+    arrays, params = _scan_inputs(kind, np.random.default_rng(0))
     outputs = []
-    for scan in (rules._distance_scan, rules._compiled_distance_scan()):
-        out = (np.zeros(300 * 8, np.int8), np.zeros(300 * 8), np.zeros(300, np.int64))
-        scan(d, 0.8, 1.2, 0.1, *out)
+    for scan in (rule_kernels.SCANS[kind], rule_kernels.compiled(kind)):
+        out = (np.zeros(300 * 9, np.int8), np.zeros(300 * 9), np.zeros(300, np.int64))
+        with np.errstate(all="ignore"):
+            assert scan(*arrays, params, *out) == -1
         outputs.append(out)
+    assert outputs[0][2].sum() > 300  # several phases per row: the merging is exercised
     for got, want in zip(*outputs):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("kind", ["distance", "speed_comparison", "direction"])
+def test_scans_report_the_first_invalid_value(kind):
+    arrays, params = _scan_inputs(kind, np.random.default_rng(1))
+    arrays = tuple(a.copy() for a in arrays)
+    arrays[-1].flat[17] = np.nan
+    arrays[-1].flat[40] = np.inf
+    out = (np.zeros(300 * 9, np.int8), np.zeros(300 * 9), np.zeros(300, np.int64))
+    offset = arrays[0].size if len(arrays) == 2 else 0
+    assert rule_kernels.compiled(kind)(*arrays, params, *out) == offset + 17
 
 
 def test_rules_import_and_run_with_numpy_alone():
@@ -483,6 +519,12 @@ def test_rules_import_and_run_with_numpy_alone():
         "import sys; sys.modules['numba'] = None; sys.modules['torch'] = None\n"
         "from recon4d.qa_compiler import rules\n"
         "print(rules.describe_distance([1, 1.05, 1.1, 2, 3]).text)\n"
+        "print(rules.describe_speed_comparison([2, 1, 0], [1, 1, 0]).text)\n"
+        "print(rules.describe_direction([[1, 0, 0], [0, 0, 0], [0, 1, -1]]).text)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "(1) Keep nearly constant and then become larger. (2) Become larger."
+    assert result.stdout.splitlines() == [
+        "(1) Keep nearly constant and then become larger. (2) Become larger.",
+        "(1) The former is faster. (2) Nearly the same.",
+        "(1) Front. (2) . (3) Left|Below.",
+    ]
