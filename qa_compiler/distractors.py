@@ -43,11 +43,14 @@ from recon4d.qa_compiler.rules import (
     SMALLER,
     SPEED_COMPARISON,
     SPEED_PHASES,
+    PHASE_KEYS,
     Description,
+    Descriptions,
     RuleProfile,
     describe_directions,
     describe_distances,
     describe_speed_comparisons,
+    phase_codes,
     phrase,
 )
 
@@ -73,19 +76,27 @@ def phase_bounds(n_phases: int) -> tuple[int, int]:
     return max(1, n_phases - 3), n_phases + 3
 
 
+def _random_series(kind: str, n_values: int, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, ...]:
+    """``batch`` random series of ``n_values`` values, drawn as the reference draws them."""
+    if kind == DISTANCE:
+        return (rng.uniform(0.0, 2.0, size=(batch, max(n_values, 2))),)
+    if kind == SPEED_COMPARISON:
+        return rng.uniform(0.0, 2.0, size=(batch, n_values)), rng.uniform(0.0, 2.0, size=(batch, n_values))
+    if kind == DIRECTION:
+        return (rng.uniform(-1.0, 1.0, size=(batch, n_values, 3)),)
+    raise ValueError(f"unknown description kind {kind!r}")
+
+
 def random_descriptions(
     kind: str, n_values: int, rng: np.random.Generator, profile: RuleProfile, batch: int = _RANDOM_BATCH
-) -> list[Description]:
+) -> Descriptions:
     """Describe ``batch`` random series of ``n_values`` values, as the reference draws them."""
+    series = _random_series(kind, n_values, rng, batch)
     if kind == DISTANCE:
-        return describe_distances(rng.uniform(0.0, 2.0, size=(batch, max(n_values, 2))), profile)
+        return describe_distances(series[0], profile)
     if kind == SPEED_COMPARISON:
-        a = rng.uniform(0.0, 2.0, size=(batch, n_values))
-        b = rng.uniform(0.0, 2.0, size=(batch, n_values))
-        return describe_speed_comparisons(a, b, profile)
-    if kind == DIRECTION:
-        return describe_directions(rng.uniform(-1.0, 1.0, size=(batch, n_values, 3)), profile)
-    raise ValueError(f"unknown description kind {kind!r}")
+        return describe_speed_comparisons(*series, profile)
+    return describe_directions(series[0], profile)
 
 
 def _random_label_set(rng: np.random.Generator) -> tuple[str, ...]:
@@ -192,11 +203,17 @@ def canonical(kind: str, phases: Sequence) -> tuple | None:
 
 
 def _random_candidate(answer: Description, n_values: int, n_phases: int, rng, profile) -> tuple | None:
-    """The first ``n_phases`` phases of a random series' description (reference truncation)."""
-    for description in random_descriptions(answer.kind, n_values, rng, profile):
-        if len(description.phases) >= n_phases:
-            return tuple(description.phases[:n_phases])
-    return None
+    """The first ``n_phases`` phases of a random series' description (reference truncation).
+
+    Of ``_RANDOM_BATCH`` random series, the first with enough phases is used, as if each
+    were described in turn; only phase codes are computed, no texts.
+    """
+    codes, counts = phase_codes(answer.kind, _random_series(answer.kind, n_values, rng, _RANDOM_BATCH), profile)
+    long_enough = np.flatnonzero(counts >= n_phases)
+    if not long_enough.size:
+        return None
+    start = int(counts[: long_enough[0]].sum())
+    return tuple(map(PHASE_KEYS[answer.kind].__getitem__, codes[start : start + n_phases].tolist()))
 
 
 def _hard_candidate(kind: str, hub: tuple, n_phases: int, rng) -> tuple | None:

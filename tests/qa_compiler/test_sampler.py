@@ -174,3 +174,17 @@ def test_absolute_time_may_lie_outside_the_interval_and_camera_targets_are_a_coi
     second_camera = np.mean([t[1] == CAMERA for t in pairs])
     assert first_camera == pytest.approx(0.5, abs=0.08)  # reference: 0.5, then 0.25
     assert second_camera == pytest.approx(0.25, abs=0.07)
+
+
+def test_pick_and_pick_weighted_draw_what_rng_choice_draws():
+    from recon4d.qa_compiler.sampler import pick, pick_weighted
+
+    for seed in range(50):
+        ours, numpy_choice = np.random.default_rng(seed), np.random.default_rng(seed)
+        for n in range(1, 14):
+            weights = np.random.default_rng(n).random(n) + (np.arange(n) == 0)
+            p = weights / weights.sum()
+            assert pick_weighted(ours, p) == numpy_choice.choice(n, p=p)
+            values = np.arange(n) * 3 - 1
+            assert pick(ours, values) == numpy_choice.choice(values)
+        assert ours.random() == numpy_choice.random()  # the streams stay in step
