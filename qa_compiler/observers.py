@@ -12,6 +12,7 @@ every frame; an agent's only where it is visible and has a confident orientation
 
 from __future__ import annotations
 
+import weakref
 from typing import Sequence
 
 import numpy as np
@@ -89,15 +90,31 @@ def oriented(scene: Scene, min_orient_conf: float) -> np.ndarray:
     return present(scene) & np.isfinite(scene.orientation).all(axis=-1) & confident
 
 
+# scene -> observer -> (T, 4, 4) poses at every frame: a compile asks for the same observers'
+# poses over and over (weak keys: forgotten with the scene; Scene compares by identity).
+_POSES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def observer_poses(scene: Scene, observer: int, frames: np.ndarray) -> np.ndarray:
-    """``observer_to_world`` of an entity at each frame: (F, 4, 4) float64 (NaN where unknown)."""
+    """``observer_to_world`` of an entity at each frame: (F, 4, 4) float64 (NaN where unknown).
+
+    Computed once per (scene, observer) for all T frames and then indexed (each frame's
+    pose depends on that frame alone, so the values are the same either way).
+    """
     frames = np.asarray(frames, dtype=np.intp)
-    cam_to_world = scene.cam_to_world[frames]
-    if observer == CAMERA:
-        return camera_observer_pose(cam_to_world)
-    return agent_observer_pose(
-        cam_to_world, scene.center_world[observer, frames], scene.orientation[observer, frames].astype(np.float64)
-    )
+    per_scene = _POSES.setdefault(scene, {})
+    poses = per_scene.get(observer)
+    if poses is None:
+        cam_to_world = scene.cam_to_world
+        if observer == CAMERA:
+            poses = camera_observer_pose(cam_to_world)
+        else:
+            poses = agent_observer_pose(
+                cam_to_world, scene.center_world[observer], scene.orientation[observer].astype(np.float64)
+            )
+        poses.flags.writeable = False
+        per_scene[observer] = poses
+    return poses[frames]
 
 
 def observer_frame(scene: Scene, observer: int, frames: np.ndarray, frozen_at: int | None) -> np.ndarray:

@@ -168,8 +168,17 @@ _RENDERERS: dict[str, Callable] = {
 }
 
 
+_CANONICAL: dict = {}  # label tuple -> its canonical order (a handful of label sets recur)
+
+
 def _canonical_direction(phase) -> tuple[str, ...]:
     """Validate one direction phase (iterable of labels) and order it Front/Left/Above."""
+    try:
+        cached = _CANONICAL.get(phase)
+    except TypeError:  # unhashable (e.g. a list of labels): validated below
+        phase, cached = tuple(phase), None
+    if cached is not None:
+        return cached
     labels = (phase,) if isinstance(phase, str) else tuple(phase)
     picked = []
     for pair in AXIS_LABELS:
@@ -183,6 +192,8 @@ def _canonical_direction(phase) -> tuple[str, ...]:
             f"direction phase {labels!r} has unknown labels {sorted(unknown)}; valid: "
             f"{[label for pair in AXIS_LABELS for label in pair]}"
         )
+    if len(_CANONICAL) < 4096:
+        _CANONICAL[phase] = tuple(picked)
     return tuple(picked)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 LETTERS = ("A", "B", "C", "D")
 
@@ -72,8 +72,13 @@ class QARecord:
         return self.options[LETTERS.index(self.answer)]
 
     def to_json(self) -> dict:
-        """Plain JSON types (tuples become lists; an infinite margin becomes None)."""
-        data = asdict(self)
+        """Plain JSON types (tuples serialise as lists; an infinite margin becomes None).
+
+        A shallow dict of the fields (``dataclasses.asdict`` deep-copies every float of the
+        evidence, most of the cost of an export); ``quantities`` is copied one level deep.
+        """
+        data = {f.name: getattr(self, f.name) for f in _FIELDS}
+        data["quantities"] = {k: list(v) if isinstance(v, list) else v for k, v in self.quantities.items()}
         data["margin"] = None if not math.isfinite(self.margin) else float(self.margin)
         return data
 
@@ -85,3 +90,6 @@ class QARecord:
         data["phases"] = tuple(tuple(p) if isinstance(p, list) else p for p in data.get("phases", ()))
         data["margin"] = math.inf if data.get("margin") is None else float(data["margin"])
         return cls(**data)
+
+
+_FIELDS = fields(QARecord)

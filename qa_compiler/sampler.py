@@ -127,6 +127,11 @@ def _runs_ok(good_cum: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.nd
     return good_cum[..., last + 1] - good_cum[..., first] == (last - first + 1)
 
 
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
 def _prefix(good: np.ndarray) -> np.ndarray:
     """(..., T) bool → (..., T+1) int prefix counts."""
     out = np.zeros(good.shape[:-1] + (good.shape[-1] + 1,), dtype=np.int64)
@@ -168,6 +173,29 @@ class SceneIndex:
         ok = (shown >= config.min_interval_frames - 1) & (shown >= 0)
         ok &= times[np.maximum(shown, 0)] - times[0] >= config.min_interval_s - _EPS_S
         self.predictions = np.stack([shown[ok], end[ok]], axis=1)
+        self.n_present = int(self.present.any(axis=1).sum())
+        self.n_oriented = int(self.oriented.any(axis=1).sum())
+        self._runs: dict[tuple, np.ndarray] = {}
+
+    def pairs(self, predicts: bool) -> np.ndarray:
+        """(P, 2) the (first, last) frame pairs a question may span (``predictions`` for dir_pred)."""
+        return self.predictions if predicts else self.intervals
+
+    def observer_runs(self, observer: int, predicts: bool) -> np.ndarray:
+        """(P,) bool: ``observer`` has a pose in every frame of each pair (computed once). Read-only."""
+        key = ("observer", observer, predicts)
+        if key not in self._runs:
+            pairs = self.pairs(predicts)
+            self._runs[key] = _read_only(_runs_ok(self.observer_cum(observer), pairs[:, 0], pairs[:, 1]))
+        return self._runs[key]
+
+    def target_runs(self, oriented_targets: bool, predicts: bool) -> np.ndarray:
+        """(K, P) bool: each object can be a target in every frame of each pair (computed once). Read-only."""
+        key = ("target", oriented_targets, predicts)
+        if key not in self._runs:
+            pairs = self.pairs(predicts)
+            self._runs[key] = _read_only(_runs_ok(self.target_cum(oriented_targets), pairs[:, 0], pairs[:, 1]))
+        return self._runs[key]
 
     def observer_known(self, observer: int) -> np.ndarray:
         """(T,) bool frames where ``observer`` has a pose."""
@@ -206,12 +234,12 @@ def plan_question(index: SceneIndex, qtype: QuestionType, rng: np.random.Generat
     """
     config, scene = index.config, index.scene
     camera_target = config.camera_orientation or not qtype.oriented_targets
-    objects = index.oriented if qtype.oriented_targets else index.present
+    n_objects = index.n_oriented if qtype.oriented_targets else index.n_present
     if qtype.oriented_targets and index.agents.size == 0 and not camera_target:
         raise Skip("no_agent_for_ori", "no agent with a confident orientation", structural=True)
-    if int(objects.any(axis=1).sum()) + camera_target < qtype.n_targets:
+    if n_objects + camera_target < qtype.n_targets:
         raise Skip("not_enough_targets", f"{qtype.name} needs {qtype.n_targets} entities", structural=True)
-    pairs = index.predictions if qtype.predicts else index.intervals
+    pairs = index.pairs(qtype.predicts)
     if len(pairs) == 0:
         raise Skip("interval_too_short", f"{scene.n_frames} frames over {scene.duration_s:.2f}s", structural=True)
 
@@ -219,7 +247,7 @@ def plan_question(index: SceneIndex, qtype: QuestionType, rng: np.random.Generat
     first, last = pairs[:, 0], pairs[:, 1]
     known = index.observer_known(observer)
     if qtype.viewpoint != ABSOLUTE:
-        observer_ok = known[first] & known[last] if qtype.predicts else _runs_ok(index.observer_cum(observer), first, last)
+        observer_ok = known[first] & known[last] if qtype.predicts else index.observer_runs(observer, False)
     elif qtype.predicts:
         observer_ok = index.observer_cum(observer)[first + 1] > 0  # t_v among the shown frames
     else:
@@ -227,9 +255,10 @@ def plan_question(index: SceneIndex, qtype: QuestionType, rng: np.random.Generat
     if not observer_ok.any():
         raise Skip("observer_not_visible", f"observer {observer} has no pose where needed")
 
-    eligible = _runs_ok(index.target_cum(qtype.oriented_targets), first, last)  # (K, P)
+    eligible = index.target_runs(qtype.oriented_targets, qtype.predicts)  # (K, P)
     excluded = qtype.excludes_observer and qtype.viewpoint != ABSOLUTE
     if excluded and observer != CAMERA:
+        eligible = eligible.copy()
         eligible[observer] = False
     camera_ok = camera_target and not (excluded and observer == CAMERA)
     feasible = observer_ok & (eligible.sum(axis=0) + camera_ok >= qtype.n_targets)

@@ -18,6 +18,7 @@ written without spaces, exactly as the reference formats its ``uint32`` boxes.
 from __future__ import annotations
 
 import importlib
+import math
 import pkgutil
 from dataclasses import dataclass
 from typing import Callable
@@ -160,9 +161,10 @@ def registered() -> tuple[str, ...]:
 def format_box(box_xyxy) -> str:
     """A box as the reference writes it: integer pixels (truncated), no spaces, e.g. "[12,5,80,64]"."""
     box = np.asarray(box_xyxy, dtype=np.float64)
-    if box.shape != (4,) or not np.isfinite(box).all():
+    values = box.tolist() if box.shape == (4,) else None
+    if values is None or not all(math.isfinite(v) for v in values):
         raise Skip("box_unknown", f"no finite box {box.tolist()}")
-    x1, y1, x2, y2 = np.floor(np.maximum(box, 0.0)).astype(np.int64).tolist()
+    x1, y1, x2, y2 = (math.floor(max(v, 0.0)) for v in values)
     return f"[{x1},{y1},{x2},{y2}]"
 
 
