@@ -52,6 +52,9 @@ def _split_types(_ctx, _param, value: str | None):
 @click.option("--min-margin", default=0.0, show_default=True,
               help="Drop questions whose answer lies closer than this (relative) to a rule threshold.")
 @click.option("--seed", default=0, show_default=True, help="Seed; the same seed gives byte-identical files.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes compiling stores side by side (default: one per CPU core, at most one per "
+                   "store); the output is the same for any number.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the attempt/failure report as JSON here.")
 @click.option("--llm-url", default=None, help="OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1) for "
@@ -60,8 +63,8 @@ def _split_types(_ctx, _param, value: str | None):
 @click.option("--llm-n", default=1, show_default=True, help="Non-template questions per scene (with --llm-url).")
 @click.option("--llm-key-env", default="OPENAI_API_KEY", show_default=True,
               help="Environment variable holding the API key.")
-def compile_command(scenes, out, fmt, n_per_scene, types, profile, distractors, min_margin, seed, report_path,
-                    llm_url, llm_model, llm_n, llm_key_env):
+def compile_command(scenes, out, fmt, n_per_scene, types, profile, distractors, min_margin, seed, workers,
+                    report_path, llm_url, llm_model, llm_n, llm_key_env):
     """Compile SCENES (scene stores) into questions with procedural answers, written to OUT."""
     from recon4d.outputs import check_output, write_json
     from recon4d.qa_compiler.compiler import CompileConfig, compile_scenes
@@ -82,7 +85,7 @@ def compile_command(scenes, out, fmt, n_per_scene, types, profile, distractors, 
         if path is not None:
             check_output(path, "file", what=what)
     with _scene_progress(len(scenes)) as progress:
-        records, report = compile_scenes(scenes, config, progress=progress)
+        records, report = compile_scenes(scenes, config, progress=progress, workers=workers)
     summary = {"config": config.to_json(), "report": report.to_json()}
     if llm_url:
         llm_records, llm_report = _llm_questions(scenes, llm_url, llm_model, llm_n, llm_key_env, seed)

@@ -11,9 +11,15 @@ Generation is deterministic for (seed, video_id) and independent of the order of
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import math
+import multiprocessing
+import os
+import sys
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -24,7 +30,7 @@ from recon4d.qa_compiler.distractors import MODES, DistractorError, make_distrac
 from recon4d.qa_compiler.observers import CAMERA, entity_label
 from recon4d.qa_compiler.questions import Answer, QuestionPlan, Skip, get_type, registered
 from recon4d.qa_compiler.records import QUESTION_TYPES, QARecord
-from recon4d.qa_compiler.rules import get_profile
+from recon4d.qa_compiler.rules import get_profile, load_kernels
 from recon4d.qa_compiler.sampler import REASONS, SamplingConfig, SceneIndex, choose_type, plan_question, scene_rng
 from recon4d.types import Scene
 
@@ -291,31 +297,56 @@ def compile_scene(
     return records, report
 
 
+def _compile_store(path: Path, config: CompileConfig) -> tuple[str, list[QARecord], CompileReport]:
+    """Open one store and compile it: (video id, records, report)."""
+    from recon4d.store import open_scene
+
+    scene = open_scene(path)
+    video_id = default_video_id(scene, fallback=path.name.removesuffix(".zarr"))
+    records, report = compile_scene(scene, config, video_id=video_id)
+    return video_id, records, report
+
+
+def default_workers(n_stores: int) -> int:
+    """Processes :func:`compile_scenes` uses by default: one per CPU core this process may
+    use, at most one per store; 1 where processes cannot be forked (not Linux)."""
+    if sys.platform != "linux":
+        return 1
+    return max(1, min(n_stores, len(os.sched_getaffinity(0))))
+
+
 def compile_scenes(
     paths: Iterable[str | Path],
     config: CompileConfig = CompileConfig(),
     progress: Callable[[str, CompileReport], None] | None = None,
+    workers: int | None = 1,
 ) -> tuple[list[QARecord], CompileReport]:
     """Compile every scene store in ``paths``; returns all records and the summed report.
 
     A store's video id is its recorded ``source.video_id`` (else the store name without ``.zarr``).
-    ``progress``, if given, is called after each scene with (video id, that scene's report).
+    ``progress``, if given, is called after each scene, in input order, with (video id, that
+    scene's report). ``workers``: processes that open and compile stores side by side
+    (None: :func:`default_workers`); each scene is seeded on its own, so the records and
+    their order are the same for any number of workers.
     """
-    from recon4d.store import open_scene
-
+    paths = [Path(p) for p in paths]
+    workers = default_workers(len(paths)) if workers is None else workers
     records: list[QARecord] = []
     reports: list[CompileReport] = []
-    for path in paths:
-        path = Path(path)
-        scene = open_scene(path)
-        video_id = default_video_id(scene, fallback=path.name.removesuffix(".zarr"))
-        scene_records, report = compile_scene(scene, config, video_id=video_id)
-        records.extend(scene_records)
-        reports.append(report)
-        if progress is not None:
-            progress(video_id, report)
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and len(paths) > 1:
+            load_kernels()  # compiled once here; forked workers inherit the machine code
+            pool = stack.enter_context(ProcessPoolExecutor(
+                min(workers, len(paths)), mp_context=multiprocessing.get_context("fork")))
+            results = pool.map(_compile_store, paths, itertools.repeat(config))
+        else:
+            results = map(_compile_store, paths, itertools.repeat(config))
+        for video_id, scene_records, report in results:
+            records.extend(scene_records)
+            reports.append(report)
+            if progress is not None:
+                progress(video_id, report)
     return records, CompileReport.merge(reports)
-
 
 
 def _entity(scene: Scene, label: str) -> int:

@@ -437,3 +437,15 @@ def phase_codes(kind: str, series: tuple, profile: RuleProfile | str = DSR):
     arrays = tuple(_as_float_array(name, a, shape, _MIN_STEPS[kind]) for name, a in zip(names, series))
     codes, _, counts = _label(kind, arrays, profile, names)
     return codes, counts
+
+
+def load_kernels() -> None:
+    """Compile the rule kernels now, or load them from numba's cache (both happen on first use).
+
+    Worth calling before forking processes that will describe answers: they inherit the
+    loaded machine code instead of each loading it again.
+    """
+    rng = np.random.default_rng(0)
+    describe_distances(rng.random((2, 3)))
+    describe_speed_comparisons(rng.random((2, 3)), rng.random((2, 3)))
+    describe_directions(rng.normal(size=(2, 3, 3)))

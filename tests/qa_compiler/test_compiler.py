@@ -155,3 +155,18 @@ def test_compile_scenes_reads_stores_and_is_order_independent(tmp_path):
     assert _dumps(alone) == _dumps(records[6:])
     assert alone[0].store_sha256 == scene_digest(rich_scene(8))
     assert json.dumps(report.to_json())
+
+
+def test_compile_scenes_gives_the_same_records_with_worker_processes(tmp_path):
+    from recon4d.errors import StoreError
+    from recon4d.store import write_scene
+
+    paths = [write_scene(rich_scene(seed), tmp_path / f"s{seed}.zarr") for seed in (3, 4, 5)]
+    config = CompileConfig(n_per_scene=8, seed=2)
+    seen = []
+    serial, report = compile_scenes(paths, config, workers=1)
+    parallel, parallel_report = compile_scenes(paths, config, progress=lambda v, r: seen.append(v), workers=2)
+    assert _dumps(parallel) == _dumps(serial) and len(serial) == 24
+    assert parallel_report == report and seen == ["clip3", "clip4", "clip5"]  # input order
+    with pytest.raises(StoreError, match="does not exist"):  # a worker's error reaches the caller
+        compile_scenes([*paths, tmp_path / "missing.zarr"], config, workers=2)
