@@ -36,4 +36,8 @@ echo "[install] sam2 (SAM2_BUILD_CUDA=0)"
 SAM2_BUILD_CUDA=0 "${PIP[@]}" --no-build-isolation "sam2==1.1.0"
 echo "[install] pip install -e '.[all,dev]'"
 "${PIP[@]}" -e '.[all,dev]'
+# numba compiles each kernel on first use (20-35 s for the first `recon4d process`); compile
+# them now into numba's cache so that the first run is as fast as the next ones.
+echo "[install] compiling numba kernels (python -m recon4d.warmup)"
+.venv/bin/python -m recon4d.warmup
 echo "[install] done: $(.venv/bin/recon4d --version)"
