@@ -49,9 +49,10 @@ def main() -> None:
     parser.add_argument("--per-scene", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=default_workers(10),
+    parser.add_argument("--workers", type=int, default=None,
                         help="worker processes (default: one per CPU core, at most one per store)")
     args = parser.parse_args()
+    args.workers = args.workers or default_workers(args.scenes, args.per_scene)
 
     paths = gt_stores(args.stores, range(args.scenes))
     config = CompileConfig(n_per_scene=args.per_scene, seed=args.seed)

@@ -54,7 +54,7 @@ def _split_types(_ctx, _param, value: str | None):
 @click.option("--seed", default=0, show_default=True, help="Seed; the same seed gives byte-identical files.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Processes compiling stores side by side (default: one per CPU core, at most one per "
-                   "store); the output is the same for any number.")
+                   "store, one for small jobs); the output is the same for any number.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the attempt/failure report as JSON here.")
 @click.option("--llm-url", default=None, help="OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1) for "

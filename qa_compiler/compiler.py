@@ -307,10 +307,14 @@ def _compile_store(path: Path, config: CompileConfig) -> tuple[str, list[QARecor
     return video_id, records, report
 
 
-def default_workers(n_stores: int) -> int:
+_MIN_PARALLEL_QUESTIONS = 400  # below this, starting worker processes (~0.1-0.2 s) costs more than it saves
+
+
+def default_workers(n_stores: int, n_per_scene: int) -> int:
     """Processes :func:`compile_scenes` uses by default: one per CPU core this process may
-    use, at most one per store; 1 where processes cannot be forked (not Linux)."""
-    if sys.platform != "linux":
+    use, at most one per store; 1 for small jobs (under ~400 questions) and where processes
+    cannot be forked (not Linux)."""
+    if sys.platform != "linux" or n_stores * n_per_scene < _MIN_PARALLEL_QUESTIONS:
         return 1
     return max(1, min(n_stores, len(os.sched_getaffinity(0))))
 
@@ -330,7 +334,7 @@ def compile_scenes(
     their order are the same for any number of workers.
     """
     paths = [Path(p) for p in paths]
-    workers = default_workers(len(paths)) if workers is None else workers
+    workers = default_workers(len(paths), config.n_per_scene) if workers is None else workers
     records: list[QARecord] = []
     reports: list[CompileReport] = []
     with contextlib.ExitStack() as stack:
