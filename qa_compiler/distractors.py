@@ -209,11 +209,12 @@ def _random_candidate(answer: Description, n_values: int, n_phases: int, rng, pr
     were described in turn; only phase codes are computed, no texts.
     """
     codes, counts = phase_codes(answer.kind, _random_series(answer.kind, n_values, rng, _RANDOM_BATCH), profile)
-    long_enough = np.flatnonzero(counts >= n_phases)
-    if not long_enough.size:
-        return None
-    start = int(counts[: long_enough[0]].sum())
-    return tuple(map(PHASE_KEYS[answer.kind].__getitem__, codes[start : start + n_phases].tolist()))
+    start = 0
+    for count in counts.tolist():  # eight rows: plain Python beats numpy calls here
+        if count >= n_phases:
+            return tuple(map(PHASE_KEYS[answer.kind].__getitem__, codes[start : start + n_phases].tolist()))
+        start += count
+    return None
 
 
 def _hard_candidate(kind: str, hub: tuple, n_phases: int, rng) -> tuple | None:
