@@ -1,4 +1,4 @@
-"""Scene store: one Zarr v3 group per clip, format ``recon4d.scene`` version 1 (DESIGN §3).
+"""Scene store: one Zarr v3 group per clip, format ``recon4d.scene`` version 2 (DESIGN §3).
 
     attrs: format, version, source (with video_id), backends, config, unit, warnings, created,
            recon4d_version
@@ -18,6 +18,14 @@
     objects/orientation      (K,T,3)     float32
     objects/orient_conf      (K,T)       float32
     objects/masks            (K,T,H,⌈W/8⌉) uint8, bits packed along W (optional)
+    quality/object/<field>   (K,)        ObjectQuality fields: float32, or int32 for counts (optional)
+    quality/object/issues    (K,)        str
+    quality/object/frame_ok  (K,T)       bool
+    quality/camera/<field>   (T,)        inlier_ratio, reprojection_px float32; frozen, frame_ok bool
+                                         (optional; attrs: motion, scale_source, score)
+
+Version 2 added ``quality/`` (the per-object and per-camera quality record); version 1 stores
+still open, without it. A store of a newer version is refused with a clear error.
 
 ``unit`` says what one world unit is ("metric", "arbitrary": one unknown scale, e.g. π³, or
 "unknown" in stores written before it was recorded); ``warnings`` lists the fallbacks taken
@@ -39,6 +47,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -49,10 +58,12 @@ import numpy as np
 
 from recon4d import __version__
 from recon4d.errors import ShapeError, StoreError
-from recon4d.types import Scene, SourceInfo
+from recon4d.types import CameraQuality, ObjectQuality, Scene, SourceInfo
 
 FORMAT = "recon4d.scene"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
+"""Store versions this recon4d opens (1: before the quality record and warnings)."""
 
 # name → (store path, dtype, dims, required)
 _SMALL_ARRAYS = {
@@ -76,6 +87,18 @@ _MASKS_PATH = "objects/masks"
 _CHECKSUM_ALGORITHM = "recon4d-content-sha256-v1"
 # Every chunk is written, even one equal to the fill value, so a missing chunk file is damage.
 _WRITE_ALL_CHUNKS = {"write_empty_chunks": True}
+_OBJECT_QUALITY = "quality/object"
+_CAMERA_QUALITY = "quality/camera"
+_OBJECT_QUALITY_ARRAYS = {name: np.int32 if name in ("depth_jumps", "id_switch_steps") else np.float32
+                          for name in ObjectQuality.FIELDS} | {"frame_ok": np.bool_}
+_CAMERA_QUALITY_ARRAYS = {"inlier_ratio": np.float32, "reprojection_px": np.float32, "frozen": np.bool_,
+                          "frame_ok": np.bool_}
+_ISSUES_PATH = f"{_OBJECT_QUALITY}/issues"
+_LATER_OBJECT_FIELDS = {"noise_m": np.nan, "smooth_lambda_s3": np.nan}
+"""Quality fields added within version 2, and the value they read as where a store lacks them."""
+_STRING_ARRAYS = (_CATEGORY_PATH, _ISSUES_PATH)
+_QUALITY_PATHS = ([f"{_OBJECT_QUALITY}/{n}" for n in _OBJECT_QUALITY_ARRAYS] + [_ISSUES_PATH]
+                  + [f"{_CAMERA_QUALITY}/{n}" for n in _CAMERA_QUALITY_ARRAYS])
 
 
 def _zarr():
@@ -188,6 +211,10 @@ def write_scene(scene: Scene, path: str | Path, overwrite: bool = False) -> Path
             digests[_CONF_PATH], _ = _write_framewise(root, _CONF_PATH, scene.conf, np.float16)
         if scene.masks is not None:
             digests[_MASKS_PATH] = _write_masks(root, scene.masks)
+        if scene.object_quality is not None:
+            digests.update(_write_object_quality(root, scene.object_quality))
+        if scene.camera_quality is not None:
+            digests.update(_write_camera_quality(root, scene.camera_quality))
         root.attrs.update(
             {
                 "format": FORMAT,
@@ -246,6 +273,69 @@ def _write_masks(root, masks) -> str:
     return digest.hexdigest()
 
 
+def _write_small(root, store_path: str, value, dtype) -> str:
+    data = np.ascontiguousarray(value, dtype=dtype)
+    root.create_array(store_path, data=data, config=_WRITE_ALL_CHUNKS)
+    return _digest_blocks(store_path, data.dtype, data.shape, [data])
+
+
+def _write_object_quality(root, quality: ObjectQuality) -> dict[str, str]:
+    digests = {f"{_OBJECT_QUALITY}/{name}": _write_small(root, f"{_OBJECT_QUALITY}/{name}", getattr(quality, name),
+                                                         dtype)
+               for name, dtype in _OBJECT_QUALITY_ARRAYS.items()}
+    issues = root.create_array(_ISSUES_PATH, shape=(quality.n_objects,), dtype=str, config=_WRITE_ALL_CHUNKS)
+    if quality.n_objects:
+        issues[:] = np.array(list(quality.issues), dtype=str)
+    digests[_ISSUES_PATH] = _digest_strings(quality.issues, _ISSUES_PATH)
+    return digests
+
+
+def _write_camera_quality(root, quality: CameraQuality) -> dict[str, str]:
+    digests = {f"{_CAMERA_QUALITY}/{name}": _write_small(root, f"{_CAMERA_QUALITY}/{name}", getattr(quality, name),
+                                                         dtype)
+               for name, dtype in _CAMERA_QUALITY_ARRAYS.items()}
+    root[_CAMERA_QUALITY].attrs.update({"motion": quality.motion, "scale_source": quality.scale_source,
+                                        "score": None if math.isnan(quality.score) else float(quality.score)})
+    return digests
+
+
+def _read_quality(path: Path, root, integrity: dict | None):
+    """(ObjectQuality | None, CameraQuality | None) of an open store; StoreError when damaged."""
+    def arrays(group: str, names: dict) -> dict | None:
+        first = _member(path, root, f"{group}/{next(iter(names))}", False, integrity)
+        if first is None:
+            return None
+        values = {}
+        for name, dtype in names.items():
+            store_path = f"{group}/{name}"
+            array = _member(path, root, store_path, name not in _LATER_OBJECT_FIELDS, integrity)
+            if array is None:  # a field added after the store was written
+                values[name] = np.full(first.shape, _LATER_OBJECT_FIELDS[name], dtype)
+                continue
+            if np.dtype(array.dtype) != np.dtype(dtype):
+                raise StoreError(f"{path}: array {store_path} has dtype {array.dtype}, expected {np.dtype(dtype)}; "
+                                 "the store is damaged or from another tool.")
+            values[name] = _read(path, array, store_path)
+        return values
+
+    objects = arrays(_OBJECT_QUALITY, _OBJECT_QUALITY_ARRAYS)
+    camera = arrays(_CAMERA_QUALITY, _CAMERA_QUALITY_ARRAYS)
+    object_quality = camera_quality = None
+    if objects is not None:
+        issues = _read(path, _member(path, root, _ISSUES_PATH, True, integrity), _ISSUES_PATH)
+        object_quality = ObjectQuality(**objects, issues=tuple(str(i) for i in issues.tolist()))
+    if camera is not None:
+        attrs = dict(root[_CAMERA_QUALITY].attrs)
+        score = attrs.get("score")
+        if not isinstance(score, (int, float, type(None))):
+            raise StoreError(f"{path}: {_CAMERA_QUALITY} has a malformed 'score' attribute ({score!r}); the store "
+                             "is damaged or was edited by hand. Re-create it.")
+        camera_quality = CameraQuality(**camera, motion=str(attrs.get("motion", "unknown")),
+                                       scale_source=str(attrs.get("scale_source", "unknown")),
+                                       score=math.nan if score is None else float(score))
+    return object_quality, camera_quality
+
+
 def _stored_keys(array_dir: Path) -> set[str]:
     chunk_dir = array_dir / "c"
     found = set()
@@ -295,10 +385,12 @@ def _integrity(path: Path, attrs: dict) -> dict | None:
 
 
 def _check_attrs(path: Path, attrs: dict) -> None:
-    kinds = {"source": (dict, type(None)), "backends": (dict, type(None)), "config": (dict, type(None))}
+    kinds = {"source": (dict, type(None)), "backends": (dict, type(None)), "config": (dict, type(None)),
+             "warnings": (list, type(None))}
     for key, kind in kinds.items():
         if not isinstance(attrs.get(key), kind):
-            raise StoreError(f"{path}: attribute {key!r} should be a JSON object but is "
+            raise StoreError(f"{path}: attribute {key!r} should be a JSON {'list' if key == 'warnings' else 'object'} "
+                             f"but is "
                              f"{type(attrs.get(key)).__name__} ({str(attrs.get(key))[:60]!r}); the store's "
                              "zarr.json is damaged or was edited by hand. Re-create the store.")
 
@@ -330,10 +422,11 @@ def _open_root(path: Path):
         raise StoreError(f"{path} is a Zarr group but not a recon4d scene store (format is "
                          f"{attrs.get('format')!r}, expected {FORMAT!r}).")
     version = attrs.get("version")
-    if version != VERSION:
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
         age = "a newer" if isinstance(version, int) and version > VERSION else "an older or unknown"
+        readable = ", ".join(str(v) for v in READABLE_VERSIONS)
         raise StoreError(f"{path} has store version {version!r}, written by {age} recon4d; this "
-                         f"recon4d ({__version__}) reads version {VERSION}. Re-process the video with "
+                         f"recon4d ({__version__}) reads versions {readable}. Re-process the video with "
                          "this version, or open it with the recon4d version that wrote it "
                          f"({attrs.get('recon4d_version', 'unknown')}).")
     _check_attrs(path, attrs)
@@ -494,13 +587,16 @@ def open_scene(path: str | Path) -> Scene:
         values["masks"] = None
     source = attrs.get("source")
     try:
+        object_quality, camera_quality = _read_quality(path, root, integrity)
         return Scene(
             **values,
             source=SourceInfo.from_json(source) if source else None,
             backends=dict(attrs.get("backends") or {}),
             config=dict(attrs.get("config") or {}),
             unit=str(attrs.get("unit") or "unknown"),
-            warnings=tuple(attrs.get("warnings") or ()),
+            object_quality=object_quality,
+            camera_quality=camera_quality,
+            warnings=tuple(str(w) for w in attrs.get("warnings") or ()),
         )
     except ShapeError as exc:
         raise StoreError(f"{path} is inconsistent: {exc} The store is damaged; re-create it.") from exc
@@ -546,8 +642,8 @@ def verify_scene(path: str | Path, progress=None) -> Verification:
     for done, store_path in enumerate(names):
         array = _member(path, root, store_path, True, integrity)
         lazy = LazyArray(array, path, store_path)
-        if store_path == _CATEGORY_PATH:
-            digests[store_path] = _digest_strings(str(c) for c in lazy[...].tolist())
+        if store_path in _STRING_ARRAYS:
+            digests[store_path] = _digest_strings((str(c) for c in lazy[...].tolist()), store_path)
         elif store_path in (_POINTS_PATH, _CONF_PATH):
             digests[store_path] = _digest_blocks(store_path, lazy.dtype, lazy.shape,
                                                  (lazy[t] for t in range(lazy.shape[0])))
@@ -564,7 +660,8 @@ def verify_scene(path: str | Path, progress=None) -> Verification:
 
 
 def _present_arrays(root) -> list[str]:
-    wanted = [p for p, *_ in _SMALL_ARRAYS.values()] + [_CATEGORY_PATH, _POINTS_PATH, _CONF_PATH, _MASKS_PATH]
+    wanted = ([p for p, *_ in _SMALL_ARRAYS.values()] + [_CATEGORY_PATH, _POINTS_PATH, _CONF_PATH, _MASKS_PATH]
+              + _QUALITY_PATHS)
     present = []
     for store_path in wanted:
         try:
@@ -610,9 +707,9 @@ def _digest_blocks(store_path: str, dtype, shape, blocks) -> str:
     return digest.hexdigest()
 
 
-def _digest_strings(strings) -> str:
+def _digest_strings(strings, store_path: str = _CATEGORY_PATH) -> str:
     strings = [str(s) for s in strings]
-    digest = hashlib.sha256(f"{_CATEGORY_PATH}|str|({len(strings)},)\n".encode())
+    digest = hashlib.sha256(f"{store_path}|str|({len(strings)},)\n".encode())
     digest.update("\0".join(strings).encode("utf-8"))
     return digest.hexdigest()
 

@@ -161,6 +161,8 @@ class Reconstruction:
     intrinsics:   (T, 3, 3) float32 in source-video pixels; None when unknown.
     unit:         what one world unit is: "metric" (metres), "arbitrary" (one unknown scale
                   for the clip, e.g. π³) or "unknown" (not stated); see :data:`UNITS`.
+    camera_quality: how far the poses can be trusted (:class:`CameraQuality`); None when the
+                  backend does not say.
     """
 
     cam_to_world: np.ndarray
@@ -168,6 +170,7 @@ class Reconstruction:
     conf: Any = None
     intrinsics: np.ndarray | None = None
     unit: str = "unknown"
+    camera_quality: CameraQuality | None = None
 
     def __post_init__(self) -> None:
         _check_unit(self.unit)
@@ -178,6 +181,8 @@ class Reconstruction:
             check_shape("conf", self.conf, ("T", "H", "W"), dims, "f")
         if self.intrinsics is not None:
             check_shape("intrinsics", _coerce(self, "intrinsics", np.float32), ("T", 3, 3), dims)
+        if self.camera_quality is not None:
+            check_shape("camera_quality.frame_ok", self.camera_quality.frame_ok, ("T",), dims)
 
     @property
     def n_frames(self) -> int:
@@ -222,6 +227,8 @@ class Tracks2D:
     boxes_xyxy: (K, T, 4) float32, source-video pixels, NaN when not visible.
     visible:    (K, T) bool.
     masks:      (K, T, H, W) bool at the clip's frame size, or None.
+    scores:     (K, T) float32 detection confidence in [0, 1], NaN where not visible or not
+                known; None when the tracker gives no scores.
     """
 
     ids: np.ndarray
@@ -230,6 +237,7 @@ class Tracks2D:
     boxes_xyxy: np.ndarray
     visible: np.ndarray
     masks: Any = None
+    scores: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         dims = check_shape("ids", _coerce(self, "ids", np.int32), ("K",))
@@ -240,6 +248,8 @@ class Tracks2D:
         check_shape("visible", _coerce(self, "visible", bool), ("K", "T"), dims)
         if self.masks is not None:
             check_shape("masks", self.masks, ("K", "T", None, None), dims, "b")
+        if self.scores is not None:
+            check_shape("scores", _coerce(self, "scores", np.float32), ("K", "T"), dims)
 
     @property
     def n_objects(self) -> int:
@@ -305,6 +315,124 @@ def video_id_for(path: str, sha256: str) -> str:
     return f"{stem}-{sha256[:8]}" if sha256 else stem
 
 
+
+CAMERA_MOTIONS = ("static", "rotation", "parallax", "unknown")
+"""How a reconstruction saw the camera move: still, turning in place, translating, or not said."""
+SCALE_SOURCES = ("ground-plane", "people-prior", "level-prior", "arbitrary", "learned", "unknown")
+"""Where the world scale comes from: a fitted floor under a camera of known height, a floor
+prior from people's boxes or a level camera (static cameras), none (the first baseline), a
+learned model, or not said."""
+
+
+@dataclass(frozen=True, eq=False)
+class CameraQuality:
+    """How far a clip's camera poses can be trusted, per frame and overall.
+
+    inlier_ratio:    (T,) float32, fraction of the frame's background feature tracks that agree
+                     with its pose (RANSAC inliers); NaN when not measured.
+    reprojection_px: (T,) float32, median reprojection error of the map points the frame sees,
+                     pixels of the reconstructed frames; NaN when not measured.
+    frozen:          (T,) bool, the pose could not be measured and was carried over from a
+                     neighbour (a lost frame).
+    frame_ok:        (T,) bool, frames whose pose may be used (not frozen, enough inliers).
+    motion:          one of ``CAMERA_MOTIONS``.
+    scale_source:    one of ``SCALE_SOURCES``.
+    score:           overall trust in [0, 1] (the fraction of usable frames, lowered for a
+                     prior or arbitrary scale); NaN when not said.
+    """
+
+    inlier_ratio: np.ndarray
+    reprojection_px: np.ndarray
+    frozen: np.ndarray
+    frame_ok: np.ndarray
+    motion: str = "unknown"
+    scale_source: str = "unknown"
+    score: float = float("nan")
+
+    def __post_init__(self) -> None:
+        dims = check_shape("inlier_ratio", _coerce(self, "inlier_ratio", np.float32), ("T",))
+        check_shape("reprojection_px", _coerce(self, "reprojection_px", np.float32), ("T",), dims)
+        check_shape("frozen", _coerce(self, "frozen", bool), ("T",), dims)
+        check_shape("frame_ok", _coerce(self, "frame_ok", bool), ("T",), dims)
+        if self.motion not in CAMERA_MOTIONS:
+            raise ShapeError(f"camera motion must be one of {CAMERA_MOTIONS}, got {self.motion!r}.")
+        if self.scale_source not in SCALE_SOURCES:
+            raise ShapeError(f"scale_source must be one of {SCALE_SOURCES}, got {self.scale_source!r}.")
+        object.__setattr__(self, "score", float(self.score))
+
+    @classmethod
+    def unknown(cls, n_frames: int) -> "CameraQuality":
+        """Nothing measured: every frame usable, NaN measurements, motion and scale unknown."""
+        return cls(np.full(n_frames, np.nan), np.full(n_frames, np.nan), np.zeros(n_frames, bool),
+                   np.ones(n_frames, bool))
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectQuality:
+    """How far each object's trajectory can be trusted (:mod:`recon4d.lift.quality` fills it).
+
+    All (K,) unless said. Speeds and depths are in world units (metres when the scale is metric).
+
+    lifted_fraction:  float32, visible frames that got a 3D centre / visible frames.
+    outlier_fraction: float32, lifted frames the robust smoother rejected as outliers.
+    depth_jumps:      int32, consecutive lifted frames whose raw depth (distance from the camera)
+                      changed by more than the limit (1 m by default) before smoothing.
+    max_depth_jump_m: float32, largest change of the distance from the camera between
+                      consecutive frames of the stored trajectory.
+    max_speed_mps:    float32, largest speed between consecutive frames of the stored trajectory.
+    speed_limit_mps:  float32, the physical speed limit of the object's category.
+    id_switch_steps:  int32, frame steps whose box jump suggests the track changed object.
+    detection_score:  float32, mean detection confidence; NaN when the tracker gives none.
+    size_ok_fraction: float32, lifted frames whose implied metric size suits the category; NaN
+                      when not checked (unknown category size or arbitrary scale).
+    noise_m:          float32, measurement noise of the lifted centres (robust, per axis RMS);
+                      NaN when unknown.
+    smooth_lambda_s3: float32, λ of the smoother that made the stored trajectory (s³; 0 when not
+                      smoothed): with ``noise_m`` it says how much error the stored trajectory keeps.
+    score:            float32 in [0, 1], combined from the fields above (see
+                      :func:`recon4d.quality.object_score`).
+    issues:           K strings, the checks the object failed ("" when none), for people.
+    frame_ok:         (K, T) bool, frames whose centre passed the per-frame checks (lifted, not
+                      an outlier, within the speed and depth-jump limits, not at a suspected
+                      identity switch).
+    """
+
+    lifted_fraction: np.ndarray
+    outlier_fraction: np.ndarray
+    depth_jumps: np.ndarray
+    max_depth_jump_m: np.ndarray
+    max_speed_mps: np.ndarray
+    speed_limit_mps: np.ndarray
+    id_switch_steps: np.ndarray
+    detection_score: np.ndarray
+    size_ok_fraction: np.ndarray
+    noise_m: np.ndarray
+    smooth_lambda_s3: np.ndarray
+    score: np.ndarray
+    issues: tuple[str, ...]
+    frame_ok: np.ndarray
+
+    FIELDS = ("lifted_fraction", "outlier_fraction", "depth_jumps", "max_depth_jump_m", "max_speed_mps",
+              "speed_limit_mps", "id_switch_steps", "detection_score", "size_ok_fraction", "noise_m",
+              "smooth_lambda_s3", "score")
+    """The (K,) numeric fields, in order."""
+
+    def __post_init__(self) -> None:
+        dims = check_shape("frame_ok", _coerce(self, "frame_ok", bool), ("K", "T"))
+        for name in self.FIELDS:
+            dtype = np.int32 if name in ("depth_jumps", "id_switch_steps") else np.float32
+            check_shape(name, _coerce(self, name, dtype), ("K",), dims)
+        issues = tuple(str(i) for i in self.issues)
+        if len(issues) != dims["K"]:
+            raise ShapeError(f"issues has {len(issues)} entries but there are {dims['K']} objects; give one "
+                             "string per object (\"\" when it has none).")
+        object.__setattr__(self, "issues", issues)
+
+    @property
+    def n_objects(self) -> int:
+        return int(self.frame_ok.shape[0])
+
+
 @dataclass(frozen=True, eq=False)
 class Scene:
     """Everything recon4d knows about one clip: the content of a scene store (DESIGN §3).
@@ -329,7 +457,11 @@ class Scene:
     backends:       stage → {"name", "version", "weights_sha256"}.
     config:         the resolved configuration that produced the scene.
     unit:           what one world unit is ("metric", "arbitrary" or "unknown", :data:`UNITS`).
-    warnings:       what went ahead with a fallback while the scene was made (one line each).
+    object_quality: per-object trust record (:class:`ObjectQuality`), or None (ground truth,
+                    stores written before version 2).
+    camera_quality: per-frame trust in the camera (:class:`CameraQuality`), or None.
+    warnings:       what went ahead with a fallback or was found untrustworthy while the scene
+                    was made (one line each).
 
     An object is ``visible`` in a frame exactly when it was seen *and* located there: its
     ``center_world`` is finite wherever ``visible`` is True and NaN elsewhere.
@@ -355,6 +487,8 @@ class Scene:
     backends: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
     unit: str = "unknown"
+    object_quality: ObjectQuality | None = None
+    camera_quality: CameraQuality | None = None
     warnings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -381,6 +515,11 @@ class Scene:
             dims = check_shape("conf", self.conf, ("T", "H", "W"), dims, "f")
         if self.masks is not None:
             check_shape("masks", self.masks, ("K", "T", "H", "W"), dims, "b")
+        if self.object_quality is not None:
+            check_shape("object_quality.frame_ok", self.object_quality.frame_ok, ("K", "T"), dims)
+        if self.camera_quality is not None:
+            check_shape("camera_quality.frame_ok", self.camera_quality.frame_ok, ("T",), dims)
+        object.__setattr__(self, "warnings", tuple(str(w) for w in self.warnings))
         if self.timestamps_s.size > 1 and np.any(np.diff(self.timestamps_s) <= 0):
             raise ShapeError("timestamps_s must be strictly increasing (one entry per sampled frame).")
         hidden_with_center = ~self.visible & np.isfinite(self.center_world).any(axis=-1)

@@ -86,3 +86,21 @@ def make_scene(n_frames: int = 5, n_objects: int = 2, height: int = 6, width: in
 @pytest.fixture
 def small_scene():
     return make_scene()
+
+
+def make_quality(n_objects: int, n_frames: int, seed: int = 0):
+    """(ObjectQuality, CameraQuality) with random but valid content."""
+    from recon4d.types import CameraQuality, ObjectQuality
+
+    rng = np.random.default_rng(seed)
+    k, t = n_objects, n_frames
+    objects = ObjectQuality(
+        lifted_fraction=rng.random(k), outlier_fraction=rng.random(k), depth_jumps=rng.integers(0, 4, k),
+        max_depth_jump_m=rng.random(k) * 2, max_speed_mps=rng.random(k) * 20, speed_limit_mps=np.full(k, 12.0),
+        id_switch_steps=rng.integers(0, 2, k), detection_score=np.where(rng.random(k) > 0.5, rng.random(k), np.nan),
+        size_ok_fraction=rng.random(k), noise_m=rng.random(k) * 0.1, smooth_lambda_s3=rng.random(k) * 0.01,
+        score=rng.random(k), issues=tuple(f"issue {i}" if i % 2 else "" for i in range(k)),
+        frame_ok=rng.random((k, t)) > 0.3)
+    camera = CameraQuality(inlier_ratio=rng.random(t), reprojection_px=rng.random(t), frozen=rng.random(t) > 0.8,
+                           frame_ok=rng.random(t) > 0.2, motion="parallax", scale_source="ground-plane", score=0.75)
+    return objects, camera

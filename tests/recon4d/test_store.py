@@ -103,7 +103,7 @@ def test_open_other_zarr_group(tmp_path):
         open_scene(tmp_path / "other.zarr")
 
 
-@pytest.mark.parametrize("version, word", [(2, "newer"), (0, "older")])
+@pytest.mark.parametrize("version, word", [(3, "newer"), (0, "older")])
 def test_open_other_version(tmp_path, small_scene, version, word):
     path = write_scene(small_scene, tmp_path / "s.zarr")
     _edit_attrs(path, version=version)
@@ -177,3 +177,75 @@ def test_unit_warnings_and_video_id_are_recorded(tmp_path, small_scene):
     assert back.unit == "arbitrary" and back.warnings == ("recon: something fell back",)
     assert back.source.video_id == small_scene.source.video_id == "clip-00000000"
     assert json.loads((tmp_path / "u.zarr" / "zarr.json").read_text())["attributes"]["unit"] == "arbitrary"
+
+
+def test_quality_record_and_warnings_round_trip(tmp_path, small_scene):
+    from tests.conftest import make_quality
+
+    objects, camera = make_quality(small_scene.n_objects, small_scene.n_frames)
+    scene = replace(small_scene, object_quality=objects, camera_quality=camera,
+                    warnings=("recon: the camera is still", "lift: object 7 jumps"))
+    path = write_scene(scene, tmp_path / "q.zarr")
+    back = open_scene(path)
+    assert back.warnings == scene.warnings
+    from recon4d.store import verify_scene
+
+    assert verify_scene(path).ok  # the quality arrays are in the store's checksum
+    for name in (*objects.FIELDS, "frame_ok"):
+        np.testing.assert_array_equal(getattr(back.object_quality, name), getattr(objects, name), err_msg=name)
+        assert getattr(back.object_quality, name).dtype == getattr(objects, name).dtype
+    assert back.object_quality.issues == objects.issues
+    for name in ("inlier_ratio", "reprojection_px", "frozen", "frame_ok"):
+        np.testing.assert_array_equal(getattr(back.camera_quality, name), getattr(camera, name), err_msg=name)
+    assert (back.camera_quality.motion, back.camera_quality.scale_source, back.camera_quality.score) == (
+        "parallax", "ground-plane", 0.75)
+
+
+def test_scene_without_quality_has_none_and_nan_score_survives(tmp_path, small_scene):
+    from recon4d.types import CameraQuality
+
+    back = open_scene(write_scene(small_scene, tmp_path / "n.zarr"))
+    assert back.object_quality is None and back.camera_quality is None and back.warnings == ()
+    scene = replace(small_scene, camera_quality=CameraQuality.unknown(small_scene.n_frames))
+    back = open_scene(write_scene(scene, tmp_path / "u.zarr", overwrite=True))
+    assert np.isnan(back.camera_quality.score) and back.camera_quality.frame_ok.all()
+
+
+def test_version_1_store_still_opens_without_quality(tmp_path, small_scene):
+    path = write_scene(small_scene, tmp_path / "v1.zarr")
+    _edit_attrs(path, version=1)
+    meta = json.loads(_attrs_file(path).read_text())
+    del meta["attributes"]["warnings"]
+    _attrs_file(path).write_text(json.dumps(meta))
+    back = open_scene(path)
+    assert back.object_quality is None and back.warnings == ()
+    _assert_small_equal(small_scene, back)
+
+
+def test_damaged_quality_record_is_a_store_error(tmp_path, small_scene):
+    import shutil
+
+    from tests.conftest import make_quality
+
+    objects, camera = make_quality(small_scene.n_objects, small_scene.n_frames)
+    path = write_scene(replace(small_scene, object_quality=objects, camera_quality=camera), tmp_path / "d.zarr")
+    shutil.rmtree(path / "quality" / "object" / "score")
+    with pytest.raises(StoreError, match="missing the array quality/object/score"):
+        open_scene(path)
+
+
+def test_a_store_written_before_the_noise_fields_still_opens(tmp_path, small_scene):
+    import shutil
+
+    from tests.conftest import make_quality
+
+    objects, camera = make_quality(small_scene.n_objects, small_scene.n_frames)
+    path = write_scene(replace(small_scene, object_quality=objects), tmp_path / "old.zarr")
+    meta = json.loads(_attrs_file(path).read_text())
+    for name in ("noise_m", "smooth_lambda_s3"):
+        shutil.rmtree(path / "quality" / "object" / name)
+        del meta["attributes"]["integrity"]["arrays"][f"quality/object/{name}"]
+    _attrs_file(path).write_text(json.dumps(meta))
+    back = open_scene(path).object_quality
+    assert np.isnan(back.noise_m).all() and np.isnan(back.smooth_lambda_s3).all()
+    np.testing.assert_array_equal(back.score, objects.score)

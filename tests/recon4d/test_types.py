@@ -115,3 +115,32 @@ def test_units_and_video_ids():
     legacy = {k: v for k, v in a.to_json().items() if k != "video_id"}
     assert SourceInfo.from_json(legacy).video_id == video_id_for("clips/a/video.mp4", "ab" * 32)
     assert SourceInfo("x.mp4", "ef" * 32, 1.0, 1, (1, 1), video_id="mine").video_id == "mine"
+
+
+def test_quality_records_check_their_shapes():
+    from dataclasses import replace
+
+    from recon4d.types import CameraQuality
+    from tests.conftest import make_quality
+
+    scene = make_scene(n_frames=5, n_objects=2, heavy=False)
+    objects, camera = make_quality(2, 5)
+    assert replace(scene, object_quality=objects, camera_quality=camera).object_quality.n_objects == 2
+    with pytest.raises(ShapeError, match="object_quality.frame_ok"):
+        replace(scene, object_quality=make_quality(2, 4)[0])
+    with pytest.raises(ShapeError, match="camera_quality.frame_ok"):
+        replace(scene, camera_quality=make_quality(2, 6)[1])
+    with pytest.raises(ShapeError, match="camera motion"):
+        CameraQuality(np.zeros(2), np.zeros(2), np.zeros(2, bool), np.ones(2, bool), motion="wobbly")
+    with pytest.raises(ShapeError, match="issues"):
+        replace(objects, issues=("only one",))
+    with pytest.raises(ShapeError, match="camera_quality.frame_ok"):
+        Reconstruction(cam_to_world=np.tile(np.eye(4), (3, 1, 1)), camera_quality=CameraQuality.unknown(2))
+
+
+def test_tracks_scores_are_checked():
+    boxes = np.zeros((1, 3, 4))
+    tracks = Tracks2D([1], ("dog",), [True], boxes, np.ones((1, 3), bool), scores=[[0.5, 0.6, np.nan]])
+    assert tracks.scores.dtype == np.float32
+    with pytest.raises(ShapeError, match="scores"):
+        Tracks2D([1], ("dog",), [True], boxes, np.ones((1, 3), bool), scores=np.zeros((1, 2)))
