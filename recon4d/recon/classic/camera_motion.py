@@ -1,9 +1,15 @@
 """Camera motion of a clip from its background feature tracks (step 2 of :mod:`recon4d.recon.classic.reconstructor`).
 
-:func:`estimate_motion` starts a map from the first frame pair with enough parallax
+:func:`estimate_motion` first asks whether the background moves at all
+(:func:`~recon4d.recon.classic.camera_quality.still_steps`): a still camera gets exactly the
+identity everywhere. Otherwise it starts a map from the first frame pair with enough parallax
 (essential matrix), places every other frame by PnP against it, re-triangulates and bundle
-adjusts (:mod:`recon4d.recon.classic.bundle_adjust`); without parallax it chains pure rotations. The small
-multi-view geometry helpers (Kabsch, DLT triangulation, projection) live here too.
+adjusts (:mod:`recon4d.recon.classic.bundle_adjust`); without parallax it chains pure rotations.
+A frame PnP cannot place is never silently frozen: it is placed by a pure turn when the
+tracks say the camera only turned, by a two-view essential matrix scaled by shared map
+points, or by a two-view restart at the recent camera speed (flagged ``restarted``); only a
+frame with no usable geometry copies its neighbour (flagged ``frozen``). The small multi-view
+geometry helpers (Kabsch, DLT triangulation, projection) live here too.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import cv2
 import numpy as np
 
 from recon4d.recon.classic.bundle_adjust import MIN_MAP_POINTS, bundle_adjust
+from recon4d.recon.classic.camera_quality import still_steps
 from recon4d.recon.classic.config import ClassicConfig
 
 
@@ -99,13 +106,21 @@ class CameraMotion:
     world_to_cam: (T, 3, 4) float64 [R | t] acting on world points.
     points:       (N, 3) float64 map point of each feature track, NaN where none.
     mode:         "parallax" (map + PnP), "rotation" (turning only) or "static".
-    n_lost:       frames whose pose fell back to the previous one (too few features/points).
+    frozen:       (T,) bool frames whose pose could not be measured and copies (the turn of) a neighbour.
+    restarted:    (T,) bool frames placed by a new two-view start whose scale is a guess (the
+                  recent camera speed): the map goes on from them, but no span may cross them.
     """
 
     world_to_cam: np.ndarray
     points: np.ndarray
     mode: str
-    n_lost: int
+    frozen: np.ndarray
+    restarted: np.ndarray
+
+    @property
+    def n_lost(self) -> int:
+        """Frames whose pose was not measured."""
+        return int(self.frozen.sum())
 
 
 def _median_motion_px(xy_a: np.ndarray, xy_b: np.ndarray, focal: float) -> float:
@@ -244,22 +259,73 @@ def retriangulate(xy, seen, world_to_cam, config: ClassicConfig, focal: float) -
     return points
 
 
-def _chain_rotations(xy, bg_seen, config: ClassicConfig, focal: float, rng) -> CameraMotion:
-    """Turning-only camera: frame-to-frame rotations chained from frame 0, zero translation."""
+def _chain_rotations(xy, bg_seen, still, config: ClassicConfig, focal: float, rng) -> CameraMotion:
+    """Turning-only camera: frame-to-frame rotations chained from frame 0, zero translation.
+
+    still: (T,) bool steps t − 1 → t that :func:`still_steps` found still (identity).
+    """
     n_tracks, n_frames = bg_seen.shape
     world_to_cam = np.tile(np.eye(3, 4), (n_frames, 1, 1))
-    moved, n_lost = False, 0
+    frozen = np.zeros(n_frames, bool)
+    moved = False
     for t in range(1, n_frames):
         common = np.flatnonzero(bg_seen[:, t - 1] & bg_seen[:, t])
         relative = np.eye(3)
         if len(common) < 8:
-            n_lost += 1
-        elif _median_motion_px(xy[common, t - 1], xy[common, t], focal) >= config.static_px:
+            frozen[t] = True
+        elif not still[t] and _median_motion_px(xy[common, t - 1], xy[common, t], focal) >= config.static_px:
             relative, _ = _fit_rotation(_unit(xy[common, t - 1]), _unit(xy[common, t]),
                                         2.0 * config.ransac_px / focal, rng)
             moved = True
         world_to_cam[t, :, :3] = relative @ world_to_cam[t - 1, :, :3]
-    return CameraMotion(world_to_cam, np.full((n_tracks, 3), np.nan), "rotation" if moved else "static", n_lost)
+    return CameraMotion(world_to_cam, np.full((n_tracks, 3), np.nan), "rotation" if moved else "static", frozen,
+                        np.zeros(n_frames, bool))
+
+
+def _relocalise(points, xy, bg_seen, world_to_cam, posed, neighbour: int, t: int, config: ClassicConfig,
+                focal: float, rng) -> tuple[np.ndarray, str]:
+    """Pose (3, 4) of frame t when PnP failed, and how it was found.
+
+    "turned": the tracks shared with the placed ``neighbour`` move as a pure turn explains
+    (the centre stays, as measured); "relocalised": a two-view essential matrix against the
+    neighbour, scaled by the map points both frames share (at least 3); "restarted": the same
+    with the scale of the recent camera steps (a guess: the map restarts here); "lost": too
+    few shared tracks or no usable geometry, the neighbour's pose is copied (with its turn
+    where one can be fitted).
+    """
+    common = np.flatnonzero(bg_seen[:, t] & bg_seen[:, neighbour])
+    if len(common) < 8:
+        return world_to_cam[neighbour].copy(), "lost"
+    xy_a, xy_b = xy[common, neighbour], xy[common, t]
+    rotation, residual = _fit_rotation(_unit(xy_a), _unit(xy_b), 2.0 * config.ransac_px / focal, rng)
+    turned = np.concatenate([rotation @ world_to_cam[neighbour, :, :3], (rotation @ world_to_cam[neighbour, :, 3])[:, None]],
+                            axis=1)
+    if np.median(residual) * focal < config.min_parallax_px:
+        return turned, "turned"
+    found = _two_view(xy_a, xy_b, config, focal) if len(common) >= MIN_MAP_POINTS else None
+    if found is None:
+        return turned, "lost"
+    relative_r, direction, inliers = found
+    pair = np.stack([np.eye(3, 4), np.concatenate([relative_r, direction[:, None]], axis=1)])
+    pair_points = _triangulate(pair, np.stack([xy_a, xy_b], axis=1), np.ones((len(common), 2)))
+    with np.errstate(invalid="ignore"):
+        mapped = inliers & np.isfinite(points[common, 0]) & (pair_points[:, 2] > 0)
+    map_depth = project_points(world_to_cam[neighbour][None], np.nan_to_num(points[common]))[1][:, 0]
+    how = "relocalised"
+    if mapped.sum() >= 3:
+        scale = float(np.median(map_depth[mapped] / pair_points[mapped, 2]))
+    else:
+        centres = -np.einsum("tji,tj->ti", world_to_cam[posed, :, :3], world_to_cam[posed, :, 3])
+        order = np.flatnonzero(posed)
+        steps = np.linalg.norm(np.diff(centres, axis=0), axis=1) / np.maximum(np.diff(order), 1)
+        scale = float(np.median(steps[steps > 0])) if (steps > 0).any() else 1.0
+        scale *= abs(t - neighbour)
+        how = "restarted"
+    if not (np.isfinite(scale) and scale > 0):
+        return turned, "lost"
+    rotation_t = relative_r @ world_to_cam[neighbour, :, :3]
+    translation_t = relative_r @ world_to_cam[neighbour, :, 3] + scale * direction
+    return np.concatenate([rotation_t, translation_t[:, None]], axis=1), how
 
 
 def _rebase(world_to_cam: np.ndarray, points: np.ndarray, reference: np.ndarray):
@@ -283,9 +349,13 @@ def estimate_motion(xy: np.ndarray, background: np.ndarray, focal: float, config
     cv2.setRNGSeed(config.seed)
     bg_seen = np.isfinite(xy[..., 0]) & background[:, None]
     n_tracks, n_frames = bg_seen.shape
+    still = still_steps(xy, bg_seen, focal, config.static_px, config.still_fraction)
+    if still.all():  # nothing in the background moves: exactly still, whatever else moves
+        return CameraMotion(np.tile(np.eye(3, 4), (n_frames, 1, 1)), np.full((n_tracks, 3), np.nan), "static",
+                            np.zeros(n_frames, bool), np.zeros(n_frames, bool))
     init = _initial_pair(xy, bg_seen, config, focal, rng) if n_frames > 1 else None
     if init is None:
-        return _chain_rotations(xy, bg_seen, config, focal, rng)
+        return _chain_rotations(xy, bg_seen, still, config, focal, rng)
     a, b, pose_b, tracks, map_points = init
     world_to_cam = np.tile(np.eye(3, 4), (n_frames, 1, 1))
     world_to_cam[b] = pose_b
@@ -293,26 +363,21 @@ def estimate_motion(xy: np.ndarray, background: np.ndarray, focal: float, config
     posed[[a, b]] = True
     points = np.full((n_tracks, 3), np.nan)
     points[tracks] = map_points
-    n_lost = 0
+    frozen, restarted = np.zeros(n_frames, bool), np.zeros(n_frames, bool)
     for t in [*range(b + 1, n_frames), *range(b - 1, a, -1), *range(a - 1, -1, -1)]:
         neighbour = t - 1 if t > b else t + 1
         pose = _pnp(points, xy[:, t], bg_seen[:, t], world_to_cam[neighbour], config, focal)
         if pose is None:
-            n_lost += 1
-            common = np.flatnonzero(bg_seen[:, t] & bg_seen[:, neighbour])
-            relative = np.eye(3)
-            if len(common) >= 8:
-                relative, _ = _fit_rotation(_unit(xy[common, neighbour]), _unit(xy[common, t]),
-                                            2.0 * config.ransac_px / focal, rng)
-            world_to_cam[t] = relative @ world_to_cam[neighbour]  # turn in place: the centre stays
-            posed[t] = True
-            continue
+            pose, how = _relocalise(points, xy, bg_seen, world_to_cam, posed, neighbour, t, config, focal, rng)
+            frozen[t] = how == "lost"
+            restarted[t] = how == "restarted"
         world_to_cam[t] = pose
         posed[t] = True
-        _extend_map(points, xy, bg_seen, world_to_cam, posed, t, config, focal)
+        if not frozen[t]:
+            _extend_map(points, xy, bg_seen, world_to_cam, posed & ~frozen, t, config, focal)
     world_to_cam, points = _rebase(world_to_cam, points, world_to_cam[0].copy())
     points = retriangulate(xy, bg_seen, world_to_cam, config, focal)
     if config.bundle_adjust:
         world_to_cam, points = bundle_adjust(world_to_cam, points, xy, bg_seen, focal)
         points = retriangulate(xy, bg_seen, world_to_cam, config, focal)
-    return CameraMotion(world_to_cam, points, "parallax", n_lost)
+    return CameraMotion(world_to_cam, points, "parallax", frozen, restarted)

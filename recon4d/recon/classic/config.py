@@ -39,7 +39,12 @@ class ClassicConfig:
     min_triangulation_deg: float = 1.0
     """Smallest angle between the rays of a triangulated point."""
     static_px: float = 0.25
-    """Median background displacement (clip pixels) below which two frames count as static."""
+    """Background displacement (clip pixels) below which a track counts as still."""
+    still_fraction: float = 0.4
+    """Share of background tracks that must be still for two frames to count as static (untracked
+    movers may cover the rest)."""
+    min_inlier_ratio: float = 0.3
+    """A frame whose background tracks agree with its pose less than this is not trusted."""
     ransac_px: float = 1.0
     """Inlier threshold of essential-matrix and PnP RANSAC, clip pixels."""
     reprojection_px: float = 2.5
@@ -79,6 +84,10 @@ class ClassicConfig:
             fail(f"mask_margin_frac must be in [0, 0.5), got {self.mask_margin_frac!r}.")
         if not self.static_px >= 0:
             fail(f"static_px must be ≥ 0, got {self.static_px!r}.")
+        for name in ("still_fraction", "min_inlier_ratio"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+                fail(f"{name} must be a number in [0, 1], got {value!r}.")
 
     @classmethod
     def from_options(cls, options: dict | None) -> "ClassicConfig":

@@ -85,6 +85,7 @@ import numpy as np
 from recon4d.recon.classic.bundle_adjust import MIN_MAP_POINTS
 from recon4d.recon.classic.features import BACKGROUND, NO_FEATURES, FeatureTracks, TrackerConfig, track_features
 from recon4d.recon.classic.camera_motion import CameraMotion, project_points, estimate_motion
+from recon4d.recon.classic.camera_quality import build_camera_quality
 from recon4d.recon.classic.config import ClassicConfig, ClassicReconstructionError
 from recon4d.errors import ShapeError
 from recon4d.recon.classic.object_depth import (
@@ -274,12 +275,16 @@ class ClassicReconstructor:
         if motion.mode != "parallax":
             people_prior = self._people_prior(tracks, boxes, occluded, clip_k, clip.image_size, border)
             self._warn_no_parallax(motion.mode if n_frames > 1 and not featureless else None, people_prior)
-        if motion.n_lost and not featureless:
-            _warn(f"{motion.n_lost} of {n_frames} frames had too few tracked features or map points and copy the "
-                  "pose (or only the turn) of their neighbour.")
         report(n_frames + 1)
 
         world_to_cam, points, plane, fitted = self._scale(motion, features, height, people_prior)
+        scale_source = ("ground-plane" if fitted else "arbitrary" if motion.mode == "parallax"
+                        else "people-prior" if people_prior is not None else "level-prior")
+        camera_quality = build_camera_quality(world_to_cam, points, xy, background[:, None] & np.isfinite(xy[..., 0]),
+                                              focal, motion.mode, motion.frozen, motion.restarted, scale_source,
+                                              2.0 * config.ransac_px, config.reprojection_px, config.min_inlier_ratio)
+        if not featureless:
+            self._warn_untrusted_frames(camera_quality, motion, clip.timestamps_s)
         bg_seen = np.isfinite(xy[..., 0]) & background[:, None]
         map_depth = np.where(bg_seen & np.isfinite(points[:, :1]), project_points(world_to_cam, np.nan_to_num(points))[1],
                              np.nan)  # (N, T) depth of each map point in each frame that sees it
@@ -322,7 +327,7 @@ class ClassicReconstructor:
         unit = "arbitrary" if motion.mode == "parallax" and plane is None else "metric"
         return Reconstruction(cam_to_world=cam_to_world, local_points=local_points, conf=conf,
                               intrinsics=np.broadcast_to(source_k.astype(np.float32), (n_frames, 3, 3)).copy(),
-                              unit=unit)
+                              unit=unit, camera_quality=camera_quality)
 
     # -- steps -------------------------------------------------------------------------------------------
 
@@ -351,6 +356,24 @@ class ClassicReconstructor:
             how = f"level and {self.config.camera_height_m} m above a flat ground"
         why = f"the camera shows no usable parallax ({mode} camera)" if mode else "there is no camera motion to measure"
         _warn(f"{why}: translation is set to zero and depth comes from a prior, a camera {how}.")
+
+    @staticmethod
+    def _warn_untrusted_frames(quality, motion: CameraMotion, times: np.ndarray) -> None:
+        """Say which frames' poses are not trusted, and why, so no one reads them silently."""
+        bad = ~quality.frame_ok
+        if not bad.any():
+            return
+        spans = ", ".join(f"{times[a]:.1f}–{times[b]:.1f} s" for a, b in _runs(bad))
+        reasons = []
+        if motion.frozen.any():
+            reasons.append(f"{int(motion.frozen.sum())} could not be placed and copy a neighbour's pose")
+        if motion.restarted.any():
+            reasons.append(f"{int(motion.restarted.sum())} restart the map at a guessed scale")
+        other = int((bad & ~motion.frozen & ~motion.restarted).sum())
+        if other:
+            reasons.append(f"{other} have poses that too few tracks agree with")
+        _warn(f"the camera pose is not trusted in {int(bad.sum())} of {len(bad)} frames ({spans}): "
+              f"{'; '.join(reasons)}. Objects are not placed there for questions; the usable span ends at each.")
 
     def _scale(self, motion: CameraMotion, features: FeatureTracks, height: int,
                pose_prior: tuple[float, float] | None):
@@ -444,6 +467,12 @@ def _object_conf(cue: int, ground_fitted: bool) -> float:
         return 0.0
     ground_based = cue in (CUE_CONTACT, CUE_BRIDGED, CUE_SIZE)
     return CONF_OBJECT[name[cue]] * (0.5 if ground_based and not ground_fitted else 1.0)
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """Inclusive (first, last) index pairs of the runs of True in a (T,) bool array."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8), [0]])))
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
 
 
 def _warn(message: str) -> None:

@@ -1,0 +1,118 @@
+"""How far the classic backend's camera can be trusted: still-camera test and per-frame measures.
+
+- :func:`still_steps`: a frame shows the background where the previous frame (and frame 0)
+  showed it — a still camera. The test asks for a *share* of still background tracks, not a
+  median, so untracked movers (a shirt, pouring water, steam) that cover much of a frame do
+  not make a tripod shot move.
+- :func:`pose_inlier_ratio`: the share of background tracks followed from the previous frame
+  that agree with the estimated relative pose (Sampson distance to its epipolar geometry, or
+  the residual angle of a pure turn).
+- :func:`reprojection_px`: median reprojection error of the map points each frame sees.
+- :func:`build_camera_quality`: the :class:`~recon4d.types.CameraQuality` record.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recon4d.quality import camera_score
+from recon4d.types import CameraQuality
+
+_MIN_COMMON = 8  # background tracks two frames must share to say anything about their motion
+
+
+def still_steps(xy: np.ndarray, bg_seen: np.ndarray, focal: float, static_px: float,
+                min_fraction: float = 0.4) -> np.ndarray:
+    """(T,) bool: frame t is still with respect to frame t − 1 and to frame 0.
+
+    xy: (N, T, 2) normalised coordinates; bg_seen: (N, T) background tracks seen; focal in
+    pixels. Against each reference sharing at least 8 tracks, at least ``min_fraction`` of
+    the shared tracks must have moved less than ``static_px``; a frame sharing fewer than 8
+    tracks with t − 1 is not still (nothing shows it is). Frame 0 is still.
+    """
+    n_frames = xy.shape[1]
+    still = np.ones(n_frames, bool)
+    for t in range(1, n_frames):
+        for reference in (t - 1, 0):
+            common = bg_seen[:, reference] & bg_seen[:, t]
+            if common.sum() < _MIN_COMMON:
+                if reference == t - 1:
+                    still[t] = False
+                continue
+            moved_px = np.linalg.norm(xy[common, t] - xy[common, reference], axis=-1) * focal
+            if (moved_px < static_px).mean() < min_fraction:
+                still[t] = False
+    return still
+
+
+def _skew(v: np.ndarray) -> np.ndarray:
+    return np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
+
+
+def pose_inlier_ratio(world_to_cam: np.ndarray, xy: np.ndarray, bg_seen: np.ndarray, focal: float,
+                      threshold_px: float) -> np.ndarray:
+    """(T,) float: share of the background tracks seen at t − 1 and t that the relative pose explains.
+
+    world_to_cam: (T, 3, 4); xy: (N, T, 2) normalised; a track agrees when its Sampson
+    distance to the pair's epipolar geometry (or, without translation, its residual after the
+    relative rotation) is under ``threshold_px`` pixels. Frame 0 takes the value of frame 1;
+    NaN where fewer than 8 tracks are shared.
+    """
+    n_frames = xy.shape[1]
+    ratio = np.full(n_frames, np.nan)
+    for t in range(1, n_frames):
+        common = bg_seen[:, t - 1] & bg_seen[:, t]
+        if common.sum() < _MIN_COMMON:
+            continue
+        rotation = world_to_cam[t, :, :3] @ world_to_cam[t - 1, :, :3].T
+        translation = world_to_cam[t, :, 3] - rotation @ world_to_cam[t - 1, :, 3]
+        a = np.concatenate([xy[common, t - 1], np.ones((common.sum(), 1))], axis=1)
+        b = np.concatenate([xy[common, t], np.ones((common.sum(), 1))], axis=1)
+        norm = np.linalg.norm(translation)
+        if norm < 1e-9:
+            turned = a @ rotation.T
+            error = np.linalg.norm(turned[:, :2] / turned[:, 2:] - b[:, :2], axis=1) * focal
+        else:
+            essential = _skew(translation / norm) @ rotation
+            eb, ea = a @ essential.T, b @ essential  # E a and Eᵀ b per track
+            numerator = np.einsum("ni,ni->n", b, eb) ** 2
+            denominator = eb[:, 0] ** 2 + eb[:, 1] ** 2 + ea[:, 0] ** 2 + ea[:, 1] ** 2
+            error = np.sqrt(numerator / np.maximum(denominator, 1e-18)) * focal
+        ratio[t] = float((error < threshold_px).mean())
+    if n_frames > 1:
+        ratio[0] = ratio[1]
+    return ratio
+
+
+def reprojection_px(world_to_cam: np.ndarray, points: np.ndarray, xy: np.ndarray, bg_seen: np.ndarray,
+                    focal: float) -> np.ndarray:
+    """(T,) median reprojection error (pixels) of the finite map points (N, 3) each frame sees; NaN if none."""
+    out = np.full(xy.shape[1], np.nan)
+    have = np.isfinite(points).all(axis=1)
+    if not have.any():
+        return out
+    camera = np.einsum("tij,nj->nti", world_to_cam[:, :, :3], points[have]) + world_to_cam[None, :, :, 3]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        error = np.linalg.norm(camera[..., :2] / camera[..., 2:] - xy[have], axis=-1) * focal
+    error = np.where(bg_seen[have], error, np.nan)
+    for t in np.flatnonzero(np.isfinite(error).any(axis=0)):
+        out[t] = float(np.nanmedian(error[:, t]))
+    return out
+
+
+def build_camera_quality(world_to_cam: np.ndarray, points: np.ndarray, xy: np.ndarray, bg_seen: np.ndarray,
+                         focal: float, motion: str, frozen: np.ndarray, restarted: np.ndarray, scale_source: str,
+                         threshold_px: float, max_reprojection_px: float, min_inlier_ratio: float) -> CameraQuality:
+    """The camera's quality record.
+
+    A frame is ok when its pose was measured (not ``frozen``), it does not start a restarted
+    map (``restarted``: its scale is a guess, so no question may span it), at least
+    ``min_inlier_ratio`` of its tracks agree with the pose (where measured) and its map
+    points reproject within ``max_reprojection_px`` (where it sees any).
+    """
+    inliers = pose_inlier_ratio(world_to_cam, xy, bg_seen, focal, threshold_px)
+    errors = reprojection_px(world_to_cam, points, xy, bg_seen, focal)
+    with np.errstate(invalid="ignore"):
+        frame_ok = ~frozen & ~restarted & ~(inliers < min_inlier_ratio) & ~(errors > max_reprojection_px)
+    return CameraQuality(inlier_ratio=inliers, reprojection_px=errors, frozen=frozen, frame_ok=frame_ok,
+                         motion=motion, scale_source=scale_source, score=camera_score(frame_ok, scale_source))
