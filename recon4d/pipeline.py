@@ -31,6 +31,7 @@ from recon4d import __version__
 from recon4d.backends import STAGES, BackendSpec, resolve_backend
 from recon4d.errors import Recon4dError
 from recon4d.lift.lifting import LiftConfig, lift_objects, resize_masks
+from recon4d.lift.quality import RefineConfig, refine_objects
 from recon4d.options import build_config, parse_options
 from recon4d.types import Clip, LiftResult, Orientations, ProgressFn, Scene, SourceInfo, Tracks2D
 
@@ -75,6 +76,8 @@ class ProcessConfig:
     """Device for learned backends ("cpu" or "cuda")."""
     lift: LiftConfig = field(default_factory=LiftConfig)
     """How masks are lifted to 3D centres; ``backend_options["lift"]`` is folded into it."""
+    refine: RefineConfig = field(default_factory=RefineConfig)
+    """How lifted trajectories are cleaned and their quality recorded (:mod:`recon4d.lift.quality`)."""
     backend_options: dict = field(default_factory=dict)
     """Per-stage options passed to each backend's ``from_config`` ({"recon": {...}, ...}), values
     as Python objects or command-line strings (parsed against the backend's config fields);
@@ -242,7 +245,11 @@ def process_clip(clip: Clip, config: ProcessConfig = ProcessConfig(), source: So
     recon, recon_info = run("recon", lambda b, p: b.reconstruct(clip, tracks, progress=p))
 
     started = time.perf_counter()
-    lifted = _lift(clip, tracks, recon, config.lift)
+    refined = refine_objects(clip.timestamps_s, recon.cam_to_world, tracks, _lift(clip, tracks, recon, config.lift),
+                             recon.intrinsics, clip.source_size, recon.camera_quality, config.refine, recon.unit)
+    lifted = refined.lifted
+    for message in refined.warnings:
+        warn(f"lift: {message}")
     stages.append(StageReport("lift", "lift", config.lift.estimator, time.perf_counter() - started))
 
     orientations, orient_info = run("orient", lambda b, p: b.orient(clip, tracks, recon, lifted, progress=p))
@@ -255,6 +262,7 @@ def process_clip(clip: Clip, config: ProcessConfig = ProcessConfig(), source: So
 
     scene = _assemble(clip, tracks, recon, lifted, orientations, resolved_config(config, plans), source,
                       {"track": track_info, "recon": recon_info, "orient": orient_info}, tuple(caught))
+    scene = replace(scene, object_quality=refined.quality, camera_quality=recon.camera_quality)
     return ProcessResult(scene=scene, stages=tuple(stages), warnings=tuple(caught))
 
 

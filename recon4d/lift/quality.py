@@ -1,0 +1,238 @@
+"""The post-lift trajectory step: clean each object's trajectory and record how far to trust it.
+
+    refine_objects(times, cam_to_world, tracks, lifted, intrinsics, camera_quality) -> RefinedObjects
+
+Per object (:class:`~recon4d.types.ObjectQuality` documents every field):
+
+- its centres are cleaned by :func:`recon4d.lift.trajectory.smooth_track` with the motion
+  limits of its category (:func:`recon4d.quality.motion_limits`), leaving out frames whose
+  camera pose is not trusted;
+- an **identity switch** is suspected at a step where the depth jumps (the raw distance from
+  the camera, or a break of the cleaned trajectory) and the box jumps too: it grows or shrinks by more than ``switch_area_ratio`` (neither
+  box cut by the image border) or moves by more than ``switch_shift_diagonals`` diagonals (a
+  box that only grows is an occlusion or a pose change, not another object); the frame after
+  such a step is not ok, so questions never span it;
+- the **implied size** (camera depth × box height or width / focal length) must suit the
+  category (:func:`recon4d.quality.size_range_m`) along each side the image border does not cut;
+  frames where it does not are not ok (a cup 1 m tall is a cup placed too far away);
+- the **score** is :func:`recon4d.quality.object_score`, with the trust in the clip's scale
+  source (:func:`recon4d.quality.scale_trust`): depths resting on a guessed floor need cleaner
+  tracks to pass. A floor fitted to people's boxes (a still camera) is only as good as those
+  people: when no object called a person is trusted over ``min_person_frames`` frames (and
+  ``min_person_fraction`` of the clip), the floor was fitted to something else (hands over a
+  table, a banner), every depth rests on a guess, the trust is halved and a warning says so.
+
+Objects whose score is below ``warn_below`` get a warning line that says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from recon4d.lift.trajectory import SmoothConfig, camera_depth, noise_scale, smooth_track
+from recon4d.quality import canonical_category, motion_limits, object_score, scale_trust, size_range_m, smoothing_lambda
+from recon4d.types import CameraQuality, LiftResult, ObjectQuality, Tracks2D
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """Settings of the post-lift trajectory step."""
+
+    smooth: SmoothConfig = field(default_factory=SmoothConfig)
+    """The robust smoother and its limits."""
+    switch_area_ratio: float = 2.5
+    """A box growing or shrinking by more than this between consecutive frames suggests a new object."""
+    switch_shift_diagonals: float = 1.0
+    """A box moving farther than this many diagonals where the 3D trajectory also breaks suggests one."""
+    border_px: float = 2.0
+    """Boxes this close to the image border (source pixels) are cut: no size or switch test."""
+    warn_below: float = 0.5
+    """Objects scoring below this get a warning."""
+    min_person_frames: int = 8
+    """A floor fitted to people (still camera) needs a person track trusted in this many frames..."""
+    min_person_fraction: float = 0.25
+    """... and in this share of the clip's frames, else every depth is trusted half as much."""
+
+    def __post_init__(self) -> None:
+        if not self.switch_area_ratio > 1.0 or not self.switch_shift_diagonals > 0:
+            raise ValueError("RefineConfig: switch_area_ratio must exceed 1 and switch_shift_diagonals be positive.")
+        if not self.border_px >= 0 or not 0.0 <= self.warn_below <= 1.0:
+            raise ValueError("RefineConfig: border_px must be >= 0 and warn_below lie in [0, 1].")
+
+
+@dataclass(frozen=True)
+class RefinedObjects:
+    """What the trajectory step returns.
+
+    lifted:   the input :class:`LiftResult` with cleaned ``center_world`` (and ``center_camera``).
+    quality:  the :class:`ObjectQuality` record.
+    warnings: one line per object that scored below ``warn_below``.
+    """
+
+    lifted: LiftResult
+    quality: ObjectQuality
+    warnings: tuple[str, ...]
+
+
+def uncut_sides(boxes: np.ndarray, image_size: tuple[int, int], border_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns), each (K, T) bool: boxes (K, T, 4) xyxy whose top and bottom (rows) or
+    left and right (columns) stay ``border_px`` inside an image (width, height)."""
+    width, height = image_size
+    with np.errstate(invalid="ignore"):
+        rows = (boxes[..., 1] >= border_px) & (boxes[..., 3] <= height - border_px)
+        columns = (boxes[..., 0] >= border_px) & (boxes[..., 2] <= width - border_px)
+    return rows, columns
+
+
+def whole_boxes(boxes: np.ndarray, image_size: tuple[int, int], border_px: float) -> np.ndarray:
+    """(K, T) bool: boxes (K, T, 4) xyxy that stay ``border_px`` inside an image (width, height)."""
+    rows, columns = uncut_sides(boxes, image_size, border_px)
+    return rows & columns
+
+
+def box_jumps(boxes: np.ndarray, whole: np.ndarray, area_ratio: float, shift_diagonals: float):
+    """Steps t-1 → t of one object's boxes (T, 4) that change a lot, as two (T,) bool arrays.
+
+    grows: the area changes by more than ``area_ratio`` (both boxes whole, ``whole`` (T,));
+    moves: the centre moves farther than ``shift_diagonals`` mean diagonals. Index t means
+    the step from t-1; index 0 is False.
+    """
+    size = boxes[:, 2:] - boxes[:, :2]
+    area = np.prod(size, axis=1)
+    diagonal = np.linalg.norm(size, axis=1)
+    centre = 0.5 * (boxes[:, :2] + boxes[:, 2:])
+    grows, moves = np.zeros(len(boxes), bool), np.zeros(len(boxes), bool)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.maximum(area[1:] / area[:-1], area[:-1] / area[1:])
+        grows[1:] = (ratio > area_ratio) & whole[1:] & whole[:-1]
+        shift = np.linalg.norm(centre[1:] - centre[:-1], axis=1)
+        moves[1:] = shift > shift_diagonals * 0.5 * (diagonal[1:] + diagonal[:-1])
+    return grows, moves
+
+
+def implied_extent_m(depth: np.ndarray, boxes: np.ndarray, intrinsics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(height, width), each (T,), in metres of boxes (T, 4) at camera depths (T,): depth · h / fy
+    and depth · w / fx; intrinsics (T, 3, 3) in the boxes' pixels."""
+    fx, fy = intrinsics[:, 0, 0], intrinsics[:, 1, 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return depth * (boxes[:, 3] - boxes[:, 1]) / fy, depth * (boxes[:, 2] - boxes[:, 0]) / fx
+
+
+def _describe(category, lifted_fraction, outliers, raw_jumps, max_speed, limit, switches, size_ok, size_range,
+              ok_fraction, metric: bool) -> str:
+    issues = []
+    if lifted_fraction < 0.999:
+        issues.append(f"3D centre in {100 * lifted_fraction:.0f}% of visible frames")
+    if outliers:
+        issues.append(f"{outliers} outlier frame(s)")
+    if raw_jumps:
+        issues.append(f"{raw_jumps} depth jump(s) over the limit between frames")
+    if metric and np.isfinite(max_speed) and max_speed > limit:
+        issues.append(f"top speed {max_speed:.1f} m/s over the {limit:g} m/s limit of category {category!r}")
+    if switches:
+        issues.append(f"{switches} suspected identity switch(es)")
+    if np.isfinite(size_ok) and size_ok < 0.999 and size_range is not None:
+        (h_lo, h_hi), (w_lo, w_hi) = size_range
+        issues.append(f"implied size outside {h_lo:g}–{h_hi:g} m tall, {w_lo:g}–{w_hi:g} m wide in "
+                      f"{100 * (1 - size_ok):.0f}% of frames")
+    if not metric:
+        issues.append("arbitrary scale: speed and depth limits not checked")
+    if ok_fraction < 0.999:
+        issues.append(f"{100 * ok_fraction:.0f}% of its lifted frames pass")
+    return "; ".join(issues)
+
+
+def refine_objects(times: np.ndarray, cam_to_world: np.ndarray, tracks: Tracks2D, lifted: LiftResult,
+                   intrinsics: np.ndarray | None, image_size: tuple[int, int],
+                   camera_quality: CameraQuality | None = None,
+                   config: RefineConfig = RefineConfig(), unit: str = "unknown") -> RefinedObjects:
+    """Clean every object's trajectory and build its quality record.
+
+    times: (T,) s; cam_to_world: (T, 4, 4); tracks: boxes in source pixels of ``image_size``
+    (width, height); lifted: centres from :func:`recon4d.lift.lifting.lift_objects`;
+    intrinsics: (T, 3, 3) source pixels or None (no size check); camera_quality: frames whose
+    pose is not ok are left out; an ``"arbitrary"`` scale source or ``unit`` (the
+    reconstruction's, :data:`recon4d.types.UNITS`) turns the metric limits off.
+    """
+    n_objects, n_frames = tracks.visible.shape
+    metric = unit != "arbitrary" and (camera_quality is None or camera_quality.scale_source != "arbitrary")
+    camera_ok = np.ones(n_frames, bool) if camera_quality is None else camera_quality.frame_ok
+    known_k = intrinsics is not None and np.isfinite(intrinsics).all()
+    boxes = np.where(tracks.visible[..., None], tracks.boxes_xyxy.astype(np.float64), np.nan)
+    rows_uncut, columns_uncut = uncut_sides(boxes, image_size, config.border_px)
+    whole = rows_uncut & columns_uncut
+    center = lifted.center_world.copy()
+    fields = {name: np.full(n_objects, np.nan) for name in ObjectQuality.FIELDS}
+    frame_ok = np.zeros((n_objects, n_frames), bool)
+    ok_fraction = np.zeros(n_objects)
+    issues, warnings = [], []
+    for k in range(n_objects):
+        category = tracks.categories[k]
+        limits = motion_limits(category)
+        visible = tracks.visible[k]
+        has_centre = visible & np.isfinite(lifted.center_world[k]).all(axis=1)
+        usable = has_centre & camera_ok
+        track = smooth_track(times, np.where(usable[:, None], lifted.center_world[k], np.nan), cam_to_world, limits,
+                             config.smooth, metric)
+        center[k, usable] = track.center[usable]
+        grows, moves = box_jumps(boxes[k], whole[k], config.switch_area_ratio, config.switch_shift_diagonals)
+        switch = (grows | moves) & (track.raw_jump | track.breaks)
+        ok = track.frame_ok & ~switch
+        size_ok_fraction = np.nan
+        size_range = size_range_m(category)
+        if size_range is not None and metric and known_k:
+            (h_lo, h_hi), (w_lo, w_hi) = size_range
+            box_h, box_w = implied_extent_m(camera_depth(np.nan_to_num(center[k]), cam_to_world), boxes[k], intrinsics)
+            with np.errstate(invalid="ignore"):
+                height_ok = ~rows_uncut[k] | ((box_h >= h_lo) & (box_h <= h_hi))  # a cut side says nothing
+                width_ok = ~columns_uncut[k] | ((box_w >= w_lo) & (box_w <= w_hi))
+            checked = usable & (rows_uncut[k] | columns_uncut[k]) & np.isfinite(box_h)
+            fits = height_ok & width_ok
+            if checked.any():
+                size_ok_fraction = float(fits[checked].mean())
+                ok &= ~checked | fits
+        n_visible, n_lifted = int(visible.sum()), int(usable.sum())
+        fields["lifted_fraction"][k] = n_lifted / n_visible if n_visible else 0.0
+        fields["outlier_fraction"][k] = track.outlier[usable].mean() if n_lifted else 0.0
+        fields["depth_jumps"][k] = track.raw_depth_jumps
+        fields["max_depth_jump_m"][k] = np.nanmax(track.depth_step_m) if np.isfinite(track.depth_step_m).any() else 0
+        fields["max_speed_mps"][k] = np.nanmax(track.speed_mps) if np.isfinite(track.speed_mps).any() else 0.0
+        fields["speed_limit_mps"][k] = limits.max_speed_mps
+        fields["id_switch_steps"][k] = int(switch.sum())
+        fields["detection_score"][k] = (np.nanmean(tracks.scores[k][visible]) if tracks.scores is not None
+                                        and np.isfinite(tracks.scores[k][visible]).any() else np.nan)
+        fields["size_ok_fraction"][k] = size_ok_fraction
+        if n_lifted >= 3:
+            sigma = noise_scale(times[usable], lifted.center_world[k][usable], config.smooth.noise_floor_m)
+            fields["noise_m"][k] = float(np.sqrt(np.mean(sigma ** 2)))
+            fields["smooth_lambda_s3"][k] = (smoothing_lambda(fields["noise_m"][k], category,
+                                                              config.smooth.accel_fraction, config.smooth.accel_time_s)
+                                             if config.smooth.enabled else 0.0)
+        frame_ok[k] = ok
+        ok_fraction[k] = ok.sum() / n_lifted if n_lifted else 0.0
+        issues.append(_describe(category, fields["lifted_fraction"][k], int(track.outlier[usable].sum()),
+                                track.raw_depth_jumps, fields["max_speed_mps"][k], limits.max_speed_mps,
+                                int(switch.sum()), size_ok_fraction, size_range, ok_fraction[k], metric))
+    scale_source = "unknown" if camera_quality is None else camera_quality.scale_source
+    trust = scale_trust(scale_source)
+    if scale_source == "people-prior":
+        people = np.array([canonical_category(c) == "person" for c in tracks.categories], bool)
+        trusted = frame_ok[people].sum(axis=1)
+        if not (trusted >= max(config.min_person_frames, config.min_person_fraction * n_frames)).any():
+            trust *= 0.5
+            warnings.append("the floor under this still camera was fitted to the boxes of objects called people, "
+                            "but none of them is a trustworthy person track: every depth rests on a guessed floor "
+                            "(objects on a table or held in the hand come out far too deep) and is trusted half as "
+                            "much.")
+    fields["score"] = object_score(fields["lifted_fraction"], ok_fraction, fields["id_switch_steps"],
+                                   fields["detection_score"], trust)
+    quality = ObjectQuality(**fields, issues=tuple(issues), frame_ok=frame_ok)
+    for k in np.flatnonzero(quality.score < config.warn_below):
+        warnings.append(f"object {int(tracks.ids[k])} ({tracks.categories[k]}) is not trusted (quality "
+                        f"{quality.score[k]:.2f}): {quality.issues[k] or 'no 3D centre'}")
+    world_to_cam = np.linalg.inv(cam_to_world)
+    center_camera = np.einsum("tij,ktj->kti", world_to_cam[:, :3, :3], center) + world_to_cam[None, :, :3, 3]
+    return RefinedObjects(replace(lifted, center_world=center, center_camera=center_camera), quality,
+                          tuple(warnings))

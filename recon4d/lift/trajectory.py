@@ -1,0 +1,287 @@
+"""Robust, physically limited smoothing of lifted object trajectories (the post-lift step).
+
+Lifted centres are noisy per frame (one depth per mask, loose masks, a wrong ground contact)
+and a single bad frame turns into a 20 m/s spike in a speed question. Per object, over the
+frames that got a centre:
+
+1. **Spikes.** Each frame is predicted from its six nearest neighbours in time by a repeated
+   median line (Siegel 1982; breakdown 50 %, so two bad neighbours do not move it); a frame
+   farther than ``spike_sigma`` noise scales from its prediction is an outlier. The noise
+   scale of each world axis is robust too: the MAD of each frame's distance from the straight
+   line through its two neighbours.
+2. **Breaks.** Between consecutive inlier frames, a change of the distance from the camera
+   (the depth along the viewing ray) above ``max_depth_jump_m`` cannot be smoothed into motion (a swapped identity, a box that lost
+   the feet its ground contact came from): the trajectory is split there. At most one side of
+   such a jump can be right, so only the longest piece of a run of consecutive frames stays
+   ok (the others are kept, smoothed on their own, but marked not ok), and the first frame
+   after a break is never ok, so no question interval spans it.
+3. **Smoothing.** Each piece is fitted by a penalised least-squares smoother on the true
+   frame times (a cubic smoothing spline on samples: minimise Σ wᵢ|yᵢ − zᵢ|² + λ Σ hⱼ|aⱼ|²
+   with aⱼ the discrete acceleration and hⱼ its time span), with Tukey biweights
+   re-estimated a few times (IRLS). λ = σ² / q with σ the measured noise and q = (a_typ)²·τ
+   the spectral density of the category's accelerations (a_typ = ``accel_fraction`` of its
+   acceleration limit, τ = ``accel_time_s``): a noisy track is smoothed harder, a fast
+   category less. Outlier frames get the smoothed value.
+4. **Limits.** A step of the smoothed trajectory faster than the category's speed limit
+   (:func:`recon4d.quality.motion_limits`) or changing its distance from the camera by more
+   than ``max_depth_jump_m`` marks both its frames not ok; pieces shorter than ``min_run`` frames
+   are not ok either.
+
+Metric limits are skipped when the scale is arbitrary (not metres). Assumes the frames' camera
+poses are right; frames whose pose is not trusted should be left out by the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from recon4d.quality import ACCEL_TIME_S, MAX_DEPTH_JUMP_M, TYPICAL_ACCEL_FRACTION, MotionLimits
+
+_NEIGHBOURS = 6  # frames predicting each frame in the spike test
+_TUKEY_C = 4.685  # 95 % efficiency under Gaussian noise
+
+
+@dataclass(frozen=True)
+class SmoothConfig:
+    """How trajectories are cleaned; defaults suit the classic pipeline's noisy lifting."""
+
+    enabled: bool = True
+    """Smooth at all; when False the raw centres are kept and only the checks run."""
+    spike_sigma: float = 5.0
+    """A frame farther than this many noise scales from its neighbours' prediction is an outlier."""
+    noise_floor_m: float = 0.02
+    """Smallest noise scale assumed per axis (world units), so clean tracks are not over-flagged."""
+    accel_fraction: float = TYPICAL_ACCEL_FRACTION
+    """Typical acceleration as a fraction of the category's acceleration limit (sets λ)."""
+    accel_time_s: float = ACCEL_TIME_S
+    """Correlation time of the accelerations, seconds (sets λ)."""
+    iterations: int = 4
+    """Reweighting rounds of the robust smoother."""
+    max_depth_jump_m: float = MAX_DEPTH_JUMP_M
+    """Largest change of the distance from the camera between consecutive frames that is believed."""
+    min_run: int = 3
+    """Pieces of trajectory with fewer frames are not ok (too short to check)."""
+
+    def __post_init__(self) -> None:
+        for name in ("spike_sigma", "noise_floor_m", "accel_fraction", "accel_time_s", "max_depth_jump_m"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+                raise ValueError(f"SmoothConfig.{name} must be a positive number, got {value!r}.")
+        if int(self.iterations) != self.iterations or self.iterations < 0:
+            raise ValueError(f"SmoothConfig.iterations must be an integer >= 0, got {self.iterations!r}.")
+        if int(self.min_run) != self.min_run or self.min_run < 1:
+            raise ValueError(f"SmoothConfig.min_run must be an integer >= 1, got {self.min_run!r}.")
+
+
+@dataclass(frozen=True)
+class SmoothedTrack:
+    """One object's cleaned trajectory; all (T, ...) over the clip's frames.
+
+    center:      (T, 3) float64 smoothed world centre, NaN where the input was NaN.
+    outlier:     (T,) bool frames rejected as outliers (their centre is the smoothed value).
+    breaks:      (T,) bool frames that start a new piece after an unbelievable jump.
+    frame_ok:    (T,) bool frames that passed every check.
+    raw_depth_jumps: number of consecutive input frames whose distance from the camera changed
+                 by more than ``max_depth_jump_m`` (before any cleaning).
+    raw_jump:    (T,) bool the input's distance from the camera jumps by more than
+                 ``max_depth_jump_m`` from the previous frame to this one.
+    speed_mps:   (T,) float64 speed of the stored trajectory from the previous frame (NaN at
+                 the first frame of a piece).
+    depth_step_m: (T,) float64 |change of the distance from the camera| of the stored trajectory
+                 from the previous frame (NaN at the first frame of a piece).
+    """
+
+    center: np.ndarray
+    outlier: np.ndarray
+    breaks: np.ndarray
+    frame_ok: np.ndarray
+    raw_depth_jumps: int
+    raw_jump: np.ndarray
+    speed_mps: np.ndarray
+    depth_step_m: np.ndarray
+
+
+def camera_depth(points_world: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
+    """(T,) OpenCV z of world points (T, 3) in the camera of each frame (T, 4, 4)."""
+    rotation, origin = cam_to_world[:, :3, :3], cam_to_world[:, :3, 3]
+    return np.einsum("ti,ti->t", rotation[:, :, 2], points_world - origin)
+
+
+def camera_distance(points_world: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
+    """(T,) distance of world points (T, 3) from the camera centre of each frame (T, 4, 4).
+
+    A monocular depth error moves a point along its viewing ray, so a wrong depth shows as a
+    jump in this distance; unlike the z of the camera frame, a camera that only turns leaves it
+    unchanged.
+    """
+    return np.linalg.norm(points_world - cam_to_world[:, :3, 3], axis=-1)
+
+
+def noise_scale(times: np.ndarray, values: np.ndarray, floor: float) -> np.ndarray:
+    """Robust per-axis noise σ (D,) of samples (n, D) at ``times`` (n,): MAD of each sample's
+    distance from the line through its two neighbours, / √1.5 (its variance under white noise
+    for even spacing), at least ``floor``."""
+    if len(times) < 3:
+        return np.full(values.shape[1], floor)
+    left, right = times[1:-1] - times[:-2], times[2:] - times[1:-1]
+    between = (values[:-2] * right[:, None] + values[2:] * left[:, None]) / (left + right)[:, None]
+    sigma = 1.4826 * np.median(np.abs(values[1:-1] - between), axis=0) / np.sqrt(1.5)
+    return np.maximum(sigma, floor)
+
+
+def repeated_median_prediction(times: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Each sample (n, D) predicted at its time from its ``_NEIGHBOURS`` nearest neighbours in
+    index (not itself) by a repeated-median line, per axis; (n, D). Needs n >= 3."""
+    n = len(times)
+    m = min(_NEIGHBOURS, n - 1)
+    start = np.clip(np.arange(n) - m // 2, 0, n - 1 - m)
+    window = start[:, None] + np.arange(m + 1)[None]  # (n, m+1), contains i
+    others = np.sort(np.where(window == np.arange(n)[:, None], -1, window), axis=1)[:, 1:]  # drop i: (n, m)
+    t, y = times[others], values[others]  # (n, m), (n, m, D)
+    dt = t[:, :, None] - t[:, None, :]  # (n, m, m)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slopes = (y[:, :, None, :] - y[:, None, :, :]) / dt[..., None]  # (n, m, m, D)
+    off_diagonal = ~np.eye(m, dtype=bool)
+    slopes = slopes[:, off_diagonal].reshape(n, m, m - 1, -1)
+    slope = np.median(np.median(slopes, axis=2), axis=1)  # (n, D)
+    return np.median(y - slope[:, None, :] * (t - times[:, None])[..., None], axis=1)
+
+
+def _acceleration_bands(times: np.ndarray) -> np.ndarray:
+    """Upper banded form (3, n) of Dᵀ diag(h) D, D the discrete acceleration operator on ``times``."""
+    n = len(times)
+    bands = np.zeros((3, n))
+    if n < 3:
+        return bands
+    left, right = times[1:-1] - times[:-2], times[2:] - times[1:-1]
+    span = left + right
+    g = 2.0 / span
+    coef = np.stack([g / left, -g * (1.0 / left + 1.0 / right), g / right], axis=1)  # (n-2, 3) at j-1, j, j+1
+    h = 0.5 * span
+    j = np.arange(1, n - 1)
+    np.add.at(bands[2], j - 1, h * coef[:, 0] ** 2)
+    np.add.at(bands[2], j, h * coef[:, 1] ** 2)
+    np.add.at(bands[2], j + 1, h * coef[:, 2] ** 2)
+    np.add.at(bands[1], j, h * coef[:, 0] * coef[:, 1])  # (j-1, j) sits at column j
+    np.add.at(bands[1], j + 1, h * coef[:, 1] * coef[:, 2])
+    np.add.at(bands[0], j + 1, h * coef[:, 0] * coef[:, 2])  # (j-1, j+1) sits at column j+1
+    return bands
+
+
+def penalised_fit(times: np.ndarray, values: np.ndarray, weights: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """argmin_z Σ wᵢ|yᵢ − zᵢ|² + λ Σ hⱼ|aⱼ|², per axis with its own λ.
+
+    times (n,), values (n, D), weights (n,) >= 0, lam (D,) in s³. Returns (n, D). A tiny ridge
+    keeps the system definite when fewer than two samples carry weight.
+    """
+    from scipy.linalg import solveh_banded
+
+    penalty = _acceleration_bands(times)
+    out = np.empty_like(values)
+    for axis in range(values.shape[1]):
+        bands = lam[axis] * penalty
+        bands[2] += weights + 1e-9
+        out[:, axis] = solveh_banded(bands, weights * values[:, axis])
+    return out
+
+
+def spike_outliers(times: np.ndarray, values: np.ndarray, sigma: np.ndarray, spike_sigma: float) -> np.ndarray:
+    """(n,) bool: samples (n, D) farther than ``spike_sigma`` noise scales (D,) from their
+    neighbours' repeated-median prediction; none below 5 samples (too few to tell)."""
+    if len(times) < 5:
+        return np.zeros(len(times), bool)
+    residual = (values - repeated_median_prediction(times, values)) / sigma
+    return np.linalg.norm(residual, axis=1) > spike_sigma
+
+
+def _smooth_piece(times, values, spikes, limits: MotionLimits, config: SmoothConfig, sigma):
+    """Robust smoothing of one unbroken piece (n, 3) with known ``spikes`` (n,): returns
+    (smoothed (n, 3), outlier (n,) bool)."""
+    n = len(times)
+    outlier = spikes.copy()
+    if (~outlier).sum() < 2:
+        return values.copy(), outlier
+    if not config.enabled or n < 4:
+        smoothed = values.copy()
+        for axis in range(3):
+            smoothed[outlier, axis] = np.interp(times[outlier], times[~outlier], values[~outlier, axis])
+        return smoothed, outlier
+    typical_accel = config.accel_fraction * limits.max_accel_mps2
+    lam = sigma ** 2 / (typical_accel ** 2 * config.accel_time_s)
+    weights = (~outlier).astype(np.float64)
+    smoothed = penalised_fit(times, values, weights, lam)
+    for _ in range(config.iterations):
+        r = np.linalg.norm((values - smoothed) / sigma, axis=1) / _TUKEY_C
+        weights = np.where(r < 1.0, (1.0 - r ** 2) ** 2, 0.0) * ~outlier
+        if weights.sum() < 2:
+            break
+        smoothed = penalised_fit(times, values, weights, lam)
+    outlier |= np.linalg.norm((values - smoothed) / sigma, axis=1) > config.spike_sigma
+    return smoothed, outlier
+
+
+def _shift(flags: np.ndarray, by: int) -> np.ndarray:
+    """flags moved ``by`` frames later (by > 0) or earlier (by < 0), False where nothing moves in."""
+    out = np.zeros_like(flags)
+    if by > 0:
+        out[by:] = flags[:-by]
+    else:
+        out[:by] = flags[-by:]
+    return out
+
+
+def smooth_track(times: np.ndarray, center: np.ndarray, cam_to_world: np.ndarray, limits: MotionLimits,
+                 config: SmoothConfig = SmoothConfig(), metric: bool = True) -> SmoothedTrack:
+    """Clean one object's trajectory (see the module docstring).
+
+    times: (T,) s strictly increasing; center: (T, 3) world centres, NaN where not lifted;
+    cam_to_world: (T, 4, 4). ``metric`` False (arbitrary scale) skips the speed and
+    depth-jump limits. Returns a :class:`SmoothedTrack`.
+    """
+    n_frames = len(times)
+    have = np.flatnonzero(np.isfinite(center).all(axis=1))
+    out = np.full((n_frames, 3), np.nan)
+    outlier = np.zeros(n_frames, bool)
+    breaks = np.zeros(n_frames, bool)
+    ok = np.zeros(n_frames, bool)
+    speed = np.full(n_frames, np.nan)
+    depth_step = np.full(n_frames, np.nan)
+    depth = np.full(n_frames, np.nan)
+    depth[have] = camera_distance(center[have], cam_to_world[have])
+    consecutive = np.diff(have) == 1
+    max_jump = config.max_depth_jump_m if metric else np.inf
+    max_speed = limits.max_speed_mps if metric else np.inf
+    raw_jump = np.zeros(n_frames, bool)
+    if len(have) > 1:
+        raw_jump[have[1:][consecutive & (np.abs(np.diff(depth[have])) > max_jump)]] = True
+    raw_jumps = int(raw_jump.sum())
+
+    # Runs of consecutive lifted frames: motion across a gap is unknown, so each run is on its own.
+    for run in np.split(have, np.flatnonzero(~consecutive) + 1) if len(have) else []:
+        sigma = noise_scale(times[run], center[run], config.noise_floor_m)
+        spikes = spike_outliers(times[run], center[run], sigma, config.spike_sigma)
+        inliers = np.flatnonzero(~spikes)
+        jumps = np.abs(np.diff(depth[run][inliers])) > max_jump
+        cuts = np.concatenate([[0], inliers[1:][jumps], [len(run)]])  # a piece starts after each jump
+        longest = np.argmax(np.diff(cuts))
+        for index, (first, stop) in enumerate(zip(cuts[:-1], cuts[1:])):
+            piece = run[first:stop]
+            smoothed, piece_outlier = _smooth_piece(times[piece], center[piece], spikes[first:stop], limits, config,
+                                                    sigma)
+            out[piece] = smoothed
+            outlier[piece] = piece_outlier
+            ok[piece] = len(piece) >= config.min_run and index == longest
+            breaks[piece[0]] = first > 0
+            if len(piece) > 1:
+                speed[piece[1:]] = np.linalg.norm(np.diff(smoothed, axis=0), axis=1) / np.diff(times[piece])
+                depth_step[piece[1:]] = np.abs(np.diff(camera_distance(smoothed, cam_to_world[piece])))
+    # A lone outlier inside a piece is repaired by its neighbours; a run of them is not trusted.
+    inlier = np.isfinite(out[:, 0]) & ~outlier
+    repaired = outlier & _shift(inlier, 1) & _shift(inlier, -1) & ~breaks & ~_shift(breaks, -1)
+    ok &= (~outlier | repaired) & ~breaks
+    with np.errstate(invalid="ignore"):
+        bad_step = (speed > max_speed) | (depth_step > max_jump)  # the step from t - 1 to t
+    ok &= ~bad_step & ~_shift(bad_step, -1)
+    return SmoothedTrack(out, outlier, breaks, ok, raw_jumps, raw_jump, speed, depth_step)

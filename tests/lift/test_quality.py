@@ -1,0 +1,183 @@
+"""recon4d/lift/quality.py: the post-lift trajectory step and the quality record it builds."""
+
+import numpy as np
+import pytest
+
+from recon4d.lift.quality import RefineConfig, box_jumps, implied_extent_m, refine_objects, whole_boxes
+from recon4d.lift.trajectory import SmoothConfig
+from recon4d.quality import camera_score, object_score
+from recon4d.types import CameraQuality, LiftResult, Tracks2D
+
+FOCAL, WIDTH, HEIGHT = 500.0, 640, 360
+N_FRAMES, FPS = 24, 8.0
+
+
+def project(center: np.ndarray, size_m: tuple[float, float]) -> np.ndarray:
+    """Boxes (T, 4) of an object of (width, height) metres centred at camera points (T, 3)."""
+    u = FOCAL * center[:, 0] / center[:, 2] + WIDTH / 2
+    v = FOCAL * center[:, 1] / center[:, 2] + HEIGHT / 2
+    half_w, half_h = 0.5 * FOCAL * size_m[0] / center[:, 2], 0.5 * FOCAL * size_m[1] / center[:, 2]
+    return np.stack([u - half_w, v - half_h, u + half_w, v + half_h], axis=1)
+
+
+def scene_inputs(centers: list[np.ndarray], sizes, categories, scores=None):
+    """Tracks2D + LiftResult for objects at camera-frame centres (T, 3) under a still camera."""
+    k = len(centers)
+    center = np.stack(centers)
+    boxes = np.stack([project(c, s) for c, s in zip(centers, sizes)])
+    visible = np.isfinite(center).all(axis=-1)
+    tracks = Tracks2D(np.arange(k) + 1, tuple(categories), np.ones(k, bool), np.where(visible[..., None], boxes, np.nan),
+                      visible, scores=scores)
+    lifted = LiftResult(center_camera=center, center_world=center.copy(), visible=visible,
+                        extent=np.full(center.shape, np.nan, np.float32), n_points=visible.astype(np.int64) * 100)
+    intrinsics = np.tile(np.array([[FOCAL, 0, WIDTH / 2], [0, FOCAL, HEIGHT / 2], [0, 0, 1]]), (N_FRAMES, 1, 1))
+    return tracks, lifted, intrinsics
+
+
+def walking(depth=6.0, speed=1.2, noise=0.05, seed=0) -> np.ndarray:
+    times = np.arange(N_FRAMES) / FPS
+    rng = np.random.default_rng(seed)
+    return np.stack([speed * times - 1.5, np.full(N_FRAMES, 0.75), np.full(N_FRAMES, depth)], axis=1) + rng.normal(
+        0, noise, (N_FRAMES, 3))
+
+
+def refine(tracks, lifted, intrinsics, camera_quality=None, config=RefineConfig()):
+    times = np.arange(N_FRAMES) / FPS
+    return refine_objects(times, np.tile(np.eye(4), (N_FRAMES, 1, 1)), tracks, lifted, intrinsics, (WIDTH, HEIGHT),
+                          camera_quality, config)
+
+
+def test_clean_person_scores_high_and_a_spike_is_repaired():
+    person = walking()
+    spiked = person.copy()
+    spiked[9, 2] += 4.0  # one frame 4 m too deep: 32 m/s in and out at 8 fps
+    tracks, lifted, intrinsics = scene_inputs([spiked], [(0.5, 1.7)], ["person"])
+    tracks = Tracks2D(tracks.ids, tracks.categories, tracks.is_agent, project(person, (0.5, 1.7))[None],
+                      tracks.visible)  # the box itself is right
+    result = refine(tracks, lifted, intrinsics)
+    quality = result.quality
+    assert quality.score[0] > 0.9 and result.warnings == ()
+    assert quality.max_speed_mps[0] < 12.0 and quality.depth_jumps[0] == 2
+    assert quality.outlier_fraction[0] == pytest.approx(1 / N_FRAMES)
+    assert abs(result.lifted.center_world[0, 9, 2] - 6.0) < 0.3
+    np.testing.assert_allclose(result.lifted.center_camera, result.lifted.center_world)  # still camera at origin
+    assert quality.frame_ok.all() and quality.size_ok_fraction[0] == 1.0
+
+
+def test_a_person_placed_far_too_deep_fails_the_size_check_and_warns():
+    person = walking()
+    tracks, lifted, intrinsics = scene_inputs([person], [(0.5, 1.7)], ["person"])
+    too_deep = LiftResult(lifted.center_camera * 3, lifted.center_world * 3, lifted.visible, lifted.extent,
+                          lifted.n_points)  # 18 m away for a box of a person at 6 m: 5 m tall
+    result = refine(tracks, too_deep, intrinsics)
+    assert result.quality.size_ok_fraction[0] == 0.0 and not result.quality.frame_ok.any()
+    assert result.quality.score[0] == 0.0
+    assert "implied size outside 0.5–2.4 m tall" in result.quality.issues[0]
+    assert len(result.warnings) == 1 and "object 1 (person) is not trusted" in result.warnings[0]
+
+
+def test_unknown_categories_are_not_size_checked_but_still_speed_checked():
+    thing = walking(speed=60.0, noise=0.01)  # 60 m/s: more than any "object" limit
+    tracks, lifted, intrinsics = scene_inputs([thing], [(3.0, 3.0)], ["object"])
+    speed_only = RefineConfig(smooth=SmoothConfig(max_depth_jump_m=100.0))
+    quality = refine(tracks, lifted, intrinsics, config=speed_only).quality
+    assert np.isnan(quality.size_ok_fraction[0])
+    assert quality.max_speed_mps[0] > quality.speed_limit_mps[0] == 40.0
+    assert not quality.frame_ok[0].any() and "top speed" in quality.issues[0]
+
+
+def test_a_box_and_a_depth_jumping_together_are_a_suspected_identity_switch():
+    person = walking()
+    other = person.copy()
+    other[12:] += [3.0, 0.0, 2.0]  # from frame 12 the track follows someone 2 m deeper and 3 m aside
+    tracks, lifted, intrinsics = scene_inputs([other], [(0.5, 1.7)], ["person"])  # its box jumps with it
+    quality = refine(tracks, lifted, intrinsics).quality
+    assert quality.id_switch_steps[0] == 1 and not quality.frame_ok[0, 12] and quality.frame_ok[0, :11].all()
+    assert quality.score[0] < 0.5
+    # the box alone growing (an occlusion ending, a pose change) is not a switch
+    grown, lifted, intrinsics = scene_inputs([person], [(0.5, 1.7)], ["person"])
+    boxes = grown.boxes_xyxy.copy()
+    boxes[0, 12:] = project(person[12:], (1.1, 1.7))
+    grown = Tracks2D(grown.ids, grown.categories, grown.is_agent, boxes, grown.visible)
+    assert refine(grown, lifted, intrinsics).quality.id_switch_steps[0] == 0
+
+
+def test_a_person_box_too_wide_for_a_person_is_not_trusted():
+    hand = walking(depth=7.0, speed=0.2)  # a hand over a table placed where a person would stand
+    tracks, lifted, intrinsics = scene_inputs([hand], [(1.4, 1.7)], ["person"])
+    quality = refine(tracks, lifted, intrinsics).quality
+    assert quality.size_ok_fraction[0] == 0.0 and "1.2 m wide" in quality.issues[0]
+
+
+def test_detection_scores_and_lifting_gaps_enter_the_score():
+    person = walking()
+    holes = person.copy()
+    holes[:6] = np.nan  # visible but never lifted in the first 6 frames
+    tracks, lifted, intrinsics = scene_inputs([person], [(0.5, 1.7)], ["person"],
+                                              scores=np.full((1, N_FRAMES), 0.8))
+    lifted = LiftResult(holes[None], holes[None].copy(), np.isfinite(holes).all(-1)[None], lifted.extent,
+                        lifted.n_points)
+    quality = refine(tracks, lifted, intrinsics).quality
+    assert quality.lifted_fraction[0] == pytest.approx(18 / 24)
+    assert quality.detection_score[0] == pytest.approx(0.8)
+    assert quality.score[0] == pytest.approx(0.75 * 0.8, rel=1e-5)
+
+
+def test_frames_of_an_untrusted_camera_are_left_out():
+    tracks, lifted, intrinsics = scene_inputs([walking()], [(0.5, 1.7)], ["person"])
+    frame_ok = np.ones(N_FRAMES, bool)
+    frame_ok[10:] = False
+    camera = CameraQuality(np.ones(N_FRAMES), np.zeros(N_FRAMES), ~frame_ok, frame_ok, "parallax", "ground-plane", 0.4)
+    quality = refine(tracks, lifted, intrinsics, camera).quality
+    assert quality.frame_ok[0, :10].all() and not quality.frame_ok[0, 10:].any()
+    assert quality.lifted_fraction[0] == pytest.approx(10 / 24)
+
+
+def test_arbitrary_scale_turns_metric_checks_off():
+    fast = walking(speed=30.0, noise=0.01)
+    tracks, lifted, intrinsics = scene_inputs([fast], [(0.5, 1.7)], ["person"])
+    camera = CameraQuality.unknown(N_FRAMES)
+    camera = CameraQuality(camera.inlier_ratio, camera.reprojection_px, camera.frozen, camera.frame_ok, "parallax",
+                           "arbitrary")
+    quality = refine(tracks, lifted, intrinsics, camera).quality
+    assert quality.frame_ok.all() and np.isnan(quality.size_ok_fraction[0])
+    assert "arbitrary scale" in quality.issues[0]
+
+
+def test_no_objects_gives_an_empty_record():
+    tracks = Tracks2D(np.zeros(0, np.int32), (), np.zeros(0, bool), np.zeros((0, N_FRAMES, 4)),
+                      np.zeros((0, N_FRAMES), bool))
+    lifted = LiftResult(np.zeros((0, N_FRAMES, 3)), np.zeros((0, N_FRAMES, 3)), np.zeros((0, N_FRAMES), bool),
+                        np.zeros((0, N_FRAMES, 3), np.float32), np.zeros((0, N_FRAMES), np.int64))
+    result = refine(tracks, lifted, None)
+    assert result.quality.n_objects == 0 and result.quality.frame_ok.shape == (0, N_FRAMES)
+
+
+def test_helpers():
+    boxes = np.array([[10, 10, 50, 90], [0, 10, 50, 90], [10, 10, 50, 358.5]], float)
+    assert whole_boxes(boxes, (WIDTH, HEIGHT), 2.0).tolist() == [True, False, False]
+    jump = np.array([[0, 0, 10, 10], [0, 0, 10, 11], [0, 0, 20, 20], [40, 0, 60, 20]], float)
+    grows, moves = box_jumps(jump, np.ones(4, bool), 2.5, 1.0)
+    assert grows.tolist() == [False, False, True, False] and moves.tolist() == [False, False, False, True]
+    height, width = implied_extent_m(np.array([5.0]), np.array([[0, 0, 100, 200.0]]),
+                                     np.eye(3)[None] * [[[500], [500], [1]]])
+    assert height[0] == pytest.approx(2.0) and width[0] == pytest.approx(1.0)
+    assert object_score(np.array([1.0]), np.array([0.5]), np.array([1]),
+                        np.array([np.nan]))[0] == pytest.approx(0.5 * np.sqrt(0.5))
+    assert object_score(np.array([0.8]), np.array([1.0]), np.array([0]), np.array([0.5]), 0.6)[0] == pytest.approx(
+        0.8 * 0.5 * 0.6)
+    assert camera_score(np.array([True, True, False, True]), "people-prior") == pytest.approx(0.6)
+    assert np.isnan(camera_score(np.zeros(0, bool), "ground-plane"))
+
+
+def test_a_people_prior_without_a_trusted_person_halves_every_depth_trust():
+    cup = walking(depth=3.0, speed=0.3, noise=0.01)
+    hand = walking(depth=3.0, speed=40.0, noise=0.01)  # "people" the floor was fitted to: impossible tracks
+    tracks, lifted, intrinsics = scene_inputs([cup, hand], [(0.3, 0.3), (0.5, 1.7)], ["object", "person"])
+    ok = np.ones(N_FRAMES, bool)
+    prior = CameraQuality(np.ones(N_FRAMES), np.full(N_FRAMES, np.nan), ~ok, ok, "static", "people-prior")
+    result = refine(tracks, lifted, intrinsics, prior)
+    assert result.quality.score[0] == pytest.approx(0.8 * 0.5)
+    assert any("fitted to the boxes of objects called people" in w for w in result.warnings)
+    trusted = refine(*scene_inputs([cup, walking()], [(0.3, 0.3), (0.5, 1.7)], ["object", "person"]), prior)
+    assert trusted.quality.score[0] == pytest.approx(0.8) and trusted.quality.score[1] > 0.5

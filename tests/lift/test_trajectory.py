@@ -1,0 +1,207 @@
+"""recon4d/lift/trajectory.py: the robust smoother against hand-built spikes, jumps and gaps."""
+
+import numpy as np
+import pytest
+
+from recon4d.lift.trajectory import (
+    SmoothConfig,
+    camera_depth,
+    camera_distance,
+    noise_scale,
+    penalised_fit,
+    repeated_median_prediction,
+    smooth_track,
+    spike_outliers,
+)
+from recon4d.quality import MotionLimits, motion_limits
+
+PERSON = motion_limits("person")
+
+
+def walk(n_frames=32, fps=8.0, speed=1.5, noise=0.05, seed=0, depth=5.0):
+    """A person walking across a still camera (identity pose) at ``depth`` m, with noise."""
+    times = np.arange(n_frames) / fps
+    truth = np.stack([speed * times - 2.0, 0.2 * np.sin(times), np.full(n_frames, depth)], axis=1)
+    noisy = truth + np.random.default_rng(seed).normal(0.0, noise, truth.shape)
+    return times, truth, noisy, np.tile(np.eye(4), (n_frames, 1, 1))
+
+
+def test_one_spike_cannot_make_a_fast_step():
+    times, truth, noisy, cams = walk()
+    spiked = noisy.copy()
+    spiked[10, 2] += 3.0  # a depth spike: 24 m/s in and out at 8 fps
+    spiked[20, 0] += 2.5
+    track = smooth_track(times, spiked, cams, PERSON)
+    assert np.flatnonzero(track.outlier).tolist() == [10, 20]
+    assert np.nanmax(track.speed_mps) < 3.0  # true speed 1.5 m/s
+    assert np.abs(track.center - truth).max() < 0.12
+    assert track.frame_ok.all()  # lone outliers are repaired by their neighbours
+    assert track.raw_depth_jumps == 4  # into and out of each spike (the sideways one moves 1.1 m off the ray)
+
+
+def test_two_adjacent_bad_frames_are_caught_and_not_trusted():
+    times, truth, noisy, cams = walk(seed=1)
+    spiked = noisy.copy()
+    spiked[12:14, 2] += 4.0
+    track = smooth_track(times, spiked, cams, PERSON)
+    assert track.outlier[12:14].all() and track.outlier.sum() == 2
+    assert not track.frame_ok[12:14].any() and track.frame_ok.sum() == len(times) - 2
+    assert np.abs(track.center - truth).max() < 0.2
+
+
+def test_smoothing_reduces_noise_without_lagging_a_turn():
+    times, truth, noisy, cams = walk(noise=0.15, seed=2)
+    track = smooth_track(times, noisy, cams, PERSON)
+    raw_error = np.sqrt(np.mean((noisy - truth) ** 2))
+    smooth_error = np.sqrt(np.mean((track.center - truth) ** 2))
+    assert smooth_error < 0.6 * raw_error
+    raw_speed = np.linalg.norm(np.diff(noisy, axis=0), axis=1) * 8.0
+    assert np.nanstd(track.speed_mps) < 0.5 * np.std(raw_speed)
+
+
+def test_a_level_shift_breaks_the_track_and_keeps_the_longest_piece():
+    times, truth, noisy, cams = walk(seed=3)
+    shifted = noisy.copy()
+    shifted[22:, 2] += 3.0  # the contact moved to something else: 3 m deeper for good
+    track = smooth_track(times, shifted, cams, PERSON)
+    assert track.breaks.sum() == 1 and 21 <= np.flatnonzero(track.breaks)[0] <= 23
+    assert not track.frame_ok[21:].any()  # the shorter side is not trusted
+    assert track.frame_ok[:19].all()
+    ok_steps = track.frame_ok[1:] & track.frame_ok[:-1]
+    assert np.nanmax(track.depth_step_m[1:][ok_steps]) < 1.0
+
+
+def test_speed_limit_marks_impossible_smooth_motion():
+    times, _, noisy, cams = walk(speed=25.0, noise=0.02, seed=4)  # 25 m/s sideways: no person runs that fast
+    no_jump_limit = SmoothConfig(max_depth_jump_m=100.0)  # this test is about speed alone
+    track = smooth_track(times, noisy, cams, PERSON, no_jump_limit)
+    assert not track.frame_ok.any()
+    car = smooth_track(times, noisy, cams, motion_limits("car"), no_jump_limit)
+    assert car.frame_ok.all()
+    # with the default 1 m limit, 3 m between frames (2.6 m off the ray) also breaks the car's track
+    assert not smooth_track(times, noisy, cams, motion_limits("car")).frame_ok[12:].any()
+
+
+def test_arbitrary_scale_skips_metric_limits():
+    times, _, noisy, cams = walk(speed=25.0, noise=0.02, seed=4)
+    assert smooth_track(times, noisy, cams, PERSON, metric=False).frame_ok.all()
+
+
+def test_gaps_split_runs_and_short_runs_are_not_ok():
+    times, _, noisy, cams = walk()
+    gappy = noisy.copy()
+    gappy[[5, 6, 12, 14]] = np.nan
+    track = smooth_track(times, gappy, cams, PERSON)
+    assert np.isnan(track.center[[5, 6, 12, 14]]).all()
+    assert not track.frame_ok[[13]].any() and not track.frame_ok[[5, 6, 12, 14]].any()
+    assert track.frame_ok[7:12].all() and np.isnan(track.speed_mps[7])  # no speed across a gap
+    empty = smooth_track(times, np.full_like(noisy, np.nan), cams, PERSON)
+    assert not empty.frame_ok.any() and np.isnan(empty.center).all() and empty.raw_depth_jumps == 0
+
+
+def test_uneven_sampling_uses_true_times():
+    times = np.cumsum(np.tile([0.1, 0.2], 16))  # 32 frames alternating 0.1 s and 0.2 s gaps
+    truth = np.stack([1.2 * times, np.zeros_like(times), np.full_like(times, 4.0)], axis=1)
+    cams = np.tile(np.eye(4), (len(times), 1, 1))
+    track = smooth_track(times, truth + np.random.default_rng(5).normal(0, 0.01, truth.shape), cams, PERSON)
+    short, long = track.speed_mps[1::2], track.speed_mps[2::2]  # steps over 0.1 s and over 0.2 s
+    assert abs(np.mean(short) - 1.2) < 0.05 and abs(np.mean(long) - 1.2) < 0.05
+    assert np.allclose(track.speed_mps[1:], 1.2, atol=0.3)
+
+
+def test_disabled_smoothing_keeps_raw_centres_but_repairs_spikes():
+    times, _, noisy, cams = walk()
+    spiked = noisy.copy()
+    spiked[10, 2] += 3.0
+    track = smooth_track(times, spiked, cams, PERSON, SmoothConfig(enabled=False))
+    keep = np.ones(len(times), bool)
+    keep[10] = False
+    np.testing.assert_array_equal(track.center[keep], noisy[keep])
+    assert abs(track.center[10, 2] - 5.0) < 0.2
+
+
+def test_penalised_fit_matches_a_dense_solve_and_keeps_lines():
+    rng = np.random.default_rng(6)
+    times = np.sort(rng.uniform(0, 3, 12))
+    values = rng.normal(size=(12, 2))
+    weights = rng.uniform(0.2, 1.0, 12)
+    lam = np.array([0.05, 0.5])
+    fast = penalised_fit(times, values, weights, lam)
+    # slow reference: the acceleration operator written out row by row
+    n = len(times)
+    D, h = np.zeros((n - 2, n)), np.zeros(n - 2)
+    for j in range(1, n - 1):
+        left, right = times[j] - times[j - 1], times[j + 1] - times[j]
+        g = 2.0 / (left + right)
+        D[j - 1, j - 1 : j + 2] = [g / left, -g * (1 / left + 1 / right), g / right]
+        h[j - 1] = 0.5 * (left + right)
+    for axis in range(2):
+        A = np.diag(weights + 1e-9) + lam[axis] * D.T @ np.diag(h) @ D
+        np.testing.assert_allclose(fast[:, axis], np.linalg.solve(A, weights * values[:, axis]), atol=1e-8)
+    line = np.stack([2 * times + 1, -times], axis=1)
+    np.testing.assert_allclose(penalised_fit(times, line, weights, np.array([1e3, 1e3])), line, atol=1e-5)
+
+
+def test_repeated_median_ignores_bad_neighbours():
+    times = np.arange(9) * 0.1
+    values = (3 * times)[:, None].copy()
+    values[[3, 5]] += 10.0  # two of frame 4's six neighbours are wild
+    prediction = repeated_median_prediction(times, values)
+    assert abs(prediction[4, 0] - 1.2) < 1e-9
+    assert spike_outliers(times, values, np.array([0.05]), 5.0).tolist() == [i in (3, 5) for i in range(9)]
+
+
+def test_noise_scale_is_robust_and_floored():
+    times = np.arange(40) * 0.1
+    values = np.random.default_rng(7).normal(0, 0.1, (40, 1))
+    values[7] += 50
+    assert 0.07 < noise_scale(times, values, 0.01)[0] < 0.14
+    assert noise_scale(times, np.zeros((40, 1)), 0.02)[0] == 0.02
+
+
+def test_camera_depth_in_each_camera():
+    cams = np.tile(np.eye(4), (2, 1, 1))
+    cams[1, :3, 3] = [0, 0, -1.0]  # second camera one metre behind
+    assert camera_depth(np.array([[0, 0, 2.0], [0, 0, 2.0]]), cams).tolist() == [2.0, 3.0]
+    turned = np.tile(np.eye(4), (2, 1, 1))
+    turned[1, :3, :3] = [[0, 0, 1], [0, 1, 0], [-1, 0, 0]]  # the second camera looks sideways
+    point = np.array([[0, 0, 2.0], [0, 0, 2.0]])
+    assert camera_depth(point, turned)[1] == 0.0 and camera_distance(point, turned).tolist() == [2.0, 2.0]
+
+
+@pytest.mark.parametrize("bad", [{"spike_sigma": 0}, {"iterations": -1}, {"min_run": 0}, {"accel_time_s": np.nan}])
+def test_config_rejects_bad_values(bad):
+    with pytest.raises(ValueError):
+        SmoothConfig(**bad)
+
+
+def test_limits_are_per_category():
+    assert motion_limits("Pedestrian") == PERSON and motion_limits("truck").max_speed_mps > 30
+    assert motion_limits("zebra") == motion_limits("object")
+    assert isinstance(PERSON, MotionLimits) and PERSON.max_speed_mps == 12.0
+
+
+def test_core_acceleration_penalty_is_the_smoothers_operator():
+    from recon4d.quality import acceleration_penalty
+
+    rng = np.random.default_rng(8)
+    times = np.sort(rng.uniform(0, 2, 9))
+    values = rng.normal(size=(9, 3))
+    lam = np.array([0.2, 0.2, 0.2])
+    dense = np.linalg.solve(np.eye(9) + 0.2 * acceleration_penalty(times), values)
+    np.testing.assert_allclose(penalised_fit(times, values, np.ones(9), lam), dense, atol=1e-7)
+
+
+def test_smoothed_noise_keeps_what_the_smoother_lets_through():
+    from recon4d.quality import smoothed_noise, smoothing_lambda
+
+    times = np.arange(64) / 8.0
+    rng = np.random.default_rng(9)
+    white = smoothed_noise(times, 0.1, 0.0, rng, 200)
+    assert white.shape == (200, 64, 3) and abs(white.std() - 0.1) < 0.005
+    lam = float(smoothing_lambda(0.1, "person"))
+    assert lam == pytest.approx(0.1 ** 2 / ((0.025 * 15.0) ** 2 * 0.5))
+    smooth = smoothed_noise(times, 0.1, lam, rng, 200)
+    assert smooth.std() < 0.6 * white.std()
+    lag1 = np.mean(smooth[:, 1:] * smooth[:, :-1]) / np.mean(smooth ** 2)
+    assert lag1 > 0.8  # correlated in time, as a smoothed trajectory's error is
