@@ -1,6 +1,6 @@
 """Compile scenes into DSR multiple-choice records: sample, answer, filter, add distractors.
 
-    scene --SceneIndex--> plan_question --QuestionType.compute--> Answer
+    scene --quality gate--> SceneIndex --> plan_question --QuestionType.compute--> Answer
           --(max_phases, min_margin, duplicates)--> make_distractors --> QARecord
 
 :func:`compile_scene` makes up to ``n_per_scene`` questions from one scene within a bounded
@@ -28,10 +28,19 @@ import numpy as np
 
 from recon4d.qa_compiler.distractors import MODES, DistractorError, make_distractors, place_answer
 from recon4d.qa_compiler.observers import CAMERA, entity_label
+from recon4d.qa_compiler.quality_gate import GateReport, apply_quality_gate, noisy_scenes
 from recon4d.qa_compiler.questions import Answer, QuestionPlan, Skip, get_type, registered
 from recon4d.qa_compiler.records import QUESTION_TYPES, QARecord
 from recon4d.qa_compiler.rules import get_profile, load_kernels
-from recon4d.qa_compiler.sampler import REASONS, SamplingConfig, SceneIndex, choose_type, plan_question, scene_rng
+from recon4d.qa_compiler.sampler import (
+    REASONS,
+    SamplingConfig,
+    SceneIndex,
+    choose_type,
+    plan_question,
+    scene_rng,
+    stable_hash,
+)
 from recon4d.types import Scene
 
 
@@ -71,6 +80,16 @@ class CompileConfig:
     """Attempts allowed per wanted question before a scene gives up."""
     distractor_tries: int = 64
     """Rounds allowed to find three distractors before the attempt fails."""
+    min_quality: float | None = 0.5
+    """Quality gate (:mod:`~recon4d.qa_compiler.quality_gate`): compile only from objects whose quality
+    score is at least this, over frames their quality record and the camera's trust; None
+    compiles from everything (``--no-quality-gate``). Scenes without a record are not gated."""
+    max_depth_jump_m: float = 1.0
+    """Quality gate: largest change of a target's distance from the camera between consecutive frames."""
+    stability_draws: int = 8
+    """Quality gate: scenes with the measured trajectory noise added that each answer is checked on (0: off)."""
+    min_stability: float = 0.75
+    """Quality gate: share of those scenes that must give the same answer, else the question is dropped."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "types", tuple(self.types))
@@ -92,6 +111,13 @@ class CompileConfig:
                     f"with a positive sum; got {weights}"
                 )
             object.__setattr__(self, "type_weights", tuple(sorted((k, float(v)) for k, v in weights.items())))
+        if self.min_quality is not None and not 0.0 <= self.min_quality <= 1.0:
+            raise ValueError(f"min_quality must lie in [0, 1] (or be None for no gate), got {self.min_quality}")
+        if not self.max_depth_jump_m > 0:
+            raise ValueError(f"max_depth_jump_m must be positive, got {self.max_depth_jump_m}")
+        if self.stability_draws < 0 or not 0.0 <= self.min_stability <= 1.0:
+            raise ValueError(f"stability_draws must be >= 0 and min_stability lie in [0, 1], got "
+                             f"{self.stability_draws} and {self.min_stability}")
         self.sampling  # validates the sampling fields
 
     @property
@@ -123,6 +149,9 @@ class CompileReport:
     generated_by_type: type → records produced.
     failures:          reason (``sampler.REASONS``) → failed attempts.
     failures_by_type:  type → reason → failed attempts.
+    gate:              what the quality gate refused and kept (:class:`GateReport` as JSON);
+                       empty when the gate is off.
+    min_quality:       the gate's threshold, or None when it is off.
     """
 
     scenes: tuple[str, ...] = ()
@@ -132,6 +161,8 @@ class CompileReport:
     generated_by_type: dict = field(default_factory=dict)
     failures: dict = field(default_factory=dict)
     failures_by_type: dict = field(default_factory=dict)
+    gate: dict = field(default_factory=dict)
+    min_quality: float | None = None
 
     @property
     def total_failures(self) -> int:
@@ -158,6 +189,9 @@ class CompileReport:
             generated_by_type=dict(sum((Counter(r.generated_by_type) for r in reports), Counter())),
             failures=dict(sum((Counter(r.failures) for r in reports), Counter())),
             failures_by_type={k: dict(v) for k, v in by_type.items()},
+            gate=GateReport.merge(GateReport.from_json(r.gate) for r in reports if r.gate).to_json()
+            if any(r.gate for r in reports) else {},
+            min_quality=next((r.min_quality for r in reports if r.min_quality is not None), None),
         )
 
     def to_json(self) -> dict:
@@ -177,6 +211,10 @@ class CompileReport:
             lines.append("by type: " + ", ".join(f"{k} {v}" for k, v in sorted(self.generated_by_type.items())))
         for reason, count in sorted(self.failures.items(), key=lambda item: -item[1]):
             lines.append(f"  {reason}: {count} ({REASONS.get(reason, '')})")
+        if self.gate:
+            lines.append(GateReport.from_json(self.gate).summary(self.min_quality))
+        else:
+            lines.append("quality gate off: every object and frame was used")
         return "\n".join(lines)
 
 
@@ -228,7 +266,18 @@ def _make_record(scene, qtype, plan, answer, question, options, letter, config, 
     )
 
 
-def _attempt(scene, index, name, rng, config, profile, seen, video_id, digest) -> QARecord:
+def answer_stability(qtype, noisy, plan, profile, text: str) -> float:
+    """Share of the noisy scenes on which the question gets the answer ``text``."""
+    same = 0
+    for scene in noisy:
+        try:
+            same += qtype.compute(scene, plan, profile).description.text == text
+        except Skip:
+            pass
+    return same / len(noisy)
+
+
+def _attempt(scene, index, name, rng, config, profile, seen, video_id, digest, noisy=()) -> QARecord:
     """One question of type ``name``, or Skip with the reason it failed."""
     qtype = get_type(name)
     plan = plan_question(index, qtype, rng)
@@ -238,6 +287,8 @@ def _attempt(scene, index, name, rng, config, profile, seen, video_id, digest) -
         raise Skip("too_many_phases", f"{len(description.phases)} > {config.max_phases}")
     if not description.margin >= config.min_margin:
         raise Skip("below_min_margin", f"{description.margin:.3g} < {config.min_margin}")
+    if noisy and (stability := answer_stability(qtype, noisy, plan, profile, description.text)) < config.min_stability:
+        raise Skip("unstable_answer", f"same answer on {stability:.0%} of the noisy scenes")
     question = qtype.question(scene, plan)
     if question in seen:
         raise Skip("duplicate_question", question)
@@ -263,8 +314,15 @@ def compile_scene(
     video_id = video_id or default_video_id(scene)
     rng = scene_rng(config.seed, video_id)
     profile = get_profile(config.profile)
+    digest = scene_digest(scene)  # of the store as written, not of the gated view
+    gate, noisy = None, []
+    if config.min_quality is not None:
+        gate = apply_quality_gate(scene, config.min_quality, config.max_depth_jump_m)
+        scene = gate.scene
+        # its own generator, so the questions drawn do not depend on the number of draws
+        noisy = noisy_scenes(scene, np.random.default_rng([int(config.seed) & (2**64 - 1), stable_hash(video_id), 1]),
+                             config.stability_draws)
     index = SceneIndex(scene, config.sampling)
-    digest = scene_digest(scene)
     weights = None if config.type_weights is None else dict(config.type_weights)
     active = [t for t in config.types if weights is None or weights.get(t, 0.0) > 0]
     made: Counter = Counter()
@@ -276,7 +334,7 @@ def compile_scene(
         name = choose_type(active, made, rng, weights)
         attempts += 1
         try:
-            record = _attempt(scene, index, name, rng, config, profile, seen, video_id, digest)
+            record = _attempt(scene, index, name, rng, config, profile, seen, video_id, digest, noisy)
         except Skip as skip:
             failures.setdefault(name, Counter())[skip.reason] += 1
             if skip.structural:
@@ -293,6 +351,8 @@ def compile_scene(
         generated_by_type=dict(made),
         failures=dict(sum(failures.values(), Counter())),
         failures_by_type={k: dict(v) for k, v in failures.items()},
+        gate={} if gate is None else gate.report.to_json(),
+        min_quality=config.min_quality,
     )
     return records, report
 

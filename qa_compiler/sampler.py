@@ -47,6 +47,7 @@ REASONS = {
     "below_min_margin": "the answer is closer to a rule threshold than min_margin",
     "duplicate_question": "the same question text was already generated for this scene",
     "distractor_failure": "three valid distinct distractors were not found within the tries",
+    "unstable_answer": "quality gate: the answer changes under the trajectory noise the scene's quality record measured",
 }
 """Failure reason → meaning; every failed attempt is counted under one of these."""
 
@@ -261,6 +262,9 @@ def plan_question(index: SceneIndex, qtype: QuestionType, rng: np.random.Generat
         eligible = eligible.copy()
         eligible[observer] = False
     camera_ok = camera_target and not (excluded and observer == CAMERA)
+    # The camera is a target only where its pose is known over the whole interval (a gated
+    # scene has no pose where the camera is not trusted).
+    camera_ok = camera_ok & index.observer_runs(CAMERA, qtype.predicts)  # (P,)
     feasible = observer_ok & (eligible.sum(axis=0) + camera_ok >= qtype.n_targets)
     if not feasible.any():
         raise Skip("target_not_visible", f"no interval with {qtype.n_targets} targets present throughout")
@@ -272,7 +276,7 @@ def plan_question(index: SceneIndex, qtype: QuestionType, rng: np.random.Generat
         frames = np.flatnonzero(known[: start + 1] if qtype.predicts else known)
         frozen_at = int(pick(rng, frames))
     targets = _pick_targets(
-        rng, np.flatnonzero(eligible[:, chosen]), camera_ok, qtype.n_targets, config.camera_target_prob
+        rng, np.flatnonzero(eligible[:, chosen]), bool(camera_ok[chosen]), qtype.n_targets, config.camera_target_prob
     )
     visible = (0, start) if qtype.predicts else (0, scene.n_frames - 1)
     return QuestionPlan(qtype.name, observer, frozen_at, (start, end), visible, targets)

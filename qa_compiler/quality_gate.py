@@ -1,0 +1,219 @@
+"""The quality gate: questions are compiled only from objects and spans a scene's quality record trusts.
+
+A scene made by ``recon4d process`` carries a quality record (:class:`~recon4d.types.ObjectQuality`,
+:class:`~recon4d.types.CameraQuality`). :func:`apply_quality_gate` returns a *gated view* of the
+scene in which everything the gate refuses is unknown (NaN), so the sampler never draws it:
+
+1. **Camera frames** whose pose is not ok (lost, restarted at a guessed scale, too few tracks
+   agreeing) lose their pose, and every object loses those frames too (its world position
+   rests on that pose).
+2. **Objects** whose score is below ``min_quality`` are dropped whole.
+3. **Object frames** not ok in the record (outliers that could not be repaired, breaks,
+   suspected identity switches, implausible size, steps over the speed or depth-jump limit)
+   are dropped, so a question interval, which needs its targets in every frame, never spans
+   them.
+4. **Geometry re-check**: on what is left, any step between consecutive kept frames faster
+   than the category's speed limit (:func:`recon4d.quality.motion_limits`) or changing its
+   distance from the camera (the depth along its viewing ray; a turning camera leaves it
+   alone) by more than ``max_depth_jump_m`` drops the later frame — the gate does not
+   rely on the record alone (a store edited after processing, another pipeline's record).
+   Skipped when the scene's unit or scale source is arbitrary (limits in metres mean nothing there).
+
+Scenes without a quality record (ground truth, version 1 stores) pass ungated and are counted.
+Every refused object, frame and camera frame is counted by reason in :class:`GateReport`.
+
+5. **Stable answers** (:func:`noisy_scenes`, used by the compiler per question): the record
+   says how noisy each object's lifted centres were (``noise_m``) and how hard they were
+   smoothed (``smooth_lambda_s3``); the error a stored trajectory keeps is that noise passed
+   through the same smoother (:func:`recon4d.quality.smoothed_noise`). A question is kept only
+   if its answer is the same on most of a few scenes with such errors added — a speed that is
+   "nearly constant" only by 5 % is not a label. Camera poses and orientations are not
+   perturbed (their errors are not in the record).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from recon4d.quality import MAX_DEPTH_JUMP_M, motion_limits, smoothed_noise
+from recon4d.types import Scene
+
+GATE_REASONS = {
+    "scene_without_quality_record": "the scene has no quality record (ground truth, an old store): not gated",
+    "object_below_min_quality": "objects whose quality score is below min_quality (dropped whole)",
+    "object_frames_of_dropped_objects": "visible frames of the objects dropped whole",
+    "object_frames_failed_checks": "visible frames of kept objects the quality record marks not ok",
+    "object_frames_untrusted_camera": "visible frames of kept objects where the camera pose is not trusted",
+    "object_frames_over_limits": "frames dropped by the gate's own speed / depth-jump check",
+    "camera_frames_untrusted": "frames whose camera pose is not trusted",
+}
+"""Reason → meaning of every count in a gate report."""
+
+
+@dataclass(frozen=True)
+class GateReport:
+    """What the gate refused, by reason (keys of ``GATE_REASONS``), and what it kept.
+
+    counts:        reason → number of scenes, objects or frames refused for it.
+    objects:       objects looked at (in gated scenes).
+    objects_kept:  objects with at least one kept frame.
+    object_frames: visible object frames looked at.
+    object_frames_kept: visible object frames kept.
+    """
+
+    counts: dict = field(default_factory=dict)
+    objects: int = 0
+    objects_kept: int = 0
+    object_frames: int = 0
+    object_frames_kept: int = 0
+
+    @classmethod
+    def merge(cls, reports) -> "GateReport":
+        reports = list(reports)
+        counts: dict[str, int] = {}
+        for report in reports:
+            for reason, n in report.counts.items():
+                counts[reason] = counts.get(reason, 0) + int(n)
+        return cls(counts=counts, objects=sum(r.objects for r in reports),
+                   objects_kept=sum(r.objects_kept for r in reports),
+                   object_frames=sum(r.object_frames for r in reports),
+                   object_frames_kept=sum(r.object_frames_kept for r in reports))
+
+    def to_json(self) -> dict:
+        return {"counts": dict(self.counts), "objects": self.objects, "objects_kept": self.objects_kept,
+                "object_frames": self.object_frames, "object_frames_kept": self.object_frames_kept}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "GateReport":
+        return cls(counts=dict(data.get("counts", {})), objects=int(data.get("objects", 0)),
+                   objects_kept=int(data.get("objects_kept", 0)), object_frames=int(data.get("object_frames", 0)),
+                   object_frames_kept=int(data.get("object_frames_kept", 0)))
+
+    def summary(self, min_quality: float) -> str:
+        """One line of what was kept, then one per refusal reason."""
+        lines = [f"quality gate (min quality {min_quality:g}): kept {self.objects_kept}/{self.objects} objects, "
+                 f"{self.object_frames_kept}/{self.object_frames} object frames"]
+        for reason, count in self.counts.items():
+            if count:
+                lines.append(f"  skipped {count}: {GATE_REASONS.get(reason, reason)}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """A gated view of a scene.
+
+    scene:      the scene with refused object frames hidden (visible False, NaN centre, box,
+                orientation) and untrusted camera frames without a pose (NaN).
+    object_ok:  (K, T) bool object frames kept (visible in the gated scene).
+    camera_ok:  (T,) bool camera frames kept.
+    report:     what was refused, by reason.
+    """
+
+    scene: Scene
+    object_ok: np.ndarray
+    camera_ok: np.ndarray
+    report: GateReport
+
+
+def _over_limits(scene: Scene, keep: np.ndarray, max_depth_jump_m: float) -> np.ndarray:
+    """(K, T) bool kept frames whose step from the previous kept frame breaks a physical limit."""
+    times = scene.timestamps_s
+    cam_to_world = scene.cam_to_world
+    bad = np.zeros_like(keep)
+    for k in range(scene.n_objects):
+        limit = motion_limits(scene.categories[k]).max_speed_mps
+        center = scene.center_world[k]
+        pairs = np.flatnonzero(keep[k, 1:] & keep[k, :-1]) + 1  # step t-1 → t, both kept
+        if len(pairs) == 0:
+            continue
+        step = np.linalg.norm(center[pairs] - center[pairs - 1], axis=1)
+        speed = step / (times[pairs] - times[pairs - 1])
+        distance = np.linalg.norm(center - cam_to_world[:, :3, 3], axis=-1)  # depth along the viewing ray
+        jump = np.abs(distance[pairs] - distance[pairs - 1])
+        bad[k, pairs[(speed > limit) | (jump > max_depth_jump_m)]] = True
+    return bad
+
+
+def apply_quality_gate(scene: Scene, min_quality: float, max_depth_jump_m: float = MAX_DEPTH_JUMP_M) -> GateResult:
+    """Hide what the scene's quality record does not trust (see the module docstring).
+
+    min_quality: objects scoring below it are dropped whole; max_depth_jump_m: the largest
+    change of a target's distance from the camera between consecutive kept frames (world units).
+    """
+    visible = scene.visible & np.isfinite(scene.center_world).all(axis=-1)
+    n_frames = scene.n_frames
+    objects, camera = scene.object_quality, scene.camera_quality
+    if objects is None:
+        report = GateReport(counts={"scene_without_quality_record": 1}, objects=scene.n_objects,
+                            objects_kept=int(visible.any(axis=1).sum()), object_frames=int(visible.sum()),
+                            object_frames_kept=int(visible.sum()))
+        return GateResult(scene, visible, np.ones(n_frames, bool), report)
+    camera_ok = np.ones(n_frames, bool) if camera is None else camera.frame_ok.copy()
+    counts = {reason: 0 for reason in GATE_REASONS if reason != "scene_without_quality_record"}
+    counts["camera_frames_untrusted"] = int((~camera_ok).sum())
+    passing = objects.score >= min_quality
+    counts["object_below_min_quality"] = int((~passing & visible.any(axis=1)).sum())
+    counts["object_frames_of_dropped_objects"] = int(visible[~passing].sum())
+    keep = visible & passing[:, None]
+    counts["object_frames_failed_checks"] = int((keep & ~objects.frame_ok).sum())
+    keep &= objects.frame_ok
+    counts["object_frames_untrusted_camera"] = int((keep & ~camera_ok[None]).sum())
+    keep &= camera_ok[None]
+    if scene.unit != "arbitrary" and (camera is None or camera.scale_source != "arbitrary"):
+        over = _over_limits(scene, keep, max_depth_jump_m)
+        counts["object_frames_over_limits"] = int(over.sum())
+        keep &= ~over
+    hide = ~keep
+    cam_to_world = np.where(camera_ok[:, None, None], scene.cam_to_world, np.nan)
+    gated = replace(scene, visible=keep,
+                    center_world=np.where(hide[..., None], np.nan, scene.center_world),
+                    box_xyxy=np.where(hide[..., None], np.nan, scene.box_xyxy),
+                    orientation=np.where(hide[..., None], np.nan, scene.orientation),
+                    orient_conf=np.where(hide, np.nan, scene.orient_conf),
+                    extent=None if scene.extent is None else np.where(hide[..., None], np.nan, scene.extent),
+                    cam_to_world=cam_to_world)
+    report = GateReport(counts=counts, objects=scene.n_objects, objects_kept=int(keep.any(axis=1).sum()),
+                        object_frames=int(visible.sum()), object_frames_kept=int(keep.sum()))
+    return GateResult(gated, keep, camera_ok, report)
+
+
+def noisy_scenes(gated: Scene, rng: np.random.Generator, n_draws: int) -> list[Scene]:
+    """``n_draws`` copies of a gated scene whose object centres carry the error their quality
+    record implies (see the module docstring); [] when the scene has no record or no draws.
+
+    Each run of consecutive visible frames of an object gets smoothed noise of its own. An
+    agent's azimuth turns with it by the heading error that noise gives a direction of travel
+    (its sideways velocity over the agent's speed): orientations follow the trajectory in the
+    weights-free pipeline.
+    """
+    quality = gated.object_quality
+    if quality is None or n_draws < 1:
+        return []
+    times = gated.timestamps_s
+    centers = np.repeat(gated.center_world[None], n_draws, axis=0)  # (D, K, T, 3)
+    azimuths = np.repeat(gated.orientation[None, ..., 0].astype(np.float64), n_draws, axis=0)  # (D, K, T)
+    up = -gated.cam_to_world[:, :3, 1]  # (T, 3) camera up in the world, an estimate of the vertical
+    for k in range(gated.n_objects):
+        noise_m, lam = float(quality.noise_m[k]), float(quality.smooth_lambda_s3[k])
+        if not (np.isfinite(noise_m) and noise_m > 0):
+            continue
+        visible = np.flatnonzero(gated.visible[k])
+        for run in np.split(visible, np.flatnonzero(np.diff(visible) != 1) + 1) if len(visible) else []:
+            noise = smoothed_noise(times[run], noise_m, lam if np.isfinite(lam) else 0.0, rng, n_draws)
+            centers[:, k, run] += noise
+            if not gated.is_agent[k] or len(run) < 2:
+                continue
+            velocity = np.gradient(gated.center_world[k, run], times[run], axis=0)  # (n, 3)
+            noise_velocity = np.gradient(noise, times[run], axis=1)  # (D, n, 3)
+            sideways = np.cross(up[run], velocity)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                sideways /= np.linalg.norm(sideways, axis=1, keepdims=True)
+                speed = np.linalg.norm(velocity, axis=1)
+                turn = np.degrees(np.arctan2(np.einsum("dni,ni->dn", noise_velocity, sideways), speed))
+            azimuths[:, k, run] += np.nan_to_num(turn)
+    orientation = np.repeat(gated.orientation[None], n_draws, axis=0)
+    orientation[..., 0] = np.mod(azimuths, 360.0)
+    return [replace(gated, center_world=center, orientation=angles) for center, angles in zip(centers, orientation)]

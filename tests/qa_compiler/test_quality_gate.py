@@ -1,0 +1,190 @@
+"""qa_compiler/quality_gate.py and its use by the compiler: what the gate refuses, and that it is counted."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from recon4d.qa_compiler.compiler import CompileConfig, CompileReport, compile_scene
+from recon4d.qa_compiler.quality_gate import GATE_REASONS, GateReport, apply_quality_gate
+from recon4d.types import CameraQuality, ObjectQuality
+from tests.qa_compiler.test_questions import build_scene
+
+
+def rich_scene(seed: int = 0, n_frames: int = 32, fps: float = 4.0, n_objects: int = 4):
+    """A slowly moving, turning camera and objects walking smooth curves at about 1 m/s, 4–9 m away,
+    so no step breaks a physical limit (even rows are agents facing their way)."""
+    rng = np.random.default_rng(seed)
+    times = np.arange(n_frames) / fps
+    cam_position = np.stack([0.3 * times, 0.1 * np.sin(times), np.full(n_frames, 1.6)], axis=1)
+    cam_yaw = 0.05 * np.sin(times)
+    objects = []
+    for i in range(n_objects):
+        start = np.array([5.0 + 1.0 * i, rng.uniform(-2, 2), 0.9])
+        angle = rng.uniform(0, 2 * np.pi) + 0.3 * times
+        velocity = np.stack([np.cos(angle), np.sin(angle), np.zeros(n_frames)], axis=1)
+        center = start + np.cumsum(velocity, axis=0) / fps
+        heading = angle if i % 2 == 0 else None
+        objects.append({"center": center, "heading": heading})
+    return build_scene(times, objects, cam_position, cam_yaw, source=f"clip{seed}.mp4")
+
+
+def with_record(scene, score=None, frame_ok=None, camera_ok=None, scale_source="ground-plane"):
+    """``scene`` with a quality record: every object trusted unless told otherwise."""
+    k, t = scene.n_objects, scene.n_frames
+    score = np.ones(k) if score is None else np.asarray(score, float)
+    frame_ok = np.ones((k, t), bool) if frame_ok is None else frame_ok
+    camera_ok = np.ones(t, bool) if camera_ok is None else camera_ok
+    nan = np.full(k, np.nan)
+    objects = ObjectQuality(np.ones(k), np.zeros(k), np.zeros(k, int), np.zeros(k), np.zeros(k), np.full(k, 12.0),
+                            np.zeros(k, int), nan, nan, np.zeros(k), np.zeros(k), score, ("",) * k, frame_ok)
+    camera = CameraQuality(np.ones(t), np.zeros(t), ~camera_ok, camera_ok, "parallax", scale_source, 1.0)
+    return replace(scene, object_quality=objects, camera_quality=camera)
+
+
+def used_frames(records, scene, label):
+    """(T,) bool frames of the scene that some record's interval covers with ``label`` as a target or a
+    relative observer (an absolute observer is needed only at its viewpoint time)."""
+    used = np.zeros(scene.n_frames, bool)
+    for record in records:
+        if label in record.targets or (record.observer == label and record.observer_time_s is None):
+            first, last = record.frame_range
+            used[first : last + 1] = True
+    return used
+
+
+def test_a_fully_trusted_scene_compiles_exactly_as_without_the_gate():
+    scene = with_record(rich_scene(seed=1))
+    gated, report = compile_scene(scene, CompileConfig(n_per_scene=12, seed=3))
+    plain, _ = compile_scene(scene, CompileConfig(n_per_scene=12, seed=3, min_quality=None))
+    assert [r.question for r in gated] == [r.question for r in plain]
+    assert report.gate["object_frames_kept"] == report.gate["object_frames"] > 0
+    assert not any(report.gate["counts"].values())
+
+
+def test_objects_below_min_quality_are_never_asked_about():
+    scene = with_record(rich_scene(seed=2), score=[0.9, 0.2, 0.9, 0.1])
+    records, report = compile_scene(scene, CompileConfig(n_per_scene=30, seed=0))
+    labels = {t for r in records for t in r.targets} | {r.observer for r in records}
+    assert records and not labels & {"2", "4"}
+    assert report.gate["counts"]["object_below_min_quality"] == 2
+    assert report.gate["counts"]["object_frames_of_dropped_objects"] == 2 * scene.n_frames
+    everything, _ = compile_scene(scene, CompileConfig(n_per_scene=30, seed=0, min_quality=None))
+    assert {t for r in everything for t in r.targets} & {"2", "4"}
+    lenient, _ = compile_scene(scene, CompileConfig(n_per_scene=30, seed=0, min_quality=0.15))
+    assert "2" in {t for r in lenient for t in r.targets} | {r.observer for r in lenient}
+
+
+def test_frames_the_record_refuses_break_the_spans():
+    base = rich_scene(seed=3)
+    frame_ok = np.ones((base.n_objects, base.n_frames), bool)
+    frame_ok[0, 10:14] = False
+    scene = with_record(base, frame_ok=frame_ok)
+    records, report = compile_scene(scene, CompileConfig(n_per_scene=40, seed=1))
+    assert not used_frames(records, scene, "1")[10:14].any()
+    assert report.gate["counts"]["object_frames_failed_checks"] == 4
+    result = apply_quality_gate(scene, 0.5)
+    assert not result.scene.visible[0, 10:14].any() and np.isnan(result.scene.center_world[0, 10:14]).all()
+    assert np.isnan(result.scene.box_xyxy[0, 10:14]).all()
+
+
+def test_untrusted_camera_frames_lose_the_pose_and_every_object():
+    base = rich_scene(seed=4)
+    camera_ok = np.ones(base.n_frames, bool)
+    camera_ok[20:] = False
+    scene = with_record(base, camera_ok=camera_ok)
+    result = apply_quality_gate(scene, 0.5)
+    assert np.isnan(result.scene.cam_to_world[20:]).all() and np.isfinite(result.scene.cam_to_world[:20]).all()
+    assert not result.object_ok[:, 20:].any()
+    assert result.report.counts["camera_frames_untrusted"] == 12
+    records, _ = compile_scene(scene, CompileConfig(n_per_scene=40, seed=2))
+    assert records and max(r.frame_range[1] for r in records) < 20
+    assert all(r.observer_time_s is None or r.observer_time_s < scene.timestamps_s[20] for r in records)
+
+
+def test_the_gate_rechecks_speed_and_depth_jumps_itself():
+    base = rich_scene(seed=5)
+    center = base.center_world.copy()
+    center[0, 16:] += [0.0, 15.0, 0.0]  # a 60 m/s sideways jump the record did not notice
+    ray = center[1, 8:] - base.cam_to_world[8:, :3, 3]
+    center[1, 8:] += 1.5 * ray / np.linalg.norm(ray, axis=1, keepdims=True)  # 1.5 m deeper at once (6 m/s)
+    scene = with_record(replace(base, center_world=center))
+    result = apply_quality_gate(scene, 0.5)
+    assert not result.object_ok[0, 16] and result.object_ok[0, 15] and result.object_ok[0, 17]
+    assert not result.object_ok[1, 8]
+    assert result.report.counts["object_frames_over_limits"] >= 2
+    arbitrary = apply_quality_gate(with_record(replace(base, center_world=center), scale_source="arbitrary"), 0.5)
+    assert arbitrary.object_ok[0, 16] and arbitrary.report.counts["object_frames_over_limits"] == 0
+
+
+def test_scenes_without_a_record_pass_and_are_counted():
+    scene = rich_scene(seed=6)
+    result = apply_quality_gate(scene, 0.9)
+    assert result.scene is scene and result.report.counts == {"scene_without_quality_record": 1}
+    _, report = compile_scene(scene, CompileConfig(n_per_scene=5))
+    assert report.gate["counts"] == {"scene_without_quality_record": 1}
+    assert "has no quality record" in report.summary()
+
+
+def test_reports_merge_and_print_every_reason():
+    a = apply_quality_gate(with_record(rich_scene(seed=7), score=[0.1, 1, 1, 1]), 0.5).report
+    b = apply_quality_gate(rich_scene(seed=8), 0.5).report
+    merged = GateReport.merge([a, b])
+    assert merged.counts["object_below_min_quality"] == 1 and merged.counts["scene_without_quality_record"] == 1
+    assert merged.objects == 8 and GateReport.from_json(merged.to_json()) == merged
+    text = merged.summary(0.5)
+    assert "kept 7/8 objects" in text and GATE_REASONS["object_below_min_quality"] in text
+    reports = [compile_scene(with_record(rich_scene(seed=s), score=[0.1, 1, 1, 1]), CompileConfig(n_per_scene=3))[1]
+               for s in (9, 10)]
+    total = CompileReport.merge(reports)
+    assert total.gate["counts"]["object_below_min_quality"] == 2 and total.min_quality == 0.5
+    off = compile_scene(rich_scene(seed=9), CompileConfig(n_per_scene=3, min_quality=None))[1]
+    assert off.gate == {} and "quality gate off" in off.summary()
+
+
+@pytest.mark.parametrize("bad", [{"min_quality": 1.5}, {"min_quality": -0.1}, {"max_depth_jump_m": 0},
+                                 {"stability_draws": -1}, {"min_stability": 1.2}])
+def test_config_rejects_bad_gate_values(bad):
+    with pytest.raises(ValueError):
+        CompileConfig(**bad)
+
+
+def noisy_record(scene, noise_m, lam=0.05):
+    scene = with_record(scene)
+    k = scene.n_objects
+    return replace(scene, object_quality=replace(scene.object_quality, noise_m=np.full(k, noise_m),
+                                                 smooth_lambda_s3=np.full(k, lam)))
+
+
+def test_noisy_scenes_perturb_visible_centres_and_agent_headings():
+    from recon4d.qa_compiler.quality_gate import noisy_scenes
+
+    base = rich_scene(seed=11)
+    visible = base.visible.copy()
+    visible[1, 5:9] = False
+    scene = noisy_record(replace(base, visible=visible, center_world=np.where(visible[..., None], base.center_world,
+                                                                                np.nan)), 0.2)
+    draws = noisy_scenes(scene, np.random.default_rng(0), 5)
+    assert len(draws) == 5
+    for draw in draws:
+        moved = np.linalg.norm(draw.center_world - scene.center_world, axis=-1)
+        assert np.isnan(moved[1, 5:9]).all() and (moved[visible] > 0).all() and moved[visible].mean() < 0.4
+        turned = draw.orientation[..., 0] - scene.orientation[..., 0]
+        assert np.nanmax(np.abs(turned[scene.is_agent])) > 0 and np.isnan(draw.orientation[~scene.is_agent]).all()
+    assert noisy_scenes(rich_scene(seed=11), np.random.default_rng(0), 5) == []
+    assert noisy_scenes(scene, np.random.default_rng(0), 0) == []
+
+
+def test_unstable_answers_are_dropped_and_counted():
+    calm = noisy_record(rich_scene(seed=12), 0.0)
+    noisy = noisy_record(rich_scene(seed=12), 3.0)  # metres of noise: few answers survive
+    config = CompileConfig(n_per_scene=20, seed=4)
+    calm_records, calm_report = compile_scene(calm, config)
+    noisy_records, noisy_report = compile_scene(noisy, config)
+    assert calm_report.failures.get("unstable_answer", 0) == 0
+    assert noisy_report.failures["unstable_answer"] > 0
+    assert noisy_report.attempts == noisy_report.generated + noisy_report.total_failures
+    off, _ = compile_scene(noisy, replace(config, stability_draws=0))
+    assert [r.question for r in off] == [r.question for r in calm_records]  # same draws without the check
