@@ -55,15 +55,37 @@ def _print_summary(scene_path: str, summary: dict) -> None:
     console.print(f"  frames       {summary['n_frames']} over {summary['duration_s']:.2f} s")
     console.print(f"  backends     {backends}")
     console.print(f"  camera path  {summary['camera_path_length']:.2f} (world units)")
+    camera = summary.get("camera_quality")
+    if camera is not None:
+        console.print(f"  camera       {camera['motion']}, scale from {camera['scale_source']}, "
+                      f"{camera['trusted_frames']}/{summary['n_frames']} frames trusted, "
+                      f"{camera['frozen_frames']} frozen, quality {_fmt(camera['score'])}, median inlier ratio "
+                      f"{_fmt(camera['median_inlier_ratio'])}, median reprojection {_fmt(camera['median_reprojection_px'])} px")
+    else:
+        console.print("  camera       no quality record")
     console.print(f"  heavy arrays points={'yes' if summary['has_points'] else 'no'}, "
                   f"masks={'yes' if summary['has_masks'] else 'no'}")
     table = Table(title=f"{len(summary['objects'])} objects")
-    for column in ("id", "category", "agent", "visible frames", "visible spans (s)", "path length"):
+    for column in ("id", "category", "agent", "visible frames", "visible spans (s)", "path length", "quality",
+                   "trusted frames", "issues"):
         table.add_column(column)
     for obj in summary["objects"]:
         spans = ", ".join(f"{a:.1f}-{b:.1f}" for a, b in obj["visible_spans_s"]) or "never"
+        quality = obj.get("quality")
         table.add_row(str(obj["id"]), obj["category"], "yes" if obj["is_agent"] else "no",
-                      f"{obj['visible_frames']}/{summary['n_frames']}", spans, f"{obj['path_length']:.2f}")
+                      f"{obj['visible_frames']}/{summary['n_frames']}", spans, f"{obj['path_length']:.2f}",
+                      "n/a" if quality is None else _fmt(quality["score"]),
+                      "n/a" if quality is None else f"{quality['trusted_frames']}/{summary['n_frames']}",
+                      "" if quality is None else quality["issues"])
     console.print(table)
     if "verified" in summary:
         console.print(f"  verified     content checksum {summary['verified']['computed_sha256']} matches")
+    warnings = summary.get("warnings") or []
+    console.print(f"[yellow]{len(warnings)} warning(s) from the pipeline:[/yellow]" if warnings
+                  else "no warnings recorded")
+    for line in warnings:
+        console.print(f"  - {line}", markup=False)
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"

@@ -113,12 +113,23 @@ class _StageBars:
 def _print_summary(out: Path, summary: dict, result) -> None:
     click.echo(f"wrote {out}: {summary['n_frames']} frames over {summary['duration_s']:.2f} s, "
                f"camera path {summary['camera_path_length']:.2f}")
+    camera = summary.get("camera_quality")
+    if camera is not None:
+        score = "n/a" if camera["score"] is None else f"{camera['score']:.2f}"
+        click.echo(f"camera: {camera['motion']}, scale from {camera['scale_source']}, "
+                   f"{camera['trusted_frames']}/{summary['n_frames']} frames trusted (quality {score})")
     click.echo(f"{len(summary['objects'])} objects:")
     for obj in summary["objects"]:
         spans = ", ".join(f"{a:.1f}-{b:.1f}s" for a, b in obj["visible_spans_s"]) or "never visible"
         kind = "agent" if obj["is_agent"] else "object"
-        click.echo(f"  {obj['id']:>3} {obj['category']:<10} {kind:<6} visible {spans}; path {obj['path_length']:.2f}")
+        quality = obj.get("quality")
+        trust = "" if quality is None else f"; quality {quality['score']:.2f}"
+        click.echo(f"  {obj['id']:>3} {obj['category']:<10} {kind:<6} visible {spans}; path {obj['path_length']:.2f}"
+                   f"{trust}")
     timing = ", ".join(f"{s.stage} {s.seconds:.1f}s ({s.backend})" for s in result.stages)
     click.echo(f"time: {timing}; total {result.seconds:.1f}s")
     if result.warnings:
-        click.secho(f"{len(result.warnings)} warning(s), printed above", fg="yellow", err=True)
+        click.secho(f"{len(result.warnings)} warning(s) (stored in the scene; `recon4d inspect` lists them):",
+                    fg="yellow", err=True)
+        for message in result.warnings:
+            click.secho(f"  - {message}", fg="yellow", err=True)

@@ -51,6 +51,12 @@ def _split_types(_ctx, _param, value: str | None):
               help="Wrong options: random sequences (reference), perturbed answers (hard) or both.")
 @click.option("--min-margin", default=0.0, show_default=True,
               help="Drop questions whose answer lies closer than this (relative) to a rule threshold.")
+@click.option("--min-quality", default=0.5, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="Quality gate: use only objects whose quality score (recon4d inspect) is at least this, and only "
+                   "the frames their quality record and the camera trust; what is skipped is counted in the report.")
+@click.option("--no-quality-gate", is_flag=True,
+              help="Compile from every object and frame, trusted or not (scenes without a quality record, such as "
+                   "ground truth, are never gated).")
 @click.option("--seed", default=0, show_default=True, help="Seed; the same seed gives byte-identical files.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Processes compiling stores side by side (default: one per CPU core, at most one per "
@@ -63,8 +69,8 @@ def _split_types(_ctx, _param, value: str | None):
 @click.option("--llm-n", default=1, show_default=True, help="Non-template questions per scene (with --llm-url).")
 @click.option("--llm-key-env", default="OPENAI_API_KEY", show_default=True,
               help="Environment variable holding the API key.")
-def compile_command(scenes, out, fmt, n_per_scene, types, profile, distractors, min_margin, seed, workers,
-                    report_path, llm_url, llm_model, llm_n, llm_key_env):
+def compile_command(scenes, out, fmt, n_per_scene, types, profile, distractors, min_margin, min_quality,
+                    no_quality_gate, seed, workers, report_path, llm_url, llm_model, llm_n, llm_key_env):
     """Compile SCENES (scene stores) into questions with procedural answers, written to OUT."""
     from recon4d.outputs import check_output, write_json
     from recon4d.qa_compiler.compiler import CompileConfig, compile_scenes
@@ -73,7 +79,8 @@ def compile_command(scenes, out, fmt, n_per_scene, types, profile, distractors, 
     fmt = fmt or _SUFFIX_FORMATS.get(out.suffix)
     if fmt is None:
         raise click.BadParameter(f"cannot tell the format from {out.name!r}; pass --format", param_hint="--format")
-    kwargs = dict(n_per_scene=n_per_scene, profile=profile, distractors=distractors, min_margin=min_margin, seed=seed)
+    kwargs = dict(n_per_scene=n_per_scene, profile=profile, distractors=distractors, min_margin=min_margin, seed=seed,
+                  min_quality=None if no_quality_gate else min_quality)
     if types:
         kwargs["types"] = types
     try:

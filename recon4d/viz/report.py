@@ -58,15 +58,31 @@ def _summary_section(summary: dict) -> str:
         ["camera path length", f"{summary['camera_path_length']:.2f}"],
         ["point maps / masks", f"{'yes' if summary['has_points'] else 'no'} / {'yes' if summary['has_masks'] else 'no'}"],
     ]
+    camera = summary.get("camera_quality")
+    if camera is not None:
+        facts.append(["camera quality", f"{camera['motion']}, scale from {camera['scale_source']}, "
+                      f"{camera['trusted_frames']}/{summary['n_frames']} frames trusted, {camera['frozen_frames']} "
+                      f"frozen, score {_fmt(camera['score'])}"])
     objects = [
         [o["id"], o["category"], "yes" if o["is_agent"] else "no", f"{o['visible_frames']}/{summary['n_frames']}",
-         ", ".join(f"{a:.2f}–{b:.2f}" for a, b in o["visible_spans_s"]) or "never", f"{o['path_length']:.2f}"]
+         ", ".join(f"{a:.2f}–{b:.2f}" for a, b in o["visible_spans_s"]) or "never", f"{o['path_length']:.2f}",
+         "n/a" if o.get("quality") is None else _fmt(o["quality"]["score"]),
+         "" if o.get("quality") is None else o["quality"]["issues"]]
         for o in summary["objects"]
     ]
+    warnings = summary.get("warnings") or []
+    warning_list = ("<ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul>") if warnings else (
+        "<p>none recorded</p>")
     return ("<section id=\"summary\"><h2>Summary</h2>" + _table(["field", "value"], facts)
             + f"<h3>{len(objects)} objects</h3>"
-            + _table(["id", "category", "agent", "visible frames", "visible spans (s)", "path length"], objects)
+            + _table(["id", "category", "agent", "visible frames", "visible spans (s)", "path length", "quality",
+                      "issues"], objects)
+            + f"<h3 id=\"warnings\">{len(warnings)} pipeline warning(s)</h3>" + warning_list
             + "</section>")
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def _bar_png(title: str, xlabel: str, labels: list[str], counts: list[int], expected: float | None = None) -> bytes:

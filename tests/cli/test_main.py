@@ -98,3 +98,57 @@ def test_curate_keeps_moving_and_lists_unreadable(tmp_path):
     report = json.loads((tmp_path / "r.json").read_text())
     assert [r["kept"] for r in report] == [True, False, False]
     assert "unreadable" in report[2]["reason"]
+
+
+def _scene_with_quality():
+    from dataclasses import replace
+
+    from tests.conftest import make_quality
+
+    scene = make_scene(n_frames=6, n_objects=3, heavy=False)
+    objects, camera = make_quality(3, 6)
+    return replace(scene, object_quality=objects, camera_quality=camera,
+                   warnings=("recon: the camera pose is not trusted in 2 of 6 frames", "lift: object 8 is not trusted"))
+
+
+def test_inspect_prints_quality_and_the_pipeline_warnings(tmp_path):
+    scene = _scene_with_quality()
+    path = write_scene(scene, tmp_path / "q.zarr")
+    result = CliRunner().invoke(main, ["inspect", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "2 warning(s) from the pipeline" in result.output
+    assert "the camera pose is not trusted in 2 of 6 frames" in result.output
+    assert "scale from ground-plane" in result.output and "quality" in result.output
+    summary = json.loads(CliRunner().invoke(main, ["inspect", str(path), "--json"]).output)
+    assert summary["warnings"] == list(scene.warnings)
+    assert summary["camera_quality"]["motion"] == "parallax"
+    first = summary["objects"][0]["quality"]
+    assert first["score"] == float(scene.object_quality.score[0])
+    assert first["trusted_frames"] == int(scene.object_quality.frame_ok[0].sum())
+    plain = CliRunner().invoke(main, ["inspect", str(write_scene(make_scene(), tmp_path / "p.zarr"))])
+    assert "no warnings recorded" in plain.output and "no quality record" in plain.output
+
+
+def test_qa_quality_gate_options(tmp_path):
+    from dataclasses import replace
+
+    from tests.qa_compiler.test_quality_gate import rich_scene, with_record
+
+    scene = with_record(rich_scene(seed=3), score=[0.9, 0.3, 0.9, 0.9])
+    path = write_scene(replace(scene, extent=None), tmp_path / "g.zarr")
+    out = tmp_path / "qa.jsonl"
+    gated = CliRunner().invoke(main, ["qa", str(path), "-o", str(out), "-n", "20", "--report",
+                                      str(tmp_path / "r.json")])
+    assert gated.exit_code == 0, gated.output
+    assert "quality gate (min quality 0.5)" in gated.output and "kept 3/4 objects" in gated.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["report"]["gate"]["counts"]["object_below_min_quality"] == 1
+    assert report["config"]["min_quality"] == 0.5
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert not any("2" in r["targets"] for r in records)
+    lenient = CliRunner().invoke(main, ["qa", str(path), "-o", str(out), "-n", "20", "--min-quality", "0.2"])
+    assert "kept 4/4 objects" in lenient.output
+    off = CliRunner().invoke(main, ["qa", str(path), "-o", str(out), "-n", "20", "--no-quality-gate"])
+    assert off.exit_code == 0 and "quality gate off" in off.output
+    bad = CliRunner().invoke(main, ["qa", str(path), "-o", str(out), "--min-quality", "2"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output

@@ -90,6 +90,21 @@ def test_report_with_questions(scene_and_qa, tmp_path):
     assert [p.name for p in out.parent.iterdir()] == ["report.html"]  # no temporary file left
 
 
+def test_report_lists_quality_and_warnings(tmp_path):
+    from dataclasses import replace
+
+    from recon4d.store import write_scene
+    from tests.conftest import make_quality, make_scene
+
+    scene = make_scene(heavy=False)
+    objects, camera = make_quality(scene.n_objects, scene.n_frames)
+    path = write_scene(replace(scene, object_quality=objects, camera_quality=camera,
+                               warnings=("recon: the camera <froze>",)), tmp_path / "q.zarr")
+    text = write_report(path, tmp_path / "report.html", renders=False).read_text()
+    assert "1 pipeline warning(s)" in text and "the camera &lt;froze&gt;" in text
+    assert "scale from ground-plane" in text and "issue 1" in text
+
+
 def test_report_without_questions(scene_and_qa, tmp_path):
     scene_path, _, _ = scene_and_qa
     page = parse(write_report(scene_path, tmp_path / "report.html", renders=False))
