@@ -66,8 +66,9 @@ def _print_summary(scene_path: str, summary: dict) -> None:
     console.print(f"  heavy arrays points={'yes' if summary['has_points'] else 'no'}, "
                   f"masks={'yes' if summary['has_masks'] else 'no'}")
     table = Table(title=f"{len(summary['objects'])} objects")
+    # The issues are long sentences: listed under the table so the columns stay readable at 80 characters.
     for column in ("id", "category", "agent", "visible frames", "visible spans (s)", "path length", "quality",
-                   "trusted frames", "issues"):
+                   "trusted frames"):
         table.add_column(column)
     for obj in summary["objects"]:
         spans = ", ".join(f"{a:.1f}-{b:.1f}" for a, b in obj["visible_spans_s"]) or "never"
@@ -75,9 +76,11 @@ def _print_summary(scene_path: str, summary: dict) -> None:
         table.add_row(str(obj["id"]), obj["category"], "yes" if obj["is_agent"] else "no",
                       f"{obj['visible_frames']}/{summary['n_frames']}", spans, f"{obj['path_length']:.2f}",
                       "n/a" if quality is None else _fmt(quality["score"]),
-                      "n/a" if quality is None else f"{quality['trusted_frames']}/{summary['n_frames']}",
-                      "" if quality is None else quality["issues"])
+                      "n/a" if quality is None else f"{quality['trusted_frames']}/{summary['n_frames']}")
     console.print(table)
+    for obj in summary["objects"]:
+        if obj.get("quality") and obj["quality"]["issues"]:
+            console.print(f"  object {obj['id']}: {obj['quality']['issues']}", markup=False)
     if "verified" in summary:
         console.print(f"  verified     content checksum {summary['verified']['computed_sha256']} matches")
     warnings = summary.get("warnings") or []

@@ -119,6 +119,7 @@ def test_inspect_prints_quality_and_the_pipeline_warnings(tmp_path):
     assert "2 warning(s) from the pipeline" in result.output
     assert "the camera pose is not trusted in 2 of 6 frames" in result.output
     assert "scale from ground-plane" in result.output and "quality" in result.output
+    assert "object 8: issue 1" in result.output.replace("\n", " ")  # issues listed under the table, by id
     summary = json.loads(CliRunner().invoke(main, ["inspect", str(path), "--json"]).output)
     assert summary["warnings"] == list(scene.warnings)
     assert summary["camera_quality"]["motion"] == "parallax"
