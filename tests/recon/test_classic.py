@@ -271,6 +271,28 @@ def test_tilt_and_height_from_people_recovers_tilt_and_height():
     assert tilt_and_height_from_people(boxes, np.zeros((1, 12), bool), intrinsics, 1.6) is None
 
 
+def test_tilt_and_height_from_people_of_varied_heights_is_not_dragged_to_the_nominal_height():
+    # People 1.55-1.85 m tall and 1 px box noise under a camera 2.6 m up, 12 deg down: the height
+    # prior is only a tie-breaker, so it must not pull the camera towards 1.6 m (and the tilt with it).
+    intrinsics = np.array([[554.0, 0, 320], [0, 554.0, 180], [0, 0, 1]])
+    tilt, height = math.radians(12.0), 2.6
+    up = level_up(tilt)
+    forward = np.cross(up, np.array([1.0, 0.0, 0.0]))
+    rng = np.random.default_rng(11)
+    n = 60
+    feet = (rng.uniform(-3, 3, n)[:, None] * np.array([1.0, 0, 0]) + rng.uniform(5, 14, n)[:, None] * forward
+            - height * up)
+    heads = feet + rng.uniform(1.55, 1.85, n)[:, None] * up
+    def project(p):
+        return intrinsics[:2, :2] @ (p[:, :2] / p[:, 2:]).T + intrinsics[:2, 2:]
+    (uf, vf), (_, vh) = project(feet), project(heads)
+    boxes = np.stack([uf - 8, vh - 0.5 + rng.normal(0, 1, n), uf + 8, vf + 0.5 + rng.normal(0, 1, n)], axis=-1)[None]
+    found = tilt_and_height_from_people(boxes, np.ones((1, n), bool), intrinsics, camera_height_m=1.6)
+    assert found is not None
+    assert math.degrees(found[0]) == pytest.approx(12.0, abs=1.0)
+    assert found[1] == pytest.approx(2.6, rel=0.1)
+
+
 def synthetic_tracks(world_to_cam: np.ndarray, n_points: int = 400, seed: int = 6):
     """Normalised observations (N, T, 2) of random points 4–14 m ahead, with 0.1 px noise at f = 300."""
     rng = np.random.default_rng(seed)
