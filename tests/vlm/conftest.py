@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import zlib
 from pathlib import Path
 
@@ -12,19 +11,16 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from recon4d.vlm.checkpoint import released_key  # noqa: E402
-
-GOLDEN = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "vlm_golden"
+from tests.conftest import missing_shared_data  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def vlm_golden() -> Path:
-    """../shared/data/vlm_golden; a missing folder fails under CI=true and skips elsewhere."""
-    if not GOLDEN.is_dir():
-        message = f"the VLM golden folder {GOLDEN} is absent (it sits beside the checkout in ../shared/data)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + "; CI must have it", pytrace=False)
-        pytest.skip(message)
-    return GOLDEN
+def vlm_golden(shared_data) -> Path:
+    """../shared/data/vlm_golden; missing, it fails under CI=true and skips elsewhere."""
+    golden = shared_data / "vlm_golden"
+    if not golden.is_dir():
+        missing_shared_data(f"the VLM golden folder {golden}")
+    return golden
 
 
 def procedural_weights(model, rule: str = "strict") -> dict:
