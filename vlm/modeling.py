@@ -204,8 +204,12 @@ class GeometryQwen2_5_VL(Qwen2_5_VLForConditionalGeneration):
 
     def encode_videos(self, input_ids: Tensor, inputs_embeds: Tensor, pixel_values_videos: Tensor,
                       video_grid_thw: Tensor, second_per_grid_ts: Tensor | None, attention_mask: Tensor | None,
-                      labels: Tensor | None) -> VideoTokens:
-        """The tokens of every video span of the batch, with each video's own prompt text."""
+                      labels: Tensor | None, encoder_features: list[Tensor] | None = None) -> VideoTokens:
+        """The tokens of every video span of the batch, with each video's own prompt text.
+
+        ``encoder_features``: per video the geometry encoder's grouped tokens computed earlier
+        (``model.visual.encoder_features``, e.g. from the training's cache); the encoder is then skipped.
+        """
         config, geometry = self.config, self.geometry
         owners = video_owners(input_ids, config.vision_start_token_id, config.video_token_id, attention_mask)
         n_videos = video_grid_thw.shape[0]
@@ -225,7 +229,8 @@ class GeometryQwen2_5_VL(Qwen2_5_VLForConditionalGeneration):
             text_mask = qformer_text_mask(input_ids, geometry.token_ids.non_text(), labels, attention_mask)
             text_states = [inputs_embeds[row][text_mask[row]] for row in owners]
         masked = self.masked_videos(owners, input_ids.shape[0], input_ids.device)
-        return self.model.visual.video_tokens(pixel_values_videos, video_grid_thw, text_states, seconds, masked)
+        return self.model.visual.video_tokens(pixel_values_videos, video_grid_thw, text_states, seconds, masked,
+                                              encoder_features)
 
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
@@ -244,11 +249,14 @@ class GeometryQwen2_5_VL(Qwen2_5_VLForConditionalGeneration):
         mm_token_type_ids: Tensor | None = None,
         second_per_grid_ts: Tensor | None = None,
         logits_to_keep: int | Tensor = 0,
+        geometry_features: list[Tensor] | None = None,
         **kwargs,
     ) -> MultimodalCausalLMOutputWithPast:
         """Next-token logits (and the mean cross-entropy over ``labels``); shapes in the module docstring.
 
         ``mm_token_type_ids`` (from transformers' processor) is accepted and not needed.
+        ``geometry_features``: per video (N_i, 8·C) precomputed ``model.visual.encoder_features``
+        (the training's geometry cache); the frozen geometry encoder is then not run.
         """
         if (pixel_values is not None or pixel_values_videos is not None) and input_ids is None:
             raise VLMConfigError("images and videos need input_ids (their placeholders locate the spans).")
@@ -262,7 +270,7 @@ class GeometryQwen2_5_VL(Qwen2_5_VLForConditionalGeneration):
             inputs_embeds = inputs_embeds.masked_scatter(image_mask, images.to(inputs_embeds.dtype))
         if pixel_values_videos is not None:
             tokens = self.encode_videos(input_ids, inputs_embeds, pixel_values_videos, video_grid_thw,
-                                        second_per_grid_ts, attention_mask, labels)
+                                        second_per_grid_ts, attention_mask, labels, geometry_features)
             video_mask = (input_ids == self.config.video_token_id).unsqueeze(-1)
             inputs_embeds = inputs_embeds.masked_scatter(video_mask, tokens.embeds.to(inputs_embeds.dtype))
         if position_ids is None:

@@ -156,7 +156,9 @@ def video_pixels(frames, min_pixels: int = TRAIN_MIN_PIXELS, max_pixels: int = T
         raise ProcessingError(f"frames must be (T, H, W, 3) uint8 RGB; got {frames.shape} {frames.dtype}.")
     processor = Qwen2VLVideoProcessor(min_pixels=min_pixels, max_pixels=max_pixels)
     video = torch.from_numpy(frames).permute(0, 3, 1, 2)
-    out = processor(videos=[video], return_tensors="pt", do_sample_frames=False)
+    # Bounds are per frame, as the reference training sets them; the total-video cap of newer
+    # transformers (cap_pixels_per_frame) is applied by the caller where wanted (evaluation).
+    out = processor(videos=[video], return_tensors="pt", do_sample_frames=False, cap_pixels_per_frame=False)
     grid = tuple(int(v) for v in out["video_grid_thw"][0])
     return VideoPixels(out["pixel_values_videos"], grid)
 

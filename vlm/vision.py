@@ -123,8 +123,9 @@ class GeometryVisionTower(Qwen2_5_VisionTransformerPretrainedModel):
         elif isinstance(module, LayerScale):
             init.constant_(module.gamma, 1.0)
 
-    def spatial_tokens(self, pixel_values_videos: Tensor, video_grid_thw: Tensor) -> list[Tensor]:
-        """Geometry tokens per video after the spatial merger: [(N_i, D)] (VLM_FACTS §1.2).
+    def encoder_features(self, pixel_values_videos: Tensor, video_grid_thw: Tensor) -> list[Tensor]:
+        """The frozen part of the geometry tokens: per video the encoder's patch tokens grouped 2×2×2,
+        [(N_i, 8·C)] (VLM_FACTS §1.2 steps 1–4); what the training's geometry cache stores.
 
         Videos of one frame size share one encoder call. Without trainable encoder parameters the
         encoder runs without autograd (same values, no stored activations).
@@ -150,6 +151,17 @@ class GeometryVisionTower(Qwen2_5_VisionTransformerPretrainedModel):
             for i, chunk in zip(indices, tokens.split([len(frames[i]) for i in indices])):
                 grouped[i] = group_2x2x2(chunk, video_grid_thw[i], self.config.spatial_merge_size,
                                          self.config.temporal_patch_size)
+        return grouped
+
+    def spatial_tokens(self, pixel_values_videos: Tensor, video_grid_thw: Tensor,
+                       encoder_features: list[Tensor] | None = None) -> list[Tensor]:
+        """Geometry tokens per video after the spatial merger: [(N_i, D)] (VLM_FACTS §1.2).
+
+        ``encoder_features``: :meth:`encoder_features` computed earlier (e.g. cached); the encoder is
+        then not run.
+        """
+        grouped = (encoder_features if encoder_features is not None
+                   else self.encoder_features(pixel_values_videos, video_grid_thw))
         merged = self.spatial_merger(torch.cat(grouped).to(self.spatial_merger.mlp[0].weight.dtype))
         return list(merged.split([g.shape[0] for g in grouped]))
 
@@ -216,12 +228,12 @@ class GeometryVisionTower(Qwen2_5_VisionTransformerPretrainedModel):
 
     def video_tokens(self, pixel_values_videos: Tensor, video_grid_thw: Tensor,
                      text_states: list[Tensor] | None = None, seconds_per_grid: list[float | Tensor] | None = None,
-                     masked: list[bool] | None = None) -> VideoTokens:
+                     masked: list[bool] | None = None, encoder_features: list[Tensor] | None = None) -> VideoTokens:
         """Everything the video spans receive, for V videos (see :class:`VideoTokens`).
 
         ``text_states`` (GSM/GeoSR): per video its prompt embeddings; ``seconds_per_grid``: per
         video seconds per temporal grid (default 1.0); ``masked`` (GeoSR): which videos get the
-        top-⌈γN⌉ mask (default none).
+        top-⌈γN⌉ mask (default none); ``encoder_features``: precomputed :meth:`encoder_features`.
         """
         n_videos = video_grid_thw.shape[0]
         pixels = pixel_values_videos.type(self.dtype)
@@ -230,7 +242,7 @@ class GeometryVisionTower(Qwen2_5_VisionTransformerPretrainedModel):
         fusion = self.geometry.fusion
         if fusion == "none":
             return VideoTokens(torch.cat(visual), tuple(visual), None, None, None, None, None)
-        spatial = self.spatial_tokens(pixels, video_grid_thw)
+        spatial = self.spatial_tokens(pixels, video_grid_thw, encoder_features)
         if fusion == "add":
             added = [v + s.to(v.dtype) for v, s in zip(visual, spatial)]
             return VideoTokens(torch.cat(added), tuple(visual), tuple(spatial), None, None, None, None)
