@@ -50,3 +50,11 @@ def video_slot_runs(input_ids: Tensor, video_id: int) -> list[int]:
         tail = ~is_pad[row, col:]
         runs.append(int(tail.int().argmax()) if bool(tail.any()) else int(is_pad.shape[1] - col))
     return runs
+
+
+def video_run_ends(input_ids: Tensor, video_id: int) -> list[tuple[int, int]]:
+    """(row, end column + 1) of every run of consecutive ``<|video_pad|>`` tokens, row-major."""
+    is_pad = input_ids == video_id
+    following = torch.zeros_like(is_pad)
+    following[:, :-1] = is_pad[:, 1:]
+    return [(row, col + 1) for row, col in torch.nonzero(is_pad & ~following).tolist()]

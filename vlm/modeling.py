@@ -38,29 +38,62 @@ from transformers.utils.deprecation import deprecate_kwarg
 from recon4d.models.pi3.weights import check_state_dict, load_safetensors
 from recon4d.vlm.checkpoint import check_loaded_groups, checkpoint_keys, encoder_sizes, fusion_of_keys
 from recon4d.vlm.configuration import GeometryConfig, VLMConfigError, attach_geometry
-from recon4d.vlm.layout import qformer_text_mask, video_owners, video_slot_runs
+from recon4d.vlm.layout import qformer_text_mask, video_owners, video_run_ends, video_slot_runs
 from recon4d.vlm.positions import reference_rope_index
 from recon4d.vlm.vision import GeometryVisionTower, VideoTokens
 
 
-class GeometryQwen2_5_VL(Qwen2_5_VLForConditionalGeneration):
-    """Qwen2.5-VL with the geometry modules of ``config.geometry`` (see the module docstring).
+def deepstack_kwargs(stacked: list[tuple[Tensor, tuple[Tensor, ...]]]) -> dict:
+    """Qwen3-VL text-model arguments from (slot mask (B, L), per-layer (n, D) features) pairs:
+    one joint mask and, per layer, the features of all masked slots in sequence order."""
+    joint = stacked[0][0].clone()
+    for mask, _ in stacked[1:]:
+        joint |= mask
+    layers = []
+    for depth in range(len(stacked[0][1])):
+        rows = stacked[0][1][depth].new_zeros(int(joint.sum()), stacked[0][1][depth].shape[-1])
+        for mask, features in stacked:
+            rows[mask[joint]] = features[depth].to(rows.dtype)
+        layers.append(rows)
+    return {"visual_pos_masks": joint, "deepstack_visual_embeds": layers}
 
-    ``model.geometry`` is the :class:`GeometryConfig`; ``model.model.visual`` the
-    :class:`GeometryVisionTower`. :meth:`encode_videos` returns what the video spans receive
-    (GeoSR relevance and keep masks included) without running the LLM.
+
+class GeometryVLMixin:
+    """What the geometry-aware models share whatever their Qwen base: loading, the video spans,
+    GeoSR's masking draw and the forward (see the module docstring).
+
+    A host class sets ``base_config_class``, builds ``model.visual`` as a :class:`GeometryModules`
+    tower, and supplies ``get_rope_index`` and :meth:`spans_per_video`.
     """
 
-    def __init__(self, config: Qwen2_5_VLConfig) -> None:
-        super().__init__(config)
-        geometry = GeometryConfig.from_hf_config(config)
-        attach_geometry(config, geometry)
-        self.geometry = geometry
-        # Replacing the stock tower costs one extra build of the ViT outside `from_pretrained`
-        # (which builds on the meta device); it keeps transformers' own __init__ untouched.
-        self.model.visual = GeometryVisionTower._from_config(config.vision_config, text_config=config.text_config,
-                                                             geometry=geometry)
-        self.post_init()
+    base_config_class: type = Qwen2_5_VLConfig
+    """The transformers config class of the base (read by :meth:`from_pretrained`)."""
+
+    def spans_per_video(self, video_grid_thw: Tensor) -> list[int]:
+        """``<|vision_start|>`` spans each video occupies in the prompt (Qwen2.5-VL: one per video)."""
+        return [1] * int(video_grid_thw.shape[0])
+
+    def expected_runs(self, video_grid_thw: Tensor) -> list[int]:
+        """``<|video_pad|>`` run lengths of the prompt's video spans, row-major: per video its merged
+        visual tokens, the GSM slots after the visual tokens of its last span."""
+        merge = self.config.vision_config.spatial_merge_size ** 2
+        runs: list[int] = []
+        for grid, spans in zip(video_grid_thw.tolist(), self.spans_per_video(video_grid_thw)):
+            per_span = grid[0] * grid[1] * grid[2] // merge // spans
+            runs += [per_span] * (spans - 1) + [per_span + self.geometry.gsm_slots]
+        return runs
+
+    def gsm_slot_mask(self, input_ids: Tensor, video_grid_thw: Tensor) -> Tensor:
+        """(B, L) bool: the GSM slots (the last S ``<|video_pad|>`` of each video's last span)."""
+        mask = torch.zeros_like(input_ids, dtype=torch.bool)
+        slots = self.geometry.gsm_slots
+        if not slots:
+            return mask
+        ends = video_run_ends(input_ids, self.config.video_token_id)
+        last_spans = torch.tensor(self.spans_per_video(video_grid_thw)).cumsum(0) - 1
+        for row, end in (ends[i] for i in last_spans.tolist()):
+            mask[row, end - slots:end] = True
+        return mask
 
     # ----------------------------------------------------------------------------- loading
     @classmethod
@@ -79,7 +112,7 @@ class GeometryQwen2_5_VL(Qwen2_5_VLForConditionalGeneration):
                 "implicitly: fetch it first (e.g. `hf download <repo> --local-dir <folder>`) and pass the folder.")
         config = kwargs.pop("config", None)
         if config is None:
-            config = Qwen2_5_VLConfig.from_pretrained(pretrained_model_name_or_path)
+            config = cls.base_config_class.from_pretrained(pretrained_model_name_or_path)
         if geometry is None:
             geometry = GeometryConfig.from_hf_config(config, fusion=fusion)
             if not getattr(config, "geometry", None):
@@ -116,7 +149,7 @@ class GeometryQwen2_5_VL(Qwen2_5_VLForConditionalGeneration):
         model.initialised_groups = tuple(absent)
         return (model, info) if want_info else model
 
-    def from_pi3(self, path: str | Path) -> GeometryQwen2_5_VL:
+    def from_pi3(self, path: str | Path) -> GeometryVLMixin:
         """Import the geometry encoder from a π³ ``model.safetensors`` as the reference does
         (tensors whose name starts with ``encoder.``, prefix stripped); strict names and shapes."""
         if not self.geometry.uses_encoder:
@@ -131,33 +164,24 @@ class GeometryQwen2_5_VL(Qwen2_5_VLForConditionalGeneration):
                 tensor.copy_(encoder[name].to(dtype))
         return self
 
-    def freeze_encoders(self) -> GeometryQwen2_5_VL:
-        """Freeze Qwen's ViT (patch embedding and blocks) and the geometry encoder, as the reference
-        recipe does; Qwen's merger, the LLM and the geometry modules stay trainable."""
+    def freeze_encoders(self) -> GeometryVLMixin:
+        """Freeze Qwen's ViT (patch embedding, blocks and, for Qwen3-VL, its learned position table) and
+        the geometry encoder, as the reference recipe does; Qwen's merger(s), the LLM and the geometry
+        modules stay trainable."""
         visual = self.model.visual
         visual.patch_embed.requires_grad_(False)
         visual.blocks.requires_grad_(False)
+        if isinstance(getattr(visual, "pos_embed", None), torch.nn.Module):
+            visual.pos_embed.requires_grad_(False)
         if self.geometry.uses_encoder:
             visual.spatial_encoder.requires_grad_(False)
         return self
 
-    # --------------------------------------------------------------------------- positions
-    def get_rope_index(self, input_ids: Tensor, image_grid_thw: Tensor | None = None,
-                       video_grid_thw: Tensor | None = None, second_per_grid_ts: Tensor | None = None,
-                       attention_mask: Tensor | None = None, **_: object) -> tuple[Tensor, Tensor]:
-        """The reference LLM positions (3, B, L) and rope deltas (B, 1); see ``positions.reference_rope_index``."""
-        config = self.config
-        return reference_rope_index(
-            input_ids, image_grid_thw=image_grid_thw, video_grid_thw=video_grid_thw,
-            second_per_grid_ts=second_per_grid_ts, attention_mask=attention_mask,
-            merge_size=config.vision_config.spatial_merge_size,
-            tokens_per_second=config.vision_config.tokens_per_second, vision_start_id=config.vision_start_token_id,
-            image_id=config.image_token_id, video_id=config.video_token_id)
-
     def _prepare_position_ids_for_generation(self, inputs_tensor, model_kwargs):
-        # Overridden so that `generate` uses the reference rule (no `mm_token_type_ids` needed):
-        # returns [text positions; t; h; w] (4, B, L) as transformers 5 expects, and stores the
-        # rope deltas; later steps continue at last + 1, which is max + 1 under this rule.
+        # Overridden so that `generate` uses the model's own rule (`get_rope_index`: the reference
+        # rule for Qwen2.5-VL; no `mm_token_type_ids` needed): returns [text positions; t; h; w]
+        # (4, B, L) as transformers 5 expects, and stores the rope deltas; later steps continue at
+        # last + 1, which is max + 1 under these rules.
         text_positions = GenerationMixin._prepare_position_ids_for_generation(self, inputs_tensor, model_kwargs)
         cache = model_kwargs.get("cache")
         past = cache.get_seq_length() if cache is not None else 0
@@ -211,15 +235,19 @@ class GeometryQwen2_5_VL(Qwen2_5_VLForConditionalGeneration):
         (``model.visual.encoder_features``, e.g. from the training's cache); the encoder is then skipped.
         """
         config, geometry = self.config, self.geometry
-        owners = video_owners(input_ids, config.vision_start_token_id, config.video_token_id, attention_mask)
+        span_owners = video_owners(input_ids, config.vision_start_token_id, config.video_token_id, attention_mask)
         n_videos = video_grid_thw.shape[0]
-        if len(owners) != n_videos:
-            raise VLMConfigError(f"the prompts hold {len(owners)} video spans but {n_videos} videos were given.")
-        expected = (video_grid_thw.prod(-1) // config.vision_config.spatial_merge_size ** 2 + geometry.gsm_slots)
+        spans = self.spans_per_video(video_grid_thw)
+        if len(span_owners) != sum(spans):
+            raise VLMConfigError(f"the prompts hold {len(span_owners)} video spans but the {n_videos} videos given "
+                                 f"need {sum(spans)}.")
+        # A video's first span tells its sample (Qwen3-VL writes one span per temporal grid).
+        owners = [span_owners[i] for i in (torch.tensor(spans).cumsum(0) - torch.tensor(spans)).tolist()]
+        expected = self.expected_runs(video_grid_thw)
         runs = video_slot_runs(input_ids, config.video_token_id)
-        if runs != expected.tolist():
+        if runs != expected:
             raise VLMConfigError(
-                f"video spans hold {runs} <|video_pad|> tokens but fusion {geometry.fusion!r} needs {expected.tolist()} "
+                f"video spans hold {runs} <|video_pad|> tokens but fusion {geometry.fusion!r} needs {expected} "
                 f"(visual tokens + {geometry.gsm_slots} GSM slots per video); build prompts with "
                 "recon4d.vlm.processing (add_gsm_slots for processor output).")
         seconds = ([second_per_grid_ts[i] for i in range(n_videos)] if second_per_grid_ts is not None
@@ -262,17 +290,26 @@ class GeometryQwen2_5_VL(Qwen2_5_VLForConditionalGeneration):
             raise VLMConfigError("images and videos need input_ids (their placeholders locate the spans).")
         if inputs_embeds is None:
             inputs_embeds = self.get_input_embeddings()(input_ids)
+        # Qwen3-VL's DeepStack: per early LLM layer, features added at the image and visual-token slots.
+        stacked: list[tuple[Tensor, tuple[Tensor, ...]]] = []
         if pixel_values is not None:
-            images = torch.cat(self.model.get_image_features(pixel_values, image_grid_thw).pooler_output)
-            image_mask = (input_ids == self.config.image_token_id).unsqueeze(-1)
+            features = self.model.get_image_features(pixel_values, image_grid_thw)
+            images = torch.cat(features.pooler_output)
+            image_mask = input_ids == self.config.image_token_id
             if int(image_mask.sum()) != images.shape[0]:
                 raise VLMConfigError(f"{int(image_mask.sum())} <|image_pad|> tokens for {images.shape[0]} image tokens.")
-            inputs_embeds = inputs_embeds.masked_scatter(image_mask, images.to(inputs_embeds.dtype))
+            inputs_embeds = inputs_embeds.masked_scatter(image_mask.unsqueeze(-1), images.to(inputs_embeds.dtype))
+            if getattr(features, "deepstack_features", None):
+                stacked.append((image_mask, tuple(torch.cat(f) for f in features.deepstack_features)))
         if pixel_values_videos is not None:
             tokens = self.encode_videos(input_ids, inputs_embeds, pixel_values_videos, video_grid_thw,
                                         second_per_grid_ts, attention_mask, labels, geometry_features)
-            video_mask = (input_ids == self.config.video_token_id).unsqueeze(-1)
-            inputs_embeds = inputs_embeds.masked_scatter(video_mask, tokens.embeds.to(inputs_embeds.dtype))
+            video_mask = input_ids == self.config.video_token_id
+            inputs_embeds = inputs_embeds.masked_scatter(video_mask.unsqueeze(-1), tokens.embeds.to(inputs_embeds.dtype))
+            if tokens.deepstack is not None:
+                stacked.append((video_mask & ~self.gsm_slot_mask(input_ids, video_grid_thw), tokens.deepstack))
+        if stacked:
+            kwargs.update(deepstack_kwargs(stacked))
         if position_ids is None:
             position_ids = self.llm_positions(input_ids, inputs_embeds, attention_mask, image_grid_thw,
                                               video_grid_thw, second_per_grid_ts, cache)
@@ -286,6 +323,39 @@ class GeometryQwen2_5_VL(Qwen2_5_VLForConditionalGeneration):
                                       **kwargs)
         return MultimodalCausalLMOutputWithPast(loss=loss, logits=logits, cache=outputs.cache,
                                                 hidden_states=outputs.hidden_states, attentions=outputs.attentions)
+
+
+class GeometryQwen2_5_VL(GeometryVLMixin, Qwen2_5_VLForConditionalGeneration):
+    """Qwen2.5-VL with the geometry modules of ``config.geometry`` (see the module docstring).
+
+    ``model.geometry`` is the :class:`GeometryConfig`; ``model.model.visual`` the
+    :class:`GeometryVisionTower`. :meth:`encode_videos` returns what the video spans receive
+    (GeoSR relevance and keep masks included) without running the LLM.
+    """
+
+    def __init__(self, config: Qwen2_5_VLConfig) -> None:
+        super().__init__(config)
+        geometry = GeometryConfig.from_hf_config(config)
+        attach_geometry(config, geometry)
+        self.geometry = geometry
+        # Replacing the stock tower costs one extra build of the ViT outside `from_pretrained`
+        # (which builds on the meta device); it keeps transformers' own __init__ untouched.
+        self.model.visual = GeometryVisionTower._from_config(config.vision_config, text_config=config.text_config,
+                                                             geometry=geometry)
+        self.post_init()
+
+    # --------------------------------------------------------------------------- positions
+    def get_rope_index(self, input_ids: Tensor, image_grid_thw: Tensor | None = None,
+                       video_grid_thw: Tensor | None = None, second_per_grid_ts: Tensor | None = None,
+                       attention_mask: Tensor | None = None, **_: object) -> tuple[Tensor, Tensor]:
+        """The reference LLM positions (3, B, L) and rope deltas (B, 1); see ``positions.reference_rope_index``."""
+        config = self.config
+        return reference_rope_index(
+            input_ids, image_grid_thw=image_grid_thw, video_grid_thw=video_grid_thw,
+            second_per_grid_ts=second_per_grid_ts, attention_mask=attention_mask,
+            merge_size=config.vision_config.spatial_merge_size,
+            tokens_per_second=config.vision_config.tokens_per_second, vision_start_id=config.vision_start_token_id,
+            image_id=config.image_token_id, video_id=config.video_token_id)
 
 
 # Read and write the released (transformers 4.51) layout: the renaming transformers applies to

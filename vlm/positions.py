@@ -119,14 +119,24 @@ def rope_inv_freq(head_dim: int, theta: float, device=None) -> Tensor:
     return 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64, device=device).float() / head_dim))
 
 
-def mrope_cos_sin(positions: Tensor, inv_freq: Tensor, mrope_section: list[int], dtype: torch.dtype
-                  ) -> tuple[Tensor, Tensor]:
+def mrope_cos_sin(positions: Tensor, inv_freq: Tensor, mrope_section: list[int], dtype: torch.dtype,
+                  interleaved: bool = False) -> tuple[Tensor, Tensor]:
     """Multimodal RoPE tables for (3, B, L) positions: cos, sin (B, L, head_dim) in ``dtype``.
 
-    Computed in float32 (the reference's ``Qwen2_5_VLRotaryEmbedding_Mine``); channel chunk i of
-    ``mrope_section * 2`` takes axis ``i % 3``.
+    Computed in float32 (the reference's ``Qwen2_5_VLRotaryEmbedding_Mine``). Qwen2.5-VL layout:
+    channel chunk i of ``mrope_section * 2`` takes axis ``i % 3``. ``interleaved`` (Qwen3-VL
+    layout): frequency j takes h for j ≡ 1, w for j ≡ 2 (mod 3) within the first 3·section[1] resp.
+    3·section[2] frequencies, t elsewhere; both halves alike.
     """
     freqs = positions.float()[..., None] * inv_freq.float()
+    if interleaved:
+        index = torch.arange(freqs.shape[-1], device=freqs.device)
+        axis = torch.zeros_like(index)
+        axis[(index % 3 == 1) & (index < 3 * mrope_section[1])] = 1
+        axis[(index % 3 == 2) & (index < 3 * mrope_section[2])] = 2
+        half = torch.gather(freqs, 0, axis.view(1, 1, 1, -1).expand(1, *freqs.shape[1:]))[0]
+        emb = torch.cat((half, half), dim=-1)
+        return emb.cos().to(dtype), emb.sin().to(dtype)
     emb = torch.cat((freqs, freqs), dim=-1)
     sections = list(mrope_section) * 2
 

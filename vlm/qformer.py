@@ -30,10 +30,12 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 class QFormerAttention(nn.Module):
     """Grouped-query cross-attention (the LLM's head layout), returning the attention probabilities."""
 
-    def __init__(self, hidden_size: int, num_heads: int, num_kv_heads: int, dropout: float = 0.0) -> None:
+    def __init__(self, hidden_size: int, num_heads: int, num_kv_heads: int, dropout: float = 0.0,
+                 head_dim: int | None = None) -> None:
         super().__init__()
         self.num_heads, self.num_kv_heads = num_heads, num_kv_heads
-        self.head_dim = hidden_size // num_heads
+        # Qwen2.5-VL: hidden / heads; Qwen3-VL states its own head_dim (e.g. 4B: 2560 wide, 32 × 128).
+        self.head_dim = head_dim or hidden_size // num_heads
         self.dropout = dropout
         self.q_proj = nn.Linear(hidden_size, num_heads * self.head_dim, bias=True)
         self.k_proj = nn.Linear(hidden_size, num_kv_heads * self.head_dim, bias=True)
@@ -97,7 +99,8 @@ class QFormerBlock(nn.Module):
         self.norm1 = Qwen2_5_VLRMSNorm(hidden, eps=1e-6)
         self.norm2 = Qwen2_5_VLRMSNorm(hidden, eps=1e-6)
         self.attn = QFormerAttention(hidden, text_config.num_attention_heads, text_config.num_key_value_heads,
-                                     dropout=text_config.attention_dropout or 0.0)
+                                     dropout=text_config.attention_dropout or 0.0,
+                                     head_dim=getattr(text_config, "head_dim", None))
         self.mlp = QFormerMLP(hidden, text_config.intermediate_size, text_config.hidden_act)
 
     def forward(self, query: Tensor, target: Tensor, key_bias: Tensor, query_rope: tuple[Tensor, Tensor],

@@ -1,4 +1,4 @@
-"""Qwen2.5-VL's vision tower with the geometry modules of the released DSR/GeoSR models attached.
+"""Qwen vision towers with the geometry modules of the released DSR/GeoSR models attached.
 
 The tower's own forward is unchanged (Qwen visual tokens); the geometry side lives in extra
 modules whose names are the released checkpoint's (``spatial_encoder``, ``spatial_merger``,
@@ -48,6 +48,8 @@ class VideoTokens:
     """GeoSR relevance of each visual token, (N_i,) float32 in [0, 1]; None unless "geosr"."""
     keep: tuple[Tensor | None, ...] | None
     """GeoSR keep mask per video, (N_i,) bool, None for a video that was not masked."""
+    deepstack: tuple[Tensor, ...] | None = None
+    """Qwen3-VL: per DeepStack layer the (Σ_i N_i, D) features of the visual tokens; None for Qwen2.5-VL."""
 
 
 def pad_rows(chunks: list[Tensor]) -> tuple[Tensor, Tensor]:
@@ -66,11 +68,19 @@ def key_bias(valid: Tensor, dtype: torch.dtype) -> Tensor:
     return torch.zeros(valid.shape, dtype=dtype, device=valid.device).masked_fill(~valid, float("-inf"))
 
 
-class GeometryVisionTower(Qwen2_5_VisionTransformerPretrainedModel):
-    """Qwen2.5-VL's ViT plus the GSM/GeoSR modules selected by ``geometry.fusion``."""
+class GeometryModules:
+    """The GSM/GeoSR modules selected by ``geometry.fusion``, mixed into a transformers Qwen vision tower.
 
-    def __init__(self, config, text_config=None, geometry: GeometryConfig | None = None) -> None:
-        super().__init__(config)
+    The host tower (Qwen2.5-VL's or Qwen3-VL's ViT) keeps its own forward; :meth:`video_tokens`
+    runs it and adds the geometry side. Hosts call :meth:`add_geometry` in ``__init__``.
+    """
+
+    interleaved_mrope = False
+    """Whether the host LLM interleaves the M-RoPE axes over channels (Qwen3-VL) or keeps them in
+    contiguous sections (Qwen2.5-VL); the Q-Formers use the host's layout."""
+
+    def add_geometry(self, config, text_config, geometry: GeometryConfig | None) -> None:
+        """Build the modules of ``geometry`` (default: GSM) next to the stock tower's."""
         geometry = geometry or GeometryConfig()
         self.geometry = geometry
         self.text_config = text_config
@@ -86,7 +96,7 @@ class GeometryVisionTower(Qwen2_5_VisionTransformerPretrainedModel):
                                                         spatial_merge_size=1)
         if geometry.uses_qformers:
             if text_config is None:
-                raise ValueError("GeometryVisionTower needs the text config for its Q-Formers.")
+                raise ValueError(f"{type(self).__name__} needs the text config for its Q-Formers.")
             self.q_former_queries = nn.Parameter(torch.randn(geometry.num_queries, hidden))
             self.q_former_1 = QFormerBlock(text_config)
             self.q_former_2 = QFormerBlock(text_config)
@@ -98,8 +108,6 @@ class GeometryVisionTower(Qwen2_5_VisionTransformerPretrainedModel):
             self.gated_fusion_norm_visual = nn.LayerNorm(hidden)
             self.gated_fusion_norm_geometry = nn.LayerNorm(hidden)
             self.gated_fusion_proj = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.Sigmoid())
-        # The new modules were added after the stock post_init: initialise them too.
-        self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
         """Norms 1, linears N(0, 0.02) with zero bias, queries N(0, 1), DINOv2 tokens as DINOv2.
@@ -114,7 +122,7 @@ class GeometryVisionTower(Qwen2_5_VisionTransformerPretrainedModel):
             init.zeros_(module.in_proj_bias)
             return
         super()._init_weights(module)
-        if isinstance(module, GeometryVisionTower) and hasattr(module, "q_former_queries"):
+        if isinstance(module, GeometryModules) and hasattr(module, "q_former_queries"):
             init.normal_(module.q_former_queries, mean=0.0, std=1.0)
         elif isinstance(module, DinoV2Encoder):
             init.trunc_normal_(module.pos_embed, std=0.02)
@@ -122,6 +130,24 @@ class GeometryVisionTower(Qwen2_5_VisionTransformerPretrainedModel):
             init.normal_(module.register_tokens, std=1e-6)
         elif isinstance(module, LayerScale):
             init.constant_(module.gamma, 1.0)
+
+    def encoder_frames(self, patches: Tensor, grid_thw: Tensor) -> Tensor:
+        """One video's frames as the geometry encoder sees them, still in Qwen's normalisation:
+        (2T, 3, H, W) with H, W = grid · encoder patch.
+
+        Qwen2.5-VL's 14-px patches equal the encoder's, so its frames are Qwen's resized frames
+        exactly (the reference). A host with another patch (Qwen3-VL: 16 px) has its frames resized
+        bilinearly (antialiased) so that one encoder patch covers one Qwen patch and the 2×2×2
+        grouping still pairs tokens one-to-one (resizing commutes with the per-channel normalisation).
+        """
+        frames = frames_from_patches(patches, grid_thw, self.config.patch_size, self.config.temporal_patch_size,
+                                     self.config.spatial_merge_size, self.config.in_channels)
+        patch = self.geometry.spatial_patch_size
+        if patch == self.config.patch_size:
+            return frames
+        size = (int(grid_thw[1]) * patch, int(grid_thw[2]) * patch)
+        return nn.functional.interpolate(frames.float(), size=size, mode="bilinear", align_corners=False,
+                                         antialias=True).to(frames.dtype)
 
     def encoder_features(self, pixel_values_videos: Tensor, video_grid_thw: Tensor) -> list[Tensor]:
         """The frozen part of the geometry tokens: per video the encoder's patch tokens grouped 2×2×2,
@@ -131,11 +157,9 @@ class GeometryVisionTower(Qwen2_5_VisionTransformerPretrainedModel):
         encoder runs without autograd (same values, no stored activations).
         """
         geometry, encoder = self.geometry, self.spatial_encoder
-        patch = self.config.patch_size
         sizes = (video_grid_thw.prod(-1)).tolist()
-        frames = [frames_from_patches(chunk, grid, patch, self.config.temporal_patch_size,
-                                      self.config.spatial_merge_size, self.config.in_channels)
-                  for chunk, grid in zip(pixel_values_videos.split(sizes), video_grid_thw)]
+        frames = [self.encoder_frames(chunk, grid) for chunk, grid in zip(pixel_values_videos.split(sizes),
+                                                                          video_grid_thw)]
         by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
         for index, video in enumerate(frames):
             by_size[tuple(video.shape[-2:])].append(index)
@@ -178,10 +202,11 @@ class GeometryVisionTower(Qwen2_5_VisionTransformerPretrainedModel):
             if text.shape[0] == 0:
                 raise ValueError(f"video {i}'s sample has no prompt text for Q-Former 1 (all its tokens are "
                                  "special or supervised); GSM needs the question text.")
-        head_dim = text_config.hidden_size // text_config.num_attention_heads
+        head_dim = getattr(text_config, "head_dim", None) or text_config.hidden_size // text_config.num_attention_heads
         rope = text_config.rope_parameters
         inv_freq = rope_inv_freq(head_dim, rope["rope_theta"], device=self.q_former_queries.device)
         section = list(rope["mrope_section"])
+        interleaved = self.interleaved_mrope
         queries = self.q_former_queries.unsqueeze(0).expand(n_videos, -1, -1)
         n_queries = queries.shape[1]
 
@@ -189,10 +214,10 @@ class GeometryVisionTower(Qwen2_5_VisionTransformerPretrainedModel):
         # bf16 text positions above 256 round); 0..n-1 on all three axes, per video.
         query_pos = torch.arange(n_queries, device=queries.device).to(queries.dtype)
         query_pos = query_pos.view(1, 1, -1).expand(3, n_videos, -1)
-        query_rope = mrope_cos_sin(query_pos, inv_freq, section, queries.dtype)
+        query_rope = mrope_cos_sin(query_pos, inv_freq, section, queries.dtype, interleaved)
         text, text_valid = pad_rows(text_states)
         text_pos = torch.arange(text.shape[1], device=text.device).to(text.dtype).view(1, 1, -1)
-        text_rope = mrope_cos_sin(text_pos.expand(3, n_videos, -1), inv_freq, section, text.dtype)
+        text_rope = mrope_cos_sin(text_pos.expand(3, n_videos, -1), inv_freq, section, text.dtype, interleaved)
         first, _ = self.q_former_1(queries, text, key_bias(text_valid, text.dtype), query_rope, text_rope)
 
         keys, key_valid = pad_rows(spatial)
@@ -201,7 +226,7 @@ class GeometryVisionTower(Qwen2_5_VisionTransformerPretrainedModel):
             block = spatial_key_positions(grid.cpu(), self.config.spatial_merge_size, seconds,
                                           geometry.qformer_seconds_scale)
             key_pos[:, i, :block.shape[1]] = block.to(keys.device)
-        key_rope = mrope_cos_sin(key_pos, inv_freq, section, keys.dtype)
+        key_rope = mrope_cos_sin(key_pos, inv_freq, section, keys.dtype, interleaved)
         second, probs = self.q_former_2(first, keys, key_bias(key_valid, keys.dtype), query_rope, key_rope)
         return self.q_former_norm(second), probs
 
@@ -237,15 +262,18 @@ class GeometryVisionTower(Qwen2_5_VisionTransformerPretrainedModel):
         """
         n_videos = video_grid_thw.shape[0]
         pixels = pixel_values_videos.type(self.dtype)
-        merged = self(pixels, grid_thw=video_grid_thw).pooler_output
-        visual = list(merged.split((video_grid_thw.prod(-1) // self.spatial_merge_unit).tolist()))
+        stock = self(pixels, grid_thw=video_grid_thw)
+        visual = list(stock.pooler_output.split((video_grid_thw.prod(-1) // self.spatial_merge_unit).tolist()))
+        # Qwen3-VL's DeepStack features go to the visual tokens' slots (not the GSM slots) of early LLM layers.
+        deepstack = getattr(stock, "deepstack_features", None)
+        deepstack = tuple(deepstack) if deepstack else None
         fusion = self.geometry.fusion
         if fusion == "none":
-            return VideoTokens(torch.cat(visual), tuple(visual), None, None, None, None, None)
+            return VideoTokens(torch.cat(visual), tuple(visual), None, None, None, None, None, deepstack)
         spatial = self.spatial_tokens(pixels, video_grid_thw, encoder_features)
         if fusion == "add":
             added = [v + s.to(v.dtype) for v, s in zip(visual, spatial)]
-            return VideoTokens(torch.cat(added), tuple(visual), tuple(spatial), None, None, None, None)
+            return VideoTokens(torch.cat(added), tuple(visual), tuple(spatial), None, None, None, None, deepstack)
         if text_states is None or len(text_states) != n_videos:
             raise ValueError(f"fusion {fusion!r} needs the prompt text of each of the {n_videos} videos.")
         seconds = seconds_per_grid if seconds_per_grid is not None else [1.0] * n_videos
@@ -257,4 +285,15 @@ class GeometryVisionTower(Qwen2_5_VisionTransformerPretrainedModel):
             outputs = fused
         embeds = torch.cat([torch.cat([out, gsm[i].to(out.dtype)]) for i, out in enumerate(outputs)])
         return VideoTokens(embeds, tuple(visual), tuple(spatial), gsm, None if fused is None else tuple(fused),
-                           None if scores is None else tuple(scores), None if keeps is None else tuple(keeps))
+                           None if scores is None else tuple(scores), None if keeps is None else tuple(keeps),
+                           deepstack)
+
+
+class GeometryVisionTower(GeometryModules, Qwen2_5_VisionTransformerPretrainedModel):
+    """Qwen2.5-VL's ViT plus the GSM/GeoSR modules selected by ``geometry.fusion``."""
+
+    def __init__(self, config, text_config=None, geometry: GeometryConfig | None = None) -> None:
+        super().__init__(config)
+        self.add_geometry(config, text_config, geometry)
+        # The new modules were added after the stock post_init: initialise them too.
+        self.post_init()
