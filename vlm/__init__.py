@@ -1,4 +1,4 @@
-"""Geometry-aware Qwen2.5-VL: the DSR Suite GSM, GeoSR and the "none"/"add" baselines (one switch).
+"""Geometry-aware Qwen2.5-VL (and Qwen3-VL): the DSR Suite GSM, GeoSR and the "none"/"add" baselines (one switch).
 
 Importing ``recon4d.vlm`` is cheap; torch and transformers load when a model or config is built.
 
@@ -18,7 +18,9 @@ _EXPORTS = {
     "tiny_config": "configuration",
     "micro_config": "configuration",
     "qwen2_5_vl_7b_config": "configuration",
+    "qwen3_vl_micro_config": "configuration",
     "GeometryQwen2_5_VL": "modeling",
+    "GeometryQwen3VL": "qwen3",
     "GeometryVisionTower": "vision",
     "VideoTokens": "vision",
     "released_key": "checkpoint",
@@ -30,7 +32,7 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str):
     if name in _EXPORTS:
-        if _EXPORTS[name] in ("modeling", "vision"):
+        if _EXPORTS[name] in ("modeling", "vision", "qwen3"):
             from recon4d.optional import require
 
             require("torch", extra="vlm", purpose="the geometry-aware VLM")

@@ -1,4 +1,4 @@
-"""Configuration of the geometry-aware Qwen2.5-VL: one switch for GSM, GeoSR and the baselines.
+"""Configuration of the geometry-aware Qwen2.5-VL (and Qwen3-VL): one switch for GSM, GeoSR and the baselines.
 
 The Hugging Face config of a model stays a stock ``Qwen2_5_VLConfig`` (so a released DSR/GeoSR
 checkpoint folder loads as it is and stock transformers still reads ours); the recon4d settings
@@ -24,6 +24,11 @@ QWEN_SPECIAL_IDS = {
     "image_pad": 151655,
     "video_pad": 151656,
 }
+
+
+QWEN3_PIXEL_MEAN = (0.5, 0.5, 0.5)
+"""Qwen3-VL's pixel normalisation (its processors' mean and std)."""
+QWEN3_PIXEL_STD = (0.5, 0.5, 0.5)
 
 
 class VLMConfigError(Recon4dError, ValueError):
@@ -57,8 +62,10 @@ class TokenIds:
         does not state follow Qwen's vocabulary layout (im_start = endoftext + 1, vision_pad =
         vision_end + 1)."""
         text = config.text_config
-        endoftext = text.bos_token_id if text.bos_token_id is not None else cls.endoftext
-        im_end = text.eos_token_id if isinstance(text.eos_token_id, int) else cls.im_end
+        # Qwen3-VL's text config states neither id.
+        bos, eos = getattr(text, "bos_token_id", None), getattr(text, "eos_token_id", None)
+        endoftext = bos if bos is not None else cls.endoftext
+        im_end = eos if isinstance(eos, int) else cls.im_end
         return cls(endoftext=endoftext, im_start=endoftext + 1, im_end=im_end,
                    vision_start=config.vision_start_token_id, vision_end=config.vision_end_token_id,
                    vision_pad=config.vision_end_token_id + 1, image_pad=config.image_token_id,
@@ -96,9 +103,10 @@ class GeometryConfig:
     the reference (not ``tokens_per_second``)."""
     clip_mean: tuple[float, float, float] = (0.48145466, 0.4576275, 0.40821073)
     """Mean used to undo Qwen's pixel normalisation. The reference's G value 0.4576275 is a typo of
-    CLIP's 0.4578275; kept so the encoder sees what the released model was trained on (VLM_FACTS §1.2)."""
+    CLIP's 0.4578275; kept so the encoder sees what the released model was trained on (VLM_FACTS §1.2).
+    Qwen3-VL normalises with 0.5 (its configs here set (0.5, 0.5, 0.5))."""
     clip_std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
-    """Std used to undo Qwen's pixel normalisation (CLIP)."""
+    """Std used to undo Qwen's pixel normalisation (CLIP; 0.5 for Qwen3-VL)."""
     imagenet_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     """Mean of the geometry encoder's input normalisation (ImageNet)."""
     imagenet_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -170,6 +178,8 @@ class GeometryConfig:
             geometry = cls.from_dict(stored)
         else:
             values: dict[str, Any] = {"token_ids": TokenIds.from_hf_config(config)}
+            if getattr(config, "model_type", None) == "qwen3_vl":
+                values.update(clip_mean=QWEN3_PIXEL_MEAN, clip_std=QWEN3_PIXEL_STD)
             patch = getattr(config.vision_config, "spatial_patch_size", None)
             if patch is not None:
                 values["spatial_patch_size"] = int(patch)
@@ -198,7 +208,10 @@ def attach_geometry(config, geometry: GeometryConfig):
 def check_sizes(config, geometry: GeometryConfig) -> None:
     """Raise :class:`VLMConfigError` when the Qwen config cannot host ``geometry``."""
     vision, text = config.vision_config, config.text_config
-    if geometry.uses_encoder and geometry.spatial_patch_size != vision.patch_size:
+    # Qwen3-VL (16-px patches) gets its frames resized for the encoder (GeometryModules.encoder_frames);
+    # for Qwen2.5-VL the released models pair 14-px patches one-to-one.
+    qwen3 = getattr(config, "model_type", None) == "qwen3_vl"
+    if geometry.uses_encoder and geometry.spatial_patch_size != vision.patch_size and not qwen3:
         raise VLMConfigError(
             f"the geometry encoder's patch ({geometry.spatial_patch_size} px) must equal Qwen's vision patch "
             f"({vision.patch_size} px): geometry tokens are paired one-to-one with Qwen's patches.")
@@ -207,7 +220,7 @@ def check_sizes(config, geometry: GeometryConfig) -> None:
             "the 2×2×2 grouping of geometry tokens needs spatial_merge_size = temporal_patch_size = 2; got "
             f"{vision.spatial_merge_size} and {vision.temporal_patch_size}.")
     if geometry.uses_qformers:
-        head_dim = text.hidden_size // text.num_attention_heads
+        head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
         section = (text.rope_parameters or {}).get("mrope_section")
         if section is None or 2 * sum(section) != head_dim:
             raise VLMConfigError(
@@ -301,3 +314,37 @@ def qwen2_5_vl_7b_config(fusion: str = "gsm"):
         out_hidden_size=3584, fullatt_block_indexes=[7, 15, 23, 31],
     )
     return attach_geometry(qwen_config(text, vision), GeometryConfig(fusion=fusion))
+
+
+def qwen3_vl_micro_config(fusion: str = "gsm", vocab_size: int = 512):
+    """A Qwen3-VL configuration as small as :func:`micro_config` (the second base, issue 13 item 6).
+
+    Text 32-d × 2 layers, 4 heads of 8 (2 KV heads), interleaved M-RoPE sections [2, 1, 1]; ViT
+    16-d × 2 blocks with 16-px patches, a 4×4 learned position grid and one DeepStack layer; the same
+    64-wide, 1-block geometry encoder (14-px patches: frames are resized to pair with Qwen3's patches);
+    the top ids of the vocabulary play Qwen's special tokens.
+    """
+    from transformers import Qwen3VLConfig
+
+    if vocab_size < 64:
+        raise VLMConfigError(f"qwen3_vl_micro_config needs vocab_size >= 64; got {vocab_size}.")
+    top = vocab_size - 1
+    ids = TokenIds(endoftext=top - 13, im_start=top - 12, im_end=top - 11, vision_start=top - 4,
+                   vision_end=top - 3, vision_pad=top - 2, image_pad=top - 1, video_pad=top)
+    text = dict(
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=8, hidden_act="silu", max_position_embeddings=4096, rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 5000000.0, "mrope_section": [2, 1, 1],
+                         "mrope_interleaved": True},
+    )
+    vision = dict(
+        depth=2, hidden_size=16, intermediate_size=32, num_heads=2, patch_size=16, spatial_merge_size=2,
+        temporal_patch_size=2, out_hidden_size=32, num_position_embeddings=16, deepstack_visual_indexes=[0],
+    )
+    config = Qwen3VLConfig(
+        text_config=text, vision_config=vision, tie_word_embeddings=False, image_token_id=ids.image_pad,
+        video_token_id=ids.video_pad, vision_start_token_id=ids.vision_start, vision_end_token_id=ids.vision_end)
+    geometry = GeometryConfig(fusion=fusion, encoder_width=64, encoder_depth=1, encoder_heads=1,
+                              encoder_pos_grid=4, token_ids=ids, clip_mean=QWEN3_PIXEL_MEAN,
+                              clip_std=QWEN3_PIXEL_STD)
+    return attach_geometry(config, geometry)

@@ -21,11 +21,16 @@ from recon4d.errors import Recon4dError
 from recon4d.vlm.configuration import GeometryConfig, TokenIds
 
 IGNORE_INDEX = -100
+BASES = ("qwen2_5_vl", "qwen3_vl")
 VIDEO_MARKER = "<video>"
 DEFAULT_SYSTEM = "You are a helpful assistant."
 TRAIN_MIN_PIXELS = 784
 """Per-frame pixel bounds of the reference training (``video_min/max_frame_pixels``)."""
 TRAIN_MAX_PIXELS = 230400
+
+QWEN3_MIN_PIXELS = 128 * 32 * 32
+"""Clip-wide pixel bounds of Qwen3-VL's video processor (its defaults)."""
+QWEN3_MAX_PIXELS = 768 * 32 * 32
 
 Tokenize = Callable[[str], list[int]]
 
@@ -97,6 +102,26 @@ def video_span(n_visual: int, gsm_slots: int, ids: TokenIds) -> list[int]:
     return [ids.vision_start] + [ids.video_pad] * (n_visual + gsm_slots) + [ids.vision_end]
 
 
+def qwen3_timestamps(n_grids: int, second_per_grid: float) -> list[float]:
+    """Seconds Qwen3-VL's processor writes before each temporal grid: the mean time of its two frames,
+    ``(t + 1/4) · second_per_grid`` for frames sampled every ``second_per_grid / 2`` s."""
+    return [(t + 0.25) * second_per_grid for t in range(n_grids)]
+
+
+def qwen3_video_span(video_grid_thw: Sequence[int], gsm_slots: int, ids: TokenIds, tokenize: Tokenize,
+                     second_per_grid: float, merge_size: int = 2) -> list[int]:
+    """Qwen3-VL's layout of one video: per temporal grid ``<{s:.1f} seconds>`` + ``<|vision_start|>``
+    + its H·W/merge² ``<|video_pad|>`` + ``<|vision_end|>``; the GSM slots follow the last grid's pads."""
+    t, h, w = (int(v) for v in video_grid_thw)
+    per_grid = h * w // merge_size ** 2
+    out: list[int] = []
+    for index, seconds in enumerate(qwen3_timestamps(t, second_per_grid)):
+        slots = gsm_slots if index == t - 1 else 0
+        out += tokenize(f"<{seconds:.1f} seconds>") + [ids.vision_start] + [ids.video_pad] * (per_grid + slots)
+        out.append(ids.vision_end)
+    return out
+
+
 def encode_conversation(tokenize: Tokenize, turns: Sequence[tuple[str, str]], video_spans: Sequence[list[int]],
                         ids: TokenIds, system: str | None = DEFAULT_SYSTEM,
                         add_generation_prompt: bool = False) -> Encoded:
@@ -163,6 +188,23 @@ def video_pixels(frames, min_pixels: int = TRAIN_MIN_PIXELS, max_pixels: int = T
     return VideoPixels(out["pixel_values_videos"], grid)
 
 
+def qwen3_video_pixels(frames, min_pixels: int = QWEN3_MIN_PIXELS, max_pixels: int = QWEN3_MAX_PIXELS) -> VideoPixels:
+    """Flatten (T, H, W, 3) uint8 RGB frames as Qwen3-VL's video processor does (16-px patches,
+    sizes multiples of 32, 0.5 mean/std); the pixel bounds are for the whole clip (T·H·W), as
+    Qwen3-VL's processor reads them."""
+    import torch
+    from transformers import Qwen3VLVideoProcessor
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ProcessingError(f"frames must be (T, H, W, 3) uint8 RGB; got {frames.shape} {frames.dtype}.")
+    processor = Qwen3VLVideoProcessor(size={"shortest_edge": min_pixels, "longest_edge": max_pixels})
+    video = torch.from_numpy(frames).permute(0, 3, 1, 2)
+    out = processor(videos=[video], return_tensors="pt", do_sample_frames=False, cap_pixels_per_frame=False)
+    grid = tuple(int(v) for v in out["video_grid_thw"][0])
+    return VideoPixels(out["pixel_values_videos"], grid)
+
+
 def collate(samples: Sequence[Sample], pad_id: int, padding_side: str = "right") -> dict:
     """A model batch from samples: ``input_ids``, ``attention_mask``, ``labels`` (when every sample
     has them), ``pixel_values_videos``, ``video_grid_thw`` and ``second_per_grid_ts`` (videos
@@ -201,13 +243,22 @@ class GeometryProcessor:
     """Builds :class:`Sample` s for one fusion: training (prompt + answer) and inference layouts."""
 
     def __init__(self, tokenize: Tokenize, geometry: GeometryConfig, merge_size: int = 2,
-                 min_pixels: int = TRAIN_MIN_PIXELS, max_pixels: int = TRAIN_MAX_PIXELS,
-                 system: str | None = DEFAULT_SYSTEM) -> None:
-        self.tokenize, self.geometry, self.merge_size = tokenize, geometry, merge_size
-        self.min_pixels, self.max_pixels, self.system = min_pixels, max_pixels, system
+                 min_pixels: int | None = None, max_pixels: int | None = None,
+                 system: str | None = DEFAULT_SYSTEM, base: str = "qwen2_5_vl") -> None:
+        if base not in BASES:
+            raise ProcessingError(f"base must be one of {', '.join(BASES)}; got {base!r}.")
+        qwen3 = base == "qwen3_vl"
+        self.tokenize, self.geometry, self.merge_size, self.base = tokenize, geometry, merge_size, base
+        self.min_pixels = min_pixels if min_pixels is not None else QWEN3_MIN_PIXELS if qwen3 else TRAIN_MIN_PIXELS
+        self.max_pixels = max_pixels if max_pixels is not None else QWEN3_MAX_PIXELS if qwen3 else TRAIN_MAX_PIXELS
+        self.system = system
 
-    def span(self, video: VideoPixels) -> list[int]:
-        """The prompt span of one video (visual tokens + this fusion's GSM slots)."""
+    def span(self, video: VideoPixels, second_per_grid: float = 1.0) -> list[int]:
+        """The prompt span(s) of one video (visual tokens + this fusion's GSM slots); Qwen3-VL's
+        per-grid timestamps use ``second_per_grid``."""
+        if self.base == "qwen3_vl":
+            return qwen3_video_span(video.video_grid_thw, self.geometry.gsm_slots, self.geometry.token_ids,
+                                    self.tokenize, second_per_grid, self.merge_size)
         return video_span(visual_token_count(video.video_grid_thw, self.merge_size), self.geometry.gsm_slots,
                           self.geometry.token_ids)
 
@@ -218,11 +269,14 @@ class GeometryProcessor:
         if len(second_per_grid_ts) != len(videos):
             raise ProcessingError(f"{len(videos)} videos but {len(second_per_grid_ts)} second_per_grid_ts values.")
         turns = [("user", user)] + ([("assistant", answer)] if answer is not None else [])
-        encoded = encode_conversation(self.tokenize, turns, [self.span(v) for v in videos], self.geometry.token_ids,
+        spans = [self.span(v, s) for v, s in zip(videos, second_per_grid_ts)]
+        encoded = encode_conversation(self.tokenize, turns, spans, self.geometry.token_ids,
                                       self.system, add_generation_prompt=answer is None)
         return Sample(encoded.input_ids, encoded.labels if answer is not None else None, tuple(videos),
                       tuple(float(s) for s in second_per_grid_ts), dict(extra or {}))
 
     def video(self, frames) -> VideoPixels:
-        """Pixels of (T, H, W, 3) uint8 frames within this processor's per-frame pixel bounds."""
+        """Pixels of (T, H, W, 3) uint8 frames within this processor's pixel bounds."""
+        if self.base == "qwen3_vl":
+            return qwen3_video_pixels(frames, self.min_pixels, self.max_pixels)
         return video_pixels(frames, self.min_pixels, self.max_pixels)
