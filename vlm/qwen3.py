@@ -10,7 +10,10 @@ Qwen3-VL where it must (VLM_FACTS §3 "Qwen3-VL as a second base"):
   ``<t seconds><|vision_start|> pads <|vision_end|>``; the S GSM slots follow the visual pads of
   the video's *last* span (:func:`recon4d.vlm.processing.qwen3_video_span`);
 * LLM positions: transformers' own Qwen3-VL rule with the GSM slots typed as text (they continue
-  after the last frame like the text after it); the Q-Formers use Qwen3-VL's interleaved M-RoPE;
+  after the last frame like the text after it); the Q-Formers use Qwen3-VL's interleaved M-RoPE
+  tables, with the same positions as for Qwen2.5-VL (queries and text 0..n−1, keys
+  (⌊t·second_per_grid·2⌋, h, w)), since Qwen3-VL's LLM has no temporal position to borrow (time is
+  in its timestamp text);
 * DeepStack features go to the visual-token slots only (not the GSM slots); with GeoSR the fused
   tokens replace the visual tokens in the embeddings and DeepStack still adds Qwen's features.
 
