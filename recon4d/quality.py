@@ -128,13 +128,13 @@ def size_range_m(category: str) -> tuple[tuple[float, float], tuple[float, float
     return _SIZE_RANGE_M.get(canonical_category(category))
 
 
-_SCALE_TRUST = {"ground-plane": 1.0, "learned": 1.0, "unknown": 1.0, "people-prior": 0.8, "level-prior": 0.6,
-                "arbitrary": 0.8}
+_SCALE_TRUST = {"ground-plane": 1.0, "people-height": 1.0, "learned": 1.0, "unknown": 1.0, "people-prior": 0.8,
+                "level-prior": 0.6, "arbitrary": 0.8}
 
 
 def scale_trust(scale_source: str) -> float:
     """How far depths resting on a scale source are believed: 1 for a fitted floor, a learned
-    model or an unsaid source; 0.8 for the people prior (a floor fitted to people's boxes) and
+    model or an unsaid source (a fitted floor scaled by people's heights too); 0.8 for the people prior (a floor fitted to people's boxes) and
     for an arbitrary scale (ratios hold, metres do not); 0.6 for a level camera at an assumed
     height."""
     return _SCALE_TRUST.get(scale_source, 1.0)

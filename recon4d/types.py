@@ -318,8 +318,9 @@ def video_id_for(path: str, sha256: str) -> str:
 
 CAMERA_MOTIONS = ("static", "rotation", "parallax", "unknown")
 """How a reconstruction saw the camera move: still, turning in place, translating, or not said."""
-SCALE_SOURCES = ("ground-plane", "people-prior", "level-prior", "arbitrary", "learned", "unknown")
-"""Where the world scale comes from: a fitted floor under a camera of known height, a floor
+SCALE_SOURCES = ("ground-plane", "people-prior", "level-prior", "arbitrary", "learned", "unknown", "people-height")
+"""Where the world scale comes from: a fitted floor under a camera of known height, a fitted
+floor on which people stand 1.7 m tall (``people-height``), a floor
 prior from people's boxes or a level camera (static cameras), none (the first baseline), a
 learned model, or not said."""
 

@@ -27,7 +27,10 @@ class ClassicConfig:
     intrinsics: tuple[float, float, float, float] | None = None
     """(fx, fy, cx, cy) in source-video pixels (pixel centres at j + 0.5); overrides both above."""
     camera_height_m: float = 1.6
-    """Assumed camera height above the ground, metres: sets the scale."""
+    """Assumed camera height above the ground, metres: sets the scale (unless people set it, below)."""
+    scale_from_people: bool = True
+    """On a moving camera with a fitted ground, scale so that people seen whole stand 1.7 m tall
+    (at least 8 boxes of people agreeing within ±15 %), instead of by ``camera_height_m``."""
     max_features: int = 1200
     """Live feature tracks per frame."""
     mask_margin_frac: float = 0.02

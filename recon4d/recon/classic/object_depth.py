@@ -1,7 +1,8 @@
 """Ground plane, metric scale cues and object depths (steps 3–4 of :mod:`recon4d.recon.classic.reconstructor`).
 
-The ground is a RANSAC plane under the cameras (:func:`fit_ground_plane`), or without parallax a
-prior tilted and raised as people's boxes say (:func:`tilt_and_height_from_people`). Each
+The ground is a RANSAC plane under the cameras (:func:`fit_ground_plane`), scaled so people
+standing on it are 1.7 m tall where enough are seen whole (:func:`people_heights`), or without
+parallax a prior tilted and raised as people's boxes say (:func:`tilt_and_height_from_people`). Each
 object's depth per frame comes from its ground contact, bridged over gaps, its apparent size
 or triangulated points on it (:func:`object_depths`).
 """
@@ -212,6 +213,66 @@ def tilt_and_height_from_people(boxes: np.ndarray, usable: np.ndarray, intrinsic
         if cost[g] < best[0]:
             best = (float(cost[g]), math.radians(float(_PITCH_GRID_DEG[g])), float(height_m))
     return None if not np.isfinite(best[0]) else (best[1], best[2])
+
+
+def plane_in_cameras(world_to_cam: np.ndarray, normal: np.ndarray, offset: float) -> np.ndarray:
+    """(T, 4) the world ground n · X + offset = 0 as (n, h) in each camera frame (T, 3, 4): n up,
+    h the camera's height above it."""
+    centres = -np.einsum("tji,tj->ti", world_to_cam[:, :, :3], world_to_cam[:, :, 3])
+    return np.concatenate([world_to_cam[:, :, :3] @ normal, (centres @ normal + offset)[:, None]], axis=1)
+
+
+def people_heights(boxes: np.ndarray, usable: np.ndarray, plane_camera: np.ndarray,
+                   intrinsics: np.ndarray) -> np.ndarray:
+    """Heights (n,) in world units implied by whole boxes of people standing on the ground.
+
+    boxes: (K, T, 4) xyxy clip pixels; usable: (K, T) bool; plane_camera: (T, 4) as
+    :func:`plane_in_cameras`; intrinsics (3, 3) clip pixels. The feet are where the ray through
+    the bottom centre meets the ground; the head is on the ray through the top centre at the
+    feet's camera depth (a person is thin next to their distance); the height is the head's
+    distance above the ground. Boxes whose bottom ray does not meet the ground are left out.
+    """
+    k, t = np.nonzero(usable)
+    b = boxes[k, t]
+    x = (0.5 * (b[:, 0] + b[:, 2]) - intrinsics[0, 2]) / intrinsics[0, 0]
+    bottom = np.stack([x, (b[:, 3] - 0.5 - intrinsics[1, 2]) / intrinsics[1, 1], np.ones(len(b))], axis=-1)
+    top = np.stack([x, (b[:, 1] + 0.5 - intrinsics[1, 2]) / intrinsics[1, 1], np.ones(len(b))], axis=-1)
+    normal, height = plane_camera[t, :3], plane_camera[t, 3]
+    facing = np.einsum("ni,ni->n", bottom, normal)
+    ok = facing < -1e-6
+    with np.errstate(divide="ignore", invalid="ignore"):
+        feet = bottom * (-height / facing)[:, None]
+    head = top * feet[:, 2:]
+    return np.einsum("ni,ni->n", head - feet, normal)[ok]
+
+
+MIN_PEOPLE_BOXES = 8
+"""Whole boxes of people needed before their heights set a moving camera's scale."""
+
+
+def people_scale(world_to_cam, points, plane, boxes, usable, intrinsics):
+    """Rescale a clip whose ground is fitted so that people stand ``PERSON_HEIGHT_M`` tall on it.
+
+    world_to_cam (T, 3, 4), points (N, 3), plane (normal, offset) in the same units; boxes
+    (K, T, 4) and intrinsics (3, 3) in clip pixels; usable (K, T) bool. Returns
+    (world_to_cam, points, plane, applied). Not applied — the camera-height scale stays — with
+    fewer than ``MIN_PEOPLE_BOXES`` heights, when their quartiles are more than ±15 % from
+    the median (boxes cut, people sitting or misnamed), or when the implied camera height is
+    outside 0.3–8 m.
+    """
+    normal, offset = plane
+    heights = people_heights(boxes, usable, plane_in_cameras(world_to_cam, normal, offset), intrinsics)
+    heights = heights[np.isfinite(heights) & (heights > 0)]
+    if len(heights) < MIN_PEOPLE_BOXES:
+        return world_to_cam, points, plane, False
+    low, median, high = np.percentile(heights, [25, 50, 75])
+    factor = PERSON_HEIGHT_M / median
+    camera_height = factor * float(np.median(plane_in_cameras(world_to_cam, normal, offset)[:, 3]))
+    if low < 0.85 * median or high > 1.15 * median or not 0.3 <= camera_height <= 8.0:
+        return world_to_cam, points, plane, False
+    world_to_cam = world_to_cam.copy()
+    world_to_cam[:, :, 3] *= factor
+    return world_to_cam, points * factor, (normal, offset * factor), True
 
 
 def interpolate_gaps(depth: np.ndarray) -> np.ndarray:

@@ -21,7 +21,10 @@
    ``static_px`` is the identity, so static footage gives an exactly static camera.
 3. Scale (:mod:`recon4d.recon.classic.object_depth`): a plane fitted by RANSAC to map points seen in the
    lower half of the image, with every camera above it, is the ground; the clip is scaled so
-   that the median camera height above it is ``camera_height_m``. Without parallax there is
+   that the median camera height above it is ``camera_height_m`` — or, where at least 8 whole,
+   unhidden boxes of people agree (``scale_from_people``), so that they stand 1.7 m tall on it
+   (:func:`~recon4d.recon.classic.object_depth.people_heights`; scale source ``people-height``).
+   Without parallax there is
    nothing to fit: the ground is a prior under camera 0 (world), tilted and raised as the
    boxes of people (1.7 m tall) say
    (:func:`~recon4d.recon.classic.object_depth.tilt_and_height_from_people`), else level at
@@ -53,8 +56,10 @@ Assumptions and limits
   the features (RANSAC and the robust bundle adjustment reject them; shadows of people are
   such a minority). Blank, dark or blurred footage leaves too few features: the camera is
   then static, with a warning.
-- Metric scale rests on the ground: a flat floor visible in the lower half of the frame and a
-  camera ``camera_height_m`` (1.6 m, a phone at eye level) above it. A different real height
+- Metric scale rests on the ground: a flat floor visible in the lower half of the frame and
+  people seen whole standing 1.7 m tall on it (±10 % for adults; children or a crowd of
+  misnamed objects whose heights agree would scale it wrongly), else a camera
+  ``camera_height_m`` (1.6 m, a phone at eye level) above it. A different real height
   scales everything by the same factor. With a moving camera and no plane found, the map
   keeps the arbitrary scale of its first baseline (a warning says so) and only static
   objects with triangulated points get a depth. Without parallax, depth comes from the
@@ -103,6 +108,8 @@ from recon4d.recon.classic.object_depth import (
     fit_ground_plane,
     level_up,
     object_depths,
+    people_scale,
+    plane_in_cameras,
     size_depth,
     tilt_and_height_from_people,
 )
@@ -278,8 +285,13 @@ class ClassicReconstructor:
         report(n_frames + 1)
 
         world_to_cam, points, plane, fitted = self._scale(motion, features, height, people_prior)
-        scale_source = ("ground-plane" if fitted else "arbitrary" if motion.mode == "parallax"
-                        else "people-prior" if people_prior is not None else "level-prior")
+        by_people = False
+        if fitted and config.scale_from_people:
+            usable = self._whole_people(tracks, boxes, occluded, clip.image_size, border)
+            world_to_cam, points, plane, by_people = people_scale(world_to_cam, points, plane, boxes, usable, clip_k)
+        scale_source = ("people-height" if by_people else "ground-plane" if fitted else
+                        "arbitrary" if motion.mode == "parallax" else
+                        "people-prior" if people_prior is not None else "level-prior")
         camera_quality = build_camera_quality(world_to_cam, points, xy, background[:, None] & np.isfinite(xy[..., 0]),
                                               focal, motion.mode, motion.frozen, motion.restarted, scale_source,
                                               2.0 * config.ransac_px, config.reprojection_px, config.min_inlier_ratio)
@@ -289,12 +301,7 @@ class ClassicReconstructor:
         map_depth = np.where(bg_seen & np.isfinite(points[:, :1]), project_points(world_to_cam, np.nan_to_num(points))[1],
                              np.nan)  # (N, T) depth of each map point in each frame that sees it
         backdrop = self._backdrop_depths(map_depth)
-        plane_camera = None  # (T, 4): ground (n, h) in each camera frame
-        if plane is not None:
-            normal, offset = plane
-            centres = -np.einsum("tji,tj->ti", world_to_cam[:, :, :3], world_to_cam[:, :, 3])
-            plane_camera = np.concatenate([world_to_cam[:, :, :3] @ normal, (centres @ normal + offset)[:, None]],
-                                          axis=1)
+        plane_camera = None if plane is None else plane_in_cameras(world_to_cam, *plane)  # (T, 4)
 
         depth_k, cue_k = np.full((n_objects, n_frames), np.nan), np.zeros((n_objects, n_frames), np.int8)
         if n_objects:
@@ -447,17 +454,23 @@ class ClassicReconstructor:
               "may be dark, blank or blurred): the camera is taken as static.")
         return True
 
-    def _people_prior(self, tracks, boxes, occluded, intrinsics, image_size, border) -> tuple[float, float] | None:
-        """Camera tilt and height from whole, unhidden boxes of people (see :func:`tilt_and_height_from_people`)."""
+    @staticmethod
+    def _whole_people(tracks, boxes, occluded, image_size, border) -> np.ndarray:
+        """(K, T) bool boxes of people inside the image and not hidden at the bottom."""
         if tracks is None or tracks.n_objects == 0:
-            return None
+            return np.zeros(boxes.shape[:2], bool)
         width, height = image_size
         people = np.array([c.lower() in ("person", "people", "pedestrian") for c in tracks.categories])
         with np.errstate(invalid="ignore"):
             whole = ((boxes[..., 0] >= border) & (boxes[..., 1] >= border) & (boxes[..., 2] <= width - border)
                      & (boxes[..., 3] <= height - border))
-        usable = whole & ~occluded & people[:, None]
+        return whole & ~occluded & people[:, None]
+
+    def _people_prior(self, tracks, boxes, occluded, intrinsics, image_size, border) -> tuple[float, float] | None:
+        """Camera tilt and height from whole, unhidden boxes of people (see :func:`tilt_and_height_from_people`)."""
+        usable = self._whole_people(tracks, boxes, occluded, image_size, border)
         return tilt_and_height_from_people(boxes, usable, intrinsics, self.config.camera_height_m)
+
 
 
 def _object_conf(cue: int, ground_fitted: bool) -> float:
