@@ -8,11 +8,11 @@ For ``n_frames`` // 2 pairs spread evenly over the video, each pair being a fram
 the one ``pair_gap_s`` seconds later, decoded at long side ``long_side``:
 
 - camera motion: median over the pixels of the displacement of the fitted background
-  homography (:func:`recon4d.tracking.classic.motion.fit_background_planes`, dominant plane),
+  homography (:func:`recon4d.tracking.classic.background.fit_background_planes`, dominant plane),
   over the image diagonal and the pair's time gap (diagonals per second); the median
   over pairs;
-- object motion: fraction of the pixels whose residual flow after that compensation
-  exceeds the tracker's robust threshold (median + sigma · MAD over textured pixels,
+- object motion: fraction of the pixels whose residual flow against the tracker's background
+  model (:func:`recon4d.tracking.classic.motion.pair_motion`) exceeds its robust threshold (median + sigma · MAD over textured pixels,
   never below ``residual_floor_px``; blank pixels never count); the 90th percentile
   over pairs, so a mover seen in a few pairs is enough;
 - mean residual: mean residual flow over textured pixels, diagonals per second, averaged
@@ -123,7 +123,8 @@ def motion_statistics(path, n_frames: int = 16, long_side: int = 320,
     import cv2
 
     from recon4d.tracking.classic.config import ClassicTrackerConfig
-    from recon4d.tracking.classic.motion import homography_flow, pair_motion, robust_threshold, textured, working_size
+    from recon4d.tracking.classic.background import homography_flow
+    from recon4d.tracking.classic.motion import pair_motion, robust_threshold, textured, working_size
     from recon4d.video import iter_frames, probe
 
     base = config or CurateConfig()

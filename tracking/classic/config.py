@@ -26,6 +26,10 @@ class ClassicTrackerConfig:
 
     work_long_side: int = 384
     """Long side of the working resolution (frames are never enlarged)."""
+    flow_finest_scale: int = 0
+    """Finest pyramid level of the dense flow (0: working resolution, 1: half of it)."""
+    flow_patch_stride: int = 2
+    """Stride of the dense flow's patches at that level, pixels."""
     max_planes: int = 2
     """Background homographies per frame pair (1 = a single plane; more absorb parallax)."""
     plane_min_fraction: float = 0.15
@@ -33,7 +37,21 @@ class ClassicTrackerConfig:
     plane_min_spread: float = 0.2
     """...and their bounding box must cover at least this fraction of the frame."""
     ransac_px: float = 1.5
-    """RANSAC inlier distance of the background homographies."""
+    """RANSAC inlier distance of the background homographies and essential matrix."""
+    still_px: float = 0.5
+    """A camera whose background corners move less than this (median) is still: no parallax model."""
+    planar_inlier_ratio: float = 0.9
+    """The homography model is kept when its inliers are at least this fraction of the essential matrix's."""
+    fov_deg: float = 60.0
+    """Horizontal field of view across the long side assumed for the essential matrix (the focal prior)."""
+    depth_block_px: int = 8
+    """Blocks (pixels) whose median inverse depth the background depth is built from..."""
+    depth_window: int = 9
+    """...and the width (in blocks) of the window each block's background depth is the median of."""
+    depth_passes: int = 2
+    """Background depth fits per frame pair: the second leaves out the first's movers."""
+    flow_error_fraction: float = 0.1
+    """Residuals are divided by 1 + this · background displacement (dense flow errs in proportion)."""
     residual_sigma: float = 4.0
     """Motion threshold: median + residual_sigma · 1.4826 · MAD of the frame's residual flow..."""
     residual_floor_px: float = 1.0
@@ -44,6 +62,14 @@ class ClassicTrackerConfig:
     """Components (and tracks, by median area) smaller than this fraction of the frame are dropped."""
     close_fraction: float = 0.025
     """Diameter of the closing kernel as a fraction of the working long side."""
+    split_min_px: float = 1.0
+    """A moving region splits in two when the two groups' mean velocities differ by this many px per step..."""
+    split_min_relative: float = 0.5
+    """...and by this fraction of the faster group's speed..."""
+    split_min_ratio: float = 2.0
+    """...and by this many times the spread of the velocities within the groups..."""
+    split_bimodal: bool = True
+    """...and the velocities form two groups, not a gradient (see segment.bimodal)."""
     min_frames: int = 3
     """Tracks detected (not coasted) in fewer frames than this..."""
     min_frame_fraction: float = 0.2
@@ -57,20 +83,28 @@ class ClassicTrackerConfig:
     nearest detection (see appearance_changed)."""
     colour_min_similarity: float = 0.7
     """Far-apart track and detection still match when their colour histograms are this alike..."""
+    hidden_min_similarity: float = 0.5
+    """A track carried back into another's mask (merged movers) stays while its colours are this alike."""
     max_jump: float = 0.4
     """...and the jump is under this fraction of the image diagonal."""
+    duplicate_min_frames: float = 0.5
+    """A track lying mostly (60 %) inside a longer one in this fraction of its detected frames is dropped."""
     match_iou: float = 0.1
     """Least IoU of a predicted box and a component to match (centroid proximity also matches)."""
     min_fill: float = 0.35
     """Masks covering less of their box than this are replaced by their convex hull."""
     person_detector: str = "auto"
-    """"hog" (needs cv2.HOGDescriptor), "shape", "auto" (hog or shape evidence; shape alone without hog) or "none"."""
+    """"hog" (needs cv2.HOGDescriptor), "shape", "auto" (hog where OpenCV has it, else shape) or "none"."""
     person_min_fraction: float = 0.3
-    """Fraction of a track's detected frames with person evidence that makes it a person."""
+    """Fraction of a track's looked-at frames with person evidence that makes it a person."""
+    person_weak_fraction: float = 0.1
+    """...or this fraction when the median box is at least person_min_aspect times taller than wide."""
     person_min_aspect: float = 1.8
-    """Shape evidence: box height / width of an upright person."""
-    hog_long_side: int = 640
-    """Frames are resized to this long side for the HOG detector (its window is 64 × 128)."""
+    """Box height / width of a standing person (the shape evidence when OpenCV has no HOG)."""
+    person_min_upright: float = 1.2
+    """A person's median box is at least this many times taller than wide (dogs, cars and balls are not)."""
+    person_samples: int = 8
+    """Detected frames per track the person detector looks at (spread over the track)."""
     hog_hit_threshold: float = -0.3
     """SVM score a HOG window needs; OpenCV's 0 misses most people in ordinary video (slim or
     side-on figures score -0.3..0), and per-frame false hits are outvoted by person_min_fraction."""
@@ -81,13 +115,23 @@ class ClassicTrackerConfig:
 
         if self.work_long_side < 32:
             fail(f"work_long_side must be at least 32 pixels, got {self.work_long_side}.")
+        if self.depth_block_px < 1 or self.depth_window < 1:
+            fail(f"depth_block_px and depth_window must be at least 1, got {self.depth_block_px} and "
+                 f"{self.depth_window}.")
+        if not 1.0 <= self.fov_deg <= 170.0:
+            fail(f"fov_deg must lie in [1, 170] degrees, got {self.fov_deg}.")
+        if self.flow_finest_scale not in (0, 1, 2) or self.flow_patch_stride < 1:
+            fail(f"flow_finest_scale must be 0, 1 or 2 and flow_patch_stride at least 1, got "
+                 f"{self.flow_finest_scale} and {self.flow_patch_stride}.")
         if self.max_planes < 1:
             fail(f"max_planes must be at least 1, got {self.max_planes}.")
+        if self.person_samples < 1:
+            fail(f"person_samples must be at least 1, got {self.person_samples}.")
         if self.min_frames < 1 or self.max_coast < 0:
             fail(f"min_frames must be ≥ 1 and max_coast ≥ 0, got {self.min_frames} and {self.max_coast}.")
         for name in ("plane_min_fraction", "plane_min_spread", "min_area_fraction", "min_frame_fraction",
-                     "min_point_support", "coast_max_changed", "colour_min_similarity", "match_iou", "min_fill",
-                     "person_min_fraction"):
+                     "min_point_support", "coast_max_changed", "planar_inlier_ratio", "duplicate_min_frames", "hidden_min_similarity", "colour_min_similarity", "match_iou", "min_fill",
+                     "person_min_fraction", "person_weak_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 fail(f"{name} must lie in [0, 1], got {getattr(self, name)}.")
         if self.person_detector not in _PERSON_DETECTORS:

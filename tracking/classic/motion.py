@@ -1,10 +1,10 @@
 """Camera-compensated motion of the classic tracker (steps 1–3 of :mod:`recon4d.tracking.classic.tracker`).
 
 Owns the working resolution (:func:`working_size`, :func:`to_working`), LK corner
-matches, the background planes (RANSAC homographies) and their displacement fields,
-dense DIS flow with its forward–backward test, the residual motion and its robust
-threshold: :func:`pair_motion` for one frame pair, :func:`compute_motion` (a
-:class:`MotionField`) for a clip.
+matches, dense DIS flow with its forward–backward test, the residual motion against the
+background model of :mod:`~recon4d.tracking.classic.background` and its robust threshold:
+:func:`pair_motion` for one frame pair, :func:`compute_motion` (a :class:`MotionField`) for
+a clip.
 """
 
 from __future__ import annotations
@@ -14,6 +14,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from recon4d.tracking.classic.background import (
+    BackgroundMotion,
+    background_flow,
+    fit_background,
+    invert_background,
+    relative_residual,
+)
 from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.types import ProgressFn
 
@@ -22,11 +29,9 @@ __all__ = [
     "PairMotion",
     "compute_motion",
     "consistent_flow",
+    "dense_flow",
     "corner_matches",
-    "fit_background_planes",
-    "homography_flow",
     "pair_motion",
-    "residual_flow",
     "robust_threshold",
     "textured",
     "to_working",
@@ -87,112 +92,14 @@ def corner_matches(gray_a: np.ndarray, gray_b: np.ndarray, max_corners: int = 80
     return track_points(gray_a, gray_b, corners.reshape(-1, 2))
 
 
-def reprojection_error(homography: np.ndarray, points_a: np.ndarray, points_b: np.ndarray) -> np.ndarray:
-    mapped = cv2.perspectiveTransform(points_a.reshape(-1, 1, 2).astype(np.float64), homography)
-    return np.linalg.norm(mapped.reshape(-1, 2) - points_b, axis=1)
+def dense_flow(config: ClassicTrackerConfig = ClassicTrackerConfig()) -> cv2.DISOpticalFlow:
+    """OpenCV's DIS flow (medium preset) with the finest pyramid level and patch stride of ``config``.
 
-
-def fit_background_planes(points_a: np.ndarray, points_b: np.ndarray, image_size: tuple[int, int],
-                          config: ClassicTrackerConfig = ClassicTrackerConfig()) -> list[np.ndarray]:
-    """Homographies (3, 3) mapping frame a to frame b for the background, dominant first.
-
-    points_a, points_b: (N, 2) matched pixels. With fewer than 8 matches the background is
-    taken as still (identity). Extra planes are fitted only when the dominant one moves
-    (median displacement over 0.5 px: a still camera has no parallax) and are kept only
-    when their inliers are ≥ ``plane_min_fraction`` of the matches and spread over ≥
-    ``plane_min_spread`` of the image, so a compact moving object never becomes background.
-    """
-    if len(points_a) < 8:
-        return [np.eye(3)]
-    homography, _ = cv2.findHomography(points_a, points_b, cv2.RANSAC, config.ransac_px,
-                                       maxIters=2000, confidence=0.995)
-    if homography is None:
-        return [np.eye(3)]
-    planes = [homography]
-    error = reprojection_error(homography, points_a, points_b)
-    inliers = error < config.ransac_px
-    if not inliers.any() or np.median(np.linalg.norm(points_b[inliers] - points_a[inliers], axis=1)) < 0.5:
-        return planes
-    width, height = image_size
-    need = max(12, int(np.ceil(config.plane_min_fraction * len(points_a))))
-    while len(planes) < config.max_planes:
-        rest = np.flatnonzero(error >= config.ransac_px)
-        if len(rest) < need:
-            break
-        candidate, _ = cv2.findHomography(points_a[rest], points_b[rest], cv2.RANSAC, config.ransac_px,
-                                          maxIters=2000, confidence=0.995)
-        if candidate is None:
-            break
-        candidate_error = reprojection_error(candidate, points_a, points_b)
-        fits = rest[candidate_error[rest] < config.ransac_px]
-        if len(fits) < need:
-            break
-        spread = np.prod(points_a[fits].max(axis=0) - points_a[fits].min(axis=0)) / (width * height)
-        if spread < config.plane_min_spread:
-            break
-        planes.append(candidate)
-        error = np.minimum(error, candidate_error)
-    return planes
-
-
-def homography_flow(homography: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(h, w, 2) float32 displacement H·p − p of every pixel p = (x, y) for ``size`` = (w, h)."""
-    width, height = size
-    grid = np.stack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)), -1)
-    mapped = cv2.perspectiveTransform(grid.reshape(-1, 1, 2), homography.astype(np.float64))
-    return mapped.reshape(height, width, 2) - grid
-
-
-def residual_flow(flow: np.ndarray, planes: list[np.ndarray]) -> np.ndarray:
-    """(h, w) float32 magnitude of ``flow`` (h, w, 2) minus the nearest plane's displacement.
-
-    Pixels the dominant plane maps outside the frame have no counterpart to compare with
-    and get residual 0.
-    """
-    height, width = flow.shape[:2]
-    residual = None
-    for index, plane in enumerate(planes):
-        field = homography_flow(plane, (width, height))
-        magnitude = np.linalg.norm(flow - field, axis=-1)
-        residual = magnitude if residual is None else np.minimum(residual, magnitude)
-        if index == 0:
-            xs = np.arange(width, dtype=np.float32)[None] + field[..., 0]
-            ys = np.arange(height, dtype=np.float32)[:, None] + field[..., 1]
-            outside = (xs < 0) | (xs > width - 1) | (ys < 0) | (ys > height - 1)
-    residual[outside] = 0.0
-    return residual.astype(np.float32)
-
-
-@dataclass(frozen=True, eq=False)
-class MotionField:
-    """Camera-compensated motion of a clip at the working resolution.
-
-    forward_flow:  (T−1, h, w, 2) float32 dense flow t → t+1.
-    backward_flow: (T−1, h, w, 2) float32 dense flow t+1 → t.
-    planes:        T−1 lists of (3, 3) background homographies t → t+1, dominant first.
-    residual:      (T, h, w) float32 residual flow magnitude, px per sampled-frame step
-                   (0 where the frame has no texture).
-    moving:        (T, h, w) bool residual above the frame's robust threshold.
-    thresholds:    (T,) float32 the thresholds used.
-    moving_points: T arrays (N_t, 2) float32: tracked corners of frame t that no background
-                   plane explains (sparse evidence backing the dense residual).
-    """
-
-    forward_flow: np.ndarray
-    backward_flow: np.ndarray
-    planes: list
-    residual: np.ndarray
-    moving: np.ndarray
-    thresholds: np.ndarray
-    moving_points: list
-
-
-def _dis() -> cv2.DISOpticalFlow:
-    """DIS flow at full working resolution with patches every 2 px: the preset's
-    half-resolution finest scale and sparser patches blur small movers into their neighbours."""
+    Level 0 is the working resolution itself, level 1 half of it (four times fewer
+    patches; movers smaller than a few pixels there blur into their neighbours)."""
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    dis.setFinestScale(0)
-    dis.setPatchStride(2)
+    dis.setFinestScale(config.flow_finest_scale)
+    dis.setPatchStride(config.flow_patch_stride)
     return dis
 
 
@@ -222,58 +129,125 @@ def textured(gray: np.ndarray, min_texture: float) -> np.ndarray:
     return cv2.blur(gradient, (5, 5)) >= min_texture
 
 
+
+
 @dataclass(frozen=True, eq=False)
 class PairMotion:
     """Motion between frames a and b (working resolution).
 
     flow_ab, flow_ba: (h, w, 2) float32 dense flows.
-    planes:           background homographies a → b, dominant first.
-    residual:         (2, h, w) float32 residual motion of frame a (against b) and of b (against a).
+    background:       :class:`BackgroundMotion` a → b.
+    residual:         (2, h, w) float32 relative residual motion (:func:`relative_residual`)
+                      of frame a (against b) and of b (against a); 0 where the background
+                      leaves the other frame.
+    object_flow:      (2, h, w, 2) float32 flow minus the background's, a → b and b → a.
     consistent:       (2, h, w) bool whether those flows pass :func:`consistent_flow`.
     points_a, points_b: (N, 2) float32 LK-tracked corners in a and b.
-    point_residual:   (N,) distance of each corner's motion from the nearest plane's, pixels.
+    point_residual:   (N,) relative residual of each corner's motion against the background.
     """
 
     flow_ab: np.ndarray
     flow_ba: np.ndarray
-    planes: list
+    background: BackgroundMotion
     residual: np.ndarray
+    object_flow: np.ndarray
     consistent: np.ndarray
     points_a: np.ndarray
     points_b: np.ndarray
     point_residual: np.ndarray
 
+    @property
+    def planes(self) -> tuple:
+        """Background homographies a → b, dominant first (the dominant one only for an epipolar model)."""
+        return self.background.planes
+
+
+def _inside(flow: np.ndarray) -> np.ndarray:
+    """(h, w) bool: pixels that ``flow`` keeps inside the frame."""
+    height, width = flow.shape[:2]
+    xs = np.arange(width, dtype=np.float32)[None] + flow[..., 0]
+    ys = np.arange(height, dtype=np.float32)[:, None] + flow[..., 1]
+    return (xs >= 0) & (xs <= width - 1) & (ys >= 0) & (ys <= height - 1)
+
+
+def _side(flow: np.ndarray, model: BackgroundMotion, usable: np.ndarray,
+          config: ClassicTrackerConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Relative residual (h, w) and object flow (h, w, 2) of one direction of a pair."""
+    predicted = background_flow(flow, model, usable, config)
+    residual = relative_residual(flow, predicted, config.flow_error_fraction)
+    residual[~_inside(predicted)] = 0.0
+    return residual, flow - predicted
+
 
 def pair_motion(gray_a: np.ndarray, gray_b: np.ndarray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
                 dis: cv2.DISOpticalFlow | None = None) -> PairMotion:
-    """Background planes, dense flows and residual motion between two (h, w) uint8 grey frames."""
-    dis = dis or _dis()
+    """Background model, dense flows and residual motion between two (h, w) uint8 grey frames."""
+    dis = dis or dense_flow(config)
     height, width = gray_a.shape
     points_a, points_b = corner_matches(gray_a, gray_b)
-    planes = fit_background_planes(points_a, points_b, (width, height), config)
-    point_residual = (np.min([reprojection_error(plane, points_a, points_b) for plane in planes], axis=0)
-                      if len(points_a) else np.zeros(0))
+    model = fit_background(points_a, points_b, (width, height), config)
     flow_ab = dis.calc(gray_a, gray_b, None)
     flow_ba = dis.calc(gray_b, gray_a, None)
-    residual = np.stack([residual_flow(flow_ab, planes),
-                         residual_flow(flow_ba, [np.linalg.inv(plane) for plane in planes])])
     consistent = np.stack([consistent_flow(flow_ab, flow_ba), consistent_flow(flow_ba, flow_ab)])
-    return PairMotion(flow_ab, flow_ba, planes, residual, consistent, points_a, points_b, point_residual)
+    residual_a, object_a = _side(flow_ab, model, consistent[0], config)
+    residual_b, object_b = _side(flow_ba, invert_background(model), consistent[1], config)
+    if len(points_a):
+        at = np.clip(np.round(points_a).astype(int), 0, [width - 1, height - 1])
+        background_at = (flow_ab - object_a)[at[:, 1], at[:, 0]]
+        point_residual = (np.linalg.norm(points_b - points_a - background_at, axis=1)
+                          / (1.0 + config.flow_error_fraction * np.linalg.norm(background_at, axis=1)))
+    else:
+        point_residual = np.zeros(0)
+    return PairMotion(flow_ab, flow_ba, model, np.stack([residual_a, residual_b]), np.stack([object_a, object_b]),
+                      consistent, points_a, points_b, point_residual)
+
+
+@dataclass(frozen=True, eq=False)
+class MotionField:
+    """Camera-compensated motion of a clip at the working resolution.
+
+    forward_flow:  (T−1, h, w, 2) float32 dense flow t → t+1.
+    backward_flow: (T−1, h, w, 2) float32 dense flow t+1 → t.
+    backgrounds:   T−1 :class:`BackgroundMotion` t → t+1.
+    residual:      (T, h, w) float32 relative residual motion, px per sampled-frame step
+                   (0 where the frame has no texture).
+    velocity:      (T, h, w, 2) float32 camera-compensated motion of each pixel per step,
+                   forwards in time (what separates movers that touch).
+    moving:        (T, h, w) bool residual above the frame's robust threshold.
+    thresholds:    (T,) float32 the thresholds used.
+    moving_points: T arrays (N_t, 2) float32: tracked corners of frame t that the background
+                   model does not explain (sparse evidence backing the dense residual).
+    """
+
+    forward_flow: np.ndarray
+    backward_flow: np.ndarray
+    backgrounds: list
+    residual: np.ndarray
+    velocity: np.ndarray
+    moving: np.ndarray
+    thresholds: np.ndarray
+    moving_points: list
+
+    @property
+    def planes(self) -> list:
+        """T−1 tuples of background homographies t → t+1, dominant first."""
+        return [background.planes for background in self.backgrounds]
 
 
 def compute_motion(gray: np.ndarray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
                    progress: ProgressFn | None = None) -> MotionField:
-    """Background planes, dense flow and residual-motion masks of (T, h, w) uint8 grey frames.
+    """Background models, dense flow and residual-motion masks of (T, h, w) uint8 grey frames.
 
     The residual of frame t combines its residuals against frames t − 1 and t + 1: the mean
     over the directions whose flow is forward–backward consistent, so background a mover
     covers in one neighbour (an occlusion) takes the other neighbour's word; where neither
     is consistent (a fast mover the flow loses, or an occlusion on both sides) the plain
-    mean. Pixels without texture (:func:`textured`) have residual 0, and each frame's
-    threshold (:func:`robust_threshold`) uses the statistics of its textured pixels.
-    Corners whose LK motion misses every background plane by more than that threshold are
-    the frame's ``moving_points``. ``progress(done, T − 1)`` is called after each frame
-    pair; a single frame has no motion.
+    mean. Velocities combine the same way (the backward side negated). Pixels without
+    texture (:func:`textured`) have residual 0, and each frame's threshold
+    (:func:`robust_threshold`) uses the statistics of its textured pixels. Corners whose
+    motion misses the background's by more than that threshold are the frame's
+    ``moving_points``. ``progress(done, T − 1)`` is called after each frame pair; a single
+    frame has no motion.
     """
     n_frames, height, width = gray.shape
     n_pairs = max(n_frames - 1, 0)
@@ -282,22 +256,30 @@ def compute_motion(gray: np.ndarray, config: ClassicTrackerConfig = ClassicTrack
     plain = np.zeros((n_frames, height, width), np.float32)
     trusted = np.zeros((n_frames, height, width), np.float32)
     n_trusted = np.zeros((n_frames, height, width), np.float32)
+    plain_velocity = np.zeros((n_frames, height, width, 2), np.float32)
+    trusted_velocity = np.zeros((n_frames, height, width, 2), np.float32)
     n_sides = np.zeros(n_frames, np.float32)
     pairs = []  # only the sparse parts: the dense ones are accumulated as we go
-    dis = _dis()
+    dis = dense_flow(config)
     for t in range(n_pairs):
         pair = pair_motion(gray[t], gray[t + 1], config, dis)
-        pairs.append((pair.planes, pair.points_a, pair.points_b, pair.point_residual))
+        pairs.append((pair.background, pair.points_a, pair.points_b, pair.point_residual))
         forward[t], backward[t] = pair.flow_ab, pair.flow_ba
-        for side, frame in enumerate((t, t + 1)):
+        for side, (frame, sign) in enumerate(((t, 1.0), (t + 1, -1.0))):
+            consistent = pair.consistent[side]
             plain[frame] += pair.residual[side]
-            trusted[frame] += np.where(pair.consistent[side], pair.residual[side], 0.0)
-            n_trusted[frame] += pair.consistent[side]
+            trusted[frame] += np.where(consistent, pair.residual[side], 0.0)
+            n_trusted[frame] += consistent
+            plain_velocity[frame] += sign * pair.object_flow[side]
+            trusted_velocity[frame] += np.where(consistent[..., None], sign * pair.object_flow[side], 0.0)
             n_sides[frame] += 1
         if progress is not None:
             progress(t + 1, n_pairs)
-    residual = np.where(n_trusted > 0, trusted / np.maximum(n_trusted, 1),
+    some = n_trusted > 0
+    residual = np.where(some, trusted / np.maximum(n_trusted, 1),
                         plain / np.maximum(n_sides, 1)[:, None, None]).astype(np.float32)
+    velocity = np.where(some[..., None], trusted_velocity / np.maximum(n_trusted, 1)[..., None],
+                        plain_velocity / np.maximum(n_sides, 1)[:, None, None, None]).astype(np.float32)
     observable = np.stack([textured(frame, config.min_texture) for frame in gray]) if n_frames else residual > 0
     residual[~observable] = 0.0
     thresholds = np.array([robust_threshold(r[seen] if seen.any() else r, config.residual_sigma,
@@ -309,5 +291,5 @@ def compute_motion(gray: np.ndarray, config: ClassicTrackerConfig = ClassicTrack
         moving_points[t].append(points_a[point_residual > thresholds[t]])
         moving_points[t + 1].append(points_b[point_residual > thresholds[t + 1]])
     moving_points = [np.concatenate(points) if points else np.zeros((0, 2), np.float32) for points in moving_points]
-    return MotionField(forward, backward, [planes for planes, *_ in pairs], residual, moving, thresholds,
-                       moving_points)
+    return MotionField(forward, backward, [background for background, *_ in pairs], residual, velocity, moving,
+                       thresholds, moving_points)

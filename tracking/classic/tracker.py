@@ -71,10 +71,13 @@ import cv2
 import numpy as np
 
 from recon4d.backends import config_from_options
-from recon4d.tracking.classic.association import associate, detect_moving_regions, fill_mask
-from recon4d.tracking.classic.boxes import box_iou, mask_box
-from recon4d.tracking.classic.config import ClassicTrackerConfig, hog_available
+from recon4d.tracking.classic.association import associate
+from recon4d.tracking.classic.cleanup import clean_tracks
+from recon4d.tracking.classic.boxes import mask_box
+from recon4d.tracking.classic.config import ClassicTrackerConfig
+from recon4d.tracking.classic.people import PeopleDetector, label_tracks, person_evidence
 from recon4d.tracking.classic.motion import compute_motion, to_working, working_size
+from recon4d.tracking.classic.segment import detect_moving_regions, fill_mask
 from recon4d.tracking.classic.user_boxes import (
     AGENT_CATEGORIES,
     anchor_frame,
@@ -90,78 +93,9 @@ __all__ = [
     "ClassicTracker",
     "ClassicTrackerConfig",
     "anchor_frame",
-    "hog_people_detector",
-    "label_tracks",
     "load_user_boxes",
-    "person_evidence",
     "validate_user_boxes",
 ]
-
-
-def hog_people_detector(long_side: int = 640, hit_threshold: float = -0.3) -> Callable[[np.ndarray], np.ndarray]:
-    """OpenCV's HOG people detector as ``detect(frame (H, W, 3) RGB) -> (N, 4) xyxy`` in frame pixels.
-
-    Frames are resized to ``long_side`` first (the detector's window is 64 × 128 pixels).
-    Needs :func:`hog_available`.
-    """
-    hog = cv2.HOGDescriptor()
-    hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
-
-    def detect(frame: np.ndarray) -> np.ndarray:
-        height, width = frame.shape[:2]
-        size = working_size(width, height, long_side)
-        image = frame if size == (width, height) else cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-        rects, _ = hog.detectMultiScale(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), hitThreshold=hit_threshold,
-                                        winStride=(8, 8), padding=(16, 16), scale=1.05)
-        rects = np.asarray(rects, np.float64).reshape(-1, 4)
-        return np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1) * (width / size[0])
-
-    return detect
-
-
-def person_evidence(boxes: np.ndarray, visible: np.ndarray, frames: np.ndarray | None,
-                    config: ClassicTrackerConfig = ClassicTrackerConfig(),
-                    people: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
-    """(K, T) bool: does frame t support "track k is a person"?
-
-    boxes: (K, T, 4) xyxy in ``frames`` pixels; visible: (K, T). With a people detector
-    (``people(frame) -> (N, 4)`` boxes, HOG by default) a frame supports a track when a
-    detection has IoU ≥ 0.3 with its box or lies ≥ 70 % inside it; with the "shape"
-    detector when its box is at least ``person_min_aspect`` times taller than wide; "auto"
-    takes either.
-    """
-    kind = config.person_detector
-    evidence = np.zeros(visible.shape, bool)
-    if kind == "none" or not visible.any():
-        return evidence
-    aspect = (boxes[..., 3] - boxes[..., 1]) / np.maximum(boxes[..., 2] - boxes[..., 0], 1e-6)
-    shape = visible & (np.nan_to_num(aspect) >= config.person_min_aspect)
-    if kind == "shape" or (kind == "auto" and not hog_available() and people is None):
-        return shape
-    if kind == "auto":
-        evidence |= shape
-    detect = people or hog_people_detector(config.hog_long_side, config.hog_hit_threshold)
-    for t in np.flatnonzero(visible.any(axis=0)):
-        found = np.asarray(detect(frames[t]), np.float64).reshape(-1, 4)
-        if len(found) == 0:
-            continue
-        rows = np.flatnonzero(visible[:, t])
-        iou = box_iou(boxes[rows, t], found)
-        inner_w = np.clip(np.minimum(boxes[rows, t, None, 2], found[None, :, 2])
-                          - np.maximum(boxes[rows, t, None, 0], found[None, :, 0]), 0, None)
-        inner_h = np.clip(np.minimum(boxes[rows, t, None, 3], found[None, :, 3])
-                          - np.maximum(boxes[rows, t, None, 1], found[None, :, 1]), 0, None)
-        found_area = np.maximum((found[:, 2] - found[:, 0]) * (found[:, 3] - found[:, 1]), 1e-6)
-        inside = inner_w * inner_h / found_area[None]
-        evidence[rows, t] |= ((iou >= 0.3) | (inside >= 0.7)).any(axis=1)
-    return evidence
-
-
-def label_tracks(evidence: np.ndarray, detected: np.ndarray, min_fraction: float) -> tuple[tuple[str, ...], np.ndarray]:
-    """Categories and is_agent (K,) from person evidence (K, T) over detected frames (K, T)."""
-    support = (evidence & detected).sum(axis=1) / np.maximum(detected.sum(axis=1), 1)
-    is_person = (support >= min_fraction) & detected.any(axis=1)
-    return tuple("person" if p else "object" for p in is_person), is_person
 
 
 def _to_source(boxes: np.ndarray, work_size: tuple[int, int], source_size: tuple[int, int]) -> np.ndarray:
@@ -193,7 +127,7 @@ class ClassicTracker:
     version = "1"
 
     def __init__(self, config: ClassicTrackerConfig = ClassicTrackerConfig(), boxes: list[dict] | None = None,
-                 people: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+                 people: PeopleDetector | None = None) -> None:
         self.config = config
         self.user_boxes = validate_user_boxes(boxes) if boxes else []
         self.people = people
@@ -227,9 +161,9 @@ class ClassicTracker:
     def _discover(self, clip: Clip, images: np.ndarray, gray: np.ndarray, size: tuple[int, int], progress) -> Tracks2D:
         config, n_frames = self.config, clip.n_frames
         motion = compute_motion(gray, config, progress)
-        detections = [detect_moving_regions(motion.moving[t], config) if motion.moving[t].any() else []
+        detections = [detect_moving_regions(motion.moving[t], config, motion.velocity[t]) if motion.moving[t].any() else []
                       for t in range(n_frames)]
-        tracks = associate(detections, motion, images, config)
+        tracks = clean_tracks(associate(detections, motion, images, config), motion, images, config)
         n_tracks = len(tracks)
         boxes = np.full((n_tracks, n_frames, 4), np.nan)
         visible = np.zeros((n_tracks, n_frames), bool)
@@ -245,8 +179,8 @@ class ClassicTracker:
                 masks[k, t] = _resize_mask(mask, clip.image_size)
             detected[k, sorted(track.detected)] = True
         work_scale = np.array([clip.image_size[0] / size[0], clip.image_size[1] / size[1]] * 2)
-        evidence = person_evidence(boxes * work_scale, visible, clip.frames, config, self.people)
-        categories, is_agent = label_tracks(evidence, detected & visible, config.person_min_fraction)
+        looked, evidence = person_evidence(boxes * work_scale, detected & visible, clip.frames, config, self.people)
+        categories, is_agent = label_tracks(looked, evidence, boxes, detected & visible, config)
         return Tracks2D(ids=np.arange(n_tracks), categories=categories, is_agent=is_agent,
                         boxes_xyxy=_to_source(boxes, size, clip.source_size).astype(np.float32),
                         visible=visible, masks=masks)

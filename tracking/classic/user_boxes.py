@@ -20,7 +20,8 @@ import numpy as np
 from recon4d.errors import Recon4dError
 from recon4d.tracking.classic.boxes import inside_fraction
 from recon4d.tracking.classic.config import ClassicTrackerConfig
-from recon4d.tracking.classic.motion import reprojection_error, corner_matches, fit_background_planes, track_points
+from recon4d.tracking.classic.background import fit_background_planes, reprojection_error
+from recon4d.tracking.classic.motion import corner_matches, track_points
 from recon4d.types import Clip
 
 __all__ = [

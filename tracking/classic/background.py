@@ -1,0 +1,339 @@
+"""How the background moves between two frames (step 1 of :mod:`recon4d.tracking.classic.tracker`).
+
+Owns the two-view background models the motion test compares dense flow with:
+
+- ``planar``: one or more homographies (a still camera, a camera that only turns, or a scene
+  that is one plane or a few: every static pixel moves with one of them);
+- ``epipolar``: a camera that translates over a 3D scene. The relative pose (R, t) comes from
+  an essential matrix fitted to corner matches with RANSAC (focal length from a field-of-view
+  prior, principal point at the centre); a static pixel p at inverse depth ρ (in units of the
+  unknown baseline) then moves to π(K R K⁻¹ p + ρ K t), a one-parameter family along its
+  epipolar line. Its flow gives ρ̂(p) (:func:`inverse_depth`); the background's inverse depth
+  is a robust local median of ρ̂ (:func:`background_inverse_depth`), so depth varies across
+  the scene (ground, walls, near and far) while a mover, which covers a minority of each
+  window, stands out both across its epipolar line and along it (a mover walking along the
+  line looks like a static point at a depth that is not the depth of what surrounds it).
+
+:func:`fit_background` chooses: the homography when it explains the matches as well as the
+essential matrix (the plane-plus-parallax test: little parallax left), else the epipolar
+model. :func:`background_flow` gives the displacement a static scene would show at every
+pixel, the quantity the moving-pixel test subtracts.
+
+Limits: a static object whose depth differs from everything around it for a whole window
+(a pole in front of a far wall) is explained only as well as the window median allows, so
+under strong parallax its edges may look like motion; a mover that covers most of a window
+(a close-up) is partly absorbed into the background depth (the second pass, which leaves the
+first pass's movers out of the medians, recovers most of it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from recon4d.tracking.classic.config import ClassicTrackerConfig
+
+__all__ = [
+    "BackgroundMotion",
+    "background_flow",
+    "background_inverse_depth",
+    "fit_background",
+    "fit_background_planes",
+    "homography_flow",
+    "inverse_depth",
+    "invert_background",
+    "nan_median",
+    "prior_intrinsics",
+    "relative_residual",
+    "reprojection_error",
+    "static_flow",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class BackgroundMotion:
+    """The background's motion from frame a to frame b at the working resolution.
+
+    kind:        "planar" (``planes``) or "epipolar" (``rotation``, ``translation``, ``intrinsics``).
+    planes:      homographies (3, 3) a → b, dominant first; for "epipolar" the dominant plane
+                 only (a summary of the camera motion for callers that want one number).
+    rotation:    (3, 3) R of camera b relative to camera a (x_b = R x_a + t); None for planar.
+    translation: (3,) unit t; None for planar.
+    intrinsics:  (3, 3) K of both frames (pixel coordinates, x = column); None for planar.
+    """
+
+    kind: str
+    planes: tuple
+    rotation: np.ndarray | None = None
+    translation: np.ndarray | None = None
+    intrinsics: np.ndarray | None = None
+
+
+def prior_intrinsics(size: tuple[int, int], fov_deg: float) -> np.ndarray:
+    """(3, 3) K with the horizontal field of view ``fov_deg`` across the long side of ``size`` = (w, h)."""
+    width, height = size
+    focal = max(width, height) / (2.0 * math.tan(math.radians(fov_deg) / 2.0))
+    return np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
+
+
+def reprojection_error(homography: np.ndarray, points_a: np.ndarray, points_b: np.ndarray) -> np.ndarray:
+    """(N,) distance between H·points_a and points_b, pixels."""
+    mapped = cv2.perspectiveTransform(points_a.reshape(-1, 1, 2).astype(np.float64), homography)
+    return np.linalg.norm(mapped.reshape(-1, 2) - points_b, axis=1)
+
+
+def fit_background_planes(points_a: np.ndarray, points_b: np.ndarray, image_size: tuple[int, int],
+                          config: ClassicTrackerConfig = ClassicTrackerConfig()) -> list[np.ndarray]:
+    """Homographies (3, 3) mapping frame a to frame b for the background, dominant first.
+
+    points_a, points_b: (N, 2) matched pixels. With fewer than 8 matches the background is
+    taken as still (identity). Extra planes are fitted only when the dominant one moves
+    (median displacement over 0.5 px: a still camera has no parallax) and are kept only
+    when their inliers are ≥ ``plane_min_fraction`` of the matches and spread over ≥
+    ``plane_min_spread`` of the image, so a compact moving object never becomes background.
+    """
+    if len(points_a) < 8:
+        return [np.eye(3)]
+    homography, _ = cv2.findHomography(points_a, points_b, cv2.RANSAC, config.ransac_px,
+                                       maxIters=2000, confidence=0.995)
+    if homography is None:
+        return [np.eye(3)]
+    planes = [homography]
+    error = reprojection_error(homography, points_a, points_b)
+    inliers = error < config.ransac_px
+    if not inliers.any() or np.median(np.linalg.norm(points_b[inliers] - points_a[inliers], axis=1)) < 0.5:
+        return planes
+    width, height = image_size
+    need = max(12, int(np.ceil(config.plane_min_fraction * len(points_a))))
+    while len(planes) < config.max_planes:
+        rest = np.flatnonzero(error >= config.ransac_px)
+        if len(rest) < need:
+            break
+        candidate, _ = cv2.findHomography(points_a[rest], points_b[rest], cv2.RANSAC, config.ransac_px,
+                                          maxIters=2000, confidence=0.995)
+        if candidate is None:
+            break
+        candidate_error = reprojection_error(candidate, points_a, points_b)
+        fits = rest[candidate_error[rest] < config.ransac_px]
+        if len(fits) < need:
+            break
+        spread = np.prod(points_a[fits].max(axis=0) - points_a[fits].min(axis=0)) / (width * height)
+        if spread < config.plane_min_spread:
+            break
+        planes.append(candidate)
+        error = np.minimum(error, candidate_error)
+    return planes
+
+
+def _relative_pose(points_a: np.ndarray, points_b: np.ndarray, intrinsics: np.ndarray, ransac_px: float):
+    """(R, unit t, inlier mask) from an essential matrix fitted with RANSAC, or None."""
+    inverse = np.linalg.inv(intrinsics)
+    rays_a = points_a.astype(np.float64) @ inverse[:2, :2].T + inverse[:2, 2]
+    rays_b = points_b.astype(np.float64) @ inverse[:2, :2].T + inverse[:2, 2]
+    try:
+        essential, mask = cv2.findEssentialMat(rays_a, rays_b, np.eye(3), cv2.RANSAC, 0.999,
+                                               ransac_px / intrinsics[0, 0])
+        if essential is None or essential.shape[0] < 3:
+            return None
+        # recoverPose's own mask also drops points farther than 50 baselines (most of a
+        # scene seen over a short baseline), so the RANSAC mask is the inlier set.
+        _, rotation, translation, _ = cv2.recoverPose(essential[:3], rays_a, rays_b, np.eye(3), mask=mask.copy())
+    except cv2.error:
+        return None
+    return rotation, translation.ravel() / max(np.linalg.norm(translation), 1e-12), mask.ravel() > 0
+
+
+def fit_background(points_a: np.ndarray, points_b: np.ndarray, image_size: tuple[int, int],
+                   config: ClassicTrackerConfig = ClassicTrackerConfig()) -> BackgroundMotion:
+    """The background model of a frame pair from its corner matches (N, 2) a → b.
+
+    Planar (:func:`fit_background_planes`) when there are fewer than 16 matches, when the
+    dominant homography's inliers move less than ``still_px`` (a still camera), or when it
+    leaves little parallax: its inliers are at least ``planar_inlier_ratio`` of the essential
+    matrix's (a turning camera or a flat scene, where the essential matrix is degenerate and
+    explains movers too).
+    Otherwise epipolar, with the pose of :func:`_relative_pose` under :func:`prior_intrinsics`.
+    """
+    planes = fit_background_planes(points_a, points_b, image_size, config)
+    if len(points_a) < 16:
+        return BackgroundMotion("planar", tuple(planes))
+    error = reprojection_error(planes[0], points_a, points_b)
+    plane_inliers = error < config.ransac_px
+    shift = np.linalg.norm(points_b - points_a, axis=1)
+    if not plane_inliers.any() or np.median(shift[plane_inliers]) < config.still_px:
+        return BackgroundMotion("planar", tuple(planes))
+    intrinsics = prior_intrinsics(image_size, config.fov_deg)
+    pose = _relative_pose(points_a, points_b, intrinsics, config.ransac_px)
+    if pose is None:
+        return BackgroundMotion("planar", tuple(planes))
+    rotation, translation, pose_inliers = pose
+    if pose_inliers.sum() < 16 or plane_inliers.sum() >= config.planar_inlier_ratio * pose_inliers.sum():
+        return BackgroundMotion("planar", tuple(planes))
+    return BackgroundMotion("epipolar", (planes[0],), rotation, translation, intrinsics)
+
+
+def invert_background(model: BackgroundMotion) -> BackgroundMotion:
+    """The model of the same pair from b to a."""
+    planes = tuple(np.linalg.inv(plane) for plane in model.planes)
+    if model.kind == "planar":
+        return BackgroundMotion("planar", planes)
+    rotation = model.rotation.T
+    return BackgroundMotion("epipolar", planes, rotation, -rotation @ model.translation, model.intrinsics)
+
+
+def _grid(size: tuple[int, int]) -> np.ndarray:
+    width, height = size
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
+    return np.stack([xs, ys, np.ones_like(xs)], axis=-1)
+
+
+def homography_flow(homography: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(h, w, 2) float32 displacement H·p − p of every pixel p = (x, y) for ``size`` = (w, h)."""
+    width, height = size
+    grid = np.stack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)), -1)
+    mapped = cv2.perspectiveTransform(grid.reshape(-1, 1, 2), homography.astype(np.float64))
+    return mapped.reshape(height, width, 2) - grid
+
+
+def _rotation_and_baseline(model: BackgroundMotion, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """u = K R K⁻¹ p (h, w, 3) and v = K t (3,): a static pixel at inverse depth ρ goes to u + ρ v."""
+    intrinsics = model.intrinsics
+    infinite = intrinsics @ model.rotation @ np.linalg.inv(intrinsics)
+    return grid @ infinite.T, intrinsics @ model.translation
+
+
+def static_flow(model: BackgroundMotion, inverse_depth_map: np.ndarray) -> np.ndarray:
+    """(h, w, 2) float32 flow of a static scene at inverse depth (h, w) (baseline units) under an epipolar model."""
+    height, width = inverse_depth_map.shape
+    grid = _grid((width, height))
+    rotated, baseline = _rotation_and_baseline(model, grid)
+    rho = inverse_depth_map.astype(np.float64)
+    denominator = rotated[..., 2] + rho * baseline[2]
+    denominator = np.where(np.abs(denominator) < 1e-9, 1e-9, denominator)
+    mapped = (rotated[..., :2] + rho[..., None] * baseline[:2]) / denominator[..., None]
+    return (mapped - grid[..., :2]).astype(np.float32)
+
+
+def inverse_depth(flow: np.ndarray, model: BackgroundMotion) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse depth ρ̂ (h, w) that best explains ``flow`` (h, w, 2) as static, and its sensitivity.
+
+    Least squares along the epipolar line: with u = K R K⁻¹ p, v = K t and q = p + flow,
+    u_xy + ρ v_xy = q (u_z + ρ v_z) gives ρ̂ = a·b / a·a with a = v_xy − q v_z, b = q u_z − u_xy.
+    ρ̂ is not clipped (a negative value is a point behind the camera: no static explanation).
+    The sensitivity (h, w) is |a| / |u_z|, about the pixels the flow moves per unit of ρ:
+    near the epipole it vanishes and ρ̂ is noise.
+    """
+    height, width = flow.shape[:2]
+    grid = _grid((width, height))
+    rotated, baseline = _rotation_and_baseline(model, grid)
+    target = grid[..., :2] + flow
+    a = baseline[:2] - target * baseline[2]
+    b = target * rotated[..., 2:3] - rotated[..., :2]
+    norm2 = np.sum(a * a, axis=-1)
+    rho = np.sum(a * b, axis=-1) / np.maximum(norm2, 1e-12)
+    sensitivity = np.sqrt(norm2) / np.maximum(np.abs(rotated[..., 2]), 1e-9)
+    return rho.astype(np.float32), sensitivity.astype(np.float32)
+
+
+def nan_median(values: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Median along ``axis`` ignoring NaN (NaN where all are NaN); a sort, not numpy's masked-array path."""
+    ordered = np.sort(np.moveaxis(values, axis, -1), axis=-1)  # NaN sorts last
+    count = np.sum(np.isfinite(ordered), axis=-1)
+    low = np.take_along_axis(ordered, np.maximum((count - 1) // 2, 0)[..., None], axis=-1)[..., 0]
+    high = np.take_along_axis(ordered, np.maximum(count // 2, 0)[..., None], axis=-1)[..., 0]
+    return np.where(count > 0, (low + high) / 2, np.nan)
+
+
+def background_inverse_depth(rho: np.ndarray, usable: np.ndarray, block: int = 8, window: int = 9) -> np.ndarray:
+    """(h, w) float32 robust local background inverse depth of ``rho`` (h, w) over ``usable`` pixels.
+
+    The inverse depth of a plane is an affine function of the pixel (1/Z = n·K⁻¹p / d), so
+    the background is fitted locally by affine functions: medians of ``block`` × ``block``
+    pixel blocks, then, around each block, an affine fit to the block medians of a
+    ``window`` × ``window`` window by iteratively reweighted least squares (Cauchy weights
+    at 2.4 robust standard deviations, three rounds from the median), so a mover covering
+    less than half a window does not move it, and ground that recedes towards the horizon
+    or the frame's edge is followed without the bias a plain median has there. The fits'
+    values at the block centres are bilinearly resampled to (h, w); windows with fewer than
+    4 usable blocks take the frame's median.
+    """
+    height, width = rho.shape
+    rows, cols = max(1, height // block), max(1, width // block)
+    cropped = np.where(usable, rho, np.nan)[:rows * block, :cols * block]
+    blocks = nan_median(cropped.reshape(rows, block, cols, block).transpose(0, 2, 1, 3).reshape(rows, cols, -1))
+    overall = float(nan_median(blocks.ravel())) if np.isfinite(blocks).any() else 0.0
+    half = window // 2
+    # Fits every other block in each direction (a quarter of the work; neighbouring windows
+    # share most of their samples), each evaluated at its own block and the next ones.
+    values = sliding_window_view(np.pad(blocks, half, constant_values=np.nan),
+                                 (window, window))[::2, ::2].reshape(-1, window * window)
+    offsets = np.arange(-half, window - half, dtype=np.float64)
+    design = np.stack(np.broadcast_arrays(np.ones((window, window)), offsets[None, :], offsets[:, None]),
+                      -1).reshape(-1, 3)  # (n, 3): 1, dx, dy in blocks
+    outer = (design[:, :, None] * design[:, None, :]).reshape(-1, 9)
+    present = np.isfinite(values)
+    samples = np.where(present, values, 0.0)
+    coefficients = np.zeros((len(values), 3))
+    coefficients[:, 0] = np.nan_to_num(nan_median(values), nan=overall)
+    for _ in range(3):
+        residual = np.where(present, samples - coefficients @ design.T, np.nan)
+        scale = np.maximum(np.nan_to_num(1.4826 * nan_median(np.abs(residual)), nan=1.0), 1e-6)[:, None]
+        weight = np.where(present, 1.0 / (1.0 + (np.nan_to_num(residual) / (2.4 * scale)) ** 2), 0.0)
+        normal = (weight @ outer).reshape(-1, 3, 3) + 1e-6 * np.eye(3)
+        coefficients = np.linalg.solve(normal, ((weight * samples) @ design)[..., None])[..., 0]
+    coefficients[present.sum(axis=1) < 4] = [overall, 0.0, 0.0]
+    fit_rows, fit_cols = (rows + 1) // 2, (cols + 1) // 2
+    coefficients = coefficients.reshape(fit_rows, fit_cols, 3)
+    row, col = np.arange(rows), np.arange(cols)
+    nearest = coefficients[row[:, None] // 2, col[None, :] // 2]
+    local = (nearest[..., 0] + nearest[..., 1] * (col % 2)[None, :] + nearest[..., 2] * (row % 2)[:, None])
+    resampled = cv2.resize(local.astype(np.float32), (cols * block, rows * block), interpolation=cv2.INTER_LINEAR)
+    return cv2.copyMakeBorder(resampled, 0, height - rows * block, 0, width - cols * block, cv2.BORDER_REPLICATE)
+
+
+def background_flow(flow: np.ndarray, model: BackgroundMotion, usable: np.ndarray,
+                    config: ClassicTrackerConfig = ClassicTrackerConfig()) -> np.ndarray:
+    """(h, w, 2) float32 displacement a static scene would show at each pixel of frame a.
+
+    Planar: at each pixel the plane whose displacement is nearest the flow. Epipolar: the
+    static flow at the local background inverse depth (:func:`background_inverse_depth` over
+    ``usable`` pixels with a sensitivity of at least 0.5 px), computed twice: the second time
+    without the pixels whose relative residual (:func:`relative_residual`) exceeds three
+    times the frame's 90th percentile in the first, so movers do not pull the medians.
+    """
+    height, width = flow.shape[:2]
+    if model.kind == "planar":
+        best, best_error = None, None
+        for plane in model.planes:
+            field = homography_flow(plane, (width, height))
+            error = np.sum((flow - field) ** 2, axis=-1)
+            if best is None:
+                best, best_error = field, error
+            else:
+                closer = error < best_error
+                best = np.where(closer[..., None], field, best)
+                best_error = np.minimum(best_error, error)
+        return best
+    rho, sensitivity = inverse_depth(flow, model)
+    usable = usable & (sensitivity >= 0.5)
+    predicted = static_flow(model, background_inverse_depth(rho, usable, config.depth_block_px, config.depth_window))
+    residual = relative_residual(flow, predicted, config.flow_error_fraction)
+    if usable.any() and config.depth_passes > 1:
+        outliers = residual > 3.0 * max(float(np.percentile(residual[usable], 90)), config.residual_floor_px)
+        predicted = static_flow(model, background_inverse_depth(rho, usable & ~outliers, config.depth_block_px,
+                                                                config.depth_window))
+    return predicted
+
+
+def relative_residual(flow: np.ndarray, predicted: np.ndarray, error_fraction: float) -> np.ndarray:
+    """(h, w) float32 |flow − predicted| / (1 + error_fraction · |predicted|).
+
+    Dense flow errs in proportion to the displacement it measures (a fast-moving background
+    blurs and stretches), so a residual is judged against the background's own displacement.
+    """
+    residual = np.linalg.norm(flow - predicted, axis=-1)
+    return (residual / (1.0 + error_fraction * np.linalg.norm(predicted, axis=-1))).astype(np.float32)

@@ -1,0 +1,170 @@
+"""Tracks after association (step 5 of :mod:`recon4d.tracking.classic.tracker`).
+
+Owns what happens to the raw tracks of :func:`~recon4d.tracking.classic.association.associate`:
+fragments of one mover are joined (:func:`stitch`), tracks too brief, too small or without
+sparse motion evidence are dropped, so are tracks that are a piece of another
+(:func:`drop_duplicates`), and each track is carried back before its first detection, out
+of the track it was merged with (:func:`extend_backwards`); :func:`clean_tracks` runs it all.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from recon4d.tracking.classic.association import Track, carry, coast, colour_histogram, colour_similarity
+from recon4d.tracking.classic.boxes import inside_fraction, mask_box
+from recon4d.tracking.classic.config import ClassicTrackerConfig
+from recon4d.tracking.classic.motion import MotionField
+
+__all__ = [
+    "clean_tracks",
+    "drop_duplicates",
+    "extend_backwards",
+    "point_support",
+    "stitch",
+]
+
+
+def point_support(track: Track, moving_points: list[np.ndarray]) -> float:
+    """Fraction of a track's detected frames whose mask holds at least one moving corner."""
+    backed = 0
+    for t in track.detected:
+        points = np.round(moving_points[t]).astype(int)
+        height, width = track.masks[t].shape
+        points = points[(points[:, 0] >= 0) & (points[:, 0] < width) & (points[:, 1] >= 0) & (points[:, 1] < height)]
+        backed += bool(track.masks[t][points[:, 1], points[:, 0]].any())
+    return backed / max(len(track.detected), 1)
+
+
+def stitch(tracks: list[Track], size: tuple[int, int], config: ClassicTrackerConfig) -> list[Track]:
+    """Join track fragments: B continues A when B's first detection comes after A's last,
+    within 2 · ``max_coast`` + 1 frames, with colours at least ``colour_min_similarity``
+    alike, areas within a factor 3 (unless one is cut by the image border) and a jump under
+    ``max_jump`` of the image diagonal per frame of gap. Best-matching pairs first; A's
+    coasted frames from B's start on give way."""
+    width, height = size
+    diagonal = math.hypot(width, height)
+
+    def cut(box: np.ndarray) -> bool:
+        return box[0] <= 1 or box[1] <= 1 or box[2] >= width - 1 or box[3] >= height - 1
+
+    def centre(box: np.ndarray) -> np.ndarray:
+        return (box[:2] + box[2:]) / 2
+
+    while True:
+        best = None
+        for a, early in enumerate(tracks):
+            end = max(early.detected)
+            for b, late in enumerate(tracks):
+                start = min(late.detected)
+                gap = start - end
+                if a == b or not 0 < gap <= 2 * config.max_coast + 1 or min(late.boxes) <= end:
+                    continue
+                ratio = np.count_nonzero(late.masks[start]) / max(np.count_nonzero(early.masks[end]), 1)
+                jump = np.linalg.norm(centre(late.boxes[start]) - centre(early.boxes[end] + np.tile(early.velocity * gap, 2)))
+                similarity = colour_similarity(early.colours, late.first_colours)
+                sized = 1 / 3 <= ratio <= 3 or cut(late.boxes[start]) or cut(early.boxes[end])
+                if (similarity >= config.colour_min_similarity and sized
+                        and jump <= config.max_jump * diagonal * gap and (best is None or similarity > best[0])):
+                    best = (similarity, a, b)
+        if best is None:
+            return tracks
+        _, a, b = best
+        early, late = tracks[a], tracks[b]
+        for t in [t for t in early.boxes if t >= min(late.boxes)]:
+            del early.boxes[t], early.masks[t]
+        early.boxes.update(late.boxes)
+        early.masks.update(late.masks)
+        early.detected |= late.detected
+        early.colours = late.colours
+        del tracks[b]
+
+
+def extend_backwards(tracks: list[Track], motion: MotionField, images: np.ndarray,
+                     config: ClassicTrackerConfig = ClassicTrackerConfig()) -> None:
+    """Carry each track back before its first frame, in place, while its object is still there.
+
+    A track's mask is carried back frame by frame on the backward flow (:func:`carry`).
+    Where the carried mask lies mostly (≥ 50 %) inside another track's detected mask, the
+    object was there but merged with that one (movers that start together and part later):
+    while the colours under the carried mask stay ``hidden_min_similarity`` alike to the
+    track's first detection, the track takes its carried mask and the other keeps the rest
+    (at least ``min_area_fraction`` of the frame). Elsewhere it coasts back (:func:`coast`:
+    the pixels under it must not change) at most ``max_coast`` frames.
+    """
+    height, width = images.shape[1:3]
+    min_area = max(config.min_area_fraction * height * width, 4)
+    for track in tracks:
+        free = 0
+        t = min(track.boxes) - 1
+        while t >= 0:
+            box, mask, _ = carry(track.boxes[t + 1], track.masks[t + 1], motion.backward_flow[t])
+            if not mask.any() or inside_fraction(box, (width, height)) <= 0.5:
+                break
+            area = np.count_nonzero(mask)
+            hosts = [other for other in tracks if other is not track and t in other.detected
+                     and np.count_nonzero(other.masks[t] & mask) >= 0.5 * area]
+            if hosts:
+                hsv = cv2.cvtColor(images[t], cv2.COLOR_RGB2HSV)
+                host = max(hosts, key=lambda other: np.count_nonzero(other.masks[t] & mask))
+                rest = host.masks[t] & ~mask
+                similarity = colour_similarity(colour_histogram(hsv, mask), track.first_colours)
+                if np.count_nonzero(rest) < min_area or similarity < config.hidden_min_similarity:
+                    break
+                host.masks[t], host.boxes[t] = rest, mask_box(rest)
+            else:
+                free += 1
+                if free > config.max_coast or coast(track, t + 1, t, motion.backward_flow[t], images, config) is None:
+                    break
+            track.boxes[t], track.masks[t] = box, mask
+            t -= 1
+
+
+def drop_duplicates(tracks: list[Track], config: ClassicTrackerConfig) -> list[Track]:
+    """Drop tracks that are a piece of a longer one: in at least ``duplicate_min_frames`` of
+    the frames both are detected, at least 60 % of the shorter track's mask lies inside the
+    longer one's (a shadow, a limb or a fragment the motion mask cut off). Longest first."""
+    order = sorted(range(len(tracks)), key=lambda k: -len(tracks[k].detected))
+    kept: list[int] = []
+    for k in order:
+        track = tracks[k]
+        duplicate = False
+        for j in kept:
+            both = sorted(track.detected & tracks[j].detected)
+            if not both:
+                continue
+            inside = [np.count_nonzero(track.masks[t] & tracks[j].masks[t]) / max(np.count_nonzero(track.masks[t]), 1)
+                      for t in both]
+            if np.mean(np.array(inside) >= 0.6) * len(both) >= config.duplicate_min_frames * len(track.detected):
+                duplicate = True
+                break
+        if not duplicate:
+            kept.append(k)
+    return [tracks[k] for k in sorted(kept)]
+
+
+def clean_tracks(tracks: list[Track], motion: MotionField, images: np.ndarray,
+                 config: ClassicTrackerConfig = ClassicTrackerConfig()) -> list[Track]:
+    """Stitch fragments, drop weak tracks and duplicates, extend the rest backwards.
+
+    Tracks detected in fewer than max(``min_frames``, ``min_frame_fraction`` · T) frames,
+    with a median detected area under ``min_area_fraction``, or with moving corners
+    (``MotionField.moving_points``) in fewer than ``min_point_support`` of their detected
+    frames (dense-flow errors on repetitive texture, which sparse corner tracks do not
+    share) are dropped. Returns the tracks in order of first appearance.
+    """
+    n_frames, height, width = images.shape[:3]
+    tracks = stitch(list(tracks), (width, height), config)
+    min_area = config.min_area_fraction * height * width
+    min_frames = max(config.min_frames, math.ceil(config.min_frame_fraction * n_frames - 1e-9))
+    kept = [track for track in tracks
+            if len(track.detected) >= min_frames
+            and np.median([track.masks[t].sum() for t in track.detected]) >= min_area
+            and point_support(track, motion.moving_points) >= config.min_point_support]
+    kept = drop_duplicates(kept, config)
+    extend_backwards(kept, motion, images, config)
+    kept.sort(key=lambda track: (min(track.boxes), -len(track.detected)))
+    return kept

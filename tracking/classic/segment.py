@@ -1,0 +1,186 @@
+"""Moving regions of one frame (step 3 of :mod:`recon4d.tracking.classic.tracker`).
+
+Owns the per-frame detections: connected components of the cleaned motion mask
+(:func:`moving_components`), split where the movers inside one component move differently
+(:func:`split_by_motion`: two objects that touch or overlap in the image rarely share a
+velocity), the two together (:func:`detect_moving_regions`), and the filled mask a
+detection reports (:func:`fill_mask`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from recon4d.tracking.classic.config import ClassicTrackerConfig
+
+__all__ = [
+    "Detection",
+    "detect_moving_regions",
+    "fill_mask",
+    "moving_components",
+    "bimodal",
+    "split_by_motion",
+    "two_means",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class Detection:
+    """A moving region of one frame at the working resolution."""
+
+    box: np.ndarray
+    """(4,) float64 xyxy, pixel edges."""
+    mask: np.ndarray
+    """(h, w) bool."""
+
+
+def ellipse(diameter: int) -> np.ndarray:
+    """An elliptic structuring element of odd ``diameter`` (at least 1)."""
+    diameter = max(1, int(diameter) | 1)
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (diameter, diameter))
+
+
+def moving_components(moving: np.ndarray, config: ClassicTrackerConfig = ClassicTrackerConfig()) -> list[np.ndarray]:
+    """(h, w) bool masks of the connected components of a cleaned motion mask, largest first.
+
+    Opened with a 3 px ellipse (speckle), closed with one of ``close_fraction`` of the long
+    side (a mover's motion is patchy where it has no texture); components under
+    ``min_area_fraction`` of the frame are dropped.
+    """
+    height, width = moving.shape
+    cleaned = cv2.morphologyEx(moving.astype(np.uint8), cv2.MORPH_OPEN, ellipse(3))
+    cleaned = cv2.morphologyEx(cleaned, cv2.MORPH_CLOSE, ellipse(round(config.close_fraction * max(height, width))))
+    n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(cleaned, connectivity=8)
+    min_area = config.min_area_fraction * height * width
+    keep = [i for i in range(1, n_labels) if stats[i, cv2.CC_STAT_AREA] >= max(min_area, 4)]
+    keep.sort(key=lambda i: -stats[i, cv2.CC_STAT_AREA])
+    return [labels == i for i in keep]
+
+
+def two_means(vectors: np.ndarray, iterations: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic 2-means of (N, 2) vectors: (2, 2) centres and (N,) labels in {0, 1}.
+
+    Starts from the median and the vector farthest from it, then Lloyd iterations.
+    """
+    centres = np.empty((2, 2))
+    centres[0] = np.median(vectors, axis=0)
+    centres[1] = vectors[np.argmax(np.sum((vectors - centres[0]) ** 2, axis=1))]
+    labels = np.zeros(len(vectors), np.int64)
+    for _ in range(iterations):
+        distance = np.sum((vectors[:, None] - centres[None]) ** 2, axis=-1)
+        new_labels = np.argmin(distance, axis=1)
+        if np.array_equal(new_labels, labels) and _ > 0:
+            break
+        labels = new_labels
+        for k in range(2):
+            if np.any(labels == k):
+                centres[k] = vectors[labels == k].mean(axis=0)
+    return centres, labels
+
+
+def bimodal(vectors: np.ndarray, centres: np.ndarray, band: float = 0.15) -> bool:
+    """Whether (N, 2) vectors form two groups around (2, 2) ``centres`` rather than a gradient.
+
+    Along the line through the centres, the vectors within ``band`` of the separation of
+    the midpoint must be at most half as many as those within ``band`` of the sparser
+    centre: a rolling ball or a turning body has a continuum of velocities (as many in the
+    middle as at the ends), two movers have two clusters with only their blurred border
+    in between.
+    """
+    direction = centres[1] - centres[0]
+    length2 = float(direction @ direction)
+    if length2 <= 0:
+        return False
+    position = (vectors - centres[0]) @ direction / length2  # 0 at the first centre, 1 at the second
+    middle = np.count_nonzero(np.abs(position - 0.5) <= band)
+    ends = min(np.count_nonzero(np.abs(position) <= band), np.count_nonzero(np.abs(position - 1.0) <= band))
+    return middle <= 0.8 * ends
+
+
+def _nearest_parts(region: np.ndarray, parts: list[np.ndarray]) -> list[np.ndarray]:
+    """Give every pixel of ``region`` to the nearest of the disjoint ``parts`` (all (h, w) bool)."""
+    distance = np.stack([cv2.distanceTransform((~part).astype(np.uint8), cv2.DIST_L2, 3) for part in parts])
+    nearest = np.argmin(distance, axis=0)
+    return [region & (nearest == i) for i in range(len(parts))]
+
+
+def split_by_motion(region: np.ndarray, moving: np.ndarray, velocity: np.ndarray, min_area: float,
+                    config: ClassicTrackerConfig = ClassicTrackerConfig(), depth: int = 2) -> list[np.ndarray]:
+    """Split a connected moving region (h, w) bool into parts that move differently.
+
+    moving: (h, w) bool pixels that passed the motion test; velocity: (h, w, 2) camera-
+    compensated motion per step. The moving pixels of the region are split in two by
+    :func:`two_means` on their velocities; the split stands when the two mean velocities
+    differ by at least ``split_min_px`` and by ``split_min_relative`` of the faster one,
+    and by ``split_min_ratio`` times the spread within the two groups, and the velocities
+    are :func:`bimodal` (an object rolling, turning or approaching has a velocity gradient,
+    not two velocities). Each group, opened with a 3 px
+    ellipse, must hold a connected part of at least ``min_area`` pixels; the region's other
+    pixels (blank interiors, the closing's margin) go to the nearest part. Parts are split
+    again up to ``depth`` times. Returns the parts (the region itself when it does not split).
+    """
+    points = region & moving
+    count = int(np.count_nonzero(points))
+    if depth <= 0 or count < 2 * min_area:
+        return [region]
+    vectors = velocity[points].astype(np.float64)
+    centres, labels = two_means(vectors)
+    separation = float(np.linalg.norm(centres[0] - centres[1]))
+    spread = float(np.sqrt(np.mean(np.sum((vectors - centres[labels]) ** 2, axis=1))))
+    speed = float(np.max(np.linalg.norm(centres, axis=1)))
+    if (separation < config.split_min_px or separation < config.split_min_relative * speed
+            or separation < config.split_min_ratio * spread
+            or (config.split_bimodal and not bimodal(vectors, centres))):
+        return [region]
+    ys, xs = np.nonzero(points)
+    parts = []
+    for k in range(2):
+        group = np.zeros(region.shape, np.uint8)
+        group[ys[labels == k], xs[labels == k]] = 1
+        group = cv2.morphologyEx(group, cv2.MORPH_OPEN, ellipse(3))
+        n_labels, components, stats, _ = cv2.connectedComponentsWithStats(group, connectivity=8)
+        if n_labels > 1:
+            largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+            if stats[largest, cv2.CC_STAT_AREA] >= min_area:
+                parts.append(components == largest)
+    if len(parts) < 2:
+        return [region]
+    result = []
+    for part in _nearest_parts(region, parts):
+        result += split_by_motion(part, moving, velocity, min_area, config, depth - 1)
+    return result
+
+
+def _box(mask: np.ndarray) -> np.ndarray:
+    x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
+    return np.array([x, y, x + w, y + h], np.float64)
+
+
+def detect_moving_regions(moving: np.ndarray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
+                          velocity: np.ndarray | None = None) -> list[Detection]:
+    """Detections of one frame: :func:`moving_components`, each split by :func:`split_by_motion`
+    when a (h, w, 2) ``velocity`` is given; largest first."""
+    height, width = moving.shape
+    min_area = max(config.min_area_fraction * height * width, 4)
+    regions = []
+    for component in moving_components(moving, config):
+        regions += [component] if velocity is None else split_by_motion(component, moving, velocity, min_area, config)
+    regions.sort(key=lambda mask: -int(np.count_nonzero(mask)))
+    return [Detection(_box(mask), mask) for mask in regions if mask.any()]
+
+
+def fill_mask(mask: np.ndarray, min_fill: float) -> np.ndarray:
+    """Fill the holes of an (h, w) bool mask; use its convex hull when it covers < ``min_fill`` of its box."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    filled = np.zeros(mask.shape, np.uint8)
+    if not contours:
+        return filled.astype(bool)
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    x, y, w, h = cv2.boundingRect(filled)
+    if filled.sum() < min_fill * w * h:
+        hull = cv2.convexHull(np.concatenate(contours))
+        cv2.fillConvexPoly(filled, hull, 1)
+    return filled.astype(bool)
