@@ -156,10 +156,10 @@ def mask_overlaps(masks: list[np.ndarray], labels: np.ndarray, n_labels: int) ->
     return np.stack([np.bincount(labels[mask], minlength=n_labels + 1)[1:n_labels + 1] for mask in masks])
 
 
-def same_motion(a: np.ndarray, b: np.ndarray, config: ClassicTrackerConfig) -> bool:
-    """Whether two (2,) velocities are too alike to split (the rule of :func:`split_by_motion`)."""
-    difference = float(np.linalg.norm(a - b))
-    return difference < max(config.split_min_px, config.split_min_relative * max(np.linalg.norm(a), np.linalg.norm(b)))
+def same_motion(flow_a: np.ndarray, flow_b: np.ndarray, speed: float, config: ClassicTrackerConfig) -> bool:
+    """Whether two (2,) image motions are too alike to split (the rule of :func:`split_by_motion`);
+    ``speed`` is the faster one's camera-compensated speed."""
+    return float(np.linalg.norm(flow_a - flow_b)) < max(config.split_min_px, config.split_min_relative * speed)
 
 
 @dataclass(eq=False)
@@ -168,17 +168,24 @@ class _Frame:
 
     masks: list
     colours: list
-    velocities: list
+    flows: list
+    speeds: list
     labels: np.ndarray
+    flow: np.ndarray
+    velocity: np.ndarray
+    moving: np.ndarray
 
     @classmethod
-    def build(cls, detections: list[Detection], hsv: np.ndarray, velocity: np.ndarray, moving: np.ndarray) -> "_Frame":
+    def build(cls, detections: list[Detection], hsv: np.ndarray, flow: np.ndarray, velocity: np.ndarray,
+              moving: np.ndarray) -> "_Frame":
         labels = np.zeros(hsv.shape[:2], np.int32)
         for index, detection in enumerate(detections):
             labels[detection.mask & (labels == 0)] = index + 1
         masks = [labels == index + 1 for index in range(len(detections))]
         return cls(masks, [colour_histogram(hsv, mask) for mask in masks],
-                   [_mean_velocity(velocity, mask, moving) for mask in masks], labels)
+                   [_mean_velocity(flow, mask, moving) for mask in masks],
+                   [float(np.linalg.norm(_mean_velocity(velocity, mask, moving))) for mask in masks], labels,
+                   flow, velocity, moving)
 
 
 def _mean_velocity(velocity: np.ndarray, mask: np.ndarray, moving: np.ndarray) -> np.ndarray:
@@ -194,13 +201,34 @@ def _nearest_split(region: np.ndarray, seeds: list[np.ndarray]) -> list[np.ndarr
     return [region & (nearest == i) for i in range(len(seeds))]
 
 
-def _resolve(predicted: list[np.ndarray], colours: list[np.ndarray], frame: _Frame, min_area: float,
-             config: ClassicTrackerConfig) -> tuple[dict[int, np.ndarray], list[int]]:
+def _distinct_movers(claimants: list[int], shares: list[np.ndarray], ages: list[int], frame: _Frame,
+                     config: ClassicTrackerConfig) -> list[int]:
+    """The claimants of one detection that move differently from each other, oldest first.
+
+    shares: each claimant's predicted mask within the detection. Claimants whose image
+    motion there is alike (:func:`same_motion`) are pieces of one object: only the one with
+    the most detected frames (``ages``) keeps its claim.
+    """
+    order = sorted(range(len(claimants)), key=lambda i: -ages[claimants[i]])
+    motions = [(_mean_velocity(frame.flow, share, frame.moving), float(np.linalg.norm(
+        _mean_velocity(frame.velocity, share, frame.moving)))) for share in shares]
+    kept: list[int] = []
+    for i in order:
+        if all(not same_motion(motions[i][0], motions[j][0], max(motions[i][1], motions[j][1]), config)
+               for j in kept):
+            kept.append(i)
+    return [claimants[i] for i in kept]
+
+
+def _resolve(predicted: list[np.ndarray], colours: list[np.ndarray], ages: list[int], frame: _Frame,
+             min_area: float, config: ClassicTrackerConfig) -> tuple[dict[int, np.ndarray], list[int]]:
     """Masks for the live tracks from one frame's detections; returns track → mask and unused detections.
 
-    predicted: per live track its mask carried into this frame; colours: their histograms.
-    In order: a detection holding at least half of two or more predicted masks is shared
-    between those tracks, pixel by pixel to the nearest predicted mask (movers that touch);
+    predicted: per live track its mask carried into this frame; colours: their histograms;
+    ages: their numbers of detected frames. In order: a detection holding at least half of
+    two or more predicted masks is shared between those tracks, pixel by pixel to the
+    nearest predicted mask (movers that touch), unless they move alike (pieces of one
+    object, :func:`_distinct_movers`: the oldest takes it whole);
     a track whose predicted mask holds most (60 %) of two or more unclaimed detections that
     move alike takes their union (one object the motion mask cut in pieces); the rest is a
     Hungarian assignment on mask IoU + 0.3 · colour similarity, a pair needing IoU ≥
@@ -218,9 +246,13 @@ def _resolve(predicted: list[np.ndarray], colours: list[np.ndarray], frame: _Fra
         claimants = [k for k in range(len(predicted)) if predicted_area[k, 0] > 0 and inside_detection[k, d] >= 0.5]
         if len(claimants) < 2:
             continue
-        for k, part in zip(claimants, _nearest_split(frame.masks[d], [predicted[k] for k in claimants])):
-            if np.count_nonzero(part) >= min_area and k not in assigned:
-                assigned[k] = part
+        claimants = _distinct_movers(claimants, [predicted[k] & frame.masks[d] for k in claimants], ages, frame, config)
+        if len(claimants) == 1:
+            assigned[claimants[0]] = frame.masks[d]
+        else:
+            for k, part in zip(claimants, _nearest_split(frame.masks[d], [predicted[k] for k in claimants])):
+                if np.count_nonzero(part) >= min_area and k not in assigned:
+                    assigned[k] = part
         used.add(d)
     inside_prediction = overlap / np.maximum(detection_area, 1)
     for k in range(len(predicted)):
@@ -228,7 +260,8 @@ def _resolve(predicted: list[np.ndarray], colours: list[np.ndarray], frame: _Fra
             continue
         pieces = [d for d in range(n_detections) if d not in used and inside_prediction[k, d] >= 0.6
                   and all(inside_prediction[j, d] < 0.3 for j in range(len(predicted)) if j != k)]
-        if len(pieces) >= 2 and all(same_motion(frame.velocities[pieces[0]], frame.velocities[d], config)
+        if len(pieces) >= 2 and all(same_motion(frame.flows[pieces[0]], frame.flows[d],
+                                                max(frame.speeds[pieces[0]], frame.speeds[d]), config)
                                     for d in pieces[1:]):
             assigned[k] = np.logical_or.reduce([frame.masks[d] for d in pieces])
             used.update(pieces)
@@ -300,9 +333,10 @@ def associate(detections: list[list[Detection]], motion: MotionField, images: np
     finished: list[Track] = []
     for t in range(n_frames):
         hsv = cv2.cvtColor(images[t], cv2.COLOR_RGB2HSV)
-        frame = _Frame.build(detections[t], hsv, motion.velocity[t], motion.moving[t])
+        frame = _Frame.build(detections[t], hsv, motion.image_flow[t], motion.velocity[t], motion.moving[t])
         carried = [carry(track.boxes[t - 1], track.masks[t - 1], motion.forward_flow[t - 1])[1] for track in live]
-        assigned, unused = _resolve(carried, [track.colours for track in live], frame, min_area, config)
+        assigned, unused = _resolve(carried, [track.colours for track in live], [len(track.detected) for track in live],
+                                    frame, min_area, config)
         next_live = []
         for k, track in enumerate(live):
             if k in assigned:

@@ -6,7 +6,7 @@ Owns the two-view background models the motion test compares dense flow with:
   that is one plane or a few: every static pixel moves with one of them);
 - ``epipolar``: a camera that translates over a 3D scene. The relative pose (R, t) comes from
   an essential matrix fitted to corner matches with RANSAC (focal length from a field-of-view
-  prior, principal point at the centre); a static pixel p at inverse depth ρ (in units of the
+  prior, principal point at the centre) fitted with MAGSAC++; a static pixel p at inverse depth ρ (in units of the
   unknown baseline) then moves to π(K R K⁻¹ p + ρ K t), a one-parameter family along its
   epipolar line. Its flow gives ρ̂(p) (:func:`inverse_depth`); the background's inverse depth
   is a robust local median of ρ̂ (:func:`background_inverse_depth`), so depth varies across
@@ -130,12 +130,14 @@ def fit_background_planes(points_a: np.ndarray, points_b: np.ndarray, image_size
 
 
 def _relative_pose(points_a: np.ndarray, points_b: np.ndarray, intrinsics: np.ndarray, ransac_px: float):
-    """(R, unit t, inlier mask) from an essential matrix fitted with RANSAC, or None."""
+    """(R, unit t, inlier mask) from an essential matrix fitted with MAGSAC++, or None."""
     inverse = np.linalg.inv(intrinsics)
     rays_a = points_a.astype(np.float64) @ inverse[:2, :2].T + inverse[:2, 2]
     rays_b = points_b.astype(np.float64) @ inverse[:2, :2].T + inverse[:2, 2]
     try:
-        essential, mask = cv2.findEssentialMat(rays_a, rays_b, np.eye(3), cv2.RANSAC, 0.999,
+        # MAGSAC++ (graded inliers, local optimisation): plain RANSAC's pose is off by
+        # degrees under forward motion, which shows as false motion far from the centre.
+        essential, mask = cv2.findEssentialMat(rays_a, rays_b, np.eye(3), cv2.USAC_MAGSAC, 0.999,
                                                ransac_px / intrinsics[0, 0])
         if essential is None or essential.shape[0] < 3:
             return None
@@ -152,11 +154,13 @@ def fit_background(points_a: np.ndarray, points_b: np.ndarray, image_size: tuple
     """The background model of a frame pair from its corner matches (N, 2) a → b.
 
     Planar (:func:`fit_background_planes`) when there are fewer than 16 matches, when the
-    dominant homography's inliers move less than ``still_px`` (a still camera), or when it
-    leaves little parallax: its inliers are at least ``planar_inlier_ratio`` of the essential
-    matrix's (a turning camera or a flat scene, where the essential matrix is degenerate and
-    explains movers too).
-    Otherwise epipolar, with the pose of :func:`_relative_pose` under :func:`prior_intrinsics`.
+    dominant homography's inliers move less than ``still_px`` (a still camera), when its
+    inliers are at least ``planar_inlier_ratio`` of the essential matrix's (a flat scene,
+    where the essential matrix is degenerate and explains movers too), or when the
+    essential matrix's own rotation (the homography K R K⁻¹) leaves its inliers within
+    ``still_px`` (median): a camera that turns without moving.
+    Otherwise epipolar, with the pose of :func:`_relative_pose` (threshold ``essential_px``)
+    under :func:`prior_intrinsics`.
     """
     planes = fit_background_planes(points_a, points_b, image_size, config)
     if len(points_a) < 16:
@@ -167,12 +171,15 @@ def fit_background(points_a: np.ndarray, points_b: np.ndarray, image_size: tuple
     if not plane_inliers.any() or np.median(shift[plane_inliers]) < config.still_px:
         return BackgroundMotion("planar", tuple(planes))
     intrinsics = prior_intrinsics(image_size, config.fov_deg)
-    pose = _relative_pose(points_a, points_b, intrinsics, config.ransac_px)
+    pose = _relative_pose(points_a, points_b, intrinsics, config.essential_px)
     if pose is None:
         return BackgroundMotion("planar", tuple(planes))
     rotation, translation, pose_inliers = pose
     if pose_inliers.sum() < 16 or plane_inliers.sum() >= config.planar_inlier_ratio * pose_inliers.sum():
         return BackgroundMotion("planar", tuple(planes))
+    infinite = intrinsics @ rotation @ np.linalg.inv(intrinsics)
+    if np.median(reprojection_error(infinite, points_a[pose_inliers], points_b[pose_inliers])) < config.still_px:
+        return BackgroundMotion("planar", tuple(planes))  # the camera turned but hardly moved
     return BackgroundMotion("epipolar", (planes[0],), rotation, translation, intrinsics)
 
 
@@ -248,7 +255,8 @@ def nan_median(values: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.where(count > 0, (low + high) / 2, np.nan)
 
 
-def background_inverse_depth(rho: np.ndarray, usable: np.ndarray, block: int = 8, window: int = 9) -> np.ndarray:
+def background_inverse_depth(rho: np.ndarray, usable: np.ndarray, block: int = 8, window: int = 9,
+                             choose_from: np.ndarray | None = None) -> np.ndarray:
     """(h, w) float32 robust local background inverse depth of ``rho`` (h, w) over ``usable`` pixels.
 
     The inverse depth of a plane is an affine function of the pixel (1/Z = n·K⁻¹p / d), so
@@ -259,7 +267,12 @@ def background_inverse_depth(rho: np.ndarray, usable: np.ndarray, block: int = 8
     less than half a window does not move it, and ground that recedes towards the horizon
     or the frame's edge is followed without the bias a plain median has there. The fits'
     values at the block centres are bilinearly resampled to (h, w); windows with fewer than
-    4 usable blocks take the frame's median.
+    4 usable blocks take the frame's median. Where two surfaces meet (a wall and the
+    ground, two walls in a corner) one fit cannot follow both sides of the crease: with
+    ``choose_from`` (h, w) each pixel takes, among the fit of its own window and the 8
+    fits centred about a quarter of a window away, the one nearest ``choose_from`` there (a
+    smoothed ρ̂: a static pixel finds the surface it is on; a mover's ρ̂ matches none of
+    the surfaces around it, unless it covers most of a window).
     """
     height, width = rho.shape
     rows, cols = max(1, height // block), max(1, width // block)
@@ -288,11 +301,31 @@ def background_inverse_depth(rho: np.ndarray, usable: np.ndarray, block: int = 8
     coefficients[present.sum(axis=1) < 4] = [overall, 0.0, 0.0]
     fit_rows, fit_cols = (rows + 1) // 2, (cols + 1) // 2
     coefficients = coefficients.reshape(fit_rows, fit_cols, 3)
-    row, col = np.arange(rows), np.arange(cols)
-    nearest = coefficients[row[:, None] // 2, col[None, :] // 2]
-    local = (nearest[..., 0] + nearest[..., 1] * (col % 2)[None, :] + nearest[..., 2] * (row % 2)[:, None])
-    resampled = cv2.resize(local.astype(np.float32), (cols * block, rows * block), interpolation=cv2.INTER_LINEAR)
-    return cv2.copyMakeBorder(resampled, 0, height - rows * block, 0, width - cols * block, cv2.BORDER_REPLICATE)
+    # Each block (and a ring of blocks around the frame, so bilinear resampling is exact up
+    # to the border) takes the affine fit of the nearest fitted block, or with ``choose_from``
+    # the fit among it and its 8 neighbours whose value is nearest at each pixel.
+    row, col = np.arange(-1, rows + 1), np.arange(-1, cols + 1)
+    fit_row, fit_col = np.clip((row + 1) // 2, 0, fit_rows - 1), np.clip((col + 1) // 2, 0, fit_cols - 1)
+    reach = max(1, window // 8)  # neighbouring fits a quarter of a window away, in fit steps of 2 blocks
+    shifts = [(0, 0)] if choose_from is None else [(dr, dc) for dr in (-reach, 0, reach) for dc in (-reach, 0, reach)]
+    best, best_error = None, None
+    for dr, dc in shifts:
+        source_row, source_col = np.clip(fit_row + dr, 0, fit_rows - 1), np.clip(fit_col + dc, 0, fit_cols - 1)
+        nearest = coefficients[source_row[:, None], source_col[None, :]]
+        local = (nearest[..., 0] + nearest[..., 1] * (col - 2 * source_col)[None, :]
+                 + nearest[..., 2] * (row - 2 * source_row)[:, None])
+        candidate = cv2.resize(local.astype(np.float32), ((cols + 2) * block, (rows + 2) * block),
+                               interpolation=cv2.INTER_LINEAR)[block:block + height, block:block + width]
+        if choose_from is None:
+            return candidate
+        error = np.abs(candidate - choose_from)
+        if best is None:
+            best, best_error = candidate, error
+        else:
+            closer = error < best_error
+            best = np.where(closer, candidate, best)
+            best_error = np.minimum(error, best_error)
+    return best
 
 
 def background_flow(flow: np.ndarray, model: BackgroundMotion, usable: np.ndarray,
@@ -301,7 +334,8 @@ def background_flow(flow: np.ndarray, model: BackgroundMotion, usable: np.ndarra
 
     Planar: at each pixel the plane whose displacement is nearest the flow. Epipolar: the
     static flow at the local background inverse depth (:func:`background_inverse_depth` over
-    ``usable`` pixels with a sensitivity of at least 0.5 px), computed twice: the second time
+    ``usable`` pixels with a sensitivity of at least 0.5 px, each pixel choosing among the
+    fits around it by its 5 × 5 median ρ̂), computed twice: the second time
     without the pixels whose relative residual (:func:`relative_residual`) exceeds three
     times the frame's 90th percentile in the first, so movers do not pull the medians.
     """
@@ -320,12 +354,14 @@ def background_flow(flow: np.ndarray, model: BackgroundMotion, usable: np.ndarra
         return best
     rho, sensitivity = inverse_depth(flow, model)
     usable = usable & (sensitivity >= 0.5)
-    predicted = static_flow(model, background_inverse_depth(rho, usable, config.depth_block_px, config.depth_window))
+    smoothed = cv2.medianBlur(rho.astype(np.float32), 5)
+    predicted = static_flow(model, background_inverse_depth(rho, usable, config.depth_block_px, config.depth_window,
+                                                            smoothed))
     residual = relative_residual(flow, predicted, config.flow_error_fraction)
     if usable.any() and config.depth_passes > 1:
         outliers = residual > 3.0 * max(float(np.percentile(residual[usable], 90)), config.residual_floor_px)
         predicted = static_flow(model, background_inverse_depth(rho, usable & ~outliers, config.depth_block_px,
-                                                                config.depth_window))
+                                                                config.depth_window, smoothed))
     return predicted
 
 

@@ -2,7 +2,8 @@
 
 Owns what happens to the raw tracks of :func:`~recon4d.tracking.classic.association.associate`:
 fragments of one mover are joined (:func:`stitch`), tracks too brief, too small or without
-sparse motion evidence are dropped, so are tracks that are a piece of another
+sparse motion evidence are dropped, small tracks that cling to a larger one join it
+(:func:`absorb_fragments`), tracks that are a piece of another are dropped
 (:func:`drop_duplicates`), and each track is carried back before its first detection, out
 of the track it was merged with (:func:`extend_backwards`); :func:`clean_tracks` runs it all.
 """
@@ -20,11 +21,13 @@ from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.motion import MotionField
 
 __all__ = [
+    "absorb_fragments",
     "clean_tracks",
     "drop_duplicates",
     "extend_backwards",
     "point_support",
     "stitch",
+    "travel",
 ]
 
 
@@ -37,6 +40,30 @@ def point_support(track: Track, moving_points: list[np.ndarray]) -> float:
         points = points[(points[:, 0] >= 0) & (points[:, 0] < width) & (points[:, 1] >= 0) & (points[:, 1] < height)]
         backed += bool(track.masks[t][points[:, 1], points[:, 0]].any())
     return backed / max(len(track.detected), 1)
+
+
+def travel(track: Track, motion: MotionField) -> float:
+    """Farthest a track's box centre gets from where it started, against the background, px.
+
+    Over consecutive detected frames t → t + 1 whose boxes keep their width and height
+    within 30 %, the centre's displacement minus the background's displacement there (the
+    median of ``image_flow − velocity`` under the mask) is summed; the result is the largest
+    distance of the running sum from 0. A mover walks
+    away from its start; the ghost a mover leaves where it was, or a patch of flow error,
+    stays put with the background.
+    """
+    frames = sorted(track.detected)
+    position, farthest = np.zeros(2), 0.0
+    for t, following in zip(frames[:-1], frames[1:]):
+        sizes = [track.boxes[k][2:] - track.boxes[k][:2] for k in (t, following)]
+        if following != t + 1 or np.any(np.abs(sizes[1] - sizes[0]) > 0.3 * np.maximum(sizes[0], 1.0)):
+            continue  # a box that changes shape moves its centre without the object moving
+        mask = track.masks[t]
+        background = np.median((motion.image_flow[t] - motion.velocity[t])[mask], axis=0) if mask.any() else 0.0
+        step = (track.boxes[following][:2] + track.boxes[following][2:]) / 2 - (track.boxes[t][:2] + track.boxes[t][2:]) / 2
+        position += step - background
+        farthest = max(farthest, float(np.linalg.norm(position)))
+    return farthest
 
 
 def stitch(tracks: list[Track], size: tuple[int, int], config: ClassicTrackerConfig) -> list[Track]:
@@ -123,6 +150,56 @@ def extend_backwards(tracks: list[Track], motion: MotionField, images: np.ndarra
             t -= 1
 
 
+def absorb_fragments(tracks: list[Track], config: ClassicTrackerConfig = ClassicTrackerConfig()) -> list[Track]:
+    """Merge small tracks into the large track they cling to: a fragment of a mover (its feet,
+    its trailing edge, a limb) rather than an object of its own.
+
+    Track A absorbs track B when B's median detected area is under ``fragment_max_area``
+    of A's, and in at least 70 % of the frames both are detected B's mask touches A's
+    (within 2 px) and B's box centre moves within ``split_min_px`` (or
+    ``split_min_relative`` of the faster) of A's from the previous such frame. B's masks
+    join A's in the frames both have; B's other frames are dropped. Largest first.
+    """
+    order = sorted(range(len(tracks)), key=lambda k: -_median_area(tracks[k]))
+    absorbed: set[int] = set()
+    kernel = np.ones((5, 5), np.uint8)
+    for i in order:
+        big = tracks[i]
+        if i in absorbed:
+            continue
+        for j in order:
+            small = tracks[j]
+            if j == i or j in absorbed or _median_area(small) > config.fragment_max_area * _median_area(big):
+                continue
+            both = sorted(big.detected & small.detected)
+            if len(both) < 2:
+                continue
+            clinging = 0
+            for previous, t in zip(both[:-1], both[1:]):
+                touching = np.any(cv2.dilate(small.masks[t].astype(np.uint8), kernel).astype(bool) & big.masks[t])
+                move_big = _centre(big.boxes[t]) - _centre(big.boxes[previous])
+                move_small = _centre(small.boxes[t]) - _centre(small.boxes[previous])
+                faster = max(np.linalg.norm(move_big), np.linalg.norm(move_small))
+                alike = np.linalg.norm(move_big - move_small) <= max(config.split_min_px,
+                                                                      config.split_min_relative * faster)
+                clinging += bool(touching and alike)
+            if clinging < 0.7 * (len(both) - 1):
+                continue
+            for t in both:
+                big.masks[t] = big.masks[t] | small.masks[t]
+                big.boxes[t] = mask_box(big.masks[t])
+            absorbed.add(j)
+    return [track for k, track in enumerate(tracks) if k not in absorbed]
+
+
+def _centre(box: np.ndarray) -> np.ndarray:
+    return (box[:2] + box[2:]) / 2
+
+
+def _median_area(track: Track) -> float:
+    return float(np.median([np.count_nonzero(track.masks[t]) for t in track.detected]))
+
+
 def drop_duplicates(tracks: list[Track], config: ClassicTrackerConfig) -> list[Track]:
     """Drop tracks that are a piece of a longer one: in at least ``duplicate_min_frames`` of
     the frames both are detected, at least 60 % of the shorter track's mask lies inside the
@@ -146,15 +223,21 @@ def drop_duplicates(tracks: list[Track], config: ClassicTrackerConfig) -> list[T
     return [tracks[k] for k in sorted(kept)]
 
 
+def _median_diagonal(track: Track) -> float:
+    return float(np.median([np.linalg.norm(track.boxes[t][2:] - track.boxes[t][:2]) for t in track.detected]))
+
+
 def clean_tracks(tracks: list[Track], motion: MotionField, images: np.ndarray,
                  config: ClassicTrackerConfig = ClassicTrackerConfig()) -> list[Track]:
-    """Stitch fragments, drop weak tracks and duplicates, extend the rest backwards.
+    """Stitch fragments, drop weak tracks, absorb fragments, drop duplicates, extend the rest backwards.
 
     Tracks detected in fewer than max(``min_frames``, ``min_frame_fraction`` · T) frames,
     with a median detected area under ``min_area_fraction``, or with moving corners
     (``MotionField.moving_points``) in fewer than ``min_point_support`` of their detected
     frames (dense-flow errors on repetitive texture, which sparse corner tracks do not
-    share) are dropped. Returns the tracks in order of first appearance.
+    share), or whose box never gets ``min_travel`` of its diagonal away from where it
+    started against the background (:func:`travel`) are dropped. Returns the tracks in
+    order of first appearance.
     """
     n_frames, height, width = images.shape[:3]
     tracks = stitch(list(tracks), (width, height), config)
@@ -163,8 +246,9 @@ def clean_tracks(tracks: list[Track], motion: MotionField, images: np.ndarray,
     kept = [track for track in tracks
             if len(track.detected) >= min_frames
             and np.median([track.masks[t].sum() for t in track.detected]) >= min_area
-            and point_support(track, motion.moving_points) >= config.min_point_support]
-    kept = drop_duplicates(kept, config)
+            and point_support(track, motion.moving_points) >= config.min_point_support
+            and travel(track, motion) >= config.min_travel * _median_diagonal(track)]
+    kept = drop_duplicates(absorb_fragments(kept, config), config)
     extend_backwards(kept, motion, images, config)
     kept.sort(key=lambda track: (min(track.boxes), -len(track.detected)))
     return kept

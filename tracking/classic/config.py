@@ -37,25 +37,30 @@ class ClassicTrackerConfig:
     plane_min_spread: float = 0.2
     """...and their bounding box must cover at least this fraction of the frame."""
     ransac_px: float = 1.5
-    """RANSAC inlier distance of the background homographies and essential matrix."""
+    """RANSAC inlier distance of the background homographies."""
+    essential_px: float = 1.0
+    """MAGSAC++ threshold of the essential matrix (epipolar distance, working pixels)."""
     still_px: float = 0.5
     """A camera whose background corners move less than this (median) is still: no parallax model."""
-    planar_inlier_ratio: float = 0.9
+    planar_inlier_ratio: float = 0.97
     """The homography model is kept when its inliers are at least this fraction of the essential matrix's."""
     fov_deg: float = 60.0
     """Horizontal field of view across the long side assumed for the essential matrix (the focal prior)."""
     depth_block_px: int = 8
     """Blocks (pixels) whose median inverse depth the background depth is built from..."""
-    depth_window: int = 9
+    depth_window: int = 15
     """...and the width (in blocks) of the window each block's background depth is the median of."""
     depth_passes: int = 2
     """Background depth fits per frame pair: the second leaves out the first's movers."""
-    flow_error_fraction: float = 0.1
+    flow_error_fraction: float = 0.2
     """Residuals are divided by 1 + this · background displacement (dense flow errs in proportion)."""
     residual_sigma: float = 4.0
     """Motion threshold: median + residual_sigma · 1.4826 · MAD of the frame's residual flow..."""
     residual_floor_px: float = 1.0
     """...and never below this many pixels per sampled-frame step."""
+    border_fraction: float = 0.03
+    """Pixels this close to the border (fraction of the long side), or that the background moves as
+    close, show no motion: dense flow is unreliable where content enters or leaves the frame."""
     min_texture: float = 8.0
     """Pixels with less texture (mean Sobel magnitude over 5 × 5, grey levels) show no motion."""
     min_area_fraction: float = 0.001
@@ -76,6 +81,8 @@ class ClassicTrackerConfig:
     """...or than this fraction of the clip's frames are dropped (flickering false movers)."""
     min_point_support: float = 0.3
     """...or whose masks hold moving corners in fewer than this fraction of detected frames."""
+    min_travel: float = 0.3
+    """...or whose box never gets this many diagonals from its start against the background (ghosts, flow errors)."""
     max_coast: int = 4
     """Frames a track is carried on its median flow without a matching detection."""
     coast_max_changed: float = 0.2
@@ -87,6 +94,8 @@ class ClassicTrackerConfig:
     """A track carried back into another's mask (merged movers) stays while its colours are this alike."""
     max_jump: float = 0.4
     """...and the jump is under this fraction of the image diagonal."""
+    fragment_max_area: float = 0.25
+    """A track smaller than this fraction of a track it touches and moves with is a piece of it."""
     duplicate_min_frames: float = 0.5
     """A track lying mostly (60 %) inside a longer one in this fraction of its detected frames is dropped."""
     match_iou: float = 0.1
@@ -130,7 +139,7 @@ class ClassicTrackerConfig:
         if self.min_frames < 1 or self.max_coast < 0:
             fail(f"min_frames must be ≥ 1 and max_coast ≥ 0, got {self.min_frames} and {self.max_coast}.")
         for name in ("plane_min_fraction", "plane_min_spread", "min_area_fraction", "min_frame_fraction",
-                     "min_point_support", "coast_max_changed", "planar_inlier_ratio", "duplicate_min_frames", "hidden_min_similarity", "colour_min_similarity", "match_iou", "min_fill",
+                     "min_point_support", "coast_max_changed", "planar_inlier_ratio", "duplicate_min_frames", "hidden_min_similarity", "fragment_max_area", "border_fraction", "colour_min_similarity", "match_iou", "min_fill",
                      "person_min_fraction", "person_weak_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 fail(f"{name} must lie in [0, 1], got {getattr(self, name)}.")

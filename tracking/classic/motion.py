@@ -31,6 +31,7 @@ __all__ = [
     "consistent_flow",
     "dense_flow",
     "corner_matches",
+    "inside",
     "pair_motion",
     "robust_threshold",
     "textured",
@@ -138,8 +139,8 @@ class PairMotion:
     flow_ab, flow_ba: (h, w, 2) float32 dense flows.
     background:       :class:`BackgroundMotion` a → b.
     residual:         (2, h, w) float32 relative residual motion (:func:`relative_residual`)
-                      of frame a (against b) and of b (against a); 0 where the background
-                      leaves the other frame.
+                      of frame a (against b) and of b (against a); 0 near the border and where
+                      the background leaves the other frame (:func:`inside`).
     object_flow:      (2, h, w, 2) float32 flow minus the background's, a → b and b → a.
     consistent:       (2, h, w) bool whether those flows pass :func:`consistent_flow`.
     points_a, points_b: (N, 2) float32 LK-tracked corners in a and b.
@@ -162,12 +163,19 @@ class PairMotion:
         return self.background.planes
 
 
-def _inside(flow: np.ndarray) -> np.ndarray:
-    """(h, w) bool: pixels that ``flow`` keeps inside the frame."""
+def inside(flow: np.ndarray, margin: float) -> np.ndarray:
+    """(h, w) bool: pixels at least ``margin`` px from the border that ``flow`` keeps as far inside.
+
+    Dense flow is unreliable where content enters or leaves the frame (the ground at the
+    bottom of a walking camera's view moves fastest there), and nothing there can be
+    compared with the other frame.
+    """
     height, width = flow.shape[:2]
-    xs = np.arange(width, dtype=np.float32)[None] + flow[..., 0]
-    ys = np.arange(height, dtype=np.float32)[:, None] + flow[..., 1]
-    return (xs >= 0) & (xs <= width - 1) & (ys >= 0) & (ys <= height - 1)
+    xs = np.arange(width, dtype=np.float32)[None]
+    ys = np.arange(height, dtype=np.float32)[:, None]
+    ok = (xs >= margin) & (xs <= width - 1 - margin) & (ys >= margin) & (ys <= height - 1 - margin)
+    xs, ys = xs + flow[..., 0], ys + flow[..., 1]
+    return ok & (xs >= margin) & (xs <= width - 1 - margin) & (ys >= margin) & (ys <= height - 1 - margin)
 
 
 def _side(flow: np.ndarray, model: BackgroundMotion, usable: np.ndarray,
@@ -175,7 +183,7 @@ def _side(flow: np.ndarray, model: BackgroundMotion, usable: np.ndarray,
     """Relative residual (h, w) and object flow (h, w, 2) of one direction of a pair."""
     predicted = background_flow(flow, model, usable, config)
     residual = relative_residual(flow, predicted, config.flow_error_fraction)
-    residual[~_inside(predicted)] = 0.0
+    residual[~inside(predicted, config.border_fraction * max(flow.shape[:2]))] = 0.0
     return residual, flow - predicted
 
 
@@ -211,8 +219,10 @@ class MotionField:
     backgrounds:   T−1 :class:`BackgroundMotion` t → t+1.
     residual:      (T, h, w) float32 relative residual motion, px per sampled-frame step
                    (0 where the frame has no texture).
-    velocity:      (T, h, w, 2) float32 camera-compensated motion of each pixel per step,
-                   forwards in time (what separates movers that touch).
+    image_flow:    (T, h, w, 2) float32 image motion of each pixel per step, forwards in time
+                   (what separates movers that touch: one rigid object moves as one there,
+                   while its camera-compensated motion also depends on what is behind it).
+    velocity:      (T, h, w, 2) float32 camera-compensated motion of each pixel per step.
     moving:        (T, h, w) bool residual above the frame's robust threshold.
     thresholds:    (T,) float32 the thresholds used.
     moving_points: T arrays (N_t, 2) float32: tracked corners of frame t that the background
@@ -223,6 +233,7 @@ class MotionField:
     backward_flow: np.ndarray
     backgrounds: list
     residual: np.ndarray
+    image_flow: np.ndarray
     velocity: np.ndarray
     moving: np.ndarray
     thresholds: np.ndarray
@@ -242,7 +253,7 @@ def compute_motion(gray: np.ndarray, config: ClassicTrackerConfig = ClassicTrack
     over the directions whose flow is forward–backward consistent, so background a mover
     covers in one neighbour (an occlusion) takes the other neighbour's word; where neither
     is consistent (a fast mover the flow loses, or an occlusion on both sides) the plain
-    mean. Velocities combine the same way (the backward side negated). Pixels without
+    mean. Image flow and velocities combine the same way (the backward side negated). Pixels without
     texture (:func:`textured`) have residual 0, and each frame's threshold
     (:func:`robust_threshold`) uses the statistics of its textured pixels. Corners whose
     motion misses the background's by more than that threshold are the frame's
@@ -256,8 +267,8 @@ def compute_motion(gray: np.ndarray, config: ClassicTrackerConfig = ClassicTrack
     plain = np.zeros((n_frames, height, width), np.float32)
     trusted = np.zeros((n_frames, height, width), np.float32)
     n_trusted = np.zeros((n_frames, height, width), np.float32)
-    plain_velocity = np.zeros((n_frames, height, width, 2), np.float32)
-    trusted_velocity = np.zeros((n_frames, height, width, 2), np.float32)
+    plain_velocity = np.zeros((2, n_frames, height, width, 2), np.float32)  # image flow, compensated
+    trusted_velocity = np.zeros((2, n_frames, height, width, 2), np.float32)
     n_sides = np.zeros(n_frames, np.float32)
     pairs = []  # only the sparse parts: the dense ones are accumulated as we go
     dis = dense_flow(config)
@@ -270,16 +281,17 @@ def compute_motion(gray: np.ndarray, config: ClassicTrackerConfig = ClassicTrack
             plain[frame] += pair.residual[side]
             trusted[frame] += np.where(consistent, pair.residual[side], 0.0)
             n_trusted[frame] += consistent
-            plain_velocity[frame] += sign * pair.object_flow[side]
-            trusted_velocity[frame] += np.where(consistent[..., None], sign * pair.object_flow[side], 0.0)
+            for kind, field in enumerate(((pair.flow_ab, pair.flow_ba)[side], pair.object_flow[side])):
+                plain_velocity[kind, frame] += sign * field
+                trusted_velocity[kind, frame] += np.where(consistent[..., None], sign * field, 0.0)
             n_sides[frame] += 1
         if progress is not None:
             progress(t + 1, n_pairs)
     some = n_trusted > 0
     residual = np.where(some, trusted / np.maximum(n_trusted, 1),
                         plain / np.maximum(n_sides, 1)[:, None, None]).astype(np.float32)
-    velocity = np.where(some[..., None], trusted_velocity / np.maximum(n_trusted, 1)[..., None],
-                        plain_velocity / np.maximum(n_sides, 1)[:, None, None, None]).astype(np.float32)
+    image_flow, velocity = np.where(some[..., None], trusted_velocity / np.maximum(n_trusted, 1)[..., None],
+                                    plain_velocity / np.maximum(n_sides, 1)[:, None, None, None]).astype(np.float32)
     observable = np.stack([textured(frame, config.min_texture) for frame in gray]) if n_frames else residual > 0
     residual[~observable] = 0.0
     thresholds = np.array([robust_threshold(r[seen] if seen.any() else r, config.residual_sigma,
@@ -291,5 +303,6 @@ def compute_motion(gray: np.ndarray, config: ClassicTrackerConfig = ClassicTrack
         moving_points[t].append(points_a[point_residual > thresholds[t]])
         moving_points[t + 1].append(points_b[point_residual > thresholds[t + 1]])
     moving_points = [np.concatenate(points) if points else np.zeros((0, 2), np.float32) for points in moving_points]
-    return MotionField(forward, backward, [background for background, *_ in pairs], residual, velocity, moving,
+    return MotionField(forward, backward, [background for background, *_ in pairs], residual, image_flow, velocity,
+                       moving,
                        thresholds, moving_points)

@@ -107,30 +107,36 @@ def _nearest_parts(region: np.ndarray, parts: list[np.ndarray]) -> list[np.ndarr
     return [region & (nearest == i) for i in range(len(parts))]
 
 
-def split_by_motion(region: np.ndarray, moving: np.ndarray, velocity: np.ndarray, min_area: float,
-                    config: ClassicTrackerConfig = ClassicTrackerConfig(), depth: int = 2) -> list[np.ndarray]:
+def split_by_motion(region: np.ndarray, moving: np.ndarray, flow: np.ndarray, velocity: np.ndarray,
+                    min_area: float, config: ClassicTrackerConfig = ClassicTrackerConfig(),
+                    depth: int = 2) -> list[np.ndarray]:
     """Split a connected moving region (h, w) bool into parts that move differently.
 
-    moving: (h, w) bool pixels that passed the motion test; velocity: (h, w, 2) camera-
-    compensated motion per step. The moving pixels of the region are split in two by
-    :func:`two_means` on their velocities; the split stands when the two mean velocities
-    differ by at least ``split_min_px`` and by ``split_min_relative`` of the faster one,
-    and by ``split_min_ratio`` times the spread within the two groups, and the velocities
-    are :func:`bimodal` (an object rolling, turning or approaching has a velocity gradient,
-    not two velocities). Each group, opened with a 3 px
-    ellipse, must hold a connected part of at least ``min_area`` pixels; the region's other
-    pixels (blank interiors, the closing's margin) go to the nearest part. Parts are split
-    again up to ``depth`` times. Returns the parts (the region itself when it does not split).
+    moving: (h, w) bool pixels that passed the motion test; flow: (h, w, 2) image motion per
+    step; velocity: (h, w, 2) camera-compensated motion per step. The moving pixels of the
+    region are split in two by :func:`two_means` on their image motion (one rigid object
+    moves as one in the image; its compensated motion also varies with the depth of what is
+    behind it); the split stands when the two mean image motions differ by at least
+    ``split_min_px``, by ``split_min_relative`` of the faster group's compensated speed (a
+    limb swinging against a body differs by less than the body's own speed) and by
+    ``split_min_ratio`` times the spread within the groups, and the image motions are
+    :func:`bimodal` (an object rolling, turning or approaching has a gradient of motion,
+    not two motions). Each group, opened with a 3 px ellipse, must hold a connected part of
+    at least ``min_area`` pixels; the region's other pixels (blank interiors, the closing's
+    margin) go to the nearest part. Parts are split again up to ``depth`` times. Returns
+    the parts (the region itself when it does not split).
     """
     points = region & moving
     count = int(np.count_nonzero(points))
     if depth <= 0 or count < 2 * min_area:
         return [region]
-    vectors = velocity[points].astype(np.float64)
+    vectors = flow[points].astype(np.float64)
     centres, labels = two_means(vectors)
     separation = float(np.linalg.norm(centres[0] - centres[1]))
     spread = float(np.sqrt(np.mean(np.sum((vectors - centres[labels]) ** 2, axis=1))))
-    speed = float(np.max(np.linalg.norm(centres, axis=1)))
+    compensated = velocity[points]
+    speed = max(float(np.linalg.norm(compensated[labels == k].mean(axis=0))) if np.any(labels == k) else 0.0
+                for k in range(2))
     if (separation < config.split_min_px or separation < config.split_min_relative * speed
             or separation < config.split_min_ratio * spread
             or (config.split_bimodal and not bimodal(vectors, centres))):
@@ -150,7 +156,7 @@ def split_by_motion(region: np.ndarray, moving: np.ndarray, velocity: np.ndarray
         return [region]
     result = []
     for part in _nearest_parts(region, parts):
-        result += split_by_motion(part, moving, velocity, min_area, config, depth - 1)
+        result += split_by_motion(part, moving, flow, velocity, min_area, config, depth - 1)
     return result
 
 
@@ -160,14 +166,17 @@ def _box(mask: np.ndarray) -> np.ndarray:
 
 
 def detect_moving_regions(moving: np.ndarray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
-                          velocity: np.ndarray | None = None) -> list[Detection]:
+                          flow: np.ndarray | None = None, velocity: np.ndarray | None = None) -> list[Detection]:
     """Detections of one frame: :func:`moving_components`, each split by :func:`split_by_motion`
-    when a (h, w, 2) ``velocity`` is given; largest first."""
+    when (h, w, 2) image ``flow`` and compensated ``velocity`` are given; largest first."""
     height, width = moving.shape
     min_area = max(config.min_area_fraction * height * width, 4)
     regions = []
     for component in moving_components(moving, config):
-        regions += [component] if velocity is None else split_by_motion(component, moving, velocity, min_area, config)
+        if flow is None or velocity is None:
+            regions.append(component)
+        else:
+            regions += split_by_motion(component, moving, flow, velocity, min_area, config)
     regions.sort(key=lambda mask: -int(np.count_nonzero(mask)))
     return [Detection(_box(mask), mask) for mask in regions if mask.any()]
 

@@ -161,7 +161,7 @@ class ClassicTracker:
     def _discover(self, clip: Clip, images: np.ndarray, gray: np.ndarray, size: tuple[int, int], progress) -> Tracks2D:
         config, n_frames = self.config, clip.n_frames
         motion = compute_motion(gray, config, progress)
-        detections = [detect_moving_regions(motion.moving[t], config, motion.velocity[t]) if motion.moving[t].any() else []
+        detections = [detect_moving_regions(motion.moving[t], config, motion.image_flow[t], motion.velocity[t]) if motion.moving[t].any() else []
                       for t in range(n_frames)]
         tracks = clean_tracks(associate(detections, motion, images, config), motion, images, config)
         n_tracks = len(tracks)

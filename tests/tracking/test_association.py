@@ -1,0 +1,193 @@
+"""Tests of tracking/classic/association.py and cleanup.py on hand-built detections and flows."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from recon4d.tracking.classic.association import (
+    Track,
+    appearance_changed,
+    associate,
+    carry,
+    colour_histogram,
+    colour_similarity,
+    mask_overlaps,
+    same_motion,
+)
+from recon4d.tracking.classic.cleanup import clean_tracks, drop_duplicates, extend_backwards, stitch, travel
+from recon4d.tracking.classic.config import ClassicTrackerConfig
+from recon4d.tracking.classic.motion import MotionField
+from recon4d.tracking.classic.segment import Detection
+
+HEIGHT, WIDTH = 60, 100
+
+
+def square(x: float, y: float, size: int = 12) -> np.ndarray:
+    mask = np.zeros((HEIGHT, WIDTH), bool)
+    x0, y0 = int(round(x)), int(round(y))
+    mask[max(y0, 0):max(y0 + size, 0), max(x0, 0):max(x0 + size, 0)] = True
+    return mask
+
+
+def detection(mask: np.ndarray) -> Detection:
+    ys, xs = np.nonzero(mask)
+    return Detection(np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float64), mask)
+
+
+def crossing(n_frames: int = 12):
+    """Two coloured squares crossing: red moves right, blue moves left, one row apart.
+
+    Returns frames (T, h, w, 3), a MotionField whose flows and velocities are exact, the
+    per-frame detections (one merged detection while they overlap) and the true positions.
+    """
+    frames = np.full((n_frames, HEIGHT, WIDTH, 3), 128, np.uint8)
+    rng = np.random.default_rng(0)
+    texture = rng.integers(90, 170, (HEIGHT, WIDTH, 3)).astype(np.uint8)
+    frames[:] = texture
+    flow = np.zeros((n_frames, HEIGHT, WIDTH, 2), np.float32)
+    red_x = 10 + 6.0 * np.arange(n_frames)
+    blue_x = 78 - 6.0 * np.arange(n_frames)
+    detections = []
+    for t in range(n_frames):
+        red, blue = square(red_x[t], 20), square(blue_x[t], 26)
+        frames[t][blue] = (30, 60, 230)
+        frames[t][red] = (230, 40, 30)
+        flow[t][blue] = (-6.0, 0.0)
+        flow[t][red] = (6.0, 0.0)
+        union = red | blue
+        n_labels, labels = cv2.connectedComponents(union.astype(np.uint8))
+        detections.append([detection(labels == i) for i in range(1, n_labels)])
+    forward = flow[:-1]
+    backward = -flow[1:]
+    moving = np.zeros((n_frames, HEIGHT, WIDTH), bool)
+    for t, found in enumerate(detections):
+        for d in found:
+            moving[t] |= d.mask
+    motion = MotionField(forward, backward, [], np.where(moving, 5.0, 0.0).astype(np.float32), flow, flow, moving,
+                         np.ones(n_frames, np.float32), [np.argwhere(m)[:, ::-1].astype(np.float32) for m in moving])
+    return frames, motion, detections, red_x, blue_x
+
+
+def test_mask_overlaps_counts_shared_pixels():
+    labels = np.zeros((4, 4), np.int32)
+    labels[0, :2], labels[3, 3] = 1, 2
+    masks = [np.ones((4, 4), bool), np.eye(4, dtype=bool)]
+    np.testing.assert_array_equal(mask_overlaps(masks, labels, 2), [[2, 1], [1, 1]])
+    assert mask_overlaps([], labels, 2).shape == (0, 2)
+
+
+def test_same_motion_rule():
+    config = ClassicTrackerConfig()
+    assert same_motion(np.array([3.0, 0]), np.array([3.5, 0]), 3.5, config)
+    assert not same_motion(np.array([3.0, 0]), np.array([-3.0, 0]), 3.0, config)
+    assert same_motion(np.array([10.0, 0]), np.array([11.5, 0]), 4.0, config)  # camera pan: differs by < 0.5 · 4
+
+
+def test_carry_and_appearance():
+    mask = square(10, 10)
+    flow = np.zeros((HEIGHT, WIDTH, 2), np.float32)
+    flow[mask] = (4.0, -2.0)
+    box, moved, shift = carry(np.array([10, 10, 22, 22], float), mask, flow)
+    np.testing.assert_allclose(shift, [4, -2])
+    np.testing.assert_allclose(box, [14, 8, 26, 20])
+    assert moved.sum() == mask.sum() and moved[8, 14]
+    image = np.random.default_rng(1).integers(0, 255, (HEIGHT, WIDTH, 3)).astype(np.uint8)
+    assert appearance_changed(image, image, mask, np.zeros(2)) == 0.0
+    assert appearance_changed(image, 255 - image, mask, np.zeros(2)) > 0.5
+    assert appearance_changed(image, image, mask, np.array([500.0, 0])) == 1.0
+
+
+def test_colour_histogram_similarity():
+    hsv = cv2.cvtColor(np.full((10, 10, 3), (200, 30, 30), np.uint8), cv2.COLOR_RGB2HSV)
+    red = colour_histogram(hsv, np.ones((10, 10), bool))
+    assert abs(red.sum() - 1) < 1e-6 and colour_similarity(red, red) > 0.99
+    blue = colour_histogram(cv2.cvtColor(np.full((10, 10, 3), (30, 30, 200), np.uint8), cv2.COLOR_RGB2HSV),
+                            np.ones((10, 10), bool))
+    assert colour_similarity(red, blue) < 0.1
+
+
+def test_associate_keeps_identities_through_a_crossing():
+    frames, motion, detections, red_x, blue_x = crossing()
+    merged = [t for t, found in enumerate(detections) if len(found) == 1]
+    assert merged, "the squares must touch in some frames for this test to mean anything"
+    tracks = associate(detections, motion, frames, ClassicTrackerConfig(min_area_fraction=0.001))
+    assert len(tracks) == 2
+    for track, true_x in zip(sorted(tracks, key=lambda k: k.boxes[0][0]), (red_x, blue_x)):
+        assert len(track.boxes) == len(frames)
+        left = np.array([track.boxes[t][0] for t in range(len(frames))])
+        np.testing.assert_allclose(left, true_x, atol=4)  # no swap: each track stays on its square
+
+
+def test_associate_joins_pieces_of_one_mover():
+    frames, motion, detections, _, _ = crossing(6)
+    # the red square's detection cut in two halves that move alike in frames 2 and 3
+    for t in (2, 3):
+        red = max(detections[t], key=lambda d: d.box[0] < 50 and d.mask.sum())
+        top, bottom = red.mask.copy(), red.mask.copy()
+        rows = np.flatnonzero(red.mask.any(axis=1))
+        top[rows[len(rows) // 2]:] = False
+        bottom[:rows[len(rows) // 2]] = False
+        detections[t] = [d for d in detections[t] if d is not red] + [detection(top), detection(bottom)]
+    tracks = associate(detections, motion, frames, ClassicTrackerConfig(min_area_fraction=0.001))
+    assert len(tracks) == 2  # no third track from the extra piece
+
+
+def make_track(masks: dict[int, np.ndarray], detected=None) -> Track:
+    track = Track()
+    hsv = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+    for t in sorted(masks):
+        track.add(t, masks[t], colour_histogram(hsv, masks[t]) if (detected is None or t in detected) else None)
+    return track
+
+
+def test_drop_duplicates_and_stitch():
+    whole = make_track({t: square(10 + 3 * t, 20, 20) for t in range(8)})
+    piece = make_track({t: square(12 + 3 * t, 22, 8) for t in range(2, 8)})
+    other = make_track({t: square(70, 20 + t, 10) for t in range(8)})
+    kept = drop_duplicates([whole, piece, other], ClassicTrackerConfig())
+    assert kept == [whole, other]
+    early = make_track({t: square(10 + 3 * t, 20) for t in range(4)})
+    late = make_track({t: square(10 + 3 * t, 20) for t in range(6, 10)})
+    joined = stitch([early, late], (WIDTH, HEIGHT), ClassicTrackerConfig())
+    assert len(joined) == 1 and sorted(joined[0].detected) == [0, 1, 2, 3, 6, 7, 8, 9]
+
+
+def test_travel_tells_movers_from_ghosts():
+    frames, motion, detections, _, _ = crossing(6)
+    mover = make_track({t: square(10 + 6.0 * t, 20) for t in range(6)})
+    assert travel(mover, motion) > 25
+    ghost = make_track({t: square(40, 40) for t in range(6)})
+    assert travel(ghost, motion) < 1
+
+
+def test_extend_backwards_takes_a_track_out_of_the_one_it_was_merged_with():
+    n_frames = 6
+    frames = np.zeros((n_frames, HEIGHT, WIDTH, 3), np.uint8)
+    flow = np.zeros((n_frames, HEIGHT, WIDTH, 2), np.float32)
+    for t in range(n_frames):
+        frames[t][square(20, 20, 14)] = (220, 30, 30)  # red square, still
+        frames[t][square(34, 20, 14)] = (30, 30, 220)  # blue square next to it, still
+    group = make_track({t: square(20, 20, 14) | square(34, 20, 14) for t in range(3)}
+                       | {t: square(20, 20, 14) for t in range(3, n_frames)})
+    hsv = cv2.cvtColor(frames[3], cv2.COLOR_RGB2HSV)
+    blue = Track()
+    for t in range(3, n_frames):
+        blue.add(t, square(34, 20, 14), colour_histogram(hsv, square(34, 20, 14)))
+    motion = MotionField(flow[:-1], flow[:-1], [], np.zeros((n_frames, HEIGHT, WIDTH), np.float32), flow, flow,
+                         np.zeros((n_frames, HEIGHT, WIDTH), bool), np.ones(n_frames, np.float32),
+                         [np.zeros((0, 2), np.float32)] * n_frames)
+    extend_backwards([group, blue], motion, frames, ClassicTrackerConfig())
+    assert sorted(blue.boxes) == list(range(n_frames))
+    for t in range(3):
+        np.testing.assert_allclose(blue.boxes[t], [34, 20, 48, 34])
+        np.testing.assert_allclose(group.boxes[t], [20, 20, 34, 34])
+
+
+def test_clean_tracks_drops_brief_and_still_tracks():
+    frames, motion, detections, _, _ = crossing()
+    config = ClassicTrackerConfig(min_area_fraction=0.001)
+    tracks = associate(detections, motion, frames, config)
+    brief = make_track({0: square(80, 45), 1: square(82, 45)})
+    kept = clean_tracks(tracks + [brief], motion, frames, config)
+    assert len(kept) == 2 and brief not in kept

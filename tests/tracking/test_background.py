@@ -1,0 +1,199 @@
+"""Tests of tracking/classic/background.py: planar and epipolar background models, inverse depth, local fits."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from recon4d.tracking.classic.background import (
+    BackgroundMotion,
+    background_flow,
+    background_inverse_depth,
+    fit_background,
+    fit_background_planes,
+    homography_flow,
+    inverse_depth,
+    invert_background,
+    nan_median,
+    prior_intrinsics,
+    relative_residual,
+    static_flow,
+)
+from recon4d.tracking.classic.config import ClassicTrackerConfig
+
+SIZE = (160, 90)
+
+
+def rotation_about(axis, angle_deg: float) -> np.ndarray:
+    return cv2.Rodrigues(np.asarray(axis, np.float64) / np.linalg.norm(axis) * math.radians(angle_deg))[0]
+
+
+def project(points_camera: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
+    projected = points_camera @ intrinsics.T
+    return projected[:, :2] / projected[:, 2:]
+
+
+def scene_points(rng, n: int = 400) -> np.ndarray:
+    """(n, 3) static points in camera a's frame: depths 3–12 m, spread over the view."""
+    depth = rng.uniform(3.0, 12.0, n)
+    return np.stack([rng.uniform(-0.5, 0.5, n) * depth, rng.uniform(-0.3, 0.3, n) * depth, depth], axis=1)
+
+
+def test_prior_intrinsics_field_of_view():
+    intrinsics = prior_intrinsics((200, 100), 90.0)
+    np.testing.assert_allclose(intrinsics, [[100, 0, 100], [0, 100, 50], [0, 0, 1]])
+
+
+def test_fit_background_turning_camera_is_planar():
+    rng = np.random.default_rng(0)
+    intrinsics = prior_intrinsics(SIZE, 60.0)
+    points = scene_points(rng)
+    rotation = rotation_about([0, 1, 0], 2.0)
+    a, b = project(points, intrinsics), project(points @ rotation.T, intrinsics)
+    model = fit_background(a.astype(np.float32), b.astype(np.float32), SIZE)
+    assert model.kind == "planar"
+    expected = intrinsics @ rotation @ np.linalg.inv(intrinsics)
+    np.testing.assert_allclose(model.planes[0] / model.planes[0][2, 2], expected / expected[2, 2], atol=2e-3)
+
+
+def test_fit_background_still_and_few_points():
+    rng = np.random.default_rng(1)
+    points = rng.uniform(0, 80, (50, 2)).astype(np.float32)
+    assert fit_background(points, points + 0.1, SIZE).kind == "planar"
+    one = fit_background(points[:5], points[:5] + 3.0, SIZE)
+    assert one.kind == "planar" and np.allclose(one.planes[0], np.eye(3))
+
+
+def test_fit_background_translating_camera_is_epipolar_with_the_true_pose():
+    rng = np.random.default_rng(2)
+    intrinsics = prior_intrinsics(SIZE, 60.0)
+    points = scene_points(rng)
+    rotation, translation = rotation_about([0, 1, 0.2], 1.5), np.array([0.3, 0.02, 0.1])
+    a, b = project(points, intrinsics), project(points @ rotation.T + translation, intrinsics)
+    model = fit_background(a.astype(np.float32), b.astype(np.float32), SIZE)
+    assert model.kind == "epipolar"
+    np.testing.assert_allclose(model.rotation, rotation, atol=5e-3)
+    np.testing.assert_allclose(model.translation, translation / np.linalg.norm(translation), atol=0.02)
+
+
+def epipolar_model() -> BackgroundMotion:
+    intrinsics = prior_intrinsics(SIZE, 60.0)
+    translation = np.array([0.6, 0.1, 0.3])
+    return BackgroundMotion("epipolar", (np.eye(3),), rotation_about([0.1, 1, 0], 2.0),
+                            translation / np.linalg.norm(translation), intrinsics)
+
+
+def test_static_flow_matches_a_per_pixel_projection():
+    model = epipolar_model()
+    rng = np.random.default_rng(3)
+    rho = rng.uniform(0.05, 0.4, (SIZE[1], SIZE[0])).astype(np.float32)
+    flow = static_flow(model, rho)
+    for y, x in [(0, 0), (45, 80), (89, 159), (10, 140)]:
+        ray = np.linalg.solve(model.intrinsics, [x, y, 1.0])
+        point = ray / rho[y, x]
+        moved = model.intrinsics @ (model.rotation @ point + model.translation)
+        np.testing.assert_allclose(flow[y, x], moved[:2] / moved[2] - [x, y], atol=1e-3)
+
+
+def test_inverse_depth_recovers_depth_and_reports_sensitivity():
+    model = epipolar_model()
+    yy, xx = np.mgrid[0:SIZE[1], 0:SIZE[0]]
+    rho = (0.1 + 0.002 * yy + 0.0005 * xx).astype(np.float32)
+    flow = static_flow(model, rho)
+    estimate, sensitivity = inverse_depth(flow, model)
+    good = sensitivity > 1.0
+    assert good.mean() > 0.8
+    np.testing.assert_allclose(estimate[good], rho[good], atol=1e-3)
+    # a pixel pushed across its epipolar line keeps a residual no inverse depth removes
+    pushed = flow.copy()
+    direction = static_flow(model, rho + 0.01) - flow
+    normal = np.stack([-direction[..., 1], direction[..., 0]], -1)
+    normal /= np.linalg.norm(normal, axis=-1, keepdims=True) + 1e-12
+    pushed += 3.0 * normal
+    best, _ = inverse_depth(pushed, model)
+    residual = np.linalg.norm(pushed - static_flow(model, best), axis=-1)
+    assert np.median(residual[good]) > 2.5
+
+
+def test_background_inverse_depth_fits_planes_and_ignores_a_mover():
+    yy, xx = np.mgrid[0:96, 0:160]
+    plane = (0.05 + 0.003 * yy + 0.001 * xx).astype(np.float32)
+    usable = np.ones(plane.shape, bool)
+    np.testing.assert_allclose(background_inverse_depth(plane, usable), plane, atol=1e-5)
+    with_mover = plane.copy()
+    with_mover[30:60, 70:95] = 1.5  # a mover whose flow says "very near"
+    fitted = background_inverse_depth(with_mover, usable)
+    assert np.abs(fitted - plane).max() < 0.02
+    holes = usable.copy()
+    holes[:, :40] = False  # a blank band: the fit carries the plane across it
+    assert np.abs(background_inverse_depth(plane, holes) - plane)[:, 40:].max() < 1e-4
+    assert background_inverse_depth(plane, np.zeros_like(usable)).shape == plane.shape
+
+
+def test_nan_median_matches_numpy():
+    rng = np.random.default_rng(4)
+    values = rng.normal(size=(7, 9, 31))
+    values[rng.random(values.shape) < 0.4] = np.nan
+    values[0, 0] = np.nan
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        expected = np.nanmedian(values, axis=-1)
+    np.testing.assert_allclose(nan_median(values), expected, equal_nan=True)
+
+
+def test_invert_background_round_trip():
+    model = epipolar_model()
+    back = invert_background(invert_background(model))
+    np.testing.assert_allclose(back.rotation, model.rotation)
+    np.testing.assert_allclose(back.translation, model.translation)
+    rho = np.full((SIZE[1], SIZE[0]), 0.2, np.float32)
+    forward = static_flow(model, rho)
+    x, y = 80, 45
+    target = np.array([x, y]) + forward[y, x]
+    # the inverse model at the target takes the pixel back (its inverse depth in b differs)
+    inverse = invert_background(model)
+    point_b = model.rotation @ (np.linalg.solve(model.intrinsics, [x, y, 1.0]) / 0.2) + model.translation
+    flow_back = static_flow(inverse, np.full_like(rho, 1.0 / point_b[2]))
+    np.testing.assert_allclose(target + flow_back[int(round(target[1])), int(round(target[0]))], [x, y], atol=0.6)
+    planar = BackgroundMotion("planar", (np.diag([1.0, 1.0, 1.0]) + np.eye(3) * 0,))
+    assert invert_background(planar).kind == "planar"
+
+
+def test_background_flow_planar_takes_the_nearest_plane():
+    left = np.array([[1, 0, 2.0], [0, 1, 0], [0, 0, 1]])
+    right = np.array([[1, 0, -3.0], [0, 1, 0], [0, 0, 1]])
+    flow = np.zeros((20, 30, 2), np.float32)
+    flow[:, :15, 0], flow[:, 15:, 0] = 2.0, -3.0
+    model = BackgroundMotion("planar", (left, right))
+    np.testing.assert_allclose(background_flow(flow, model, np.ones((20, 30), bool)), flow, atol=1e-5)
+    np.testing.assert_allclose(homography_flow(left, (30, 20))[..., 0], 2.0, atol=1e-5)
+
+
+def test_background_flow_epipolar_explains_a_static_scene_not_a_mover():
+    model = epipolar_model()
+    yy, xx = np.mgrid[0:SIZE[1], 0:SIZE[0]]
+    rho = (0.02 + 0.0005 * yy).astype(np.float32)  # background flow 7–16 px
+    flow = static_flow(model, rho)
+    mover = np.zeros(rho.shape, bool)
+    mover[30:60, 60:80] = True
+    moved = flow.copy()
+    moved[mover] += [8.0, 0.0]  # along the epipolar lines (t is mostly sideways)
+    config = ClassicTrackerConfig()
+    predicted = background_flow(moved, model, np.ones(rho.shape, bool), config)
+    residual = relative_residual(moved, predicted, config.flow_error_fraction)
+    assert np.median(residual[mover]) > 1.5
+    assert np.percentile(residual[~mover], 95) < 0.3
+
+
+def test_fit_background_planes_few_points_is_identity():
+    planes = fit_background_planes(np.zeros((3, 2), np.float32), np.ones((3, 2), np.float32), (64, 64))
+    np.testing.assert_array_equal(planes[0], np.eye(3))
+
+
+def test_relative_residual_scales_with_background_motion():
+    flow = np.zeros((2, 2, 2), np.float32)
+    predicted = np.array([[[0, 0], [10, 0]], [[0, 0], [0, 0]]], np.float32)
+    residual = relative_residual(flow, predicted, 0.1)
+    np.testing.assert_allclose(residual, [[0, 5], [0, 0]])

@@ -1,0 +1,119 @@
+"""Tests of tracking/classic/segment.py: moving components, splitting by motion, filled masks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recon4d.tracking.classic.config import ClassicTrackerConfig
+from recon4d.tracking.classic.segment import (
+    bimodal,
+    detect_moving_regions,
+    fill_mask,
+    moving_components,
+    split_by_motion,
+    two_means,
+)
+
+HEIGHT, WIDTH = 60, 80
+
+
+def two_blocks(gap: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A moving mask of two touching 20 × 20 squares (``gap`` px apart) and flow (left square +x, right −x)."""
+    moving = np.zeros((HEIGHT, WIDTH), bool)
+    moving[20:40, 10:30] = True
+    moving[20:40, 30 + gap:50 + gap] = True
+    flow = np.zeros((HEIGHT, WIDTH, 2), np.float32)
+    flow[:, :30 + gap // 2, 0] = 3.0
+    flow[:, 30 + gap // 2:, 0] = -3.0
+    return moving, flow
+
+
+def test_two_means_is_deterministic_and_finds_two_groups():
+    rng = np.random.default_rng(0)
+    vectors = np.concatenate([rng.normal([3, 0], 0.2, (100, 2)), rng.normal([-3, 0], 0.2, (60, 2))])
+    centres, labels = two_means(vectors)
+    assert sorted(np.round(centres[:, 0]).tolist()) == [-3, 3]
+    assert np.bincount(labels).tolist() in ([100, 60], [60, 100])
+    again, labels_again = two_means(vectors)
+    np.testing.assert_array_equal(labels, labels_again)
+    np.testing.assert_array_equal(centres, again)
+
+
+def test_bimodal_tells_two_groups_from_a_gradient():
+    rng = np.random.default_rng(1)
+    groups = np.concatenate([rng.normal([2, 0], 0.1, (200, 2)), rng.normal([-2, 0], 0.1, (200, 2))])
+    centres, _ = two_means(groups)
+    assert bimodal(groups, centres)
+    gradient = np.stack([np.linspace(-2, 2, 400), np.zeros(400)], -1)  # a rolling ball: top fast, bottom still
+    centres, _ = two_means(gradient)
+    assert not bimodal(gradient, centres)
+    assert not bimodal(gradient, np.zeros((2, 2)))
+
+
+def test_split_by_motion_separates_touching_movers():
+    moving, flow = two_blocks()
+    parts = split_by_motion(moving, moving, flow, flow, min_area=20)
+    assert len(parts) == 2
+    boxes = sorted((np.argwhere(p)[:, 1].min(), np.argwhere(p)[:, 1].max()) for p in parts)
+    assert boxes == [(10, 29), (30, 49)]
+    assert sum(np.count_nonzero(p) for p in parts) == np.count_nonzero(moving)
+
+
+def test_split_by_motion_keeps_one_mover_whole():
+    moving, flow = two_blocks()
+    same = np.zeros_like(flow)
+    same[..., 0] = 3.0
+    assert len(split_by_motion(moving, moving, same, same, min_area=20)) == 1
+    # a rigid object moving as one in the image, whose compensated velocity differs between
+    # its top (against a far wall) and bottom (against the ground): still one
+    compensated = same.copy()
+    compensated[:30] += [2.0, 0.0]
+    assert len(split_by_motion(moving, moving, same, compensated, min_area=20)) == 1
+    # a limb slower than the body by less than split_min_relative of the body's speed
+    slow = same.copy()
+    slow[:, 30:, 0] = 2.0
+    assert len(split_by_motion(moving, moving, slow, slow, min_area=20)) == 1
+    # a gradient (rolling) is not two movers
+    rolling = np.zeros_like(flow)
+    rolling[..., 0] = np.linspace(0, 6, HEIGHT)[:, None]
+    assert len(split_by_motion(moving, moving, rolling, rolling, min_area=20)) == 1
+    # parts too small
+    assert len(split_by_motion(moving, moving, flow, flow, min_area=500)) == 1
+
+
+def test_split_by_motion_ignores_still_margin_pixels():
+    moving, flow = two_blocks()
+    region = np.zeros_like(moving)
+    region[15:45, 5:55] = True  # the closing's margin around the two movers: not moving
+    parts = split_by_motion(region, moving, flow, flow, min_area=20)
+    assert len(parts) == 2
+    assert sum(np.count_nonzero(p) for p in parts) == np.count_nonzero(region)
+
+
+def test_moving_components_and_detections():
+    moving, flow = two_blocks(gap=20)
+    moving[2, 2] = True  # speckle, removed by the opening
+    config = ClassicTrackerConfig(close_fraction=0.01)
+    components = moving_components(moving, config)
+    assert len(components) == 2
+    detections = detect_moving_regions(moving, config)
+    assert len(detections) == 2 and all(d.mask.any() for d in detections)
+    np.testing.assert_array_equal(sorted(d.box.tolist() for d in detections),
+                                  [[10, 20, 30, 40], [50, 20, 70, 40]])
+    touching, touching_flow = two_blocks()
+    assert len(detect_moving_regions(touching, config)) == 1
+    assert len(detect_moving_regions(touching, config, touching_flow, touching_flow)) == 2
+    assert detect_moving_regions(np.zeros((HEIGHT, WIDTH), bool), config) == []
+
+
+def test_fill_mask_fills_holes_or_takes_the_hull():
+    corner = np.zeros((20, 20), bool)
+    corner[5:15, 5] = corner[5, 5:15] = True  # an L: 19 of its box's 100 pixels
+    assert fill_mask(corner, 0.1).sum() == 19  # dense enough: kept as it is
+    hull = fill_mask(corner, 0.35)  # too sparse: its convex hull, the triangle
+    assert hull[corner].all() and 50 <= hull.sum() <= 60 and not hull[14, 14]
+    ring = np.zeros((20, 20), bool)
+    ring[4:16, 4:16] = True
+    ring[7:13, 7:13] = False
+    assert fill_mask(ring, 0.35).sum() == 144  # the hole is filled
+    assert not fill_mask(np.zeros((5, 5), bool), 0.35).any()
