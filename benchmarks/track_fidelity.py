@@ -23,6 +23,7 @@ Rendered scenes are cached in ``--cache`` (rendering takes ~13 s a scene).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import time
@@ -100,11 +101,18 @@ def main() -> None:
     parser.add_argument("--video-frames", type=int, default=48)
     parser.add_argument("--size", default="640x360")
     parser.add_argument("--tracker", default="classic")
+    parser.add_argument("--tracker-class", default=None,
+                        help="module:Class of a tracker to run instead of --tracker (e.g. another version of the "
+                             "classic tracker on PYTHONPATH, to compare in one run)")
     parser.add_argument("-O", dest="options", action="append", default=[], help="tracker option key=value")
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "recon4d_track_bench")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
-    cls = resolve_backend("track", args.tracker, Path(args.cache) / "no_weights").spec.load_class()
+    if args.tracker_class:
+        module, _, name = args.tracker_class.partition(":")
+        cls = getattr(importlib.import_module(module), name)
+    else:
+        cls = resolve_backend("track", args.tracker, Path(args.cache) / "no_weights").spec.load_class()
     tracker = cls.from_config(parse_options(args.options), "cpu")
 
     per_scene = []
@@ -145,7 +153,7 @@ def main() -> None:
     n_scenes = max(len(per_scene), 1)
     print(json.dumps({
         "benchmark": "track_fidelity",
-        "tracker": args.tracker, "options": parse_options(args.options),
+        "tracker": args.tracker_class or args.tracker, "options": parse_options(args.options),
         "video": f"{width}x{height}, {args.video_frames} frames; {args.frames} sampled",
         "recall": totals["matched"] / max(totals["gt"], 1),
         "precision": totals["matched"] / max(totals["tracks"], 1),

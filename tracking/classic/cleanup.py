@@ -46,7 +46,7 @@ def travel(track: Track, motion: MotionField) -> float:
     """Farthest a track's box centre gets from where it started, against the background, px.
 
     Over consecutive detected frames t → t + 1 whose boxes keep their width and height
-    within 30 %, the centre's displacement minus the background's displacement there (the
+    (within 50 % or 4 px), the centre's displacement minus the background's displacement there (the
     median of ``image_flow − velocity`` under the mask) is summed; the result is the largest
     distance of the running sum from 0. A mover walks
     away from its start; the ghost a mover leaves where it was, or a patch of flow error,
@@ -56,7 +56,7 @@ def travel(track: Track, motion: MotionField) -> float:
     position, farthest = np.zeros(2), 0.0
     for t, following in zip(frames[:-1], frames[1:]):
         sizes = [track.boxes[k][2:] - track.boxes[k][:2] for k in (t, following)]
-        if following != t + 1 or np.any(np.abs(sizes[1] - sizes[0]) > 0.3 * np.maximum(sizes[0], 1.0)):
+        if following != t + 1 or np.any(np.abs(sizes[1] - sizes[0]) > np.maximum(0.5 * sizes[0], 4.0)):
             continue  # a box that changes shape moves its centre without the object moving
         mask = track.masks[t]
         background = np.median((motion.image_flow[t] - motion.velocity[t])[mask], axis=0) if mask.any() else 0.0

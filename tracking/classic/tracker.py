@@ -3,60 +3,59 @@
 The ``classic`` track backend (DESIGN §4). At a reduced working resolution (long side
 ``work_long_side``), for each pair of consecutive sampled frames:
 
-1. Background motion: Shi–Tomasi corners tracked with pyramidal Lucas–Kanade (forward–
-   backward checked) are fitted with a RANSAC homography, the dominant plane. When the
-   camera moves, up to ``max_planes − 1`` further homographies are fitted to the corners
-   left over, each kept only when its inliers are many and spread over the image (a
-   second scene plane such as a wall, never a compact moving object).
-2. Residual motion: dense DIS optical flow (full resolution, dense patches) minus the
-   nearest plane's displacement field, in both directions. A frame's residual is the
-   mean over its two neighbours of the directions whose flow passes the forward–backward
-   test (background a mover covers is an occlusion, not motion); blank pixels, where
-   flow is not observable, count as still.
-3. Motion mask: residual above max(``residual_floor_px``, median + ``residual_sigma`` ·
-   1.4826 · MAD over the frame's textured pixels), opened and closed with elliptic
-   kernels, split into connected components; components under ``min_area_fraction`` of
-   the frame are noise.
-4. Tracks: each live track's mask is carried to the next frame by the median flow under
-   it and matched to that frame's components (Hungarian on IoU, with centre proximity
-   and, for movers that jump further than their size between sampled frames, colour
-   histograms). A component holding two tracks' carried masks (movers that touch) is
-   split between them. An unmatched track coasts on its median flow for up to
-   ``max_coast`` frames while its colours stay put (an object that stops moving stays
-   where it stopped; one that left is dropped), also backwards before its first
-   detection; a lost track may be revived by a later component that looks like it, and
-   fragments of one mover are joined afterwards. Tracks detected in too few frames
-   (``min_frames``, ``min_frame_fraction``) or without moving corners to back their dense
-   motion (``min_point_support``; dense flow errs on repetitive texture, sparse corner
-   tracks rarely do) are dropped.
-5. Masks at the clip frame size: the component with its holes filled, or its convex hull
-   when that covers less than ``min_fill`` of its box (sparse motion); boxes are the
-   masks' bounding boxes in source-video pixels.
-6. Labels: a track is a "person" agent when person evidence covers at least
-   ``person_min_fraction`` of its detected frames, else an "object" (non-agent).
-   Evidence is OpenCV's HOG people detector overlapping its box where the installed
-   OpenCV has one (``cv2.HOGDescriptor``, the 4.x wheels). OpenCV 5 no longer ships HOG
-   in its main module; there the weights-free fallback is shape: a box at least
-   ``person_min_aspect`` times taller than wide (upright people; a crouching person or a
-   dog facing the camera fools it).
+1. Background motion (:mod:`~recon4d.tracking.classic.background`): Shi–Tomasi corners
+   tracked with pyramidal Lucas–Kanade (forward–backward checked) are fitted with a RANSAC
+   homography and a MAGSAC++ essential matrix (focal length from ``fov_deg``). A still or
+   only turning camera, or a flat scene, keeps the homography model (with up to
+   ``max_planes`` planes); a camera that translates over a 3D scene gets the epipolar
+   model: every static pixel moves along its epipolar line by an amount set by its inverse
+   depth, and the background's inverse depth is fitted locally by robust affine functions
+   (the inverse depth of a plane is affine in the pixel), so the ground, walls and far
+   things each predict their own flow, while a mover, whose flow implies a depth unlike its
+   surroundings, stands out (plane + parallax, not a single homography).
+2. Residual motion (:mod:`~recon4d.tracking.classic.motion`): dense DIS optical flow in
+   both directions minus the background's predicted flow, divided by 1 +
+   ``flow_error_fraction`` · |background flow| (flow errs in proportion to what it
+   measures); a frame's residual is the mean over its two neighbours of the directions
+   whose flow passes the forward–backward test; blank pixels and the border band
+   (``border_fraction``) count as still.
+3. Detections (:mod:`~recon4d.tracking.classic.segment`): residual above max(
+   ``residual_floor_px``, median + ``residual_sigma`` · 1.4826 · MAD), opened and closed,
+   split into connected components, and each component split again where its pixels move
+   as two groups (movers that touch; a rigid object moves as one in the image).
+4. Tracks (:mod:`~recon4d.tracking.classic.association`): each live track's mask is
+   carried on the flow and compared pixel by pixel with the frame's detections; a
+   detection holding several tracks that move differently is shared between them, pieces
+   of one track's object are joined, the rest is a Hungarian assignment on mask IoU and
+   colour with gates; unmatched tracks coast while their colours stay put; lost tracks may
+   be revived on their velocity and colours.
+5. Clean-up (:mod:`~recon4d.tracking.classic.cleanup`): fragments of one mover are
+   stitched; tracks detected too briefly (``min_frames``, ``min_frame_fraction``), without
+   moving corners (``min_point_support``) or that never move away from their start against
+   the background (``min_travel``: ghosts, flow errors) are dropped; small tracks clinging
+   to a larger one join it, pieces of another are dropped; each track is carried back
+   before its first detection, out of the track it was merged with.
+6. Masks at the clip frame size: the mask with its holes filled, or its convex hull when
+   that covers less than ``min_fill`` of its box; boxes are the masks' bounding boxes in
+   source-video pixels.
+7. Labels (:mod:`~recon4d.tracking.classic.people`): OpenCV's HOG people detector on crops
+   around a track's box in up to ``person_samples`` frames; "person" when it finds a person
+   in enough of them and the box is upright, else "object" (cars, dogs and balls are not
+   called people; object is the honest label without evidence).
 
 User boxes (``boxes`` option, ``--boxes file.json``) bypass discovery: each box is carried
 forwards and backwards through the clip by LK tracks inside it (median translation, scale
 from the median ratio of pairwise distances; points moving with the background are set
 aside when enough others move differently), and its masks are the filled boxes.
 
-Limits: movers that touch for the whole clip (a hand and the cup it holds) are one
-object; a limb that moves apart from a still body can become a track of its own; a
-person who barely moves is not found; with a moving camera, strong parallax
-that no plane explains can make short-lived false movers (most are dropped as too brief).
-
-The steps live in modules of their own: :mod:`recon4d.tracking.classic.motion` (working
-resolution, background planes, residual flow and its threshold: steps 1–3),
-:mod:`recon4d.tracking.classic.association` (moving regions, tracks, filled masks: steps 3–5),
-:mod:`recon4d.tracking.classic.user_boxes` (the box format and its propagation),
-:mod:`recon4d.tracking.classic.boxes` (box helpers) and :mod:`recon4d.tracking.classic.config`
-(:class:`ClassicTrackerConfig`). This module holds the labels (step 6) and
-:class:`ClassicTracker`, which runs them.
+Limits (measured with ``benchmarks/track_fidelity.py``): movers that touch and move alike
+for the whole clip (a group walking together, a hand and the cup it holds) are one track;
+a person who barely moves is not found (nor is anything that never moves ``min_travel``
+of its size); a mover covering most of a depth window (a close-up under a walking camera)
+is partly taken for background; a mover walking exactly along its epipolar line at the
+depth of what is behind it looks static for that pair; shadows move with their casters
+and are part of their boxes; the person detector is HOG (upright, unoccluded people).
+Sizes in metres are unknown here (tracking runs before reconstruction).
 
     ClassicTracker.from_config({"min_frames": 3}, "cpu").track(clip) -> Tracks2D
     load_user_boxes("boxes.json") -> list[dict]
@@ -64,6 +63,7 @@ resolution, background planes, residual flow and its threshold: steps 1–3),
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -132,6 +132,9 @@ class ClassicTracker:
         self.user_boxes = validate_user_boxes(boxes) if boxes else []
         self.people = people
         """Optional people detector ``frame (H, W, 3) → (N, 4) xyxy``; overrides HOG/shape."""
+        self.last_stage_seconds: dict[str, float] = {}
+        """Seconds of each step of the last discovery (motion, segment, associate, cleanup, masks,
+        people), for benchmarks."""
 
     @classmethod
     def from_config(cls, options: dict, device: str = "cpu") -> "ClassicTracker":
@@ -160,10 +163,24 @@ class ClassicTracker:
 
     def _discover(self, clip: Clip, images: np.ndarray, gray: np.ndarray, size: tuple[int, int], progress) -> Tracks2D:
         config, n_frames = self.config, clip.n_frames
+        seconds: dict[str, float] = {}
+        started = time.perf_counter()
+
+        def lap(step: str) -> None:
+            nonlocal started
+            now = time.perf_counter()
+            seconds[step] = now - started
+            started = now
+
         motion = compute_motion(gray, config, progress)
-        detections = [detect_moving_regions(motion.moving[t], config, motion.image_flow[t], motion.velocity[t]) if motion.moving[t].any() else []
-                      for t in range(n_frames)]
-        tracks = clean_tracks(associate(detections, motion, images, config), motion, images, config)
+        lap("motion")
+        detections = [detect_moving_regions(motion.moving[t], config, motion.image_flow[t], motion.velocity[t])
+                      if motion.moving[t].any() else [] for t in range(n_frames)]
+        lap("segment")
+        tracks = associate(detections, motion, images, config)
+        lap("associate")
+        tracks = clean_tracks(tracks, motion, images, config)
+        lap("cleanup")
         n_tracks = len(tracks)
         boxes = np.full((n_tracks, n_frames, 4), np.nan)
         visible = np.zeros((n_tracks, n_frames), bool)
@@ -178,9 +195,12 @@ class ClassicTracker:
                 visible[k, t] = True
                 masks[k, t] = _resize_mask(mask, clip.image_size)
             detected[k, sorted(track.detected)] = True
+        lap("masks")
         work_scale = np.array([clip.image_size[0] / size[0], clip.image_size[1] / size[1]] * 2)
         looked, evidence = person_evidence(boxes * work_scale, detected & visible, clip.frames, config, self.people)
         categories, is_agent = label_tracks(looked, evidence, boxes, detected & visible, config)
+        lap("people")
+        self.last_stage_seconds = seconds
         return Tracks2D(ids=np.arange(n_tracks), categories=categories, is_agent=is_agent,
                         boxes_xyxy=_to_source(boxes, size, clip.source_size).astype(np.float32),
                         visible=visible, masks=masks)
