@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 
@@ -191,3 +193,20 @@ def test_clean_tracks_drops_brief_and_still_tracks():
     brief = make_track({0: square(80, 45), 1: square(82, 45)})
     kept = clean_tracks(tracks + [brief], motion, frames, config)
     assert len(kept) == 2 and brief not in kept
+
+
+def test_clean_tracks_keeps_a_steady_mover_that_moves_in_place():
+    """A track detected in every frame that wobbles a little (a person bending) needs only
+    min_steady_travel; the same wobble seen in a third of the frames (a ghost) is dropped."""
+    frames, motion, _, _, _ = crossing()
+    n_frames = frames.shape[0]
+    wobble = {t: square(40 + 3.0 * (t % 2), 40, 14) for t in range(n_frames)}  # 3 px of a 20 px diagonal
+    flicker = {t: square(70 + 3.0 * (t % 2), 40, 14) for t in range(0, n_frames, 3)}
+    config = ClassicTrackerConfig(min_area_fraction=0.001, min_frames=2, min_frame_fraction=0.0,
+                                  min_point_support=0.0)
+    steady, ghost = make_track(wobble), make_track(flicker)
+    assert 0.1 * 19.8 <= travel(steady, motion) < 0.3 * 19.8
+    kept = clean_tracks([steady, ghost], motion, frames, config)
+    assert steady in kept and ghost not in kept
+    strict = clean_tracks([make_track(wobble)], motion, frames, replace(config, min_steady_travel=0.3))
+    assert strict == []  # at the usual travel the wobble is too little

@@ -17,6 +17,7 @@ from recon4d.tracking.classic.motion import compute_motion, inside, pair_motion,
 from recon4d.tracking.classic.tracker import ClassicTracker
 from recon4d.tracking.classic.user_boxes import UserBoxesError, load_user_boxes, validate_user_boxes
 from recon4d.types import Clip
+from tests.conftest import missing_shared_data
 from tests.tracking.plane_scenes import walking_scene
 
 SEEDS = (0, 1, 2, 3)
@@ -302,7 +303,7 @@ def test_sample_video_person_and_dog(shared_data):
 
     video = shared_data / "videos" / "01_dog.mp4"
     if not video.is_file():
-        pytest.skip(f"{video} is absent")
+        missing_shared_data(str(video))
     tracks = ClassicTracker().track(read_clip(video, n_frames=16))
     assert tracks.n_objects >= 2
     assert "person" in tracks.categories

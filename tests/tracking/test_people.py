@@ -103,3 +103,22 @@ def test_hog_on_a_crop_finds_nothing_in_a_blank_frame():
     found = crop_people(np.full((200, 200, 3), 128, np.uint8), np.array([80.0, 40.0, 120.0, 160.0]),
                         hog_people_detector())
     assert found.shape == (0, 4)
+
+
+def test_auto_evidence_counts_a_slim_box_the_detector_misses():
+    """HOG misses bent or side-on people: with "auto" a standing person's slim box is evidence on
+    its own, a dog's or a car's box never is; with "hog" only the detector counts."""
+    boxes = np.zeros((2, 6, 4))
+    boxes[0] = [10, 10, 30, 70]   # 3 × taller than wide
+    boxes[1] = [50, 50, 90, 80]   # wider than tall
+    detected = np.ones((2, 6), bool)
+    frames = np.zeros((6, 120, 120, 3), np.uint8)
+    nobody = lambda image: np.zeros((0, 4))  # noqa: E731
+    looked, evidence = person_evidence(boxes, detected, frames, ClassicTrackerConfig(), people=nobody)
+    assert looked.all() and evidence[0].all() and not evidence[1].any()
+    categories, _ = label_tracks(looked, evidence, boxes, detected, ClassicTrackerConfig())
+    assert categories == ("person", "object")
+    if hog_available():
+        _, evidence = person_evidence(boxes, detected, frames, ClassicTrackerConfig(person_detector="hog"),
+                                      people=nobody)
+        assert not evidence.any()

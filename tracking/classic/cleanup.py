@@ -227,6 +227,12 @@ def _median_diagonal(track: Track) -> float:
     return float(np.median([np.linalg.norm(track.boxes[t][2:] - track.boxes[t][:2]) for t in track.detected]))
 
 
+def _min_travel(track: Track, n_frames: int, config: ClassicTrackerConfig) -> float:
+    """Least travel in box diagonals: ``min_steady_travel`` for tracks detected in most frames."""
+    steady = len(track.detected) >= config.steady_fraction * n_frames
+    return config.min_steady_travel if steady else config.min_travel
+
+
 def clean_tracks(tracks: list[Track], motion: MotionField, images: np.ndarray,
                  config: ClassicTrackerConfig = ClassicTrackerConfig()) -> list[Track]:
     """Stitch fragments, drop weak tracks, absorb fragments, drop duplicates, extend the rest backwards.
@@ -236,7 +242,8 @@ def clean_tracks(tracks: list[Track], motion: MotionField, images: np.ndarray,
     (``MotionField.moving_points``) in fewer than ``min_point_support`` of their detected
     frames (dense-flow errors on repetitive texture, which sparse corner tracks do not
     share), or whose box never gets ``min_travel`` of its diagonal away from where it
-    started against the background (:func:`travel`) are dropped. Returns the tracks in
+    started against the background (:func:`travel`; ``min_steady_travel`` for tracks detected
+    in at least ``steady_fraction`` of the frames) are dropped. Returns the tracks in
     order of first appearance.
     """
     n_frames, height, width = images.shape[:3]
@@ -247,7 +254,7 @@ def clean_tracks(tracks: list[Track], motion: MotionField, images: np.ndarray,
             if len(track.detected) >= min_frames
             and np.median([track.masks[t].sum() for t in track.detected]) >= min_area
             and point_support(track, motion.moving_points) >= config.min_point_support
-            and travel(track, motion) >= config.min_travel * _median_diagonal(track)]
+            and travel(track, motion) >= _min_travel(track, n_frames, config) * _median_diagonal(track)]
     kept = drop_duplicates(absorb_fragments(kept, config), config)
     extend_backwards(kept, motion, images, config)
     kept.sort(key=lambda track: (min(track.boxes), -len(track.detected)))

@@ -81,8 +81,12 @@ class ClassicTrackerConfig:
     """...or than this fraction of the clip's frames are dropped (flickering false movers)."""
     min_point_support: float = 0.3
     """...or whose masks hold moving corners in fewer than this fraction of detected frames."""
-    min_travel: float = 0.1
-    """...or whose box never gets this many diagonals from its start against the background (ghosts, flow errors)."""
+    min_travel: float = 0.3
+    """...or whose box never gets this many diagonals from its start against the background (ghosts, flow errors)..."""
+    steady_fraction: float = 0.75
+    """...except tracks detected in at least this fraction of the clip's frames, which need only..."""
+    min_steady_travel: float = 0.1
+    """...this many diagonals (a person bending or waving in place moves little; ghosts and flow errors flicker)."""
     max_coast: int = 4
     """Frames a track is carried on its median flow without a matching detection."""
     coast_max_changed: float = 0.2
@@ -112,7 +116,7 @@ class ClassicTrackerConfig:
     """Box height / width of a standing person (the shape evidence when OpenCV has no HOG)."""
     person_min_upright: float = 1.2
     """A person's median box is at least this many times taller than wide (dogs, cars and balls are not)."""
-    person_samples: int = 8
+    person_samples: int = 16
     """Detected frames per track the person detector looks at (spread over the track)."""
     hog_hit_threshold: float = -0.3
     """SVM score a HOG window needs; OpenCV's 0 misses most people in ordinary video (slim or
@@ -140,7 +144,7 @@ class ClassicTrackerConfig:
             fail(f"min_frames must be ≥ 1 and max_coast ≥ 0, got {self.min_frames} and {self.max_coast}.")
         for name in ("plane_min_fraction", "plane_min_spread", "min_area_fraction", "min_frame_fraction",
                      "min_point_support", "coast_max_changed", "planar_inlier_ratio", "duplicate_min_frames", "hidden_min_similarity", "fragment_max_area", "border_fraction", "colour_min_similarity", "match_iou", "min_fill",
-                     "person_min_fraction", "person_weak_fraction"):
+                     "person_min_fraction", "person_weak_fraction", "steady_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 fail(f"{name} must lie in [0, 1], got {getattr(self, name)}.")
         if self.person_detector not in _PERSON_DETECTORS:

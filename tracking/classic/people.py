@@ -9,8 +9,9 @@ A track is a "person" agent when HOG finds an upright person on its box in at le
 ``person_min_fraction`` of the sampled frames and its box is upright (median height / width
 at least ``person_min_upright``: a dog, a car or a ball is wider than tall or square), or in
 at least ``person_weak_fraction`` of them when its box is as slim as a standing person
-(``person_min_aspect``); else it is an "object", the honest label when the evidence is not
-there. OpenCV 5 no longer ships HOG
+(``person_min_aspect``); with ``person_detector="auto"`` a looked-at frame whose box is that slim
+is evidence too (HOG misses bent, side-on and small people; cars, dogs and balls are never that
+slim). Otherwise it is an "object", the honest label when the evidence is not there. OpenCV 5 no longer ships HOG
 in its main module: there, and with ``person_detector="shape"``, the evidence is shape alone
 (a box at least ``person_min_aspect`` times taller than wide), which a tall box or a dog
 facing the camera can fool.
@@ -116,7 +117,8 @@ def person_evidence(boxes: np.ndarray, detected: np.ndarray, frames: np.ndarray 
     boxes: (K, T, 4) xyxy in ``frames`` pixels; detected: (K, T) frames with a detection;
     frames: (T, H, W, 3) uint8 RGB. With a detector (``people``, else HOG where OpenCV has
     it and ``person_detector`` is "hog" or "auto") it runs on :func:`crop_people` crops in
-    up to ``person_samples`` detected frames per track (``looked``); with "shape" (or "auto"
+    up to ``person_samples`` detected frames per track (``looked``), and with "auto" a looked-at
+    frame whose box is at least ``person_min_aspect`` times taller than wide counts too; with "shape" (or "auto"
     without HOG) every detected frame is looked at and counts when its box is at least
     ``person_min_aspect`` times taller than wide; with "none" nothing is looked at.
     """
@@ -133,6 +135,11 @@ def person_evidence(boxes: np.ndarray, detected: np.ndarray, frames: np.ndarray 
         for t in sample_frames(np.flatnonzero(detected[k]), config.person_samples):
             looked[k, t] = True
             evidence[k, t] = _supports(boxes[k, t], crop_people(frames[t], boxes[k, t], detect))
+    if kind == "auto":
+        # HOG misses bent, side-on and small people; a box as slim as a standing person is
+        # evidence too (cars, dogs and balls never are that slim)
+        aspect = (boxes[..., 3] - boxes[..., 1]) / np.maximum(boxes[..., 2] - boxes[..., 0], 1e-6)
+        evidence |= looked & (np.nan_to_num(aspect) >= config.person_min_aspect)
     return looked, evidence
 
 

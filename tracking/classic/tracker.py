@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
