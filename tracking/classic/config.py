@@ -65,7 +65,7 @@ class ClassicTrackerConfig:
     """Pixels with less texture (mean Sobel magnitude over 5 × 5, grey levels) show no motion."""
     min_area_fraction: float = 0.001
     """Components (and tracks, by median area) smaller than this fraction of the frame are dropped."""
-    close_fraction: float = 0.025
+    close_fraction: float = 0.012
     """Diameter of the closing kernel as a fraction of the working long side."""
     split_min_px: float = 1.0
     """A moving region splits in two when the two groups' mean velocities differ by this many px per step..."""
