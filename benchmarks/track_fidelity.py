@@ -13,11 +13,16 @@ the ground truth on the sampled frames:
   the one it was last matched to;
 - labels: over matched pairs, the fraction whose person / not-person label is right, and the
   tracks labelled ``person`` that match a non-person (``false_person``);
-- seconds of the tracker per clip, and per stage of the classic tracker when it reports them.
+- seconds of the tracker per clip (wall and CPU time of the process), and per stage of the
+  classic tracker when it reports them;
+- with ``--baseline-class module:Class`` a second tracker (e.g. main's classic tracker copied
+  under another package name) runs on every clip in turns with the first, so both see the same
+  machine load, and the speed-ups baseline / tracker are reported.
 
 Rendered scenes are cached in ``--cache`` (rendering takes ~13 s a scene).
 
     python benchmarks/track_fidelity.py [--seeds 0 1 2 3] [--cameras static moving] [-O work_long_side=320]
+    PYTHONPATH=/tmp/old python benchmarks/track_fidelity.py --baseline-class old_classic.tracker:ClassicTracker
 """
 
 from __future__ import annotations
@@ -93,6 +98,63 @@ def parse_options(pairs: list[str]) -> dict:
     return options
 
 
+def load_tracker(name: str, class_path: str | None, options: dict, cache: Path):
+    """The tracker backend ``name``, or ``module:Class`` (importable, e.g. on PYTHONPATH) when given."""
+    if class_path:
+        module, _, attribute = class_path.partition(":")
+        cls = getattr(importlib.import_module(module), attribute)
+    else:
+        cls = resolve_backend("track", name, cache / "no_weights").spec.load_class()
+    return cls.from_config(options, "cpu")
+
+
+def evaluate(tracker, clip, gt) -> dict:
+    """Counts and seconds (wall and CPU of this process) of one tracker on one clip."""
+    frames = clip.frame_index
+    gt_boxes, gt_visible = gt.box_xyxy[:, frames].astype(np.float64), gt.visible[:, frames]
+    started, started_cpu = time.perf_counter(), time.process_time()
+    tracks = tracker.track(clip)
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - started_cpu
+    est_boxes = tracks.boxes_xyxy.astype(np.float64)
+    matched = match_tracks(gt_boxes, gt_visible, est_boxes, tracks.visible)
+    entry = {
+        "gt": gt.n_objects, "tracks": tracks.n_objects, "matched": len(matched),
+        "switches": identity_switches(gt_boxes, gt_visible, est_boxes, tracks.visible),
+        "label_right": sum((tracks.categories[k] == "person") == (gt.categories[g] == "person")
+                           for g, k in matched.items()),
+        "false_person": sum(tracks.categories[k] == "person" and gt.categories[g] != "person"
+                            for g, k in matched.items()),
+        "unmatched_person": sum(tracks.categories[k] == "person" for k in range(tracks.n_objects)
+                                if k not in matched.values()),
+        "seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2),
+        "missed": [gt.categories[g] for g in range(gt.n_objects) if g not in matched],
+    }
+    stage_seconds = getattr(tracker, "last_stage_seconds", None)
+    if stage_seconds:
+        entry["stages_s"] = {k: round(v, 3) for k, v in stage_seconds.items()}
+    return entry
+
+
+def summary(entries: list[dict]) -> dict:
+    """Totals over scenes: recall, precision, switches per 10 matched tracks, labels, seconds per clip."""
+    totals = Counter()
+    for entry in entries:
+        totals.update({k: v for k, v in entry.items() if isinstance(v, (int, float))})
+        for key, value in entry.get("stages_s", {}).items():
+            totals[f"stage_{key}"] += value
+    n_scenes = max(len(entries), 1)
+    return {
+        "recall": totals["matched"] / max(totals["gt"], 1),
+        "precision": totals["matched"] / max(totals["tracks"], 1),
+        "switches_per_10_tracks": 10 * totals["switches"] / max(totals["matched"], 1),
+        "label_accuracy": totals["label_right"] / max(totals["matched"], 1),
+        "false_person": totals["false_person"], "unmatched_person": totals["unmatched_person"],
+        "seconds_per_clip": totals["seconds"] / n_scenes,
+        "cpu_seconds_per_clip": totals["cpu_seconds"] / n_scenes,
+        "stages_s_per_clip": {k[6:]: round(v / n_scenes, 3) for k, v in totals.items() if k.startswith("stage_")},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
@@ -103,67 +165,42 @@ def main() -> None:
     parser.add_argument("--tracker", default="classic")
     parser.add_argument("--tracker-class", default=None,
                         help="module:Class of a tracker to run instead of --tracker (e.g. another version of the "
-                             "classic tracker on PYTHONPATH, to compare in one run)")
+                             "classic tracker on PYTHONPATH)")
+    parser.add_argument("--baseline-class", default=None,
+                        help="module:Class of a second tracker run on every clip in turns with the first (same load; "
+                             "its figures under \"baseline\", with the speed-ups)")
     parser.add_argument("-O", dest="options", action="append", default=[], help="tracker option key=value")
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "recon4d_track_bench")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
-    if args.tracker_class:
-        module, _, name = args.tracker_class.partition(":")
-        cls = getattr(importlib.import_module(module), name)
-    else:
-        cls = resolve_backend("track", args.tracker, Path(args.cache) / "no_weights").spec.load_class()
-    tracker = cls.from_config(parse_options(args.options), "cpu")
+    options = parse_options(args.options)
+    tracker = load_tracker(args.tracker, args.tracker_class, options, Path(args.cache))
+    baseline = load_tracker(args.tracker, args.baseline_class, {}, Path(args.cache)) if args.baseline_class else None
 
-    per_scene = []
-    totals = Counter()
+    per_scene, baseline_scenes = [], []
     for camera in args.cameras:
         for seed in args.seeds:
             video, store = scene_paths(args.cache, seed, camera == "static", width, height, args.video_frames)
-            clip = read_clip(video, n_frames=args.frames)
-            gt = open_scene(store)
-            frames = clip.frame_index
-            gt_boxes, gt_visible = gt.box_xyxy[:, frames].astype(np.float64), gt.visible[:, frames]
-            started = time.perf_counter()
-            tracks = tracker.track(clip)
-            seconds = time.perf_counter() - started
-            est_boxes = tracks.boxes_xyxy.astype(np.float64)
-            matched = match_tracks(gt_boxes, gt_visible, est_boxes, tracks.visible)
-            switches = identity_switches(gt_boxes, gt_visible, est_boxes, tracks.visible)
-            label_right = sum((tracks.categories[k] == "person") == (gt.categories[g] == "person")
-                              for g, k in matched.items())
-            false_person = sum(tracks.categories[k] == "person" and gt.categories[g] != "person"
-                               for g, k in matched.items())
-            counts = {"gt": gt.n_objects, "tracks": tracks.n_objects, "matched": len(matched),
-                      "switches": switches, "label_right": label_right, "false_person": false_person,
-                      "unmatched_person": sum(tracks.categories[k] == "person" for k in range(tracks.n_objects)
-                                              if k not in matched.values())}
-            totals.update(counts)
-            totals["seconds"] += seconds
-            entry = {"camera": camera, "seed": seed, **counts, "seconds": round(seconds, 2),
-                     "gt_categories": list(gt.categories),
-                     "missed": [gt.categories[g] for g in range(gt.n_objects) if g not in matched]}
-            stage_seconds = getattr(tracker, "last_stage_seconds", None)
-            if stage_seconds:
-                entry["stages_s"] = {k: round(v, 3) for k, v in stage_seconds.items()}
-                for key, value in stage_seconds.items():
-                    totals[f"stage_{key}"] += value
-            per_scene.append(entry)
+            clip, gt = read_clip(video, n_frames=args.frames), open_scene(store)
+            where = {"camera": camera, "seed": seed}
+            if baseline is not None and len(per_scene) % 2:  # alternate who goes first
+                baseline_scenes.append({**where, **evaluate(baseline, clip, gt)})
+            per_scene.append({**where, **evaluate(tracker, clip, gt), "gt_categories": list(gt.categories)})
+            if baseline is not None and len(baseline_scenes) < len(per_scene):
+                baseline_scenes.append({**where, **evaluate(baseline, clip, gt)})
 
-    n_scenes = max(len(per_scene), 1)
-    print(json.dumps({
+    result = {
         "benchmark": "track_fidelity",
-        "tracker": args.tracker_class or args.tracker, "options": parse_options(args.options),
+        "tracker": args.tracker_class or args.tracker, "options": options,
         "video": f"{width}x{height}, {args.video_frames} frames; {args.frames} sampled",
-        "recall": totals["matched"] / max(totals["gt"], 1),
-        "precision": totals["matched"] / max(totals["tracks"], 1),
-        "switches_per_10_tracks": 10 * totals["switches"] / max(totals["matched"], 1),
-        "label_accuracy": totals["label_right"] / max(totals["matched"], 1),
-        "false_person": totals["false_person"], "unmatched_person": totals["unmatched_person"],
-        "seconds_per_clip": totals["seconds"] / n_scenes,
-        "stages_s_per_clip": {k[6:]: round(v / n_scenes, 3) for k, v in totals.items() if k.startswith("stage_")},
-        "scenes": per_scene,
-    }, indent=1))
+        **summary(per_scene),
+    }
+    if baseline is not None:
+        result["baseline"] = {"tracker": args.baseline_class, **summary(baseline_scenes), "scenes": baseline_scenes}
+        for key in ("seconds_per_clip", "cpu_seconds_per_clip"):
+            result[f"speedup_{key}"] = round(result["baseline"][key] / max(result[key], 1e-9), 3)
+    result["scenes"] = per_scene
+    print(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":
