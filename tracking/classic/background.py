@@ -213,11 +213,13 @@ def _rotation_and_baseline(model: BackgroundMotion, grid: np.ndarray) -> tuple[n
     return grid @ infinite.T, intrinsics @ model.translation
 
 
-def static_flow(model: BackgroundMotion, inverse_depth_map: np.ndarray) -> np.ndarray:
-    """(h, w, 2) float32 flow of a static scene at inverse depth (h, w) (baseline units) under an epipolar model."""
+def static_flow(model: BackgroundMotion, inverse_depth_map: np.ndarray, terms=None) -> np.ndarray:
+    """(h, w, 2) float32 flow of a static scene at inverse depth (h, w) (baseline units) under an epipolar model.
+
+    ``terms``: (grid, u, v) of :func:`epipolar_terms` for this model and size, when already computed.
+    """
     height, width = inverse_depth_map.shape
-    grid = _grid((width, height))
-    rotated, baseline = _rotation_and_baseline(model, grid)
+    grid, rotated, baseline = terms or epipolar_terms(model, (width, height))
     rho = inverse_depth_map.astype(np.float64)
     denominator = rotated[..., 2] + rho * baseline[2]
     denominator = np.where(np.abs(denominator) < 1e-9, 1e-9, denominator)
@@ -225,7 +227,13 @@ def static_flow(model: BackgroundMotion, inverse_depth_map: np.ndarray) -> np.nd
     return (mapped - grid[..., :2]).astype(np.float32)
 
 
-def inverse_depth(flow: np.ndarray, model: BackgroundMotion) -> tuple[np.ndarray, np.ndarray]:
+def epipolar_terms(model: BackgroundMotion, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(grid (h, w, 3) homogeneous pixels, u = K R K⁻¹ p (h, w, 3), v = K t (3,)) for ``size`` = (w, h)."""
+    grid = _grid(size)
+    return (grid, *_rotation_and_baseline(model, grid))
+
+
+def inverse_depth(flow: np.ndarray, model: BackgroundMotion, terms=None) -> tuple[np.ndarray, np.ndarray]:
     """Inverse depth ρ̂ (h, w) that best explains ``flow`` (h, w, 2) as static, and its sensitivity.
 
     Least squares along the epipolar line: with u = K R K⁻¹ p, v = K t and q = p + flow,
@@ -235,8 +243,7 @@ def inverse_depth(flow: np.ndarray, model: BackgroundMotion) -> tuple[np.ndarray
     near the epipole it vanishes and ρ̂ is noise.
     """
     height, width = flow.shape[:2]
-    grid = _grid((width, height))
-    rotated, baseline = _rotation_and_baseline(model, grid)
+    grid, rotated, baseline = terms or epipolar_terms(model, (width, height))
     target = grid[..., :2] + flow
     a = baseline[:2] - target * baseline[2]
     b = target * rotated[..., 2:3] - rotated[..., :2]
@@ -352,16 +359,17 @@ def background_flow(flow: np.ndarray, model: BackgroundMotion, usable: np.ndarra
                 best = np.where(closer[..., None], field, best)
                 best_error = np.minimum(best_error, error)
         return best
-    rho, sensitivity = inverse_depth(flow, model)
+    terms = epipolar_terms(model, (width, height))
+    rho, sensitivity = inverse_depth(flow, model, terms)
     usable = usable & (sensitivity >= 0.5)
     smoothed = cv2.medianBlur(rho.astype(np.float32), 5)
     predicted = static_flow(model, background_inverse_depth(rho, usable, config.depth_block_px, config.depth_window,
-                                                            smoothed))
+                                                            smoothed), terms)
     residual = relative_residual(flow, predicted, config.flow_error_fraction)
     if usable.any() and config.depth_passes > 1:
         outliers = residual > 3.0 * max(float(np.percentile(residual[usable], 90)), config.residual_floor_px)
         predicted = static_flow(model, background_inverse_depth(rho, usable & ~outliers, config.depth_block_px,
-                                                                config.depth_window, smoothed))
+                                                                config.depth_window, smoothed), terms)
     return predicted
 
 

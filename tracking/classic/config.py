@@ -28,7 +28,7 @@ class ClassicTrackerConfig:
     """Long side of the working resolution (frames are never enlarged)."""
     flow_finest_scale: int = 0
     """Finest pyramid level of the dense flow (0: working resolution, 1: half of it)."""
-    flow_patch_stride: int = 2
+    flow_patch_stride: int = 3
     """Stride of the dense flow's patches at that level, pixels."""
     max_planes: int = 2
     """Background homographies per frame pair (1 = a single plane; more absorb parallax)."""
