@@ -205,8 +205,9 @@ def test_clean_tracks_keeps_a_steady_mover_that_moves_in_place():
     config = ClassicTrackerConfig(min_area_fraction=0.001, min_frames=2, min_frame_fraction=0.0,
                                   min_point_support=0.0)
     steady, ghost = make_track(wobble), make_track(flicker)
-    assert 0.1 * 19.8 <= travel(steady, motion) < 0.3 * 19.8
+    diagonal = 14 * np.sqrt(2)
+    assert config.min_steady_travel * diagonal <= travel(steady, motion) < config.min_travel * diagonal
     kept = clean_tracks([steady, ghost], motion, frames, config)
     assert steady in kept and ghost not in kept
-    strict = clean_tracks([make_track(wobble)], motion, frames, replace(config, min_steady_travel=0.3))
+    strict = clean_tracks([make_track(wobble)], motion, frames, replace(config, min_steady_travel=config.min_travel))
     assert strict == []  # at the usual travel the wobble is too little

@@ -118,7 +118,7 @@ def test_inside_keeps_pixels_away_from_the_border():
 def test_static_camera_recall(static_scenes):
     found = [found_objects(ClassicTracker().track(clip_of(s.frames)), s.scene) for s in static_scenes]
     recall = np.concatenate(found).mean()
-    # Measured 0.68 (15 of 22 objects, seeds 0-3); objects missed are mostly ones that
+    # Measured 0.64 (14 of 22 objects, seeds 0-3); objects missed are mostly ones that
     # overlap another mover in the image for the whole clip, or slow small cones.
     assert recall >= 0.6, [f.tolist() for f in found]
 
@@ -126,8 +126,9 @@ def test_static_camera_recall(static_scenes):
 def test_moving_camera_recall(moving_scenes):
     found = [found_objects(ClassicTracker().track(clip_of(s.frames)), s.scene) for s in moving_scenes]
     recall = np.concatenate(found).mean()
-    # Measured 0.50 (11 of 22): parallax the two background planes miss hides slow movers.
-    assert recall >= 0.4, [f.tolist() for f in found]
+    # Measured 0.59 (13 of 22) with the epipolar background model (0.50 with two planes);
+    # movers that touch another for the whole clip are still one track.
+    assert recall >= 0.5, [f.tolist() for f in found]
 
 
 def test_output_types_shapes_and_source_pixels(static_scenes):

@@ -81,7 +81,7 @@ class ClassicTrackerConfig:
     """...or than this fraction of the clip's frames are dropped (flickering false movers)."""
     min_point_support: float = 0.3
     """...or whose masks hold moving corners in fewer than this fraction of detected frames."""
-    min_travel: float = 0.3
+    min_travel: float = 0.2
     """...or whose box never gets this many diagonals from its start against the background (ghosts, flow errors)..."""
     steady_fraction: float = 0.75
     """...except tracks detected in at least this fraction of the clip's frames, which need only..."""
