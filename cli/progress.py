@@ -19,3 +19,22 @@ def progress_callback(description: str):
             bar.update(task, completed=done, total=total)
 
         yield callback
+
+
+@contextmanager
+def lazy_progress_callback(description: str):
+    """Like :func:`progress_callback`, but the bar appears at the first call, so errors found
+    while a command validates its input are printed without an empty bar above them."""
+    state: dict = {}
+
+    def callback(done: int, total: int) -> None:
+        if "bar" not in state:
+            state["context"] = progress_callback(description)
+            state["bar"] = state["context"].__enter__()
+        state["bar"](done, total)
+
+    try:
+        yield callback
+    finally:
+        if "context" in state:
+            state["context"].__exit__(None, None, None)

@@ -158,7 +158,7 @@ def _scene_progress(total: int):
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--tolerance", default=0.05, show_default=True,
               help="Flag heuristics whose accuracy is farther than this (plus 3 standard errors) from 25%.")
-@click.option("--strict", is_flag=True, help="Exit with code 2 when any heuristic is flagged.")
+@click.option("--strict", is_flag=True, help="Exit with code 1 when any heuristic is flagged.")
 def audit_command(file, tolerance, strict):
     """Score text-only heuristics (longest option, most phases, ...) on a compiled FILE.
 
@@ -169,5 +169,9 @@ def audit_command(file, tolerance, strict):
     result = audit_file(file, tolerance=tolerance)
     click.echo(json.dumps(result, indent=2))
     if strict and result.get("flagged"):
-        raise SystemExit(2)
+        from recon4d.errors import Recon4dError
+
+        raise Recon4dError(f"{file}: {len(result['flagged'])} text-only heuristic(s) are flagged "
+                           f"({', '.join(map(str, result['flagged']))}); the answers can be guessed without the video. "
+                           "Recompile with --distractors mixed or hard.")
 
