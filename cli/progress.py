@@ -38,3 +38,25 @@ def lazy_progress_callback(description: str):
     finally:
         if "context" in state:
             state["context"].__exit__(None, None, None)
+
+
+@contextmanager
+def byte_progress():
+    """``progress(label, total_bytes)`` → a callback ``(done, total)``: one rich bar per file, in bytes."""
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  TimeElapsedColumn(), console=Console(stderr=True)) as bar:
+        tasks: dict[str, object] = {}
+
+        def factory(label: str, total: int | None):
+            task = tasks.get(label)
+            if task is None:
+                task = tasks[label] = bar.add_task(label, total=total)
+
+            def callback(done: int, total_now: int | None) -> None:
+                bar.update(task, completed=done, total=total_now)
+
+            return callback
+
+        yield factory

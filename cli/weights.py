@@ -25,7 +25,8 @@ def weights_group() -> None:
     """List, verify and import the local weight files of the learned backends.
 
     \b
-    Nothing is ever downloaded: fetch the files yourself, then
+    Nothing is downloaded at run time; fetch the files on request, or yourself:
+    recon4d weights download pi3    # from the Hugging Face Hub, checked, then placed
     recon4d weights import pi3 ~/Downloads/model.safetensors
     recon4d weights list            # what goes where, present or not, sha256
     recon4d weights verify          # load every present component on the CPU
@@ -125,3 +126,36 @@ def import_command(name, path, weights_dir, overwrite):
 
     target, summary = import_component(name, path, _root(weights_dir), overwrite=overwrite)
     click.echo(f"installed {target}: {summary}")
+
+
+@weights_group.command("download")
+@click.argument("names", nargs=-1, required=True)
+@_DIR_OPTION
+@click.option("--revision", default=None, help="Branch, tag or commit of every repository instead of the pinned "
+              "one (the pinned sha256 then no longer applies; the Hub's own sha256 is checked).")
+@click.option("--overwrite", is_flag=True, help="Replace weights already in place.")
+def download_command(names, weights_dir, revision, overwrite):
+    """Fetch NAMES (see `recon4d weights list`) from the Hugging Face Hub and install them.
+
+    Each file comes from the repository and revision in recon4d's table (HF_ENDPOINT selects
+    another Hub); an interrupted download continues where it stopped on the next try. A file
+    whose sha256 differs from the pinned one is refused, then the same load check as `weights
+    import` runs; nothing is placed unless everything passes.
+    """
+    from recon4d.cli.progress import byte_progress
+    from recon4d.settings import hub_endpoint, recon4d_home
+    from recon4d.weights import get_component
+    from recon4d.weights_download import download_component
+
+    components = [get_component(name) for name in names]  # unknown names fail before any download
+    root = _root(weights_dir)
+    with byte_progress() as progress:
+        for component in components:
+            target, summary, fetched = download_component(component.name, root, recon4d_home(), hub_endpoint(),
+                                                          revision=revision, overwrite=overwrite, progress=progress)
+            for item in fetched:
+                note = {"pinned": "matches the pinned sha256", "hub": "matches the Hub's sha256 (not pinned)",
+                        "none": "not pinned; the Hub states no sha256 for it"}[item.checked_against]
+                click.echo(f"  {item.hub.repo}/{item.hub.filename}@{revision or item.hub.revision}: sha256 "
+                           f"{item.sha256} ({note})")
+            click.echo(f"installed {target}: {summary}")

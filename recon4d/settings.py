@@ -2,6 +2,8 @@
 
 RECON4D_HOME   root of recon4d's local files (default ~/.cache/recon4d); weights live in
                $RECON4D_HOME/weights.
+HF_ENDPOINT    the Hugging Face Hub `recon4d weights download` fetches from (default
+               https://huggingface.co; tests point it at a local server).
 OPENAI_API_KEY default variable holding the key of an OpenAI-compatible LLM server
                (`recon4d qa --llm-url`); another variable can be named with --llm-key-env.
 """
@@ -18,6 +20,11 @@ def recon4d_home() -> Path:
 
 def weights_dir() -> Path:
     return recon4d_home() / "weights"
+
+
+def hub_endpoint() -> str:
+    """Base URL of the Hugging Face Hub for `recon4d weights download`."""
+    return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
 
 
 def quiet_library_progress() -> None:

@@ -8,8 +8,18 @@ directory ("component") per downloadable artefact; a backend needs one or more o
     sam2/              track  sam2             a SAM2 checkpoint (*.pt), optional config.yaml
     orient-anything/   orient orient-anything  dino_weight.pt (whole model) + dinov2/config.json
 
-Nothing here downloads anything: users fetch the files themselves and copy them into place,
-by hand or with ``recon4d weights import NAME PATH``, which also checks that they load.
+Nothing downloads at run time. Users fetch the files themselves and copy them into place, by
+hand or with ``recon4d weights import NAME PATH``, or ask for them explicitly with ``recon4d
+weights download NAME`` (:mod:`recon4d.weights_download`), which fetches each component's
+:class:`HubFile` list from the Hugging Face Hub; both check that the files load before placing
+them.
+
+Pinning: each Hub file names its repository, revision and, where known, its sha256. The
+sha256 of the public checkpoints could not be looked up when the table was written (no
+network), so they are ``None`` ("not pinned") and the revision is the repository's ``main``;
+a download then checks the file against the sha256 the Hub itself states for large (LFS)
+files and prints the digest it got, so it can be pinned here. A pinned sha256 that differs
+from the downloaded file's always refuses the file.
 """
 
 from __future__ import annotations
@@ -21,8 +31,24 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from recon4d.errors import Recon4dError
+from recon4d.errors import OptionError, Recon4dError
 from recon4d.outputs import atomic_output, write_text
+
+@dataclass(frozen=True)
+class HubFile:
+    """One file of a component on the Hugging Face Hub."""
+
+    repo: str
+    """Repository id, e.g. ``yyfz233/Pi3``."""
+    filename: str
+    """Path of the file in the repository."""
+    target: str
+    """Path of the file inside the component's folder."""
+    sha256: str | None = None
+    """The file's pinned sha256 (None: not pinned; the Hub's own LFS sha256 is checked)."""
+    revision: str = "main"
+    """Branch, tag or commit of the repository."""
+
 
 @dataclass(frozen=True)
 class Component:
@@ -41,6 +67,8 @@ class Component:
     """Where users get it (a description; nothing is ever fetched)."""
     file_name: str | None = None
     """Name a single imported file is stored under (None: keep the file's own name)."""
+    hub: tuple[HubFile, ...] = ()
+    """The files ``recon4d weights download`` fetches (empty: not downloadable)."""
 
     def path(self, weights_dir: Path) -> Path:
         return Path(weights_dir) / self.name
@@ -79,8 +107,8 @@ COMPONENTS: dict[str, Component] = {}
 
 
 def register_component(name: str, required: tuple[str, ...], backends: tuple[str, ...], checker: str,
-                       source: str, file_name: str | None = None) -> Component:
-    component = Component(name, tuple(required), tuple(backends), checker, source, file_name)
+                       source: str, file_name: str | None = None, hub: tuple[HubFile, ...] = ()) -> Component:
+    component = Component(name, tuple(required), tuple(backends), checker, source, file_name, tuple(hub))
     COMPONENTS[name] = component
     return component
 
@@ -89,7 +117,7 @@ def get_component(name: str) -> Component:
     try:
         return COMPONENTS[name]
     except KeyError:
-        raise Recon4dError(f"there are no weights called {name!r}; known names: "
+        raise OptionError(f"there are no weights called {name!r}; known names: "
                            f"{', '.join(sorted(COMPONENTS))} (see `recon4d weights list`).") from None
 
 
@@ -183,18 +211,25 @@ def install_component(component: Component, weights_dir: Path, fill, overwrite: 
 
 register_component(
     "pi3", ("model.safetensors",), ("recon:pi3",), "recon4d.recon.pi3:check_weights",
-    "the public π³ checkpoint model.safetensors (Hugging Face yyfz233/Pi3)", file_name="model.safetensors")
+    "the public π³ checkpoint model.safetensors (Hugging Face yyfz233/Pi3)", file_name="model.safetensors",
+    hub=(HubFile("yyfz233/Pi3", "model.safetensors", "model.safetensors"),))
 register_component(
     "grounding-dino", ("config.json", "*.safetensors"), ("track:sam2",),
     "recon4d.tracking.sam2.grounding:check_grounding_dino_weights",
     "a transformers GroundingDINO directory such as IDEA-Research/grounding-dino-base (config, weights, "
-    "tokenizer and preprocessor files)")
+    "tokenizer and preprocessor files)",
+    hub=tuple(HubFile("IDEA-Research/grounding-dino-base", name, name) for name in (
+        "config.json", "model.safetensors", "preprocessor_config.json", "special_tokens_map.json", "tokenizer.json",
+        "tokenizer_config.json", "vocab.txt")))
 register_component(
     "sam2", ("*.pt",), ("track:sam2",), "recon4d.tracking.sam2.video:check_sam2_weights",
     "a SAM2/SAM2.1 checkpoint such as sam2.1_hiera_large.pt from facebookresearch/sam2; its config is "
-    "the one bundled with the sam2 package, or config.yaml beside it")
+    "the one bundled with the sam2 package, or config.yaml beside it",
+    hub=(HubFile("facebook/sam2.1-hiera-large", "sam2.1_hiera_large.pt", "sam2.1_hiera_large.pt"),))
 register_component(
     "orient-anything", ("*.pt", "dinov2/config.json"), ("orient:orient-anything",),
     "recon4d.orient.orient_anything.orienter:check_weights",
     "a directory with the Orient Anything checkpoint dino_weight.pt (croplargeEX2/ or ronormsigma1/ of "
-    "Viglong/Orient-Anything) and facebook/dinov2-large's config.json as dinov2/config.json")
+    "Viglong/Orient-Anything) and facebook/dinov2-large's config.json as dinov2/config.json",
+    hub=(HubFile("Viglong/Orient-Anything", "croplargeEX2/dino_weight.pt", "dino_weight.pt"),
+         HubFile("facebook/dinov2-large", "config.json", "dinov2/config.json")))
