@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 _SUFFIX_FORMATS = {".jsonl": "jsonl", ".parquet": "parquet", ".json": "dsr-json"}
+MAX_PER_SCENE = 10_000
+"""Cap of -n and --llm-n: a scene of a few dozen frames holds far fewer distinct questions."""
 _FORMATS = ("dsr-json", "parquet", "qwen", "jsonl")
 
 
@@ -42,14 +44,15 @@ def _split_types(_ctx, _param, value: str | None):
               help="Output file (.jsonl, .json or .parquet).")
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), default=None,
               help="Export format; default from the suffix of OUT (.jsonl→jsonl, .parquet→parquet, .json→dsr-json).")
-@click.option("-n", "--per-scene", "n_per_scene", default=10, show_default=True, help="Questions per scene.")
+@click.option("-n", "--per-scene", "n_per_scene", default=10, show_default=True, type=click.IntRange(0, MAX_PER_SCENE),
+              help=f"Questions per scene (at most {MAX_PER_SCENE}).")
 @click.option("--types", callback=_split_types, default=None,
               help="Comma-separated question types (default: all 12, e.g. abs_dis,rel_dir,...).")
 @click.option("--profile", type=click.Choice(["dsr", "paper"]), default="dsr", show_default=True,
               help="Answer rules: dsr (the public DSR generator) or paper (Table 8 as written).")
 @click.option("--distractors", type=click.Choice(["random", "hard", "mixed"]), default="mixed", show_default=True,
               help="Wrong options: random sequences (reference), perturbed answers (hard) or both.")
-@click.option("--min-margin", default=0.0, show_default=True,
+@click.option("--min-margin", default=0.0, show_default=True, type=click.FloatRange(0, 1e6),
               help="Drop questions whose answer lies closer than this (relative) to a rule threshold.")
 @click.option("--min-quality", default=0.5, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="Quality gate: use only objects whose quality score (recon4d inspect) is at least this, and only "
@@ -57,7 +60,8 @@ def _split_types(_ctx, _param, value: str | None):
 @click.option("--no-quality-gate", is_flag=True,
               help="Compile from every object and frame, trusted or not (scenes without a quality record, such as "
                    "ground truth, are never gated).")
-@click.option("--seed", default=0, show_default=True, help="Seed; the same seed gives byte-identical files.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**63 - 1),
+              help="Seed; the same seed gives byte-identical files.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Processes compiling stores side by side (default: one per CPU core, at most one per "
                    "store, one for small jobs); the output is the same for any number.")
@@ -66,12 +70,19 @@ def _split_types(_ctx, _param, value: str | None):
 @click.option("--llm-url", default=None, help="OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1) for "
               "non-template questions.")
 @click.option("--llm-model", default="gpt-4o", show_default=True, help="Model name sent to --llm-url.")
-@click.option("--llm-n", default=1, show_default=True, help="Non-template questions per scene (with --llm-url).")
+@click.option("--llm-n", default=1, show_default=True, type=click.IntRange(0, MAX_PER_SCENE),
+              help="Non-template questions per scene (with --llm-url).")
+@click.option("--llm-timeout", default=60.0, show_default=True, type=click.FloatRange(0, 3600, min_open=True),
+              help="Seconds one LLM request may take in total.")
 @click.option("--llm-key-env", default="OPENAI_API_KEY", show_default=True,
               help="Environment variable holding the API key.")
 def compile_command(scenes, out, fmt, n_per_scene, types, profile, distractors, min_margin, min_quality,
-                    no_quality_gate, seed, workers, report_path, llm_url, llm_model, llm_n, llm_key_env):
-    """Compile SCENES (scene stores) into questions with procedural answers, written to OUT."""
+                    no_quality_gate, seed, workers, report_path, llm_url, llm_model, llm_n, llm_timeout, llm_key_env):
+    """Compile SCENES (scene stores) into questions with procedural answers, written to OUT.
+
+    With --llm-url, non-template questions are asked afterwards; a failing or slow server is
+    reported with its reasons and never costs the templated questions.
+    """
     from recon4d.outputs import check_output, write_json
     from recon4d.qa_compiler.compiler import CompileConfig, compile_scenes
     from recon4d.qa_compiler.export import export
@@ -87,6 +98,7 @@ def compile_command(scenes, out, fmt, n_per_scene, types, profile, distractors, 
         config = CompileConfig(**kwargs)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+    llm_config = _llm_config(llm_url, llm_model, llm_key_env, llm_timeout) if llm_url else None
     config_path = out.with_name(out.name + ".config.json")
     for path, what in ((out, "question file"), (config_path, "QA config"), (report_path, "QA report")):
         if path is not None:
@@ -94,8 +106,8 @@ def compile_command(scenes, out, fmt, n_per_scene, types, profile, distractors, 
     with _scene_progress(len(scenes)) as progress:
         records, report = compile_scenes(scenes, config, progress=progress, workers=workers)
     summary = {"config": config.to_json(), "report": report.to_json()}
-    if llm_url:
-        llm_records, llm_report = _llm_questions(scenes, llm_url, llm_model, llm_n, llm_key_env, seed)
+    if llm_config is not None:
+        llm_records, llm_report = _llm_questions(scenes, llm_config, llm_n, seed)
         records.extend(llm_records)
         summary["llm"] = llm_report
     export(records, out, fmt)
@@ -104,30 +116,49 @@ def compile_command(scenes, out, fmt, n_per_scene, types, profile, distractors, 
     if report_path:
         write_json(report_path, summary, what="QA report")
     click.echo(report.summary())
-    if llm_url:
-        click.echo(f"llm: {summary['llm']['generated']} questions, {summary['llm']['rejected_replies']} rejected "
-                   f"replies, failures {summary['llm']['failures'] or 'none'}")
+    if llm_config is not None:
+        llm = summary["llm"]
+        click.echo(f"llm: {llm['generated']} questions, {llm['rejected_replies']} rejected replies, failures "
+                   f"{llm['failures'] or 'none'}")
+        for failure in llm["failure_reasons"]:
+            click.secho(f"warning: llm ({failure['count']}x): {failure['reason']}", fg="yellow", err=True)
     click.echo(f"wrote {len(records)} questions to {out} ({fmt}); config in {config_path.name}")
 
 
-def _llm_questions(scenes, url, model, n, key_env, seed):
-    from recon4d.qa_compiler.compiler import default_video_id
+def _llm_config(url, model, key_env, timeout_s):
+    """The LLM settings, checked before anything is compiled (a bad URL is a usage error)."""
+    from recon4d.errors import OptionError
     from recon4d.qa_compiler.llm import LLMConfig
-    from recon4d.qa_compiler.nontemplate import LLMReport, compile_llm_questions
     from recon4d.settings import environ
+
+    try:
+        return LLMConfig(url=url, model=model, api_key_env=key_env, timeout_s=timeout_s).with_key_from(environ())
+    except ValueError as exc:
+        raise OptionError(f"--llm-url: {exc}") from None
+
+
+def _llm_questions(scenes, config, n, seed):
+    """Non-template questions for every scene; the LLM stage never raises, so the templated
+    questions compiled before it are always written."""
+    from recon4d.errors import Recon4dError
+    from recon4d.qa_compiler.compiler import default_video_id
+    from recon4d.qa_compiler.nontemplate import LLMReport, compile_llm_questions
     from recon4d.store import open_scene
 
-    config = LLMConfig(url=url, model=model, api_key_env=key_env).with_key_from(environ())
     records, total = [], LLMReport()
     for path in scenes:
-        scene = open_scene(path)
-        video_id = default_video_id(scene, fallback=Path(path).name.removesuffix(".zarr"))
-        made, report = compile_llm_questions(scene, config, n, seed=seed, video_id=video_id)
+        try:
+            scene = open_scene(path)
+            video_id = default_video_id(scene, fallback=Path(path).name.removesuffix(".zarr"))
+            made, report = compile_llm_questions(scene, config, n, seed=seed, video_id=video_id)
+        except Recon4dError as exc:
+            total.fail("error", f"{path}: {exc}")
+            continue
+        except Exception as exc:  # a bug in the optional LLM stage must not cost the templated questions
+            total.fail("internal_error", f"{path}: internal error in the LLM stage ({type(exc).__name__}: {exc})")
+            continue
         records.extend(made)
-        total.generated += report.generated
-        total.rejected_replies += report.rejected_replies
-        total.failures.update(report.failures)
-        total.rejection_reasons.extend(report.rejection_reasons)
+        total.merge(report)
     return records, total.to_json()
 
 
@@ -155,8 +186,8 @@ def _scene_progress(total: int):
 
 
 @qa_group.command("audit")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--tolerance", default=0.05, show_default=True,
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--tolerance", default=0.05, show_default=True, type=click.FloatRange(0, 1),
               help="Flag heuristics whose accuracy is farther than this (plus 3 standard errors) from 25%.")
 @click.option("--strict", is_flag=True, help="Exit with code 1 when any heuristic is flagged.")
 def audit_command(file, tolerance, strict):
@@ -164,9 +195,18 @@ def audit_command(file, tolerance, strict):
 
     A set whose answers cannot be guessed without the video keeps every heuristic near 25%.
     """
+    from recon4d.errors import Recon4dError
     from recon4d.qa_compiler.audit import audit_file
 
-    result = audit_file(file, tolerance=tolerance)
+    if not file.is_file():
+        raise Recon4dError(f"{file} {'is a folder' if file.is_dir() else 'does not exist'}; pass a question file "
+                           "written by `recon4d qa` (.jsonl, .json or .parquet).")
+    try:
+        result = audit_file(file, tolerance=tolerance)
+    except (ValueError, TypeError, KeyError, IndexError, OSError) as exc:  # pyarrow's errors derive from these
+        detail = " ".join(str(exc).split())[:300]
+        raise Recon4dError(f"{file} cannot be audited: {detail}. Pass a question file written by `recon4d qa` "
+                           "(.jsonl, .json or .parquet) that holds at least one question.") from None
     click.echo(json.dumps(result, indent=2))
     if strict and result.get("flagged"):
         from recon4d.errors import Recon4dError

@@ -30,6 +30,8 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import socket
+import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field, replace
@@ -71,12 +73,15 @@ _INSTRUCTIONS = "\n".join([
 class LLMError(Recon4dError):
     """The chat model could not be reached, or gave no acceptable question.
 
-    ``rejections`` holds every reply rejected before the failure (attempt, reason, text).
+    ``rejections`` holds every reply rejected before the failure (attempt, reason, text);
+    ``kind`` names the failure for counting: timeout, unreachable, connection, http_<code>,
+    bad_response or rejected.
     """
 
-    def __init__(self, message: str, rejections: Sequence["Rejection"] = ()):
+    def __init__(self, message: str, rejections: Sequence["Rejection"] = (), kind: str = "error"):
         super().__init__(message)
         self.rejections = tuple(rejections)
+        self.kind = kind
 
 
 class InvalidReply(Recon4dError, ValueError):
@@ -97,7 +102,8 @@ class LLMConfig:
     api_key:      sent as ``Authorization: Bearer <key>``; empty sends no header (local servers).
     api_key_env:  name of the environment variable the settings module reads the key from
                   (see ``with_key_from``); the library itself never reads the environment.
-    timeout_s:    seconds to wait for one reply before raising ``LLMError``.
+    timeout_s:    seconds one request may take in total (connect, headers and body) before
+                  ``LLMError``; a server that trickles its reply cannot stretch it.
     max_retries:  further attempts after an invalid reply (at most 1 + max_retries requests).
     temperature:  sampling temperature (varied questions across calls).
     """
@@ -322,45 +328,141 @@ def parse_reply(text: str, *, allowed: Iterable[str] = ()) -> tuple[str, tuple[s
     return question, tuple(options), letter_match.group(1)
 
 
+_MAX_REPLY_BYTES = 8 * 1024 * 1024
+
+
+class _Deadline:
+    """Shuts down every socket it watches when ``seconds`` have passed, so a server that answers
+    slowly, trickles a byte at a time or never finishes its headers cannot hold a request past
+    its total deadline (a socket timeout alone only bounds each single read)."""
+
+    def __init__(self, seconds: float):
+        self.expired = threading.Event()
+        self._sockets: list = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired.is_set():
+                _shutdown(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired.set()
+            for sock in self._sockets:
+                _shutdown(sock)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _shutdown(sock) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _opener(deadline: _Deadline):
+    """A urllib opener (proxies as urllib resolves them) whose connections report their socket
+    to ``deadline``."""
+
+    def watched(base):
+        class _Connection(base):
+            def connect(self):
+                super().connect()
+                deadline.watch(self.sock)
+
+        return _Connection
+
+    class _HTTP(urllib.request.HTTPHandler):
+        def http_open(self, req):
+            return self.do_open(watched(http.client.HTTPConnection), req)
+
+    class _HTTPS(urllib.request.HTTPSHandler):
+        def https_open(self, req):
+            return self.do_open(watched(http.client.HTTPSConnection), req, context=self._context)
+
+    return urllib.request.build_opener(_HTTP(), _HTTPS())
+
+
+def _read_all(response, deadline: _Deadline) -> bytes:
+    chunks, size = [], 0
+    while True:
+        chunk = response.read1(65536)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > _MAX_REPLY_BYTES:
+            raise LLMError(f"the reply is larger than {_MAX_REPLY_BYTES >> 20} MiB; check that the URL points at "
+                           "an OpenAI-compatible chat API", kind="bad_response")
+        chunks.append(chunk)
+    if deadline.expired.is_set():
+        raise TimeoutError
+    return b"".join(chunks)
+
+
 def _post_chat(config: LLMConfig, messages: Sequence[dict]) -> str | None:
-    """POST one chat completion; the reply's ``choices[0].message.content`` (None if absent)."""
+    """POST one chat completion; the reply's ``choices[0].message.content`` (None if absent).
+
+    The whole exchange (connect, headers, body) has ``config.timeout_s`` seconds in total.
+    """
     url = config.endpoint
     body = json.dumps({"model": config.model, "messages": list(messages), "temperature": config.temperature})
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if config.api_key:
         headers["Authorization"] = f"Bearer {config.api_key}"
     request = urllib.request.Request(url, data=body.encode("utf-8"), headers=headers, method="POST")
+    deadline = _Deadline(config.timeout_s)
     try:
-        with urllib.request.urlopen(request, timeout=config.timeout_s) as response:
-            payload = response.read()
+        with _opener(deadline).open(request, timeout=config.timeout_s) as response:
+            payload = _read_all(response, deadline)
+    except LLMError:
+        raise
     except urllib.error.HTTPError as exc:
-        detail = exc.read(300).decode("utf-8", "replace").strip()
+        if deadline.expired.is_set():
+            raise _timeout(config) from exc
+        try:
+            detail = exc.read(300).decode("utf-8", "replace").strip()
+        except (OSError, http.client.HTTPException):
+            detail = ""
         hint = {
             401: "check the API key (LLMConfig.api_key, read from the variable named by api_key_env)",
             403: "check the API key and that it may use this model",
             404: f"check the base URL (it usually ends in /v1) and that model {config.model!r} is served",
             429: "the server is rate limiting; wait or lower the request rate",
         }.get(exc.code, "check the server's log")
-        raise LLMError(f"{url} answered HTTP {exc.code} {exc.reason}: {detail!r}; {hint}") from exc
+        raise LLMError(f"{url} answered HTTP {exc.code} {exc.reason}: {detail!r}; {hint}", kind=f"http_{exc.code}") from exc
     except TimeoutError as exc:
         raise _timeout(config) from exc
     except urllib.error.URLError as exc:
-        if isinstance(exc.reason, TimeoutError):
+        if deadline.expired.is_set() or isinstance(exc.reason, TimeoutError):
             raise _timeout(config) from exc
         raise LLMError(f"could not reach {url}: {exc.reason}; check the URL (e.g. http://127.0.0.1:8000/v1) "
-                       "and that the server is running") from exc
-    except (OSError, http.client.HTTPException) as exc:
-        raise LLMError(f"the connection to {url} failed: {exc!r}; check that the server is running") from exc
+                       "and that the server is running", kind="unreachable") from exc
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        if deadline.expired.is_set():
+            raise _timeout(config) from exc
+        raise LLMError(f"the connection to {url} failed: {exc!r}; check that the server is running",
+                       kind="connection") from exc
+    finally:
+        deadline.cancel()
     try:
         return json.loads(payload)["choices"][0]["message"].get("content")
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         raise LLMError(f"{url} did not return an OpenAI chat completion (no choices[0].message); got "
-                       f"{payload[:200]!r}; check that the URL points at an OpenAI-compatible API") from None
+                       f"{payload[:200]!r}; check that the URL points at an OpenAI-compatible API",
+                       kind="bad_response") from None
 
 
 def _timeout(config: LLMConfig) -> LLMError:
-    return LLMError(f"{config.endpoint} did not answer within {config.timeout_s} s; check that the server is "
-                    "running and not overloaded, or raise LLMConfig.timeout_s")
+    return LLMError(f"{config.endpoint} did not answer within {config.timeout_s} s (the deadline for the whole "
+                    "request); check that the server is running and not overloaded, or raise LLMConfig.timeout_s",
+                    kind="timeout")
 
 
 def generate_llm_question(config: LLMConfig, trajectories, categories: Sequence[str], observer_desc: str,
@@ -380,7 +482,7 @@ def generate_llm_question(config: LLMConfig, trajectories, categories: Sequence[
             reply = _post_chat(config, messages)
         except LLMError as exc:
             note = f" (after {len(rejections)} rejected replies)" if rejections else ""
-            raise LLMError(f"{exc}{note}", rejections) from exc
+            raise LLMError(f"{exc}{note}", rejections, kind=exc.kind) from exc
         try:
             if not isinstance(reply, str):
                 raise InvalidReply(f"the reply has no text content (got {type(reply).__name__})")
@@ -393,4 +495,4 @@ def generate_llm_question(config: LLMConfig, trajectories, categories: Sequence[
     reasons = "; ".join(f"attempt {r.attempt}: {r.reason}" for r in rejections)
     raise LLMError(f"{config.model} at {config.endpoint} gave no acceptable question in {len(rejections)} "
                    f"attempts ({reasons}); try another model, a higher max_retries or a lower temperature",
-                   rejections)
+                   rejections, kind="rejected")
