@@ -16,6 +16,8 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import queue
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -50,13 +52,17 @@ class VideoInfo:
     n_frames: int
     """Exact number of frames: the container's count, or the number of demuxed packets."""
     width: int
-    """Frame width in pixels."""
+    """Frame width in pixels, as the video is displayed (after its rotation)."""
     height: int
-    """Frame height in pixels."""
+    """Frame height in pixels, as the video is displayed (after its rotation)."""
     duration_s: float
     """``n_frames / fps``: the span the frames cover at a constant frame rate."""
     codec: str
     """FFmpeg name of the video codec (``"h264"``, ``"mpeg4"``, ``"vp9"``...)."""
+    rotation_deg: int = 0
+    """Counter-clockwise rotation the file asks players to display it with (its display matrix:
+    0, 90, 180 or 270; phones record portrait video as landscape frames plus a rotation). Decoded
+    frames are turned upright by it, so pixels, sizes and boxes are those a viewer sees."""
 
 
 def _open_video(path: PathLike) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
@@ -119,18 +125,35 @@ def _count_packets(
         ) from exc
 
 
+def _display_rotation(path: PathLike) -> int:
+    """The display rotation (0, 90, 180, 270, counter-clockwise) of the first decodable frame."""
+    container, stream = _open_video(path)
+    with container:
+        try:
+            for frame in container.decode(stream):
+                return int(round((frame.rotation or 0) / 90.0)) % 4 * 90
+        except av.FFmpegError:
+            pass  # a file that cannot be decoded is reported when its frames are read
+    return 0
+
+
 def probe(path: PathLike) -> VideoInfo:
-    """Frame rate, exact frame count, size and codec of the first video stream of ``path``.
+    """Frame rate, exact frame count, displayed size, codec and rotation of the first video
+    stream of ``path``.
 
     The frame count is the one the container states (mp4/mov do) or, when it states none
     (mkv, webm, raw streams), the number of packets found by demuxing the whole file, which
-    reads the file but decodes nothing.
+    reads the file but decodes nothing. The rotation is read from the first frame's display
+    matrix; width and height are those of the frames once turned upright.
     """
     container, stream = _open_video(path)
     with container:
         fps = _stream_fps(stream, path)
         n_frames = stream.frames or _count_packets(container, stream, path)
         width, height = stream.codec_context.width, stream.codec_context.height
+        rotation = _display_rotation(path) if n_frames else 0
+        if rotation in (90, 270):
+            width, height = height, width
         if n_frames == 0:
             raise VideoError(
                 f"'{path}' has a video stream but no frames; the recording or export probably "
@@ -149,6 +172,7 @@ def probe(path: PathLike) -> VideoInfo:
             height=height,
             duration_s=n_frames / fps,
             codec=stream.codec_context.name,
+            rotation_deg=rotation,
         )
 
 
@@ -286,11 +310,13 @@ def _decode_intact(
     frames whose packets never arrived, so when the file looks cut short they are not
     drained: a file ending in a packet the demuxer flags corrupt, or with fewer packets than
     the container lists (mp4/mov do), or, for containers that list no count (mkv, webm),
-    a drained frame more than 1.5 frame intervals after the previous one. After a seek
-    (``from_start`` False) packets cannot be counted, so the last rule applies to every file.
+    a drained frame further after the previous one than 1.5 times the longest step between
+    frames seen while packets were arriving (at least one frame interval): a variable-rate
+    file's own long steps are not taken for missing frames. After a seek (``from_start``
+    False) packets cannot be counted, so the last rule applies to every file.
     """
     listed = stream.frames if from_start else 0
-    max_step = 1.5 / (fps * stream.time_base)
+    longest_step = 1.0 / (fps * stream.time_base)
     fed = 0
     previous_pts = None
     for packet in container.demux(stream):
@@ -299,9 +325,11 @@ def _decode_intact(
             return
         fed += not draining
         for frame in packet.decode():
-            gap = None not in (frame.pts, previous_pts) and frame.pts - previous_pts > max_step
-            if draining and not listed and gap:
+            step = None if None in (frame.pts, previous_pts) else frame.pts - previous_pts
+            if draining and not listed and step is not None and step > 1.5 * longest_step:
                 return
+            if not draining and step is not None:
+                longest_step = max(longest_step, step)
             previous_pts = frame.pts
             yield frame
 
@@ -405,10 +433,13 @@ def _decode_wanted(path: PathLike, wanted: np.ndarray, size: tuple[int, int] | N
                     timestamp_s = index / fps
                 else:
                     timestamp_s = float((frame.pts - start_pts) * stream.time_base)
-                width, height = size if size is not None else (frame.width, frame.height)
-                rgb = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA")
+                quarter = int(round((frame.rotation or 0) / 90.0)) % 4
+                upright = (frame.height, frame.width) if quarter % 2 else (frame.width, frame.height)
+                width, height = size if size is not None else upright
+                coded = (height, width) if quarter % 2 else (width, height)
+                rgb = frame.reformat(width=coded[0], height=coded[1], format="rgb24", interpolation="AREA")
                 position += 1
-                yield index, timestamp_s, rgb.to_ndarray()
+                yield index, timestamp_s, _upright(rgb.to_ndarray(), quarter)
                 if position == len(wanted):
                     return
         except av.FFmpegError as exc:
@@ -421,6 +452,12 @@ def _decode_wanted(path: PathLike, wanted: np.ndarray, size: tuple[int, int] | N
         f"requested (last requested: {wanted[-1]}); the file is probably truncated or damaged. "
         f"Re-export or re-copy it, or request only frames that exist."
     )
+
+
+def _upright(rgb: np.ndarray, quarter_turns: int) -> np.ndarray:
+    """Turn a decoded (H, W, 3) frame counter-clockwise by ``quarter_turns`` × 90° as its display
+    matrix asks (phones store portrait video as landscape frames plus a rotation)."""
+    return np.ascontiguousarray(np.rot90(rgb, quarter_turns)) if quarter_turns else rgb
 
 
 def read_clip(
@@ -490,9 +527,10 @@ def write_video(path: PathLike, frames: Iterable[np.ndarray], fps: float, qualit
     (yuv420p stores colour at half resolution); frames are never padded or cropped
     silently, so pixel coordinates in the video equal those in ``frames``. ``quality`` is
     x264's constant rate factor, 0 (lossless) to 51 (worst); 18 looks lossless. Without
-    libx264 the MPEG-4 Part 2 encoder is used with a matching quantiser. The encoder runs on
-    one thread: x264's frame threads make the bytes (and decoded pixels) depend on the core
-    count, and the same frames must give the same file everywhere. The file is written
+    libx264 the MPEG-4 Part 2 encoder is used with a matching quantiser. The same frames give
+    the same bytes on every run and core count: the encoder uses one thread (x264's frame
+    threads make the output depend on the core count) and that thread is a fresh one started
+    for this call (:func:`_encode_in_fresh_thread`). The file is written
     through :func:`recon4d.outputs.atomic_output` (unique temporary, locked, renamed when
     complete), so a crash never leaves a truncated mp4 under the final name.
     """
@@ -516,25 +554,68 @@ def write_video(path: PathLike, frames: Iterable[np.ndarray], fps: float, qualit
             f"Frames are {dims['W']}x{dims['H']} but H.264/yuv420p needs an even width and "
             f"height; crop or pad them first, e.g. frames[:, :H // 2 * 2, :W // 2 * 2]."
         )
-    codec = _pick_encoder()
+    rate = Fraction(fps).limit_denominator(1001)
+
+    def checked():
+        for slot, frame in enumerate(itertools.chain([first], remaining)):
+            yield frame if slot == 0 else _check_frame(frame, dims, slot)[0]
+
     with atomic_output(path, "file", what="video") as partial:
-        with av.open(str(partial), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
-            rate = Fraction(fps).limit_denominator(1001)
-            stream = container.add_stream(codec, rate=rate)
-            stream.width, stream.height, stream.pix_fmt = dims["W"], dims["H"], "yuv420p"
-            stream.codec_context.thread_count = 1
-            if codec == "libx264":
-                stream.options = {"crf": str(quality), "threads": "1"}
-            else:
-                # x264's CRF +6 roughly halves the bit rate, as doubling MPEG-4's quantiser does.
-                quantiser = min(31, max(1, round(2 ** ((quality - 12) / 6))))
-                stream.codec_context.qmin = stream.codec_context.qmax = quantiser
-            for slot, frame in enumerate(itertools.chain([first], remaining)):
-                if slot > 0:
-                    frame, dims = _check_frame(frame, dims, slot)
-                video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
-                video_frame.pts = slot
-                video_frame.time_base = 1 / rate
-                container.mux(stream.encode(video_frame))
-            container.mux(stream.encode())
+        _encode_in_fresh_thread(partial, checked(), rate, dims["W"], dims["H"], quality)
     return path
+
+
+def _encode(path: Path, frames: queue.Queue, rate: Fraction, width: int, height: int, quality: int) -> None:
+    codec = _pick_encoder()
+    with av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.thread_count = 1
+        if codec == "libx264":
+            stream.options = {"crf": str(quality), "threads": "1"}
+        else:
+            # x264's CRF +6 roughly halves the bit rate, as doubling MPEG-4's quantiser does.
+            quantiser = min(31, max(1, round(2 ** ((quality - 12) / 6))))
+            stream.codec_context.qmin = stream.codec_context.qmax = quantiser
+        slot = 0
+        while (frame := frames.get()) is not None:
+            video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            video_frame.pts = slot
+            video_frame.time_base = 1 / rate
+            container.mux(stream.encode(video_frame))
+            slot += 1
+        container.mux(stream.encode())
+
+
+def _encode_in_fresh_thread(path: Path, frames: Iterator[np.ndarray], rate: Fraction, width: int, height: int,
+                            quality: int) -> None:
+    """Encode ``frames`` (produced in this thread) on a new thread.
+
+    x264's rate control uses floating point, and the calling thread may carry a floating-point
+    environment other libraries changed (Open3D's ray caster sets flush-to-zero/denormals-are-
+    zero on the threads it runs on, depending on scheduling), which made one scene's mp4 differ
+    from run to run. A new thread starts with the default environment.
+    """
+    handoff: queue.Queue = queue.Queue(maxsize=4)
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            _encode(path, handoff, rate, width, height, quality)
+        except BaseException as exc:  # re-raised in the calling thread
+            failure.append(exc)
+            while handoff.get() is not None:  # let the producer finish
+                pass
+
+    encoder = threading.Thread(target=run, name="recon4d-video-encoder", daemon=True)
+    encoder.start()
+    try:
+        for frame in frames:
+            if failure:
+                break
+            handoff.put(frame)
+    finally:
+        handoff.put(None)
+        encoder.join()
+    if failure:
+        raise failure[0]
