@@ -70,7 +70,7 @@ def test_import_checks_before_placing(tmp_path):
     assert result.exit_code == 1 and "--overwrite" in result.output
     assert _run("weights", "import", "pi3", str(download), "--weights-dir", str(root), "--overwrite").exit_code == 0
     result = CliRunner().invoke(main, ["weights", "import", "nope", str(download), "--weights-dir", str(root)])
-    assert result.exit_code == 1 and "no weights called 'nope'" in result.output
+    assert result.exit_code == 2 and "no weights called 'nope'" in result.output  # a usage error (README)
 
 
 def test_auto_picks_pi3_when_present_and_explicit_missing_is_clear(tmp_path):
