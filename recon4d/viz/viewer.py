@@ -120,6 +120,9 @@ def scene_bounds(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
     centres = [scene.cam_to_world[:, :3, 3], scene.center_world.reshape(-1, 3)]
     stacked = np.concatenate(centres)
     stacked = stacked[np.isfinite(stacked).all(axis=1)]
+    if not len(stacked):
+        check_drawable(scene)
+        return np.zeros(3), np.zeros(3)
     return stacked.min(axis=0), stacked.max(axis=0)
 
 
@@ -229,6 +232,17 @@ def _check_frame(scene: Scene, frame: int | None) -> None:
         raise Recon4dError(f"frame {frame} is out of range; the scene has frames 0..{scene.n_frames - 1}.")
 
 
+def check_drawable(scene: Scene) -> None:
+    """Refuse a scene whose camera poses are not finite numbers, naming the frames: the renderer
+    would otherwise fail in a way that looks like a graphics-driver problem."""
+    bad = np.flatnonzero(~np.isfinite(np.asarray(scene.cam_to_world)).all(axis=(1, 2)))
+    if bad.size:
+        frames = ", ".join(str(int(t)) for t in bad[:8]) + (" ..." if bad.size > 8 else "")
+        raise Recon4dError(f"the scene's camera poses are not finite numbers (NaN or inf) at {bad.size} of "
+                           f"{scene.n_frames} frames ({frames}), so it cannot be drawn; the store is damaged or its "
+                           "reconstruction failed. Re-process the video (`recon4d inspect --verify` checks a store).")
+
+
 def build_geometries(scene: Scene, frame: int | None = None, color_by: ColorBy = "rgb", frames_rgb=None,
                      max_points: int = 200_000) -> list:
     """Open3D geometries showing ``scene`` at ``frame``, all in world coordinates.
@@ -248,6 +262,7 @@ def build_geometries(scene: Scene, frame: int | None = None, color_by: ColorBy =
     if color_by not in ("rgb", "object"):
         raise Recon4dError(f"color_by must be 'rgb' or 'object', got {color_by!r}.")
     _check_frame(scene, frame)
+    check_drawable(scene)
     current = 0 if frame is None else int(frame)
     scale = _scene_scale(scene)
     geometries = []

@@ -86,3 +86,23 @@ def test_cli_screenshot_and_errors(paths, tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["view", store, "--size", "big"])
     assert result.exit_code == 2 and "WIDTHxHEIGHT" in result.output
 
+
+
+def test_non_finite_poses_are_named_not_blamed_on_the_graphics_drivers(tmp_path):
+    from dataclasses import replace
+
+    from recon4d.errors import Recon4dError
+    from recon4d.viz.viewer import build_geometries, scene_bounds
+    from tests.conftest import make_scene
+
+    scene = make_scene(n_frames=5, heavy=True)
+    poses = scene.cam_to_world.copy()
+    poses[2] = np.nan
+    poses[4, 0, 3] = np.inf
+    bad = replace(scene, cam_to_world=poses)
+    with pytest.raises(Recon4dError, match=r"not finite numbers \(NaN or inf\) at 2 of 5 frames \(2, 4\)"):
+        build_geometries(bad, frame=0)
+    nothing = replace(scene, cam_to_world=np.full_like(poses, np.nan), center_world=np.full_like(scene.center_world,
+                                                                                                 np.nan))
+    with pytest.raises(Recon4dError, match="at 5 of 5 frames"):
+        scene_bounds(nothing)
