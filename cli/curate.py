@@ -6,16 +6,18 @@ from pathlib import Path
 
 import click
 
+from recon4d.cli.options import FiniteFloat
+
 
 @click.command("curate")
 @click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path),
               help="Text file listing the kept videos, one path per line.")
-@click.option("--min-camera-motion", default=0.02, show_default=True,
+@click.option("--min-camera-motion", default=0.02, show_default=True, type=FiniteFloat(0),
               help="Keep when the background moves at least this many image diagonals per second.")
-@click.option("--min-object-motion", default=0.005, show_default=True,
+@click.option("--min-object-motion", default=0.005, show_default=True, type=FiniteFloat(0, 1),
               help="Keep when at least this fraction of pixels moves against the background.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--report", "report_path", type=click.Path(path_type=Path), default=None,
               help="Also write every video's statistics and verdict as JSON here.")
 def curate_command(videos, out, min_camera_motion, min_object_motion, report_path):
     """Filter VIDEOS by motion: the weights-free counterpart of the DSR paper's LLM motion filter.
@@ -26,7 +28,7 @@ def curate_command(videos, out, min_camera_motion, min_object_motion, report_pat
     """
     from recon4d.cli.progress import progress_callback
     from recon4d.curate import CurateConfig, curate
-    from recon4d.outputs import check_output, write_json, write_text
+    from recon4d.outputs import check_output, companions, json_text, write_text
 
     check_output(out, "file", what="list of kept videos")
     if report_path:
@@ -36,11 +38,10 @@ def curate_command(videos, out, min_camera_motion, min_object_motion, report_pat
     with progress_callback("measuring") as progress:
         results = curate(videos, config, progress=progress)
     kept = [r.path for r in results if r.kept]
-    write_text(out, "".join(f"{p}\n" for p in kept), what="list of kept videos")
-    if report_path:
-        write_json(report_path, [{"path": r.path, "kept": r.kept, "reason": r.reason,
-                                  "stats": r.stats.to_json() if r.stats else None} for r in results],
-                   what="curation report")
+    report = [{"path": r.path, "kept": r.kept, "reason": r.reason, "stats": r.stats.to_json() if r.stats else None}
+              for r in results]
+    with companions((report_path, json_text(report) if report_path else None, "curation report")):
+        write_text(out, "".join(f"{p}\n" for p in kept), what="list of kept videos")
     for r in results:
         click.echo(f"{'keep' if r.kept else 'drop'}  {r.path}: {r.reason}")
     click.echo(f"kept {len(kept)}/{len(results)} videos; list in {out}")

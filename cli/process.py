@@ -6,19 +6,27 @@ from pathlib import Path
 
 import click
 
+from recon4d.cli.options import FiniteFloat, check_device
+
+MAX_FRAMES = 100_000
+"""Cap of --frames: more frames than any clip is processed whole with (a 10-minute video at 30 fps has 18,000)."""
+
 
 @click.command("process")
 @click.argument("video", type=click.Path(path_type=Path))
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
               help="Scene store to write (default: VIDEO's name with .zarr, in the current folder).")
-@click.option("--frames", "n_frames", default=32, show_default=True, help="Frames sampled uniformly.")
-@click.option("--fps", type=float, default=None, help="Sample at this rate instead of --frames.")
-@click.option("--start", "start_s", type=float, default=None, help="Start of the interval in seconds.")
-@click.option("--end", "end_s", type=float, default=None, help="End of the interval in seconds.")
+@click.option("--frames", "n_frames", default=32, show_default=True, type=click.IntRange(2, MAX_FRAMES),
+              help="Frames sampled uniformly.")
+@click.option("--fps", type=FiniteFloat(0, 1000, low_open=True), default=None,
+              help="Sample at this rate instead of --frames.")
+@click.option("--start", "start_s", type=FiniteFloat(0), default=None, help="Start of the interval in seconds.")
+@click.option("--end", "end_s", type=FiniteFloat(0, low_open=True), default=None,
+              help="End of the interval in seconds.")
 @click.option("--recon", default="auto", show_default=True, help="Reconstruction backend (auto, classic, ...).")
 @click.option("--tracker", default="auto", show_default=True, help="Tracking backend (auto, classic, ...).")
 @click.option("--orient", default="auto", show_default=True, help="Orientation backend (auto, motion, ...).")
-@click.option("--boxes", "boxes_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+@click.option("--boxes", "boxes_path", type=click.Path(path_type=Path), default=None,
               help="JSON list of {category, is_agent, box: [x1,y1,x2,y2], frame | time_s} that replaces discovery.")
 @click.option("--objects", default=None,
               help='Categories for prompted trackers (sam2), e.g. "person. dog. ball."')
@@ -28,7 +36,8 @@ import click
                    "lift); repeatable.")
 @click.option("--keep-points", is_flag=True, help="Store point maps and confidences (large).")
 @click.option("--keep-masks", is_flag=True, help="Store instance masks (bit-packed).")
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda (learned backends).")
+@click.option("--device", default="cpu", show_default=True, callback=check_device,
+              help="cpu, cuda or cuda:N (learned backends).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store at OUT.")
 def process_command(video, out, n_frames, fps, start_s, end_s, recon, tracker, orient, boxes_path, objects,
                     options, keep_points, keep_masks, device, overwrite):
@@ -41,10 +50,12 @@ def process_command(video, out, n_frames, fps, start_s, end_s, recon, tracker, o
     from recon4d.errors import StoreError
     from recon4d.pipeline import ProcessConfig, process_video
     from recon4d.settings import quiet_library_progress
-    from recon4d.outputs import check_output, output_lock, write_json
+    from recon4d.outputs import check_output, companions, json_text, output_lock
     from recon4d.store import is_store, write_scene
     from recon4d.summary import summarize_scene
 
+    if start_s is not None and end_s is not None and end_s <= start_s:
+        raise click.BadParameter(f"--end {end_s:g} must come after --start {start_s:g}", param_hint="--end")
     out = out or Path(video.stem + ".zarr")
     if out.exists() and not overwrite:
         raise StoreError(f"{out} already exists; pass --overwrite to replace it or choose another -o.")
@@ -63,8 +74,8 @@ def process_command(video, out, n_frames, fps, start_s, end_s, recon, tracker, o
     with output_lock(out), output_lock(config_path):
         with _StageBars() as bars:
             result = process_video(video, config, progress=bars.stage, log=bars.log)
-        write_scene(result.scene, out, overwrite=overwrite)
-        write_json(config_path, result.scene.config, what="config file")
+        with companions((config_path, json_text(result.scene.config), "config file")):
+            write_scene(result.scene, out, overwrite=overwrite)
     _print_summary(out, summarize_scene(result.scene), result)
 
 

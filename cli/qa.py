@@ -40,7 +40,7 @@ def _split_types(_ctx, _param, value: str | None):
 
 @qa_group.command("compile")
 @click.argument("scenes", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path),
               help="Output file (.jsonl, .json or .parquet).")
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), default=None,
               help="Export format; default from the suffix of OUT (.jsonl→jsonl, .parquet→parquet, .json→dsr-json).")
@@ -65,7 +65,7 @@ def _split_types(_ctx, _param, value: str | None):
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Processes compiling stores side by side (default: one per CPU core, at most one per "
                    "store, one for small jobs); the output is the same for any number.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--report", "report_path", type=click.Path(path_type=Path), default=None,
               help="Also write the attempt/failure report as JSON here.")
 @click.option("--llm-url", default=None, help="OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1) for "
               "non-template questions.")
@@ -83,7 +83,7 @@ def compile_command(scenes, out, fmt, n_per_scene, types, profile, distractors, 
     With --llm-url, non-template questions are asked afterwards; a failing or slow server is
     reported with its reasons and never costs the templated questions.
     """
-    from recon4d.outputs import check_output, write_json
+    from recon4d.outputs import check_output, companions, json_text
     from recon4d.qa_compiler.compiler import CompileConfig, compile_scenes
     from recon4d.qa_compiler.export import export
 
@@ -110,11 +110,11 @@ def compile_command(scenes, out, fmt, n_per_scene, types, profile, distractors, 
         llm_records, llm_report = _llm_questions(scenes, llm_config, llm_n, seed)
         records.extend(llm_records)
         summary["llm"] = llm_report
-    export(records, out, fmt)
-    write_json(config_path, {**config.to_json(), "format": fmt, "scenes": [str(s) for s in scenes],
-                             "llm_url": llm_url, "llm_model": llm_model if llm_url else None}, what="QA config")
-    if report_path:
-        write_json(report_path, summary, what="QA report")
+    resolved = {**config.to_json(), "format": fmt, "scenes": [str(s) for s in scenes], "llm_url": llm_url,
+                "llm_model": llm_model if llm_url else None}
+    with companions((config_path, json_text(resolved), "QA config"),
+                    (report_path, json_text(summary) if report_path else None, "QA report")):
+        export(records, out, fmt)
     click.echo(report.summary())
     if llm_config is not None:
         llm = summary["llm"]

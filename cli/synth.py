@@ -7,18 +7,20 @@ from pathlib import Path
 
 import click
 
-from recon4d.cli.options import parse_size
+from recon4d.cli.options import FiniteFloat, parse_size
 
 
 @click.command("synth")
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Output folder: video.mp4 and scene.zarr (ground truth) are written there.")
 @click.option("--seed", default=0, show_default=True, help="Random seed; the same seed gives the same scene.")
-@click.option("--frames", "n_frames", default=48, show_default=True, help="Number of frames to render.")
-@click.option("--fps", default=12.0, show_default=True, help="Frame rate of the video.")
+@click.option("--frames", "n_frames", default=48, show_default=True, type=click.IntRange(2, 10_000),
+              help="Number of frames to render.")
+@click.option("--fps", default=12.0, show_default=True, type=FiniteFloat(0, 240, low_open=True),
+              help="Frame rate of the video.")
 @click.option("--size", default="640x360", show_default=True, callback=parse_size,
               help="Video size WIDTHxHEIGHT (both even).")
-@click.option("--objects", "n_objects", type=int, default=None,
+@click.option("--objects", "n_objects", type=click.IntRange(2, 6), default=None,
               help="Number of moving objects (2-6; default: chosen by the seed).")
 @click.option("--static-camera", is_flag=True, help="Keep the camera fixed.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing scene in OUT.")
@@ -29,7 +31,7 @@ def synth_command(out_dir, seed, n_frames, fps, size, n_objects, static_camera, 
     scene store (poses, point maps, masks, boxes, centres, orientations).
     """
     from recon4d.cli.progress import progress_callback
-    from recon4d.outputs import write_json
+    from recon4d.outputs import companions, json_text
     from recon4d.synth.scene import SynthConfig, write_synthetic
 
     try:
@@ -38,6 +40,6 @@ def synth_command(out_dir, seed, n_frames, fps, size, n_objects, static_camera, 
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     with progress_callback("rendering") as progress:
-        paths = write_synthetic(out_dir, config, progress=progress, overwrite=overwrite)
-    write_json(Path(out_dir) / "synth_config.json", asdict(config), what="synth config")
+        with companions((Path(out_dir) / "synth_config.json", json_text(asdict(config)), "synth config")):
+            paths = write_synthetic(out_dir, config, progress=progress, overwrite=overwrite)
     click.echo(f"video: {paths.video}\nscene: {paths.scene}")

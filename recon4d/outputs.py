@@ -29,6 +29,7 @@ import ctypes
 import errno
 import json
 import os
+import re
 import secrets
 import shutil
 import threading
@@ -169,17 +170,9 @@ def clean_stale(path: str | Path) -> list[Path]:
     removed or restored.
     """
     path = Path(path)
-    folder = path.parent
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return []
-    prefix = f".{path.name}."
     touched = []
-    for name in sorted(names):
-        if not name.startswith(prefix) or not name.endswith((_PARTIAL, _DISPLACED)):
-            continue
-        stale = folder / name
+    for stale in stale_temporaries(path, legacy=False):
+        name = stale.name
         if name.endswith(_DISPLACED) and not os.path.lexists(path):
             try:
                 os.rename(stale, path)
@@ -196,17 +189,23 @@ def clean_stale(path: str | Path) -> list[Path]:
     return touched
 
 
-def stale_temporaries(path: str | Path) -> list[Path]:
-    """Temporaries of ``path`` that exist now (for checks and messages)."""
+def _temporary_pattern(path: Path) -> re.Pattern:
+    # exactly temporary_name's form: ".NAME.<pid>-<8 hex>.partial|.old" (so "q.jsonl" never matches
+    # the temporaries of its companion "q.jsonl.config.json")
+    return re.compile(rf"^\.{re.escape(path.name)}\.\d+-[0-9a-f]{{8}}(\{_PARTIAL}|\{_DISPLACED})$")
+
+
+def stale_temporaries(path: str | Path, legacy: bool = True) -> list[Path]:
+    """Temporaries of ``path`` that exist now (for checks, messages and :func:`clean_stale`)."""
     path = Path(path)
     try:
         names = os.listdir(path.parent)
     except OSError:
         return []
-    prefix = f".{path.name}."
-    found = [path.parent / n for n in sorted(names) if n.startswith(prefix) and n.endswith((_PARTIAL, _DISPLACED))]
-    legacy = path.with_name(path.name + _PARTIAL)
-    return found + ([legacy] if os.path.lexists(legacy) else [])
+    pattern = _temporary_pattern(path)
+    found = [path.parent / n for n in sorted(names) if pattern.match(n)]
+    old_style = path.with_name(path.name + _PARTIAL)
+    return found + ([old_style] if legacy and os.path.lexists(old_style) else [])
 
 
 def _busy(path: Path, lock_path: Path) -> OutputError:
@@ -390,6 +389,29 @@ def write_text(path: str | Path, text: str, what: str = "output") -> Path:
 def write_json(path: str | Path, data, what: str = "output", indent: int | None = 2) -> Path:
     """Write ``data`` as indented JSON with a trailing newline to ``path`` atomically."""
     return write_text(path, json.dumps(data, indent=indent) + "\n", what)
+
+
+def json_text(data, indent: int | None = 2) -> str:
+    """``data`` as the JSON text :func:`write_json` writes."""
+    return json.dumps(data, indent=indent) + "\n"
+
+
+@contextmanager
+def companions(*files: tuple[str | Path, str | None, str]) -> Iterator[None]:
+    """Companion files of a command's main output — ``(path, text or None to skip, what)``,
+    e.g. the resolved config beside a store — written to temporaries *before* the block runs and
+    put in place after it succeeds, so a failure at any point (the main output or a companion
+    that cannot be written) leaves none of them behind and the main output is not written alone."""
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        for path, text, what in files:
+            if text is None:
+                continue
+            staging = stack.enter_context(atomic_output(path, "file", what=what))
+            with open(staging, "xb") as handle:
+                handle.write(text.encode("utf-8"))
+        yield
 
 
 @contextmanager

@@ -75,9 +75,11 @@ def test_stale_temporaries_are_cleaned_by_the_next_writer(tmp_path):
     (tmp_path / "q.jsonl.partial").write_text("older naming")
     (tmp_path / ".q.jsonl.x.partial.keep").write_text("not ours")
     (tmp_path / ".other.1-2.partial").write_text("another target's")
+    companion = temporary_name(tmp_path / "q.jsonl.config.json")  # a live writer of another path
+    companion.write_text("{}")
     assert len(stale_temporaries(target)) == 3
     write_text(target, "new")
-    assert _names(tmp_path) == [".other.1-2.partial", ".q.jsonl.x.partial.keep", "q.jsonl"]
+    assert _names(tmp_path) == [".other.1-2.partial", companion.name, ".q.jsonl.x.partial.keep", "q.jsonl"]
 
 
 def test_displaced_folder_is_restored_when_the_target_is_missing(tmp_path):
