@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from recon4d.cli.options import FiniteFloat, check_device
 from recon4d.cli.process import parse_backend_options
 
 _FORMATS = ("jsonl", "dsr-json", "parquet", "qwen")
@@ -13,7 +14,7 @@ _FORMATS = ("jsonl", "dsr-json", "parquet", "qwen")
 
 @click.command("batch")
 @click.argument("manifest", type=click.Path(path_type=Path))
-@click.option("-o", "--out", "outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("-o", "--out", "outdir", required=True, type=click.Path(path_type=Path),
               help="Batch folder: stores/, qa/, state/, the merged export and summary.json go there.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: a process pool on this machine; ray: Ray actors (a local Ray unless --address).")
@@ -32,7 +33,7 @@ _FORMATS = ("jsonl", "dsr-json", "parquet", "qwen")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the question compiler.")
 @click.option("--frames", "n_frames", default=32, show_default=True, type=click.IntRange(2, 100_000),
               help="Frames sampled uniformly per video.")
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True, max=1000), default=None,
+@click.option("--fps", type=FiniteFloat(0, 1000, low_open=True), default=None,
               help="Sample at this rate instead of --frames.")
 @click.option("--recon", default="auto", show_default=True, help="Reconstruction backend.")
 @click.option("--tracker", default="auto", show_default=True, help="Tracking backend.")
@@ -41,7 +42,8 @@ _FORMATS = ("jsonl", "dsr-json", "parquet", "qwen")
 @click.option("-O", "--option", "options", multiple=True, metavar="STAGE.KEY=VALUE", help="Backend option (repeatable).")
 @click.option("--keep-points", is_flag=True, help="Store point maps and confidences (large).")
 @click.option("--keep-masks", is_flag=True, help="Store instance masks (bit-packed).")
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda (learned backends).")
+@click.option("--device", default="cpu", show_default=True, callback=check_device,
+              help="cpu, cuda or cuda:N (learned backends).")
 def batch_command(manifest, outdir, engine, address, workers, gpus_per_task, resume, retries, qa_per_video, qa_format,
                   seed, n_frames, fps, recon, tracker, orient, objects, options, keep_points, keep_masks, device):
     """Process every video of MANIFEST (CSV with a header, or JSONL) into OUT, exactly once.
@@ -86,8 +88,14 @@ def batch_command(manifest, outdir, engine, address, workers, gpus_per_task, res
         summary = run_batch(manifest, outdir, settings, runner_engine, resume=resume, progress=progress,
                             log=lambda message: click.echo(message, err=True))
     _print_summary(summary)
-    if summary.count("failed"):
-        raise SystemExit(1)
+    failed = [video for video in summary.videos if video.status == "failed"]
+    if failed:
+        from recon4d.errors import Recon4dError
+
+        first = failed[0]
+        raise Recon4dError(f"{len(failed)} of {len(summary.videos)} videos failed (first: {first.id}, {first.video}: "
+                           f"{first.reason}); every failure and its reason is in {Path(summary.outdir) / 'summary.json'}. "
+                           "Fix them and run again with --resume: finished videos are skipped.")
 
 
 def _print_summary(summary) -> None:

@@ -18,7 +18,7 @@ def _parse_pair(_ctx, _param, value: str | None):
 
 @click.command("plot")
 @click.argument("scene_path", type=click.Path(path_type=Path))
-@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output PNG.")
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output PNG.")
 @click.option("--observer", default="camera", show_default=True,
               help="Whose FLU frame the top-down and side views use: 'camera' or an agent's id.")
 @click.option("--frame", default=0, show_default=True, help="Scene frame at which the observer frame is frozen.")

@@ -42,9 +42,9 @@ def _find_store(record, video: Path | None) -> Path:
 
 
 @click.command("explain")
-@click.argument("qa_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("qa_file", type=click.Path(path_type=Path))
 @click.option("--id", "index", required=True, type=int, help="Index of the record in QA_FILE (0 = first line).")
-@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output PNG.")
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output PNG.")
 @click.option("--scene", "scene_path", default=None, type=click.Path(path_type=Path),
               help="Scene store the record was compiled from (default: found next to its video).")
 @click.option("--video", "video_path", default=None, type=click.Path(path_type=Path),
@@ -56,6 +56,9 @@ def explain_command(qa_file: Path, index: int, out: Path, scene_path: Path | Non
     from recon4d.qa_compiler.export import read_jsonl
     from recon4d.store import open_scene
 
+    if not qa_file.is_file():
+        raise ExplainError(f"{qa_file} {'is a folder' if qa_file.is_dir() else 'does not exist'}; pass a .jsonl written "
+                           "by `recon4d qa SCENE -o qa.jsonl`.")
     try:
         records = read_jsonl(qa_file)
     except ValueError as exc:

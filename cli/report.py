@@ -9,8 +9,8 @@ import click
 
 @click.command("report")
 @click.argument("scene_path", type=click.Path(path_type=Path))
-@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output HTML.")
-@click.option("--qa", "qa_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output HTML.")
+@click.option("--qa", "qa_path", default=None, type=click.Path(path_type=Path),
               help="A QA JSONL export (`recon4d qa SCENE -o qa.jsonl`) to add question statistics.")
 @click.option("--no-renders", is_flag=True, help="Leave out the headless 3D views (Open3D).")
 def report_command(scene_path: Path, out: Path, qa_path: Path | None, no_renders: bool) -> None:

@@ -12,7 +12,7 @@ from recon4d.cli.options import parse_size
 @click.command("view")
 @click.argument("scene_path", type=click.Path(path_type=Path))
 @click.option("--frame", default=0, show_default=True, help="Scene frame to show.")
-@click.option("--screenshot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--screenshot", type=click.Path(path_type=Path), default=None,
               help="Render headless to this PNG instead of opening a window.")
 @click.option("--size", default="960x540", show_default=True, callback=parse_size, help="Image size WIDTHxHEIGHT.")
 @click.option("--color", "color_by", type=click.Choice(["rgb", "object"]), default="rgb", show_default=True,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
@@ -15,7 +14,7 @@ def _root(weights_dir: Path | None) -> Path:
     return Path(weights_dir) if weights_dir is not None else default_weights_dir()
 
 
-_DIR_OPTION = click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+_DIR_OPTION = click.option("--weights-dir", type=click.Path(path_type=Path), default=None,
                            help="Weights root (default $RECON4D_HOME/weights, RECON4D_HOME defaults to "
                                 "~/.cache/recon4d).")
 
@@ -87,14 +86,14 @@ def verify_command(names, weights_dir):
 
     root = _root(weights_dir)
     components = [get_component(n) for n in names] if names else list(COMPONENTS.values())
-    failed = False
+    failed: list[str] = []
     checked = 0
     for component in components:
         missing = component.missing(root)
         if missing:
             if names:
                 click.echo(f"{component.name}: MISSING under {component.path(root)} ({', '.join(missing)})")
-                failed = True
+                failed.append(component.name)
             else:
                 click.echo(f"{component.name}: not installed (skipped)")
             continue
@@ -102,14 +101,16 @@ def verify_command(names, weights_dir):
             summary = component.check(component.path(root))
         except Recon4dError as exc:
             click.echo(f"{component.name}: FAILED — {exc}")
-            failed = True
+            failed.append(component.name)
         else:
             click.echo(f"{component.name}: ok — {summary}")
         checked += 1
     if not names and checked == 0:
         click.echo(f"no weights are installed under {root}; the weights-free backends will be used.")
     if failed:
-        sys.exit(1)
+        raise Recon4dError(f"{', '.join(failed)}: missing or failing its load check under {root} (see above); "
+                           "import or download it again (`recon4d weights import NAME PATH` or `recon4d weights "
+                           "download NAME --overwrite`).")
 
 
 @weights_group.command("import")

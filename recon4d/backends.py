@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from recon4d.errors import Recon4dError
+from recon4d.errors import OptionError, Recon4dError
 from recon4d.options import build_config
 from recon4d.types import Clip, LiftResult, Orientations, ProgressFn, Reconstruction, Tracks2D
 
@@ -167,7 +167,7 @@ def get_backend(stage: str, name: str) -> BackendSpec:
         return _REGISTRY[stage][name]
     except KeyError:
         choices = ", ".join(["auto", *_REGISTRY.get(stage, {})])
-        raise Recon4dError(f"there is no {stage} backend called {name!r}; choose one of: {choices}.") from None
+        raise OptionError(f"there is no {stage} backend called {name!r}; choose one of: {choices}.") from None
 
 
 @dataclass(frozen=True)

@@ -30,15 +30,11 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from recon4d.errors import Recon4dError
+from recon4d.errors import OptionError, Recon4dError
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
 _NONE = frozenset({"none", "null"})
-
-
-class OptionError(Recon4dError, ValueError):
-    """An option name or value does not fit the configuration it is meant for."""
 
 
 class _Mismatch(Exception):

@@ -29,7 +29,7 @@ import numpy as np
 
 from recon4d import __version__
 from recon4d.backends import STAGES, BackendSpec, resolve_backend
-from recon4d.errors import Recon4dError
+from recon4d.errors import OptionError, Recon4dError
 from recon4d.lift.lifting import LiftConfig, lift_objects, resize_masks
 from recon4d.lift.quality import RefineConfig, refine_objects
 from recon4d.options import build_config, parse_options
@@ -184,7 +184,7 @@ def plan_stages(config: ProcessConfig, weights_dir: Path) -> dict[str, StagePlan
             if resolved.spec.name in _PROMPTED_TRACKERS:
                 options["objects"] = config.objects
             elif name != "auto":
-                raise PipelineError(f"--objects names categories for a prompted tracker "
+                raise OptionError(f"--objects names categories for a prompted tracker "
                                     f"({', '.join(_PROMPTED_TRACKERS)}), but --tracker {name} finds moving things "
                                     f"without a prompt; drop --objects or choose --tracker sam2.")
             else:
@@ -210,8 +210,12 @@ def resolved_config(config: ProcessConfig, plans: dict[str, StagePlan]) -> dict:
 
 def process_clip(clip: Clip, config: ProcessConfig = ProcessConfig(), source: SourceInfo | None = None,
                  weights_dir: Path | None = None, progress: ProgressFactory | None = None,
-                 log: Callable[[str], None] | None = None) -> ProcessResult:
-    """Run tracking, reconstruction, lifting and orientation on a decoded clip."""
+                 log: Callable[[str], None] | None = None, backends: dict | None = None) -> ProcessResult:
+    """Run tracking, reconstruction, lifting and orientation on a decoded clip.
+
+    ``backends``: a dict the caller keeps across calls; built backends are stored in it by stage,
+    name, options and device and reused, so a batch worker loads each model once, not per video.
+    """
     from recon4d.settings import weights_dir as default_weights_dir
 
     weights_dir = Path(weights_dir or default_weights_dir())
@@ -228,7 +232,13 @@ def process_clip(clip: Clip, config: ProcessConfig = ProcessConfig(), source: So
 
     def run(stage: str, call):
         plan = plans[stage]
-        backend = plan.build(config.device, weights_dir)
+        key = (stage, plan.spec.name, config.device, str(weights_dir), repr(sorted(plan.options.items())))
+        if backends is not None and key in backends:
+            backend = backends[key]
+        else:
+            backend = plan.build(config.device, weights_dir)
+            if backends is not None:
+                backends[key] = backend
         log(f"{stage}: {plan.spec.name} ({plan.reason})")
         for note in plan.notes:
             warn(f"{stage}: {note}")
@@ -336,11 +346,63 @@ def _assemble(clip, tracks, recon, lifted, orientations: Orientations, config: d
     )
 
 
+def available_memory_bytes() -> int | None:
+    """Memory the kernel says is available for new allocations (Linux MemAvailable), else None."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+BYTES_PER_PIXEL = 24
+"""Bytes a sampled frame costs per pixel while it is processed: the RGB frame (3), its float32
+point map (12) and confidence (4), masks and lifting buffers (a few more)."""
+
+
+def check_memory(n_frames: int, size: tuple[int, int], path: Path) -> None:
+    """Refuse, before decoding, a request whose frames cannot fit in the available memory."""
+    available = available_memory_bytes()
+    needed = n_frames * size[0] * size[1] * BYTES_PER_PIXEL
+    if available is not None and needed > 0.8 * available:
+        raise PipelineError(f"processing {n_frames} frames of {path} at {size[0]}x{size[1]} needs about "
+                            f"{needed / 2**30:.1f} GiB but {available / 2**30:.1f} GiB of memory are available; "
+                            "sample fewer frames (--frames, --fps) or a shorter interval (--start/--end).")
+
+
+def _frames_to_decode(info, config: ProcessConfig) -> int:
+    from recon4d.video import indices_for_interval, sample_indices, sample_indices_fps
+
+    if config.fps is not None:
+        return len(sample_indices_fps(info, config.fps, config.start_s, config.end_s))
+    first, last = indices_for_interval(info, config.start_s, config.end_s)
+    return len(sample_indices(info.n_frames, config.n_frames, first, last))
+
+
+def _checked_boxes(config: ProcessConfig, info, log) -> tuple[ProcessConfig, list[str]]:
+    """User boxes against the video's frame: outside is an error, crossing the border is clamped."""
+    if not config.boxes:
+        return config, []
+    from recon4d.tracking.classic.user_boxes import fit_boxes_to_frame
+
+    boxes, notes = fit_boxes_to_frame([dict(b) for b in config.boxes], (info.width, info.height))
+    for note in notes:
+        log(f"warning: {note}")
+    return replace(config, boxes=tuple(boxes)), notes
+
+
 def process_video(path: str | Path, config: ProcessConfig = ProcessConfig(), weights_dir: Path | None = None,
-                  progress: ProgressFactory | None = None, log: Callable[[str], None] | None = None) -> ProcessResult:
+                  progress: ProgressFactory | None = None, log: Callable[[str], None] | None = None,
+                  backends: dict | None = None) -> ProcessResult:
     """Decode ``path`` as ``config`` says and run :func:`process_clip` on it.
 
-    Raises VideoError for unreadable videos and PipelineError for clips too short to process.
+    Before anything is decoded: backends and options are checked (:func:`plan_stages`), user
+    boxes are checked against the video's frame, and a request that cannot fit in memory is
+    refused. Raises VideoError for unreadable videos and PipelineError for clips too short to
+    process; ``backends`` as in :func:`process_clip`.
     """
     from recon4d.settings import weights_dir as default_weights_dir
     from recon4d.store import file_sha256
@@ -349,6 +411,16 @@ def process_video(path: str | Path, config: ProcessConfig = ProcessConfig(), wei
     path = Path(path)
     plan_stages(config, Path(weights_dir or default_weights_dir()))  # bad options fail before decoding
     info = probe(path)
+    notes = []
+    config, box_notes = _checked_boxes(config, info, log or (lambda m: None))
+    notes += box_notes
+    if info.rotation_deg:
+        notes.append(f"{path.name} asks to be shown rotated by {info.rotation_deg}° (a phone held upright); its frames "
+                     f"are turned upright, and boxes and sizes are in upright pixels ({info.width}x{info.height})")
+        (log or (lambda m: None))(f"note: {notes[-1]}")
+    from recon4d.video import resize_to_budget
+
+    check_memory(_frames_to_decode(info, config), resize_to_budget(info.width, info.height, config.pixel_budget), path)
     started = time.perf_counter()
     clip = read_clip(path, n_frames=config.n_frames, fps=config.fps, start_s=config.start_s, end_s=config.end_s,
                      pixel_budget=config.pixel_budget)
@@ -361,7 +433,11 @@ def process_video(path: str | Path, config: ProcessConfig = ProcessConfig(), wei
     decode_seconds = time.perf_counter() - started
     source = SourceInfo(path=str(path), sha256=file_sha256(path), fps=info.fps, n_frames=info.n_frames,
                         size=(info.width, info.height))
-    result = process_clip(clip, config, source=source, weights_dir=weights_dir, progress=progress, log=log)
+    result = process_clip(clip, config, source=source, weights_dir=weights_dir, progress=progress, log=log,
+                          backends=backends)
+    if notes:
+        result = replace(result, warnings=(*notes, *result.warnings),
+                         scene=replace(result.scene, warnings=(*notes, *result.scene.warnings)))
     if config.end_s is not None and config.end_s > info.duration_s:
         message = (f"the requested interval ends at {config.end_s:.2f} s but {path.name} lasts "
                    f"{info.duration_s:.2f} s; processed up to its end")

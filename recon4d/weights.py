@@ -195,7 +195,11 @@ def import_component(name: str, source: str | Path, weights_dir: Path, overwrite
         if missing:
             raise Recon4dError(f"{source} does not hold what {name} needs: no file matching "
                                f"{', '.join(missing)}. See `recon4d weights list` for the expected layout.")
-        return component.check(staged)
+        try:
+            return component.check(staged)
+        except Recon4dError as exc:  # name the user's file, not the temporary copy the check read
+            copied = staged if source.is_dir() else staged / (component.file_name or source.name)
+            raise Recon4dError(str(exc).replace(str(copied), str(source))) from None
 
     return target, install_component(component, weights_dir, fill, overwrite)
 

@@ -165,14 +165,13 @@ def _prepare_folder(outdir: Path, settings: BatchSettings, resume: bool) -> Layo
 
 
 def check_settings(settings: BatchSettings) -> None:
-    """Resolve the backends the batch will use (unknown names and missing weights fail now)."""
-    from recon4d.backends import resolve_backend
+    """Resolve the backends the batch will use and check their options (unknown names, bad -O
+    values and missing weights fail now, before any worker starts)."""
+    from recon4d.pipeline import plan_stages
     from recon4d.settings import weights_dir as default_weights_dir
 
     weights_dir = Path(settings.weights_dir) if settings.weights_dir else default_weights_dir()
-    config = settings.process
-    for stage, name in (("track", config.tracker), ("recon", config.recon), ("orient", config.orient)):
-        resolve_backend(stage, name, weights_dir)
+    plan_stages(settings.process, weights_dir)
 
 
 def uses_learned_backends(settings: BatchSettings) -> bool:

@@ -68,6 +68,8 @@ class VideoWorker:
         self.settings = settings
         self.layout = Layout(Path(outdir))
         self.host = f"{socket.gethostname()}:{os.getpid()}"
+        self.backends: dict = {}
+        """Backends built so far (models loaded once per worker, reused for every video)."""
         quiet_library_progress()
         if threads is not None:
             limit_threads(threads)
@@ -102,7 +104,8 @@ class VideoWorker:
         store_path = layout.store(entry.id)
         check_output(store_path, "dir", overwrite=True, replaceable=is_store, what="scene store")
         weights_dir = Path(settings.weights_dir) if settings.weights_dir else None
-        result = process_video(entry.video, settings.entry_config(entry), weights_dir=weights_dir)
+        result = process_video(entry.video, settings.entry_config(entry), weights_dir=weights_dir,
+                               backends=self.backends)
         write_scene(result.scene, store_path, overwrite=True)
         state = _done(base, layout.relative(store_path), store_checksum(store_path))
         if settings.qa is not None:

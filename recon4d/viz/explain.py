@@ -20,7 +20,7 @@ import numpy as np
 
 from recon4d.optional import require
 from recon4d.errors import Recon4dError, VideoError
-from recon4d.outputs import write_bytes
+from recon4d.outputs import check_output, write_bytes
 from recon4d.viz.plots import figure_png, pyplot
 from recon4d.qa_compiler.records import LETTERS, QARecord
 from recon4d.qa_compiler.rules import get_profile
@@ -318,5 +318,6 @@ def explain_figure(record: QARecord, scene: Scene, video_path: str | Path | None
 def explain_record(record: QARecord, scene: Scene, video_path: str | Path | None, out_png: str | Path,
                    dpi: int = 100) -> Path:
     """Write the 1200×1000 px PNG of :func:`explain_figure` for ``record`` to ``out_png``."""
+    check_output(out_png, "file", what="explanation figure")
     figure = explain_figure(record, scene, video_path)
     return write_bytes(out_png, figure_png(figure, dpi=dpi), what="explanation figure")

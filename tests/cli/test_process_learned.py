@@ -95,7 +95,8 @@ def test_missing_weights_name_the_file_and_the_flag(video, tmp_path):
 def test_objects_with_classic_tracker_is_refused(video, tmp_path):
     result = CliRunner().invoke(main, ["process", str(video), "-o", str(tmp_path / "x.zarr"), "--tracker",
                                        "classic", "--objects", "dog."], env={"RECON4D_HOME": str(tmp_path)})
-    assert result.exit_code == 1 and "--objects" in result.output and "--tracker sam2" in result.output
+    # options that conflict are a usage error (README "Exit codes")
+    assert result.exit_code == 2 and "--objects" in result.output and "--tracker sam2" in result.output
 
 
 def test_bad_backend_option_is_a_usage_error(video, tmp_path):

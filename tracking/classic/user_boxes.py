@@ -28,6 +28,7 @@ __all__ = [
     "AGENT_CATEGORIES",
     "UserBoxesError",
     "anchor_frame",
+    "fit_boxes_to_frame",
     "background_homographies",
     "load_user_boxes",
     "propagate_box",
@@ -209,3 +210,32 @@ def background_homographies(gray: np.ndarray) -> Callable[[int, int], np.ndarray
         return cache[a, b]
 
     return background
+
+
+def fit_boxes_to_frame(boxes: list[dict], frame_size: tuple[int, int], where: str = "--boxes") -> tuple[list[dict], list[str]]:
+    """User boxes checked against the video's (width, height) in source pixels, before any stage.
+
+    A box that does not overlap the frame, or reaches further out than the frame's own size
+    (``1e308``, a coordinate from another video), is a UserBoxesError naming it; a box that
+    crosses the border is clamped to the frame, with a warning saying so. Returns (boxes,
+    warnings).
+    """
+    width, height = (float(v) for v in frame_size)
+    fitted, notes = [], []
+    for index, entry in enumerate(boxes):
+        x1, y1, x2, y2 = (float(v) for v in entry["box"])
+        name = f"{where}[{index}] {entry['category']} {[round(float(v), 1) for v in entry['box']]}"
+        far = max(-x1, -y1, x2 - width, y2 - height)
+        if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height or far > max(width, height):
+            raise UserBoxesError(f"{name} lies outside the {int(width)}x{int(height)} frame of the video (boxes are in "
+                                 "its pixels, x from 0 to the width, y from 0 to the height); fix the box or the video.")
+        clamped = [min(max(x1, 0.0), width), min(max(y1, 0.0), height), min(max(x2, 0.0), width),
+                   min(max(y2, 0.0), height)]
+        if clamped[2] - clamped[0] < 2 or clamped[3] - clamped[1] < 2:
+            raise UserBoxesError(f"{name} keeps less than 2 pixels inside the {int(width)}x{int(height)} frame; fix "
+                                 "the box.")
+        if clamped != [x1, y1, x2, y2]:
+            notes.append(f"{name} crosses the border of the {int(width)}x{int(height)} frame; clamped to "
+                         f"{[round(v, 1) for v in clamped]}")
+        fitted.append({**entry, "box": clamped})
+    return fitted, notes
