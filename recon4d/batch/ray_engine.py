@@ -70,7 +70,6 @@ class RayEngine:
                                  max_task_retries=0)(VideoWorker)
         actors = [actor_class.options(name=None).remote(settings, str(Path(outdir).resolve()), self.threads)
                   for _ in range(workers)]
-        pids: dict = {}
         idle = list(actors)
         running = {}  # object ref -> (actor, job)
         errors = (ray.exceptions.RayError,)  # actor died, worker crashed, or a task error outside process()
@@ -89,12 +88,34 @@ class RayEngine:
                 try:
                     state = ray.get(ref)
                 except errors as exc:
-                    scheduler.died(job, pids.get(actor), _actor_death(exc))
+                    scheduler.died(job, None, _actor_death(exc))
+                    if not _revived(ray, actor, errors):
+                        continue  # the actor stays dead: the others carry on
                 else:
                     scheduler.finished(job, state)
                 idle.append(actor)
+            if not idle and not running and scheduler.queue:
+                raise BatchError("every Ray worker died and none came back within a minute; see the Ray logs "
+                                 "(/tmp/ray/session_latest/logs) and the state records, then run again with --resume.")
         for actor in actors:
             ray.kill(actor, no_restart=True)
+
+
+def _revived(ray, actor, errors, attempts: int = 60) -> bool:
+    """Wait until a worker actor that died is running again (Ray restarts it).
+
+    A call sent right after the death can still go to the dead process, before Ray has noticed,
+    and fail the same way: the next video given to it would be charged an attempt for nothing.
+    """
+    import time
+
+    for _ in range(attempts):
+        try:
+            ray.get(actor.pid.remote(), timeout=30)
+            return True
+        except errors:
+            time.sleep(1.0)
+    return False
 
 
 def _actor_death(exc) -> str:
