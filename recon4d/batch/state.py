@@ -129,6 +129,8 @@ class VideoState:
     """A crash or internal error (worth another attempt in the same run); input errors are not."""
     seconds: float | None = None
     """Time the attempt took."""
+    cpu_seconds: float | None = None
+    """CPU time the worker process spent on the attempt (all its threads; the worker's start-up not included)."""
     host: str | None = None
     """Machine and process of the attempt ("host:pid")."""
     detail: str | None = None

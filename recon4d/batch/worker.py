@@ -83,7 +83,7 @@ class VideoWorker:
         base = VideoState(id=entry.id, video=entry.video, status="running", attempt=job.attempt, host=self.host,
                           history=job.history)
         write_state(layout, base)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         try:
             state = self._run(entry, base)
         except Recon4dError as exc:
@@ -91,7 +91,7 @@ class VideoWorker:
         except Exception as exc:  # a bug or a crash of a third-party library: worth another attempt
             state = _failed(base, f"internal error ({type(exc).__name__}: {exc}); the traceback is in the state "
                                   "record's 'detail'", retryable=True, detail=traceback.format_exc())
-        state = _with_seconds(state, time.perf_counter() - started)
+        state = _with_seconds(state, time.perf_counter() - started, time.process_time() - cpu_started)
         write_state(layout, state)
         return state
 
@@ -138,8 +138,8 @@ def _failed(base: VideoState, reason: str, retryable: bool, detail: str | None =
     return _replace(base, status="failed", reason=" ".join(reason.split()), retryable=retryable, detail=detail)
 
 
-def _with_seconds(state: VideoState, seconds: float) -> VideoState:
-    return _replace(state, seconds=round(seconds, 3))
+def _with_seconds(state: VideoState, seconds: float, cpu_seconds: float) -> VideoState:
+    return _replace(state, seconds=round(seconds, 3), cpu_seconds=round(cpu_seconds, 3))
 
 
 def died(job: Job, host: str | None, why: str, layout: Layout) -> VideoState:
