@@ -87,12 +87,13 @@ def test_bad_options_fail_before_any_stage_runs(tmp_path):
     ("lift.estimator=mode", "lifting: option lift.estimator must be one of 'mean', 'median', 'trimmed'"),
     ("orient.v_min=fast", "the motion orienter: option orient.v_min must be a number"),
 ])
-def test_cli_rejects_bad_options_with_one_paragraph_and_exit_1(tmp_path, option, expected):
+def test_cli_rejects_bad_options_with_one_paragraph_and_exit_2(tmp_path, option, expected):
+    """A bad -O key or value is a usage error (exit 2, the README's rule), found before the video is read."""
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"not read: the options are checked first")
     result = CliRunner().invoke(main, ["process", str(video), "--recon", "classic", "--tracker", "classic",
                                        "--orient", "motion", "-O", option, "-o", str(tmp_path / "s.zarr")])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     assert expected in result.output and "Traceback" not in result.output
     assert not (tmp_path / "s.zarr").exists()
 
