@@ -102,7 +102,7 @@ def test_non_finite_poses_are_named_not_blamed_on_the_graphics_drivers(tmp_path)
     bad = replace(scene, cam_to_world=poses)
     with pytest.raises(Recon4dError, match=r"not finite numbers \(NaN or inf\) at 2 of 5 frames \(2, 4\)"):
         build_geometries(bad, frame=0)
-    nothing = replace(scene, cam_to_world=np.full_like(poses, np.nan), center_world=np.full_like(scene.center_world,
-                                                                                                 np.nan))
+    nothing = replace(scene, cam_to_world=np.full_like(poses, np.nan), visible=np.zeros_like(scene.visible),
+                      center_world=np.full_like(scene.center_world, np.nan))
     with pytest.raises(Recon4dError, match="at 5 of 5 frames"):
         scene_bounds(nothing)
