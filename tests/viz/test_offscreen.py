@@ -191,3 +191,43 @@ def test_a_forked_child_starts_its_own_worker(fresh_worker):
     assert os.waitstatus_to_exitcode(status) == 0
     assert all(_green_centre_ok(image) for image in mine)
     assert offscreen._STATE["worker"].process.pid == parent_worker
+
+
+@pytest.mark.timeout(120)
+def test_a_child_forked_while_a_thread_renders_does_not_inherit_the_held_lock(monkeypatch, fresh_worker):
+    """A fork while another thread is mid-exchange copies the lock in its held state: without
+    a fresh lock in the child, the child's first render waits forever."""
+    import os
+    import signal
+    import threading
+    import time
+
+    import recon4d.viz.offscreen as offscreen
+
+    _standin(monkeypatch, "import os, pickle, sys, time\n"
+                          "while head := sys.stdin.buffer.read(8):\n"
+                          "    sys.stdin.buffer.read(int.from_bytes(head, 'little'))\n"
+                          "    time.sleep(1.5)\n"
+                          "    reply = pickle.dumps(('ok', os.getpid()))\n"
+                          "    sys.stdout.buffer.write(len(reply).to_bytes(8, 'little') + reply)\n"
+                          "    sys.stdout.buffer.flush()\n")
+    results = []
+    busy = threading.Thread(target=lambda: results.append(render_geometries(o3d, [], _camera(), (8, 8), 1.0)))
+    busy.start()
+    deadline = time.monotonic() + 30
+    while not offscreen._LOCK.locked() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert offscreen._LOCK.locked()
+    pid = os.fork()
+    if pid == 0:  # the child: its own worker answers within the alarm, or the alarm kills it
+        status = 1
+        try:
+            signal.alarm(20)
+            answer = render_geometries(o3d, [], _camera(), (8, 8), 1.0)
+            status = 0 if isinstance(answer, int) and answer != os.getpid() else 2
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    busy.join()
+    assert os.waitstatus_to_exitcode(status) == 0, "the child hung on the lock its parent's thread held"
+    assert isinstance(results[0], int)
