@@ -9,6 +9,7 @@ import click
 from recon4d import __version__
 from recon4d.cli.batch import batch_command
 from recon4d.cli.curate import curate_command
+from recon4d.cli.eval import eval_command
 from recon4d.cli.inspect import inspect_command
 from recon4d.cli.plot import plot_command
 from recon4d.cli.process import process_command
@@ -16,6 +17,7 @@ from recon4d.cli.qa import qa_group
 from recon4d.cli.qa_explain import explain_command
 from recon4d.cli.report import report_command
 from recon4d.cli.synth import synth_command
+from recon4d.cli.train import train_command
 from recon4d.cli.view import view_command
 from recon4d.cli.weights import weights_group
 from recon4d.errors import OptionError, Recon4dError
@@ -78,6 +80,8 @@ def main() -> None:
     \b
     recon4d synth -o demo --seed 0        # a synthetic video + its ground-truth scene
     recon4d inspect demo/scene.zarr       # what a scene store holds
+    recon4d qa demo/scene.zarr -o qa.jsonl && recon4d train configs/tiny.yaml --data qa.jsonl -o runs/tiny
+    recon4d eval runs/tiny/model qa.jsonl # accuracy per question type
     """
 
 
@@ -92,6 +96,8 @@ main.add_command(plot_command)
 main.add_command(report_command)
 main.add_command(view_command)
 main.add_command(weights_group)
+main.add_command(train_command)
+main.add_command(eval_command)
 
 
 if __name__ == "__main__":

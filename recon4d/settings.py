@@ -38,3 +38,17 @@ def quiet_library_progress() -> None:
 def environ() -> dict[str, str]:
     """A copy of the environment, for configs that take secrets from a mapping."""
     return dict(os.environ)
+
+
+def single_process_launch() -> None:
+    """Give torch.distributed a one-process world when no launcher set one (``recon4d train`` with a
+    DeepSpeed config run directly, not under ``accelerate launch``): rank 0 of 1 on a free local port."""
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        return
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    os.environ.update({"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
