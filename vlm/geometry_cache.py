@@ -36,15 +36,26 @@ def encoder_fingerprint(model) -> str:
     """sha256 (first 24 hex) of the geometry encoder's tensors, their dtype and the input statistics."""
     import torch
 
+    from contextlib import nullcontext
+
     visual = model.model.visual
+    encoder = visual.spatial_encoder
     digest = hashlib.sha256()
     geometry = visual.geometry
     digest.update(repr((geometry.clip_mean, geometry.clip_std, geometry.imagenet_mean, geometry.imagenet_std,
                         visual.config.patch_size)).encode())
-    for name, tensor in sorted(visual.spatial_encoder.state_dict().items()):
-        data = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{data.dtype}:{tuple(data.shape)};".encode())
-        digest.update(data.view(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+    partitioned = [p for p in encoder.parameters() if hasattr(p, "ds_id")]
+    if partitioned:  # ZeRO-3 holds a slice of each tensor per process: hash the whole ones
+        from deepspeed.runtime.zero.partition_parameters import GatheredParameters
+
+        gathered = GatheredParameters(partitioned)
+    else:
+        gathered = nullcontext()
+    with gathered:
+        for name, tensor in sorted(encoder.state_dict().items()):
+            data = tensor.detach().cpu().contiguous()
+            digest.update(f"{name}:{data.dtype}:{tuple(data.shape)};".encode())
+            digest.update(data.view(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b"")
     return digest.hexdigest()[:24]
 
 
@@ -115,8 +126,8 @@ class GeometryCache:
 
         from recon4d.outputs import atomic_output
 
-        if not self.enabled:
-            return
+        if not self.enabled or (self.entry(view_key) / "zarr.json").is_file():
+            return  # off, or already there (several questions of one batch share a view)
         data = features.detach().cpu().contiguous()
         dtype = str(data.dtype).removeprefix("torch.")
         values = data.view(torch.uint16).numpy() if data.dtype == torch.bfloat16 else data.numpy()

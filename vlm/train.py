@@ -65,6 +65,8 @@ class TrainResult:
     """Reason → items skipped when reading, and "sample failed" for items that broke in training."""
     cache: dict | None
     """Geometry-cache statistics (None when off)."""
+    engine: str
+    """What stepped: "plain" (accelerate, one or several processes) or "deepspeed zero-N" (+ " offload")."""
 
 
 @dataclass(frozen=True)
@@ -155,9 +157,10 @@ class Trainer:
             plugin = DeepSpeedPlugin(hf_ds_config=deepspeed_config,
                                      gradient_accumulation_steps=run.gradient_accumulation_steps,
                                      gradient_clipping=self.config.optim.max_grad_norm)
+        # accelerate drops a DeepSpeed plugin when told cpu=True; DeepSpeed picks its own (CPU) accelerator.
         return Accelerator(mixed_precision="bf16" if run.precision == "bf16" else "no",
                            gradient_accumulation_steps=run.gradient_accumulation_steps, deepspeed_plugin=plugin,
-                           cpu=run.device == "cpu")
+                           cpu=run.device == "cpu" and plugin is None)
 
     def prepare_model(self, accelerator):
         import torch
@@ -167,7 +170,7 @@ class Trainer:
         core = core_model(model)
         core.config.use_cache = False
         if config.run.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            core.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         if config.run.precision == "bf16" and not config.run.deepspeed:
             # Frozen weights need no fp32 master copy: store them in bf16 (autocast runs in bf16 anyway).
             for parameter in model.parameters():
@@ -314,6 +317,8 @@ def _train(config, items, output, checkpoint, progress, echo) -> TrainResult:
             accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = run.batch_size
         model, optimizer = accelerator.prepare(model, optimizer)
         accelerator.register_for_checkpointing(scheduler)
+        engine = engine_name(accelerator)
+        echo(f"engine: {engine} on {accelerator.device}, {accelerator.num_processes} process(es)")
         start_step = 0
         fingerprint = data_fingerprint(items)
         if checkpoint is not None:
@@ -350,7 +355,15 @@ def _train(config, items, output, checkpoint, progress, echo) -> TrainResult:
     if stepper.failed:
         skipped["sample failed"] = stepper.failed
     return TrainResult(output, model_dir, start_step, plan.total_steps, tuple(losses), len(items.items), skipped,
-                       None if cache is None else cache.stats())
+                       None if cache is None else cache.stats(), engine)
+
+
+def engine_name(accelerator) -> str:
+    plugin = accelerator.state.deepspeed_plugin
+    if plugin is None:
+        return "plain"
+    zero = plugin.deepspeed_config.get("zero_optimization", {})
+    return f"deepspeed zero-{zero.get('stage', 0)}" + (" offload" if offloads_optimizer(accelerator) else "")
 
 
 def offloads_optimizer(accelerator) -> bool:
