@@ -64,11 +64,16 @@ def train_command(config_path, overrides, data, output, resume, overwrite, dry_r
 
         click.echo(describe(config))
         return
-    from recon4d.vlm.train import train
+    from contextlib import nullcontext
 
-    with _training_bar() as progress:
+    from recon4d.vlm.train import is_main_process, train
+
+    main = is_main_process()  # under `accelerate launch`, the other processes stay quiet
+    with _training_bar() if main else nullcontext() as progress:
         result = train(config, resume=resume, overwrite=overwrite, progress=progress,
                        echo=lambda text: click.echo(text, err=True))
+    if not main:
+        return
     losses = result.losses
     head = sum(losses[:5]) / max(1, len(losses[:5]))
     tail = sum(losses[-5:]) / max(1, len(losses[-5:]))

@@ -52,3 +52,11 @@ def single_process_launch() -> None:
         port = probe.getsockname()[1]
     os.environ.update({"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+
+
+def launch_rank() -> int:
+    """This process's rank under a launcher (``accelerate launch``, torchrun, DeepSpeed): RANK, 0 when alone."""
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0

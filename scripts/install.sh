@@ -34,6 +34,9 @@ echo "[install] torch + torchvision (first run: a few minutes, torch is large)"
 # (no isolated build env, which would fetch a second torch) and without its optional CUDA op.
 echo "[install] sam2 (SAM2_BUILD_CUDA=0)"
 SAM2_BUILD_CUDA=0 "${PIP[@]}" --no-build-isolation "sam2==1.1.0"
+# deepspeed is an sdist too (its build imports torch): same treatment; its CPU Adam op is built on first use.
+echo "[install] deepspeed"
+"${PIP[@]}" --no-build-isolation "deepspeed==0.19.8"
 echo "[install] pip install -e '.[all,dev]'"
 "${PIP[@]}" -e '.[all,dev]'
 # numba compiles each kernel on first use (20-35 s for the first `recon4d process`); compile

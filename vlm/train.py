@@ -237,12 +237,13 @@ def check_deepspeed_config(data: dict, path: str) -> None:
             "ready ones.")
 
 
-def prepare_output(config: TrainConfig, resume: str | None, overwrite: bool) -> tuple[Path, Path | None]:
-    """Check the run folder can be written; return it and the checkpoint to resume from (or None)."""
+def prepare_output(config: TrainConfig, resume: str | None, overwrite: bool) -> tuple[Path, Path | None, bool]:
+    """Check the run folder can be written (every process: the same answer everywhere); return it,
+    the checkpoint to resume from (or None) and whether an old run there is to be removed first."""
     output = Path(config.run.output)
     check_output(output, "dir", overwrite=True, what="training run folder",
                  replaceable=lambda p: is_run_folder(p) or not any(p.iterdir()))
-    checkpoint = None
+    checkpoint, replace_old = None, False
     if resume == "auto":
         checkpoint = latest_checkpoint(output)
     elif resume:
@@ -256,8 +257,8 @@ def prepare_output(config: TrainConfig, resume: str | None, overwrite: bool) -> 
         if not overwrite:
             raise OutputError(f"{output} already holds a run; pass --resume (continue from its last checkpoint) or "
                               "--overwrite (start again), or choose another run.output.")
-        shutil.rmtree(output)
-    return output, checkpoint
+        replace_old = True
+    return output, checkpoint, replace_old
 
 
 def train(config: TrainConfig, resume: str | None = None, overwrite: bool = False,
@@ -268,16 +269,29 @@ def train(config: TrainConfig, resume: str | None = None, overwrite: bool = Fals
     from accelerate.state import AcceleratorState
 
     config = config.check()
-    output, checkpoint = prepare_output(config, resume, overwrite)
+    if not is_main_process():
+        echo = _silent  # one process speaks for all
+    output, checkpoint, replace_old = prepare_output(config, resume, overwrite)
     items = load_items(config.data.train, config.data.video_root)
     echo(f"data: {config.data.train}: {items.summary()}")
     try:
-        return _train(config, items, output, checkpoint, progress, echo)
+        return _train(config, items, output, checkpoint, replace_old, progress, echo)
     finally:
         AcceleratorState._reset_state(True)  # the next run in this process may use other settings
 
 
-def _train(config, items, output, checkpoint, progress, echo) -> TrainResult:
+def is_main_process() -> bool:
+    """Whether this process is the main one of its launch (``accelerate launch``/torchrun), or alone."""
+    from recon4d.settings import launch_rank
+
+    return launch_rank() == 0
+
+
+def _silent(_text: str) -> None:
+    pass
+
+
+def _train(config, items, output, checkpoint, replace_old, progress, echo) -> TrainResult:
     from accelerate.utils import set_seed
 
     from recon4d.vlm.processing import collate
@@ -288,6 +302,9 @@ def _train(config, items, output, checkpoint, progress, echo) -> TrainResult:
     main = accelerator.is_main_process
     run = config.run
     plan = plan_steps(len(items.items), accelerator.num_processes, config)
+    if replace_old and main:
+        shutil.rmtree(output)
+    accelerator.wait_for_everyone()  # nobody writes before an overwritten run is gone
     with output_lock(output) if main else nullcontext():
         if main:
             output.mkdir(parents=True, exist_ok=True)

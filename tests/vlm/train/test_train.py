@@ -194,3 +194,25 @@ def test_lora_and_bf16_train_and_save_a_plain_model(qa_copy, tmp_path):
     assert len(result.losses) == 2 and all(np.isfinite(result.losses))
     saved = weights(tmp_path / "run" / "model")
     assert not any("lora" in k for k in saved) and "model.visual.gated_fusion_proj.0.weight" in saved
+
+
+@pytest.mark.slow
+def test_two_processes_train_like_one_with_their_batch(qa_copy, tmp_path):
+    """torchrun with 2 CPU processes × batch 1 sees the items one process × batch 2 sees, step by step."""
+    import subprocess
+    import sys
+
+    from tests.vlm.train.conftest import REPO, TINY_YAML
+
+    common = ["--data", str(qa_copy / "qa.jsonl"), "--set", "run.max_steps=3", "--set", "model.fusion=gsm"]
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "-m", "recon4d.cli.main", "train", str(TINY_YAML), "-o", str(tmp_path / "two"),
+                           *common], cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "engine: plain on cpu" in done.stderr and "2 process(es)" in done.stderr
+    one = train(tiny_config(qa_copy / "qa.jsonl", tmp_path / "one", model={"fusion": "gsm"},
+                            run={"max_steps": 3, "batch_size": 2}), echo=lambda _: None)
+    rows = [json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
+    np.testing.assert_allclose([r["loss"] for r in rows], one.losses, rtol=1e-4)
+    a, b = weights(tmp_path / "two" / "model"), weights(tmp_path / "one" / "model")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4
