@@ -8,7 +8,8 @@ Reads the exports of ``recon4d qa`` and the files others ship (VLM_FACTS §1.7�
     DSR-Bench .parquet         videoID, question, options, answer (+ type)    ``{videoID}.mp4``
     DSR JSON .json (object)    Type, Question, A–D, Correct                   ``{videoID}.mp4``
 
-A relative video path is looked up under ``video_root`` first, then beside the file. Records that
+A relative video path is looked up under ``video_root`` first, then beside the file, then in the
+working folder. Records that
 cannot be parsed, and items whose video is missing or unreadable, are skipped and counted by
 reason (:class:`ItemSet`); nothing is dropped silently.
 
@@ -352,7 +353,9 @@ def read_records(path: Path, out: ItemSet) -> list[tuple[int, dict]]:
 def resolve_video(name: str, data_file: Path, video_root: Path | None) -> tuple[Path | None, list[Path]]:
     """The existing file a record's video names, and every place looked (for the error)."""
     given = Path(name)
-    bases = ([] if video_root is None else [Path(video_root)]) + [data_file.parent]
+    # The working folder last: `recon4d qa` records a store's video path as it was given to
+    # `recon4d process`/`synth`, i.e. relative to where those ran.
+    bases = ([] if video_root is None else [Path(video_root)]) + [data_file.parent, Path.cwd()]
     candidates = [given] if given.is_absolute() else [base / given for base in bases]
     if not given.suffix:
         candidates = [c.with_suffix(s) for c in candidates for s in VIDEO_SUFFIXES]

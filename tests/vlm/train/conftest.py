@@ -27,8 +27,11 @@ def run_cli(args: list[str]):
 @pytest.fixture(scope="session")
 def qa_set(tmp_path_factory) -> Path:
     """A folder with one synthetic scene (`recon4d synth`: 48 frames of 160×96 at 12 fps) and its
-    questions compiled by `recon4d qa`: qa.jsonl (24 questions, all 12 types), qa.json (Qwen
-    conversations naming "video.mp4"), qa.parquet and qa_dsr.json. Read-only for the tests."""
+    questions compiled by `recon4d qa`: qa.jsonl (24 questions), qa.json (Qwen conversations), qa.parquet
+    and qa_dsr.json (these three name the video "{videoID}.mp4": videos/ holds it under that name), and
+    qa_pred.jsonl (4 direction predictions).
+    Read-only for the tests. The mix of types varies between runs: the questions are seeded by the
+    video's sha256, and the rendered mp4's bytes are not reproducible (x264)."""
     root = tmp_path_factory.mktemp("qa_set")
     result = run_cli(["synth", "-o", root / "scene", "--seed", "1", "--frames", "48", "--size", "160x96"])
     assert result.exit_code == 0, result.output
@@ -37,6 +40,16 @@ def qa_set(tmp_path_factory) -> Path:
         result = run_cli(["qa", root / "scene" / "scene.zarr", "-o", root / name, "--format", fmt, "-n", "24",
                           "--seed", "0"])
         assert result.exit_code == 0, result.output
+    # The Qwen, DSR JSON and parquet exports name the video by id ("{videoID}.mp4"), as DSR-Train's
+    # video folder does: lay one out.
+    import json
+
+    video_id = json.loads((root / "qa.jsonl").read_text().splitlines()[0])["video_id"]
+    (root / "videos").mkdir()
+    (root / "videos" / f"{video_id}.mp4").symlink_to(root / "scene" / "video.mp4")
+    result = run_cli(["qa", root / "scene" / "scene.zarr", "-o", root / "qa_pred.jsonl", "-n", "4",
+                      "--types", "abs_dir_pred,rel_dir_pred"])
+    assert result.exit_code == 0 and "4/4 questions" in result.output, result.output
     return root
 
 

@@ -180,7 +180,10 @@ def test_cached_geometry_features_equal_recomputed_and_spare_the_encoder(qa_copy
 
     trained = SampleBuilder(items, builder.processor.tokenize, geometry, SampleSettings(frame_config(config)))
     views = {trained(i).extra["view_keys"][0] for i in items.items}
-    assert len(views) == 5  # the whole clip, and 4 direction-prediction questions cut before their answer
+    # the whole clip, and each direction prediction's clip cut before its answer
+    last_frames = {min(47, int(i.visible_end_s * 12 + 1e-6)) if i.visible_end_s is not None else 47
+                   for i in items.items}
+    assert len(views) == len(last_frames)
     assert result.cache["writes"] == len(views)
     assert 0 < len(calls) <= 6  # epoch 1: one call per batch that missed; epoch 2: none
     assert result.cache["hits"] + result.cache["misses"] == 2 * 24
