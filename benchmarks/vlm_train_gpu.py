@@ -8,6 +8,8 @@ visual tokens) with the DSR training prompt, in two single-GPU setups:
   trained in full (fp32 master weights, bf16 autocast), torch AdamW;
 * ``zero3_offload``: full fine-tune under DeepSpeed ZeRO-3 with parameters and optimizer state on
   the CPU (``configs/deepspeed/zero3_offload.json``, DeepSpeed's CPU Adam), as the reference trains.
+  Host memory: fp32 master weights and Adam moments of the 8.2B trainable parameters (~98 GB) plus
+  the bf16 parameters (~18.5 GB); a 128 GB host is at its limit.
 
 For each (setup, fusion): median step time (forward + backward + optimizer step) after warm-up,
 LLM tokens/s, model FLOPs per step and MFU against the card's dense bf16 peak, peak GPU memory.
@@ -168,7 +170,11 @@ def one(setup: str, fusion: str, size: str, n_frames: int, side: int, steps: int
                                  gradient_accumulation_steps=1, gradient_clipping=1.0)
         accelerator = Accelerator(mixed_precision="bf16", deepspeed_plugin=plugin)
         accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = 1
+        # Built in bf16 (DeepSpeed trains bf16 weights with fp32 master copies in the offloaded optimizer):
+        # an fp32 build of the 7B model would need 37 GB of host memory on top of the optimizer state.
+        torch.set_default_dtype(torch.bfloat16)
         model = GeometryQwen2_5_VL(config)
+        torch.set_default_dtype(torch.float32)
         set_trainable(model, settings)
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         model.train()
