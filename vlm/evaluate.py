@@ -60,6 +60,21 @@ class EvalSettings:
     limit: int | None = None
     """Evaluate only the first N items (smoke runs)."""
 
+    def __post_init__(self) -> None:
+        # Checked before the data and the model load. qwen-vl-utils would let min_pixels win
+        # silently (frames of ~100k pixels for a 56×56 request): slow, and not what was asked.
+        problems = [f"{name} must be at least 1 (got {value})" for name, value in
+                    (("frames", self.n_frames), ("max-new-tokens", self.max_new_tokens),
+                     ("batch-size", self.batch_size)) if value < 1]
+        if not 0 < self.min_pixels <= self.max_pixels:
+            problems.append(f"need 0 < min-pixels <= max-pixels, got {self.min_pixels} and {self.max_pixels}; give "
+                            f"both bounds when lowering one (e.g. --min-pixels 784 --max-pixels 3136 for tiny "
+                            f"models; the reference evaluation uses {EVAL_MIN_PIXELS}–{EVAL_MAX_PIXELS})")
+        if self.total_pixels < 1:
+            problems.append(f"total-pixels must be at least 1 (got {self.total_pixels})")
+        if problems:
+            raise DataError("invalid evaluation settings: " + "; ".join(problems) + ".")
+
 
 def _base_results(model: str, data: Path, items: ItemSet, settings: dict, predictions: list[Prediction]) -> dict:
     return {"model": model, "data": str(data), "settings": settings, "n_skipped": items.n_skipped,
