@@ -29,12 +29,14 @@ def weights(folder) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fusion", FUSIONS)
-def test_loss_falls_in_30_steps(qa_copy, tmp_path, fusion):
+def test_loss_falls_in_30_steps(qa_copy, tmp_path, fusion, capsys):
     config = tiny_config(qa_copy / "qa.jsonl", tmp_path / "run", model={"fusion": fusion},
                          run={"max_steps": 30, "save_steps": 30})
     result = train(config, echo=lambda _: None)
     assert len(result.losses) == 30 and all(np.isfinite(result.losses))
     first, last = statistics.mean(result.losses[:5]), statistics.mean(result.losses[-5:])
+    with capsys.disabled():
+        print(f"\n[{fusion}: training loss {first:.4f} (mean of steps 1-5) -> {last:.4f} (steps 26-30)]")
     assert last < 0.75 * first, (fusion, result.losses)
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(1, 31)) and rows[-1]["tokens_per_s"] > 0
