@@ -10,21 +10,32 @@ import click
 
 @contextmanager
 def _training_bar():
-    """A rich bar on stderr with the step's loss, learning rate and tokens/s."""
+    """A rich bar on stderr with the step's loss, learning rate and tokens/s.
+
+    Shown from the first step on, so that a run refused while loading (bad data, bad output folder)
+    prints its error alone.
+    """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
         TimeRemainingColumn
 
-    with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=Console(stderr=True)) as bar:
-        task = bar.add_task("training", total=None, info="")
+    bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=Console(stderr=True))
+    task = bar.add_task("training", total=None, info="", start=False)
 
-        def update(done: int, total: int, row: dict) -> None:
-            rate = next(iter(row["lr"].values()), 0.0)
-            bar.update(task, completed=done, total=total,
-                       info=f"loss {row['loss']:.4f}  lr {rate:.2e}  {row['tokens_per_s']:.0f} tok/s")
+    def update(done: int, total: int, row: dict) -> None:
+        if not bar.live.is_started:
+            bar.start()
+            bar.start_task(task)
+        rate = next(iter(row["lr"].values()), 0.0)
+        bar.update(task, completed=done, total=total,
+                   info=f"loss {row['loss']:.4f}  lr {rate:.2e}  {row['tokens_per_s']:.0f} tok/s")
 
+    try:
         yield update
+    finally:
+        if bar.live.is_started:
+            bar.stop()
 
 
 @click.command("train")

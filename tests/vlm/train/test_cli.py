@@ -84,8 +84,9 @@ def test_bad_input_is_a_paragraph_or_a_counted_skip(qa_copy, tmp_path, monkeypat
     assert "22 items; 2 skipped (malformed record: 1, video missing: 1)" in counted.output
     assert "lost.mp4" in counted.output and "sample 1" in counted.output
     (qa_copy / "empty.json").write_text("[]")
-    clean_error(run_cli(["train", TINY_YAML, "--data", qa_copy / "empty.json", "-o", tmp_path / "b"]),
-                "no usable item")
+    empty = run_cli(["train", TINY_YAML, "--data", qa_copy / "empty.json", "-o", tmp_path / "b"])
+    clean_error(empty, "no usable item")
+    assert "training" not in empty.output  # no progress bar before the error
     (qa_copy / "bad.yaml").write_text("optim:\n  learnig_rate: 1.0\n")
     clean_error(run_cli(["train", qa_copy / "bad.yaml", "--data", qa_copy / "qa.jsonl", "-o", tmp_path / "c"]),
                 "unknown key optim.learnig_rate", "learning_rate")
