@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from recon4d.errors import OptionError
 from recon4d.qa_compiler.records import LETTERS
 from recon4d.vlm.data import (
     EVAL_MAX_PIXELS,
@@ -73,7 +74,7 @@ class EvalSettings:
         if self.total_pixels < 1:
             problems.append(f"total-pixels must be at least 1 (got {self.total_pixels})")
         if problems:
-            raise DataError("invalid evaluation settings: " + "; ".join(problems) + ".")
+            raise OptionError("invalid evaluation settings: " + "; ".join(problems) + ".")  # exit code 2
 
 
 def _base_results(model: str, data: Path, items: ItemSet, settings: dict, predictions: list[Prediction]) -> dict:

@@ -106,8 +106,9 @@ def test_bad_input_is_a_paragraph_or_a_counted_skip(qa_copy, tmp_path, monkeypat
     clean_error(done, "already holds a run", "--resume", "--overwrite")
     clean_error(run_cli(["eval", tmp_path / "nowhere", qa_copy / "qa.jsonl"]), "not a model folder")
     # Lowering only --max-pixels leaves the reference's min-pixels above it: refused, not silently overridden.
-    clean_error(run_cli(["eval", tmp_path / "nowhere", qa_copy / "qa.jsonl", "--max-pixels", "3136"]),
-                "min-pixels <= max-pixels", "--min-pixels 784")
+    pixels = run_cli(["eval", tmp_path / "nowhere", qa_copy / "qa.jsonl", "--max-pixels", "3136"])
+    clean_error(pixels, "min-pixels <= max-pixels", "--min-pixels 784")
+    assert pixels.exit_code == 2  # a usage error: the command line alone is wrong
     clean_error(run_cli(["eval", "--predictions", qa_copy / "qa.jsonl"]), "no reply text")
     usage = run_cli(["eval", qa_copy / "qa.jsonl"])
     assert usage.exit_code == 2 and "give MODEL and DATA" in usage.output
