@@ -211,7 +211,10 @@ def parse_options(config_cls, options: dict | None, what: str, extra: tuple[str,
         try:
             parsed[name] = parse_value(fields[name], value)
         except _Mismatch as mismatch:
-            raise error(f"{what}: option {prefix}{name} must be {mismatch.expected}, got {value!r}.") from None
+            how = f"; write it as -O {prefix}{name}=VALUE with VALUE {mismatch.expected}" if prefix else ""
+            if how and isinstance(value, str) and value.strip()[:1] in ("'", '"'):
+                how += " (without quotes: the shell's quoting is not part of the value)"
+            raise error(f"{what}: option {prefix}{name} must be {mismatch.expected}, got {value!r}{how}.") from None
     return parsed
 
 

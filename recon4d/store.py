@@ -58,7 +58,7 @@ import numpy as np
 
 from recon4d import __version__
 from recon4d.errors import ShapeError, StoreError
-from recon4d.types import CameraQuality, ObjectQuality, Scene, SourceInfo
+from recon4d.types import CameraQuality, ObjectQuality, PackedMasks, Scene, SourceInfo
 
 FORMAT = "recon4d.scene"
 VERSION = 2
@@ -105,39 +105,6 @@ def _zarr():
     import zarr  # a core dependency; imported here to keep `import recon4d` light
 
     return zarr
-
-
-class PackedMasks:
-    """Lazy (K, T, H, W) bool view of bit-packed masks in a store.
-
-    Index it like a numpy array on the first two axes (``masks[k, t]``, ``masks[:, t]``);
-    only the chunks touched are read and unpacked. ``np.asarray(masks)`` reads everything.
-    """
-
-    def __init__(self, packed, width: int):
-        self._packed = packed
-        self.width = int(width)
-        k, t, h, _ = packed.shape
-        self.shape = (k, t, h, self.width)
-        self.dtype = np.dtype(bool)
-        self.ndim = 4
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, index) -> np.ndarray:
-        if not isinstance(index, tuple):
-            index = (index,)
-        if any(i is Ellipsis for i in index) or len(index) > 4:
-            raise IndexError("PackedMasks takes up to four explicit indices (k, t, y, x), no Ellipsis")
-        index = index + (slice(None),) * (4 - len(index))
-        packed = np.asarray(self._packed[index[:3] + (slice(None),)])
-        bits = np.unpackbits(packed, axis=-1, count=self.width).astype(bool)
-        return bits[..., index[3]]
-
-    def __array__(self, dtype=None, copy=None):
-        bits = self[:]
-        return bits if dtype is None else bits.astype(dtype)
 
 
 def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:

@@ -9,7 +9,7 @@ whatever the reconstruction's ``cam_to_world`` poses define; boxes are in pixels
 camera of the frame they were seen in. Arrays that are not known are NaN, never zero.
 
 Heavy arrays (point maps, confidences, masks) may be lazy array-likes (a ``zarr.Array``,
-:class:`recon4d.store.PackedMasks`, or a :class:`FrameSequence` computed frame by frame):
+bit-packed :class:`PackedMasks`, or a :class:`FrameSequence` computed frame by frame):
 anything with ``shape``, ``dtype`` and numpy indexing on the leading axes. Consumers read them
 one frame at a time (STYLE §9), so memory does not grow with the clip's length.
 Every class checks shapes at construction and raises :class:`recon4d.errors.ShapeError`.
@@ -29,6 +29,10 @@ from recon4d.errors import ShapeError
 
 ProgressFn = Callable[[int, int], None]
 """``progress(done, total)``: called by long-running stages as work completes (the CLI draws bars)."""
+
+FRAME_BATCH = 8
+"""Frames a consumer reads at once from a lazy per-frame array (lifting's batch); producers of
+:class:`FrameSequence` may cache that many rendered frames."""
 
 UNITS = ("metric", "arbitrary", "unknown")
 """Units of a reconstruction's geometry: metres, one unknown scale for the clip, or not stated."""
@@ -96,6 +100,8 @@ class FrameSequence:
         if isinstance(head, (int, np.integer)):
             frame = self._get(int(head))
             return frame[rest] if rest else frame
+        if head is Ellipsis or head is None:
+            return self[:][index]
         frames = range(self.shape[0])[head] if isinstance(head, slice) else np.arange(self.shape[0])[head]
         stacked = np.empty((len(frames), *self.shape[1:]), self.dtype)
         for i, t in enumerate(frames):
@@ -109,6 +115,61 @@ class FrameSequence:
     def __array__(self, dtype=None, copy=None):
         frames = self[:]
         return frames if dtype is None else frames.astype(dtype)
+
+
+class PackedMasks:
+    """(K, T, H, W) bool masks stored bit-packed along W (8 pixels a byte), unpacked when read.
+
+    ``packed`` is any (K, T, H, ⌈W/8⌉) uint8 array-like: a numpy array in memory
+    (:meth:`zeros`, :meth:`pack`; a tracker fills one with ``masks[k, t] = mask``) or a Zarr
+    array of a store (read lazily, chunk by chunk). Index it like a numpy array on the first two
+    axes (``masks[k, t]``, ``masks[:, t]``, ``masks[:, a:b]``); ``np.asarray(masks)`` unpacks all.
+    """
+
+    def __init__(self, packed, width: int):
+        self._packed = packed
+        self.width = int(width)
+        k, t, h, _ = packed.shape
+        self.shape = (k, t, h, self.width)
+        self.dtype = np.dtype(bool)
+        self.ndim = 4
+
+    @classmethod
+    def zeros(cls, n_objects: int, n_frames: int, height: int, width: int) -> "PackedMasks":
+        """All-False masks in memory, (height · ⌈width/8⌉) bytes per object and frame."""
+        return cls(np.zeros((n_objects, n_frames, height, (width + 7) // 8), np.uint8), width)
+
+    @classmethod
+    def pack(cls, masks) -> "PackedMasks":
+        """Pack (K, T, H, W) bool masks (any array-like) into memory, one frame at a time."""
+        n_objects, n_frames, height, width = masks.shape
+        packed = cls.zeros(n_objects, n_frames, height, width)
+        for t in range(n_frames):
+            packed._packed[:, t] = np.packbits(np.asarray(masks[:, t], dtype=bool), axis=-1)
+        return packed
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        if not isinstance(index, tuple):
+            index = (index,)
+        if any(i is Ellipsis for i in index) or len(index) > 4:
+            raise IndexError("PackedMasks takes up to four explicit indices (k, t, y, x), no Ellipsis")
+        index = index + (slice(None),) * (4 - len(index))
+        packed = np.asarray(self._packed[index[:3] + (slice(None),)])
+        bits = np.unpackbits(packed, axis=-1, count=self.width).astype(bool)
+        return bits[..., index[3]]
+
+    def __setitem__(self, index: tuple, mask) -> None:
+        """``masks[k, t] = (H, W) bool`` (or ``masks[:, t] = (K, H, W)``): packed on the way in."""
+        if not isinstance(index, tuple) or len(index) != 2:
+            raise IndexError("PackedMasks is written per object and frame: masks[k, t] = (H, W) bool mask")
+        self._packed[index] = np.packbits(np.asarray(mask, dtype=bool), axis=-1)
+
+    def __array__(self, dtype=None, copy=None):
+        bits = self[:]
+        return bits if dtype is None else bits.astype(dtype)
 
 
 @dataclass(frozen=True, eq=False)

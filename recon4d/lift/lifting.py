@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 
 from recon4d.checks import check_shape
-from recon4d.types import LiftResult
+from recon4d.types import FRAME_BATCH, LiftResult
 
 _ESTIMATORS = ("mean", "median", "trimmed")
 
@@ -151,7 +151,7 @@ def lift_objects(
     cam_to_world: np.ndarray,
     config: LiftConfig = LiftConfig(),
     visible: np.ndarray | None = None,
-    batch_frames: int = 8,
+    batch_frames: int = FRAME_BATCH,
 ) -> LiftResult:
     """Per-frame 3D centre of every object from its masks and the reconstruction.
 

@@ -36,7 +36,7 @@ from recon4d.recon.classic.reconstructor import (
     prior_intrinsics,
     scale_intrinsics,
 )
-from recon4d.types import Clip, Reconstruction, Tracks2D
+from recon4d.types import Clip, FrameSequence, Reconstruction, Tracks2D
 
 SIZE = {"width": 320, "height": 180, "n_frames": 16}
 MOVING_SEEDS = (0, 1, 2)
@@ -497,10 +497,13 @@ def test_output_shapes_and_dtypes(moving):
     assert recon.local_points.shape == (n_frames, height, width, 3) and recon.local_points.dtype == np.float32
     assert recon.conf.shape == (n_frames, height, width) and recon.conf.dtype == np.float32
     assert recon.intrinsics.shape == (n_frames, 3, 3) and recon.intrinsics.dtype == np.float32
-    assert 0.0 <= recon.conf.min() and recon.conf.max() <= 1.0
-    unknown = ~np.isfinite(recon.local_points).all(axis=-1)
-    assert (recon.conf[unknown] == 0).all()
-    assert (recon.local_points[~unknown][:, 2] > 0).all()
+    assert isinstance(recon.local_points, FrameSequence) and isinstance(recon.conf, FrameSequence)  # streamed
+    points, conf = np.asarray(recon.local_points), np.asarray(recon.conf)
+    np.testing.assert_array_equal(recon.local_points[3], points[3])  # a frame read again is the same
+    assert 0.0 <= conf.min() and conf.max() <= 1.0
+    unknown = ~np.isfinite(points).all(axis=-1)
+    assert (conf[unknown] == 0).all()
+    assert (points[~unknown][:, 2] > 0).all()
 
 
 def test_intrinsics_are_in_source_pixels(moving):
@@ -635,7 +638,7 @@ def test_black_clip_warns_and_keeps_the_camera_still():
     messages = [str(w.message) for w in caught if issubclass(w.category, ReconstructionWarning)]
     assert any("too few background features" in m for m in messages)
     np.testing.assert_array_equal(recon.cam_to_world, np.tile(np.eye(4), (5, 1, 1)))
-    assert np.isfinite(recon.local_points).all()
+    assert np.isfinite(np.asarray(recon.local_points)).all()
 
 
 def test_one_frame_clip_is_the_identity_with_prior_depth():

@@ -57,6 +57,7 @@ def test_a_wrong_value_is_a_one_paragraph_error_naming_option_type_and_value():
         get_backend("recon", "pi3").build_config({"chunk_frames": "'8'"})
     message = str(info.value)
     assert "recon.chunk_frames" in message and "an integer" in message and "\"'8'\"" in message
+    assert "write it as -O recon.chunk_frames=VALUE" in message and "without quotes" in message  # what to do
     assert "\n" not in message
     with pytest.raises(OptionError, match="classic reconstructor: option recon.bundle_adjust must be true or false"):
         get_backend("recon", "classic").build_config({"bundle_adjust": "maybe"})

@@ -260,3 +260,55 @@ def test_masks_of_another_size_are_resized_not_replaced_by_boxes(monkeypatch, tm
 
     back = open_scene(write_scene(scene, tmp_path / "m.zarr"))
     np.testing.assert_array_equal(back.masks[0, 2], disc)
+
+
+def test_point_maps_are_read_frame_by_frame_never_whole(monkeypatch, tmp_path):
+    """Issue 12: lifting and the store stream the reconstructor's point maps; nothing asks for
+    the whole (T, H, W, 3) array, and no read spans more than a lifting batch of frames."""
+    import recon4d.recon.classic.reconstructor as classic_recon
+    import recon4d.tracking.classic.tracker as classic_track
+    from recon4d.pipeline import process_clip
+    from recon4d.store import write_scene
+    from recon4d.types import Clip, FrameSequence, PackedMasks, Reconstruction, Tracks2D
+
+    n, height, width = 20, 24, 32
+    reads = []
+
+    class Streamed(FrameSequence):
+        def __getitem__(self, index):
+            head = index[0] if isinstance(index, tuple) else index
+            span = 1 if isinstance(head, (int, np.integer)) else len(range(self.shape[0])[head])
+            assert span <= 8, f"a read of {span} frames"
+            reads.append(span)
+            return super().__getitem__(index)
+
+        def __array__(self, dtype=None, copy=None):
+            raise AssertionError("the whole point map was materialised")
+
+    rows, cols = np.mgrid[:height, :width] + 0.5
+    frame = np.stack([(cols - 16) / 30 * 3.0, (rows - 12) / 30 * 3.0, np.full((height, width), 3.0)], axis=-1)
+
+    def track(self, clip, progress=None):
+        masks = PackedMasks.zeros(1, n, height, width)
+        for t in range(n):
+            masks[0, t] = (np.abs(rows - 12) < 5) & (np.abs(cols - 16) < 5)
+        return Tracks2D(ids=[0], categories=("ball",), is_agent=[False], visible=np.ones((1, n), bool),
+                        boxes_xyxy=np.tile(np.array([11, 7, 21, 17], np.float32), (1, n, 1)), masks=masks)
+
+    def reconstruct(self, clip, tracks=None, progress=None):
+        return Reconstruction(cam_to_world=np.tile(np.eye(4), (n, 1, 1)), unit="metric",
+                              local_points=Streamed(n, (height, width, 3), np.float32, lambda t: frame),
+                              conf=Streamed(n, (height, width), np.float32, lambda t: np.ones((height, width))))
+
+    monkeypatch.setattr(classic_track.ClassicTracker, "track", track)
+    monkeypatch.setattr(classic_recon.ClassicReconstructor, "reconstruct", reconstruct)
+    clip = Clip(frames=np.zeros((n, height, width, 3), np.uint8), timestamps_s=np.arange(n) / 10,
+                frame_index=np.arange(n), fps=10.0, source="x", source_size=(width, height))
+    config = ProcessConfig(n_frames=n, recon="classic", tracker="classic", orient="motion", keep_points=True,
+                           keep_masks=True)
+    scene = process_clip(clip, config).scene
+    assert scene.visible.all() and np.allclose(scene.center_world[0, :, 2], 3.0)
+    back = open_scene(write_scene(scene, tmp_path / "s.zarr"))
+    np.testing.assert_allclose(np.asarray(back.local_points[n - 1]), frame, rtol=1e-3)
+    assert isinstance(back.masks, PackedMasks) and back.masks[0, 3].sum() == 100
+    assert max(reads) <= 8 and sum(reads) >= 2 * n  # lifting in batches, then the store frame by frame

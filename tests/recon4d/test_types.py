@@ -144,3 +144,22 @@ def test_tracks_scores_are_checked():
     assert tracks.scores.dtype == np.float32
     with pytest.raises(ShapeError, match="scores"):
         Tracks2D([1], ("dog",), [True], boxes, np.ones((1, 3), bool), scores=np.zeros((1, 2)))
+
+
+def test_packed_masks_in_memory_round_trip():
+    from recon4d.types import PackedMasks
+
+    rng = np.random.default_rng(3)
+    masks = rng.random((3, 4, 5, 13)) > 0.5
+    packed = PackedMasks.pack(masks)
+    assert packed.shape == (3, 4, 5, 13) and packed.dtype == bool and packed._packed.nbytes == 3 * 4 * 5 * 2
+    np.testing.assert_array_equal(np.asarray(packed), masks)
+    np.testing.assert_array_equal(packed[1, 2], masks[1, 2])
+    np.testing.assert_array_equal(packed[:, 1:3], masks[:, 1:3])
+    empty = PackedMasks.zeros(3, 4, 5, 13)
+    for k in range(3):
+        for t in range(4):
+            empty[k, t] = masks[k, t]
+    np.testing.assert_array_equal(np.asarray(empty), masks)
+    with pytest.raises(IndexError):
+        empty[0] = masks[0]

@@ -71,8 +71,9 @@ Assumptions and limits
   box also takes in the background and parts of its neighbours.
 - Background depth is a plane, a backdrop and sparse points: walls, furniture and slopes
   below the horizon land on the ground plane and come out too far.
-- The whole clip is held in memory; bundle adjustment costs (6T)³/3 per iteration, fine for
-  clips of a few hundred frames; pure-rotation clips drift slowly (no loop closure).
+- The frames and feature tracks of the whole clip are held in memory (point maps are rendered
+  per frame when read); bundle adjustment costs (6T)³/3 per iteration, fine for clips of a
+  few hundred frames; pure-rotation clips drift slowly (no loop closure).
 - A one-frame clip gives the identity camera and the prior ground, with a warning. A clip
   with no frames, bad options, or tracks whose frame count or mask size do not match the
   clip raise :class:`ClassicReconstructionError` / :class:`~recon4d.errors.ShapeError`.
@@ -80,6 +81,7 @@ Assumptions and limits
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from typing import Callable
@@ -113,7 +115,7 @@ from recon4d.recon.classic.object_depth import (
     size_depth,
     tilt_and_height_from_people,
 )
-from recon4d.types import Clip, ProgressFn, Reconstruction, Tracks2D
+from recon4d.types import FRAME_BATCH, Clip, FrameSequence, ProgressFn, Reconstruction, Tracks2D
 
 CONF_POINT = 0.9
 """Confidence of pixels under a splatted map point."""
@@ -245,10 +247,11 @@ class ClassicReconstructor:
 
         clip: frames (T, H, W, 3). tracks: objects to keep out of the camera estimate and to
         place in depth (boxes in source pixels, masks at the clip size or None), or None.
-        ``progress(done, total)`` is called as frames are tracked (T), after the camera
-        solve, and as point maps are filled (T). Returns a :class:`Reconstruction` with
-        cam_to_world (T, 4, 4) (identity at frame 0), local_points (T, H, W, 3) float32,
-        conf (T, H, W) float32 and intrinsics (T, 3, 3) float32 in source pixels.
+        ``progress(done, total)`` is called as frames are tracked (T) and after the camera
+        solve. Returns a :class:`Reconstruction` with cam_to_world (T, 4, 4) (identity at
+        frame 0), intrinsics (T, 3, 3) float32 in source pixels, and local_points (T, H, W, 3)
+        float32 and conf (T, H, W) float32 as :class:`~recon4d.types.FrameSequence`: each
+        frame is rendered when it is read (a few ms), so no clip-sized point map is held.
         """
         config = self.config
         n_frames = clip.n_frames
@@ -256,7 +259,7 @@ class ClassicReconstructor:
             raise ClassicReconstructionError("the clip has no frames; sample at least one frame to reconstruct.")
         _check_tracks(clip, tracks)
         width, height = clip.image_size
-        total = 2 * n_frames + 1
+        total = n_frames + 1
         report = (lambda done: progress(done, total)) if progress is not None else (lambda done: None)
 
         source_k = prior_intrinsics(clip.source_size, config)
@@ -314,18 +317,26 @@ class ClassicReconstructor:
                                                  n_objects, config, focal))
             depth_k, cue_k = object_depths(contact, size, triangulated)
 
+        # Point maps are rendered when read, frame by frame (STYLE §9): nothing T × H × W is held.
+        seen_rows = np.flatnonzero(np.isfinite(map_depth).any(axis=1))
+        map_xy, map_depth = features.xy[seen_rows], map_depth[seen_rows]
         rays = pixel_rays(clip_k, width, height).astype(np.float32)
-        local_points = np.empty((n_frames, height, width, 3), np.float32)
-        conf = np.empty((n_frames, height, width), np.float32)
-        for t in range(n_frames):
+        ground_conf = CONF_GROUND if fitted else 0.5 * CONF_GROUND
+
+        # Lifting reads a batch of frames' points, then the same frames' confidences: keeping
+        # that many frames renders each frame once (8 frames at 630×350 are ~28 MB).
+        @functools.lru_cache(maxsize=FRAME_BATCH)
+        def frame_geometry(t: int) -> tuple[np.ndarray, np.ndarray]:
             splat = np.flatnonzero(np.isfinite(map_depth[:, t]) & (map_depth[:, t] > 0))
             objects = [(mask, depth_k[k, t], _object_conf(int(cue_k[k, t]), fitted))
                        for k in range(n_objects) if (mask := object_masks(k, t)) is not None]
-            depth, conf[t] = render_depth(rays, None if plane_camera is None else plane_camera[t], backdrop[t],
-                                          CONF_GROUND if fitted else 0.5 * CONF_GROUND,
-                                          features.xy[splat, t], map_depth[splat, t], objects)
-            local_points[t] = rays * depth[..., None]
-            report(n_frames + 2 + t)
+            depth, conf_t = render_depth(rays, None if plane_camera is None else plane_camera[t], backdrop[t],
+                                         ground_conf, map_xy[splat, t], map_depth[splat, t], objects)
+            return rays * depth[..., None], conf_t
+
+        local_points = FrameSequence(n_frames, (height, width, 3), np.float32, lambda t: frame_geometry(t)[0])
+        conf = FrameSequence(n_frames, (height, width), np.float32, lambda t: frame_geometry(t)[1])
+        report(total)
         cam_to_world = np.tile(np.eye(4), (n_frames, 1, 1))
         cam_to_world[:, :3, :3] = np.swapaxes(world_to_cam[:, :, :3], 1, 2)
         cam_to_world[:, :3, 3] = -np.einsum("tji,tj->ti", world_to_cam[:, :, :3], world_to_cam[:, :, 3]) + 0.0
