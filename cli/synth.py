@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import click
 
 from recon4d.cli.options import FiniteFloat, parse_size
+from recon4d.synth.cameras import CAMERA_KINDS
 
 
 @click.command("synth")
@@ -20,12 +20,22 @@ from recon4d.cli.options import FiniteFloat, parse_size
               help="Frame rate of the video.")
 @click.option("--size", default="640x360", show_default=True, callback=parse_size,
               help="Video size WIDTHxHEIGHT (both even).")
-@click.option("--objects", "n_objects", type=click.IntRange(2, 6), default=None,
-              help="Number of moving objects (2-6; default: chosen by the seed).")
-@click.option("--static-camera", is_flag=True, help="Keep the camera fixed.")
+@click.option("--objects", "n_objects", type=click.IntRange(0, 8), default=None,
+              help="Number of moving objects (0-8; default: chosen by the seed).")
+@click.option("--camera", type=click.Choice(CAMERA_KINDS), default=None,
+              help="Camera: static, pan (tripod), orbit, walk (handheld) or follow (a subject) "
+                   "[default: chosen by the seed].")
+@click.option("--static-camera", is_flag=True, help="Keep the camera fixed (same as --camera static).")
+@click.option("--plain", is_flag=True,
+              help="The plain yard: no props, cars, groups or stops, objects always in view, orbiting camera "
+                   "unless --camera says otherwise.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing scene in OUT.")
-def synth_command(out_dir, seed, n_frames, fps, size, n_objects, static_camera, overwrite):
+def synth_command(out_dir, seed, n_frames, fps, size, n_objects, camera, static_camera, plain, overwrite):
     """Render a synthetic scene with full ground truth.
+
+    By default the scene looks like real footage: one of five camera kinds, people (some in
+    groups), dogs, cars, balls, boxes and cones that stop and restart or cross the frame,
+    walls, pillars, crates and parked cars they pass behind, on paving, grass or asphalt.
 
     Writes OUT/video.mp4 (feed it to `recon4d process`) and OUT/scene.zarr, the ground-truth
     scene store (poses, point maps, masks, boxes, centres, orientations).
@@ -36,10 +46,10 @@ def synth_command(out_dir, seed, n_frames, fps, size, n_objects, static_camera, 
 
     try:
         config = SynthConfig(seed=seed, n_frames=n_frames, fps=fps, width=size[0], height=size[1],
-                             n_objects=n_objects, static_camera=static_camera)
+                             n_objects=n_objects, static_camera=static_camera, camera=camera, varied=not plain)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     with progress_callback("rendering") as progress:
-        with companions((Path(out_dir) / "synth_config.json", json_text(asdict(config)), "synth config")):
+        with companions((Path(out_dir) / "synth_config.json", json_text(config.to_json()), "synth config")):
             paths = write_synthetic(out_dir, config, progress=progress, overwrite=overwrite)
-    click.echo(f"video: {paths.video}\nscene: {paths.scene}")
+    click.echo(f"video: {paths.video}\nscene: {paths.scene}\ncamera: {config.camera_kind}")

@@ -1,25 +1,23 @@
-"""Objects of the synthetic scenes (:mod:`recon4d.synth.scene`): their meshes and how they move.
+"""Objects of the synthetic scenes (:mod:`recon4d.synth.scene`): their meshes and categories.
 
-Agents ("person", "dog") face where they walk; non-agents ("box", "ball", "cone") slide or
-roll. Paths are smooth and stay within ``_ACTION_RADIUS_M`` of the origin; each is redrawn
-(up to 200 times, the best draw kept) while it leaves the camera's view or comes too close to
-objects already placed.
+Agents ("person", "dog") face where they walk; non-agents ("box", "ball", "cone", "car")
+slide, roll or drive (:mod:`recon4d.synth.paths`, :mod:`recon4d.synth.motion`). Props
+(:func:`make_prop`: walls, pillars, crates, parked cars) are static scenery that hides
+what passes behind it; they are background, not objects.
 """
 
 from __future__ import annotations
 
 import colorsys
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 AGENT_CATEGORIES = ("person", "dog")
 NON_AGENT_CATEGORIES = ("box", "ball", "cone")
-
-_ACTION_RADIUS_M = 3.0  # every object's path stays within this distance of the world origin
-_SPEED_M_S = {"person": (0.9, 1.4), "dog": (1.2, 1.9), "box": (0.5, 1.0), "ball": (0.8, 1.5),
-              "cone": (0.4, 0.8)}
+"""Non-agents of the plain scenes; footage-like scenes add "car" (``VARIED_NON_AGENT_CATEGORIES``)."""
+VARIED_NON_AGENT_CATEGORIES = ("box", "ball", "cone", "car")
+PROP_KINDS = ("wall", "pillar", "crates", "parked_car")
 
 
 def heading_rotation(heading_rad: np.ndarray) -> np.ndarray:
@@ -39,7 +37,7 @@ class Body:
     faces: np.ndarray  # (F, 3) uint32
     face_albedo: np.ndarray  # (F, 3) float32 base colour of each face
     extent: np.ndarray  # (3,) size along x, y, z
-    pattern: str  # "checker", "stripes" or "plain"
+    pattern: str  # "checker", "stripes", "plain", "bricks", "planks" or "concrete"
 
     @property
     def is_agent(self) -> bool:
@@ -112,11 +110,68 @@ def make_body(trimesh, category: str, rng: np.random.Generator) -> Body:
         radius, height = rng.uniform(0.22, 0.32), rng.uniform(0.55, 0.85)
         cone = trimesh.creation.cone(radius=radius, height=height, sections=32)
         return _body(category, [(cone, random_colour(rng, value=(0.8, 1.0)))], "stripes")
+    if category == "car":
+        return _car(box, trimesh, category, rng)
     raise ValueError(f"unknown synthetic category {category!r}")
 
 
+def _car(box, trimesh, category: str, rng: np.random.Generator) -> Body:
+    """A car 3.6–4.6 m long facing +x: body, cabin, dark windows, four wheels, head and tail lights."""
+    length, width = rng.uniform(3.6, 4.6), rng.uniform(1.65, 1.9)
+    paint, dark = random_colour(rng, value=(0.45, 0.9)), np.array([0.08, 0.09, 0.11])
+    clearance, body_h, cabin_h = 0.28, rng.uniform(0.55, 0.7), rng.uniform(0.45, 0.6)
+    cabin_l = rng.uniform(0.45, 0.55) * length
+    cabin_x = -rng.uniform(0.0, 0.1) * length
+    top = clearance + body_h
+    parts = [(box((length, width, body_h), (0, 0, clearance + body_h / 2)), paint),
+             (box((cabin_l, width * 0.86, cabin_h), (cabin_x, 0, top + cabin_h / 2)), paint),
+             (box((0.04, width * 0.78, cabin_h * 0.7), (cabin_x + cabin_l / 2 + 0.01, 0, top + cabin_h * 0.5)), dark),
+             (box((cabin_l * 0.8, width * 0.88, cabin_h * 0.6), (cabin_x, 0, top + cabin_h * 0.5)), dark),
+             (box((0.04, 0.32, 0.12), (length / 2 + 0.01, 0.62 * width / 2, clearance + 0.7 * body_h)),
+              np.array([1.0, 0.97, 0.85])),
+             (box((0.04, 0.32, 0.12), (length / 2 + 0.01, -0.62 * width / 2, clearance + 0.7 * body_h)),
+              np.array([1.0, 0.97, 0.85])),
+             (box((0.04, 0.28, 0.10), (-length / 2 - 0.01, 0.62 * width / 2, clearance + 0.7 * body_h)),
+              np.array([0.85, 0.08, 0.06])),
+             (box((0.04, 0.28, 0.10), (-length / 2 - 0.01, -0.62 * width / 2, clearance + 0.7 * body_h)),
+              np.array([0.85, 0.08, 0.06]))]
+    radius = 0.32
+    for sx in (-1, 1):
+        for sy in (-1, 1):
+            wheel = trimesh.creation.cylinder(radius=radius, height=0.22, sections=20)
+            wheel.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, [1, 0, 0]))
+            wheel.apply_translation([sx * 0.33 * length, sy * (width / 2 - 0.08), radius])
+            parts.append((wheel, dark))
+    return _body(category, parts, "plain")
+
+
+def make_prop(trimesh, kind: str, rng: np.random.Generator) -> Body:
+    """Static scenery of ``kind`` (``PROP_KINDS``), centred on its box, long side along x."""
+    def box(size, at):
+        return trimesh.creation.box(extents=size, transform=trimesh.transformations.translation_matrix(at))
+
+    if kind == "wall":
+        size = (rng.uniform(2.5, 4.5), rng.uniform(0.2, 0.3), rng.uniform(1.3, 2.3))
+        colour = random_colour(rng, (0.2, 0.55), (0.45, 0.75), hue=(-0.04, 0.12))
+        return _body(kind, [(box(size, (0, 0, size[2] / 2)), colour)], "bricks")
+    if kind == "pillar":
+        side, height = rng.uniform(0.45, 0.75), rng.uniform(2.4, 3.4)
+        return _body(kind, [(box((side, side, height), (0, 0, height / 2)), random_colour(rng, (0.0, 0.1), (0.6, 0.8)))],
+                     "concrete")
+    if kind == "crates":
+        parts, colour = [], random_colour(rng, (0.35, 0.6), (0.45, 0.7), hue=(0.05, 0.12))
+        side = rng.uniform(0.7, 1.0)
+        for i, (x, z) in enumerate([(-0.5, 0), (0.5, 0), (0.0, 1)][: int(rng.integers(2, 4))]):
+            parts.append((box((side, side, side), (x * side * 1.02, 0, side * (z + 0.5))), colour * (0.85 + 0.1 * i)))
+        return _body(kind, parts, "planks")
+    if kind == "parked_car":
+        car = make_body(trimesh, "car", rng)
+        return Body(kind, car.vertices, car.faces, car.face_albedo, car.extent, car.pattern)
+    raise ValueError(f"unknown prop kind {kind!r}")
+
+
 def pick_categories(n_objects: int, rng: np.random.Generator) -> list[str]:
-    """At least one agent whenever there is an object; agents first."""
+    """Categories of a plain scene: at least one agent whenever there is an object; agents first."""
     if n_objects == 0:
         return []
     n_agents = int(rng.integers(1, (n_objects + 1) // 2 + 1))
@@ -125,118 +180,16 @@ def pick_categories(n_objects: int, rng: np.random.Generator) -> list[str]:
     return agents + others
 
 
-
-
-def _random_path(category: str, rng: np.random.Generator) -> dict:
-    """Parameters of a smooth ground path: an ellipse (agents always) or a back-and-forth line."""
-    speed = rng.uniform(*_SPEED_M_S[category])
-    kind = "ellipse" if category in AGENT_CATEGORIES or rng.uniform() < 0.5 else "line"
-    if kind == "ellipse":
-        a = rng.uniform(1.2, 2.4)
-        axes = (a, a * rng.uniform(0.55, 1.0))
-        omega = rng.choice([-1.0, 1.0]) * speed / math.sqrt((axes[0] ** 2 + axes[1] ** 2) / 2.0)
-    else:
-        a = rng.uniform(0.8, 2.0)
-        axes, omega = (a, 0.0), speed / a
-    reach = math.sqrt(rng.uniform()) * max(0.0, _ACTION_RADIUS_M - axes[0])
-    direction = rng.uniform(0.0, 2.0 * math.pi)
-    return {"kind": kind, "centre": reach * np.array([math.cos(direction), math.sin(direction)]),
-            "axes": axes, "angle": rng.uniform(0.0, 2.0 * math.pi), "phase": rng.uniform(0.0, 2.0 * math.pi),
-            "omega": omega}
-
-
-def _path_xy(path: dict, times_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Ground position and velocity (T, 2) of a path at ``times_s``."""
-    a, b = path["axes"]
-    phase = path["phase"] + path["omega"] * times_s
-    if path["kind"] == "ellipse":
-        local = np.stack([a * np.cos(phase), b * np.sin(phase)], -1)
-        local_velocity = path["omega"] * np.stack([-a * np.sin(phase), b * np.cos(phase)], -1)
-    else:
-        local = np.stack([a * np.sin(phase), np.zeros_like(phase)], -1)
-        local_velocity = np.stack([a * path["omega"] * np.cos(phase), np.zeros_like(phase)], -1)
-    cos, sin = math.cos(path["angle"]), math.sin(path["angle"])
-    rotation = np.array([[cos, -sin], [sin, cos]])
-    return path["centre"] + local @ rotation.T, local_velocity @ rotation.T
-
-
-def _project(points_world: np.ndarray, cam_to_world: np.ndarray, intrinsics: np.ndarray):
-    """Pixel coordinates (T, N, 2) and depths (T, N) of points (T, N, 3) in cameras (T, 4, 4)."""
-    camera = np.einsum("tji,tnj->tni", cam_to_world[:, :3, :3], points_world - cam_to_world[:, None, :3, 3])
-    depth = camera[..., 2]
-    pixels = camera[..., :2] / depth[..., None] * intrinsics[[0, 1], [0, 1]] + intrinsics[:2, 2]
-    return pixels, depth
-
-
-def _path_violations(xy, body, cam_to_world, intrinsics, size, placed) -> int:
-    """Frames where an object on ground track ``xy`` (T, 2) is out of view or too close to another."""
-    width, height = size
-    margin = 0.04 * width
-    probes = np.zeros((len(xy), 3, 3))
-    probes[:, :, :2] = xy[:, None]
-    probes[:, :, 2] = [0.0, body.extent[2] / 2.0, body.extent[2]]
-    pixels, depth = _project(probes, cam_to_world, intrinsics)
-    inside = ((pixels[..., 0] > margin) & (pixels[..., 0] < width - margin) & (pixels[..., 1] > margin)
-              & (pixels[..., 1] < height - margin) & (depth > 2.0)).all(axis=1)
-    bad = ~inside
-    radius = 0.5 * np.hypot(body.extent[0], body.extent[1])
-    for other_xy, other_radius in placed:
-        bad |= np.linalg.norm(xy - other_xy, axis=-1) < radius + other_radius + 0.25
-    return int(bad.sum())
-
-
-def _rolling_rotations(xy: np.ndarray, radius: float, rng: np.random.Generator) -> np.ndarray:
-    """(T, 3, 3) rotations of a ball rolling without slipping along ground track ``xy``."""
-    quaternion = rng.normal(size=4)
-    w, x, y, z = quaternion / np.linalg.norm(quaternion)
-    current = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
-    rotations = [current]
-    for step in np.diff(xy, axis=0):
-        distance = float(np.linalg.norm(step))
-        if distance > 1e-12:
-            axis = np.array([-step[1], step[0], 0.0]) / distance  # world up × direction of travel
-            skew = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-            angle = distance / radius
-            turn = np.eye(3) + math.sin(angle) * skew + (1 - math.cos(angle)) * skew @ skew
-            current = turn @ current
-        rotations.append(current)
-    return np.stack(rotations)
-
-
-def object_poses(bodies, cam_to_world, intrinsics, size, times_s, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Object-to-world poses (K, T, 4, 4) and world headings (K, T) radians of every body.
-
-    Paths are drawn until one keeps the object in view and apart from those already placed
-    in every frame (up to 200 tries; otherwise the path with the fewest bad frames is kept).
-    """
-    n_frames = len(times_s)
-    poses = np.tile(np.eye(4), (len(bodies), n_frames, 1, 1))
-    headings = np.zeros((len(bodies), n_frames))
-    placed = []
-    for k, body in enumerate(bodies):
-        best = None
-        for _ in range(200):
-            xy, velocity = _path_xy(_random_path(body.category, rng), times_s)
-            bad = _path_violations(xy, body, cam_to_world, intrinsics, size, placed)
-            if best is None or bad < best[0]:
-                best = (bad, xy, velocity)
-            if bad == 0:
-                break
-        _, xy, velocity = best
-        placed.append((xy, 0.5 * np.hypot(body.extent[0], body.extent[1])))
-        if body.category == "ball":
-            poses[k, :, :3, :3] = _rolling_rotations(xy, body.extent[2] / 2.0, rng)
-            headings[k] = np.arctan2(velocity[:, 1], velocity[:, 0])
-        elif body.is_agent:
-            headings[k] = np.arctan2(velocity[:, 1], velocity[:, 0])
-            poses[k, :, :3, :3] = heading_rotation(headings[k])
-        else:
-            headings[k] = rng.uniform(0.0, 2.0 * math.pi)
-            poses[k, :, :3, :3] = heading_rotation(headings[k])
-        poses[k, :, :2, 3] = xy
-        poses[k, :, 2, 3] = body.extent[2] / 2.0
-    return poses, headings
-
-
+def pick_varied_categories(n_objects: int, rng: np.random.Generator) -> tuple[list[str], int]:
+    """Categories of a footage-like scene, agents first (at least one), cars among the others,
+    and the size of the group of people walking together (0: none; members come first)."""
+    if n_objects == 0:
+        return [], 0
+    n_agents = min(n_objects, int(rng.integers(1, n_objects // 2 + 2)))
+    agents = rng.choice(AGENT_CATEGORIES, size=n_agents, p=[0.6, 0.4]).tolist()
+    group = 0
+    if n_objects >= 3 and rng.uniform() < 0.5:
+        group = int(rng.integers(2, 4)) if n_objects >= 4 else 2
+        agents = ["person"] * group + agents[group:]
+    others = rng.choice(VARIED_NON_AGENT_CATEGORIES, size=n_objects - len(agents), p=[0.3, 0.25, 0.2, 0.25])
+    return agents + others.tolist(), group

@@ -1,19 +1,21 @@
 """Procedural textures and colours of the synthetic scenes (:mod:`recon4d.synth.scene`).
 
-Value-noise fBm, paving and brick lines, per-object patterns; every function works on all rays
-of a frame at once and filters by each pixel's footprint so distant texture does not alias.
+Value-noise fBm, paving, grass and asphalt grounds, brick lines, per-object and prop patterns;
+every function works on all rays of a frame at once and filters by each pixel's footprint so
+distant texture does not alias.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from recon4d.synth.bodies import Body, random_colour
 
 _NOISE_TILE = 256  # side of the value-noise lattice (power of two, wraps around)
+GROUND_KINDS = ("paving", "grass", "asphalt")
 
 
 @dataclass(frozen=True, eq=False)
@@ -24,6 +26,7 @@ class Look:
     ground_albedo: np.ndarray  # (2, 3) two paving tones
     wall_albedo: np.ndarray  # (4, 3) one brick colour per wall
     sun: np.ndarray  # (3,) unit direction towards the sun
+    ground: str = "paving"  # one of GROUND_KINDS
 
 
 def random_look(rng: np.random.Generator) -> Look:
@@ -34,6 +37,19 @@ def random_look(rng: np.random.Generator) -> Look:
                     math.sin(elevation)])
     noise = rng.uniform(size=(_NOISE_TILE, _NOISE_TILE)).astype(np.float32)
     return Look(noise, ground.astype(np.float32), walls.astype(np.float32), sun.astype(np.float32))
+
+
+def with_ground(look: Look, rng: np.random.Generator) -> Look:
+    """``look`` on a ground kind drawn from ``GROUND_KINDS``, with tones that suit it."""
+    kind = str(rng.choice(GROUND_KINDS))
+    if kind == "grass":
+        tones = [random_colour(rng, (0.45, 0.7), (0.35, 0.55), hue=(0.2, 0.3)),
+                 random_colour(rng, (0.35, 0.6), (0.4, 0.6), hue=(0.14, 0.24))]
+    elif kind == "asphalt":
+        tones = [random_colour(rng, (0.0, 0.08), (0.28, 0.38)), random_colour(rng, (0.0, 0.1), (0.85, 0.95))]
+    else:
+        return replace(look, ground=kind)
+    return replace(look, ground=kind, ground_albedo=np.stack(tones).astype(np.float32))
 
 
 def _value_noise(tile: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -84,8 +100,21 @@ def _cell_random(tile: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
 
 
 def ground_albedo(look: Look, points, footprint) -> np.ndarray:
-    """1 m paving stones in two tones (4 m patches), per-stone tint, noise and grout lines."""
+    """The ground's texture at world ``points`` (N, 3): paving, grass or asphalt (``look.ground``)."""
     x, y = points[:, 0], points[:, 1]
+    if look.ground == "grass":  # patchy two-tone turf with fine grain
+        patches = _fbm(look.noise, x, y, 1.7, footprint, octaves=2, seed=23.0)[:, None]
+        tone = look.ground_albedo[0] * (1 - patches) + look.ground_albedo[1] * patches
+        grain = 0.55 + 0.9 * _fbm(look.noise, x, y, 0.12, footprint, octaves=3, seed=41.0)
+        return tone * grain[:, None]
+    if look.ground == "asphalt":  # dark grain, painted lines every 3.5 m along x and a kerb line along y
+        grain = 0.65 + 0.7 * _fbm(look.noise, x, y, 0.08, footprint, octaves=3, seed=61.0)
+        stains = 0.8 + 0.4 * _fbm(look.noise, x, y, 2.5, footprint, octaves=2, seed=67.0)
+        lane = _line_coverage(np.abs(x - 3.5 * np.round(x / 3.5)), 0.06, footprint)
+        dashes = (np.floor(y / 1.5).astype(np.int64) & 1) == 0
+        paint = np.maximum(lane * dashes, _line_coverage(np.abs(y - 5.0), 0.08, footprint))[:, None]
+        dark = look.ground_albedo[0] * (grain * stains)[:, None]
+        return dark * (1 - paint) + look.ground_albedo[1] * paint
     i, j = np.floor(x), np.floor(y)
     tone = look.ground_albedo[((np.floor(x / 4) + np.floor(y / 4)).astype(np.int64) & 1)]
     tint = 0.75 + 0.5 * _cell_random(look.noise, i, j)
@@ -130,6 +159,21 @@ def object_albedo(look: Look, body: Body, local, local_normals, faces, footprint
     elif body.pattern == "stripes":
         stripe = (np.floor((local[:, 2] + body.extent[2]) / 0.14).astype(np.int64) & 1)[:, None]
         albedo = albedo * (1 - stripe) + stripe * np.float32([0.95, 0.95, 0.92])
+    elif body.pattern == "bricks":  # 0.4 × 0.18 m staggered bricks with mortar
+        row = np.floor(second / 0.18)
+        s = first / 0.4 + 0.5 * (row.astype(np.int64) & 1)
+        tint = 0.75 + 0.5 * _cell_random(look.noise, row + 77, np.floor(s))
+        mortar_m = np.minimum(np.abs(s - np.round(s)) * 0.4, np.abs(second / 0.18 - np.round(second / 0.18)) * 0.18)
+        albedo = albedo * (tint * (1 - 0.6 * _line_coverage(mortar_m, 0.012, footprint)))[:, None]
+    elif body.pattern == "planks":  # 0.14 m boards with dark gaps and per-board tint
+        board = np.floor(second / 0.14)
+        tint = 0.7 + 0.6 * _cell_random(look.noise, board + 13, np.floor(first / 1.3))
+        gap = _line_coverage(np.abs(second / 0.14 - np.round(second / 0.14)) * 0.14, 0.01, footprint)
+        albedo = albedo * (tint * (1 - 0.7 * gap))[:, None]
+    elif body.pattern == "concrete":  # blotches and formwork seams every 0.6 m
+        blotch = 0.75 + 0.5 * _fbm(look.noise, first, second, 0.5, footprint, octaves=2, seed=31.0)
+        seam = _line_coverage(np.abs(second / 0.6 - np.round(second / 0.6)) * 0.6, 0.01, footprint)
+        albedo = albedo * (blotch * (1 - 0.5 * seam))[:, None]
     return albedo
 
 

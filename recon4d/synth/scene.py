@@ -1,12 +1,23 @@
 """Procedural 4D scenes with full ground truth (DESIGN §9).
 
-A scene is a walled yard under a sky dome: a paved ground plane (world z = 0, z up), four
+A scene is a walled yard under a sky dome: a textured ground plane (world z = 0, z up), four
 brick walls, and a few objects moving on smooth paths — agents ("person", "dog") that face
-where they walk and non-agents ("box", "ball", "cone") that slide or roll — filmed by a
-camera that orbits, dollies, pans and tilts around the action (or stands still). Meshes are
-built with trimesh and ray cast with Open3D's ``RaycastingScene`` (exact depth, geometry
-ids and normals, on the CPU); procedural textures and Lambert + ambient shading with sun
-shadows are computed in numpy over all rays of a frame at once.
+where they walk and non-agents ("box", "ball", "cone", "car") that slide, roll or drive —
+filmed by a camera of one of ``CAMERA_KINDS`` (:mod:`recon4d.synth.cameras`: static, a
+panning tripod, an orbit, a handheld walk, a handheld follower).
+
+Two flavours (``SynthConfig.varied``):
+
+- plain (the library default, what most unit tests are written against): paved ground,
+  no props, objects that always move and stay in view, an orbiting or still camera;
+- footage-like (``recon4d synth``'s default): paving, grass or asphalt; walls, pillars,
+  crates and parked cars that objects pass behind (:mod:`recon4d.synth.layout`); cars;
+  groups of people walking close together; objects that stop and restart, or enter and
+  leave the frame (:mod:`recon4d.synth.motion`); the camera kind drawn from the seed.
+
+Meshes are built with trimesh and ray cast with Open3D's ``RaycastingScene`` (exact depth,
+geometry ids and normals, on the CPU); procedural textures and Lambert + ambient shading
+with sun shadows are computed in numpy over all rays of a frame at once.
 
 Ground truth and its conventions:
 
@@ -18,15 +29,16 @@ Ground truth and its conventions:
   around the origin.
 - ``local_points`` (T, H, W, 3) float32: the first surface each pixel's ray hits, in OpenCV
   camera coordinates (z = depth). Every ray hits something (the sky is a dome of radius
-  60 m), so ``conf`` is 1 everywhere.
+  60 m), so ``conf`` is 1 everywhere. Props are background: their pixels belong to no object.
 - ``masks`` (K, T, H, W): pixels whose first hit is object k (occlusion is exact). An object
   is ``visible`` when at least ``min_visible_px`` pixels show it; box, centre, extent and
   orientation are NaN where it is not.
 - ``center_world``: centre of the object's own bounding box (the origin of its pose);
   ``extent``: the size of that box along the object's forward, left and up axes, metres.
 - ``orientation`` (agents only): (azimuth, polar, rotation) of R_cam←agent = R_world←camᵀ ·
-  R_world←agent, where the agent frame has forward = heading (its direction of travel) and
-  up = world z (DESIGN §2); ``orient_conf`` is 1 there.
+  R_world←agent, where the agent frame has forward = heading (its direction of travel, the
+  path's tangent while it stands still) and up = world z (DESIGN §2); ``orient_conf`` is 1
+  there. Handheld cameras roll a little, so ``rotation`` need not be 0.
 """
 
 from __future__ import annotations
@@ -41,8 +53,12 @@ import numpy as np
 
 from recon4d import __version__
 from recon4d.optional import require
-from recon4d.synth.bodies import make_body, object_poses, pick_categories, heading_rotation
-from recon4d.synth.looks import ground_albedo, object_albedo, random_look, sky_colour, wall_albedo
+from recon4d.synth.bodies import heading_rotation, make_body, pick_categories, pick_varied_categories
+from recon4d.synth.cameras import CAMERA_KINDS, follow_path, look_at, orbit_path, pan_path, static_path, walk_path
+from recon4d.synth.layout import Prop, place_props
+from recon4d.synth.looks import ground_albedo, object_albedo, random_look, sky_colour, wall_albedo, with_ground
+from recon4d.synth.motion import draw_subject_path, varied_object_poses
+from recon4d.synth.paths import object_poses
 from recon4d.errors import StoreError
 from recon4d.geometry import rotation_to_orientation
 from recon4d.types import ProgressFn, Scene, SourceInfo
@@ -51,6 +67,10 @@ _YARD_HALF_SIZE_M = 14.0
 _WALL_HEIGHT_M = 6.0
 _SKY_RADIUS_M = 60.0
 _MAX_OBJECTS = 8
+_CAMERA_KIND_STREAM = 3  # child of SeedSequence(seed) that draws the camera kind of varied scenes
+
+__all__ = ["CAMERA_KINDS", "SynthConfig", "SyntheticScene", "SyntheticPaths", "generate_scene", "write_synthetic",
+           "synth_intrinsics", "look_at", "heading_to_orientation"]
 _SHADOW_RANGE_M = 30.0  # farther than any wall or object from a point in the yard, nearer than the sky
 
 
@@ -69,9 +89,15 @@ class SynthConfig:
     height: int = 360
     """Image height in pixels; even."""
     n_objects: int | None = None
-    """Number of moving objects K, 0–8; None lets the seed pick 2–6."""
+    """Number of moving objects K, 0–8; None lets the seed pick 2–6 (footage-like: 2–7)."""
     static_camera: bool = False
-    """Keep the camera at its first pose; otherwise it orbits, dollies, pans and tilts."""
+    """Keep the camera still (the same as ``camera="static"``)."""
+    camera: str | None = None
+    """Camera kind, one of ``CAMERA_KINDS``; None: "orbit" for plain scenes, drawn from the
+    seed for footage-like ones (``camera_kind`` resolves it)."""
+    varied: bool = False
+    """Footage-like content: props that hide objects, cars, groups, objects that stop and
+    restart or cross the frame, varied ground (module docstring); False: the plain yard."""
     fov_deg: float = 60.0
     """Horizontal field of view in degrees (square pixels)."""
     min_visible_px: int = 20
@@ -105,11 +131,28 @@ class SynthConfig:
             fail(f"fov_deg must be between 10 and 120 degrees, got {self.fov_deg}.")
         if self.min_visible_px < 1:
             fail(f"min_visible_px must be at least 1, got {self.min_visible_px}.")
+        if self.camera is not None and self.camera not in CAMERA_KINDS:
+            fail(f"camera must be one of {', '.join(CAMERA_KINDS)} (or None), got {self.camera!r}.")
+        if self.static_camera and self.camera not in (None, "static"):
+            fail(f"static_camera=True asks for a still camera but camera={self.camera!r}; give one of them.")
+
+    @property
+    def camera_kind(self) -> str:
+        """The camera kind this config renders (``camera`` resolved as its docstring says)."""
+        if self.static_camera:
+            return "static"
+        if self.camera is not None:
+            return self.camera
+        if not self.varied:
+            return "orbit"
+        stream = np.random.SeedSequence(self.seed).spawn(_CAMERA_KIND_STREAM + 1)[_CAMERA_KIND_STREAM]
+        return str(np.random.default_rng(stream).choice(CAMERA_KINDS))
 
     def to_json(self) -> dict:
-        """The fields as plain JSON values (stored as the scene's ``config``)."""
-        return {key: value.item() if isinstance(value, np.generic) else value
+        """The fields as plain JSON values and the resolved ``camera_kind`` (the scene's ``config``)."""
+        data = {key: value.item() if isinstance(value, np.generic) else value
                 for key, value in dataclasses.asdict(self).items()}
+        return dict(data, camera_kind=self.camera_kind)
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,12 +165,16 @@ class SyntheticScene:
     object_to_world: (K, T, 4, 4) float64 pose of each object's own frame (x forward, y left,
                      z up, origin at its bounding-box centre) in every frame, seen or not.
     pixel_counts:    (K, T) int64 pixels showing each object.
+    camera_kind:     the kind of camera path (one of ``CAMERA_KINDS``).
+    props:           the static props (walls, pillars, crates, parked cars) of the scene.
     """
 
     frames: np.ndarray
     scene: Scene
     object_to_world: np.ndarray
     pixel_counts: np.ndarray
+    camera_kind: str = "orbit"
+    props: tuple[Prop, ...] = ()
 
     @property
     def depth(self) -> np.ndarray:
@@ -149,24 +196,6 @@ def synth_intrinsics(width: int, height: int, fov_deg: float) -> np.ndarray:
     return np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
 
 
-def look_at(position: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """OpenCV cam_to_world (..., 4, 4) of cameras at ``position`` (..., 3) looking at ``target``.
-
-    The image x axis stays horizontal (no roll): right = forward × world-up, down = forward × right.
-    """
-    position = np.asarray(position, np.float64)
-    forward = np.asarray(target, np.float64) - position
-    forward /= np.linalg.norm(forward, axis=-1, keepdims=True)
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right, axis=-1, keepdims=True)
-    down = np.cross(forward, right)
-    pose = np.zeros(position.shape[:-1] + (4, 4))
-    pose[..., :3, :3] = np.stack([right, down, forward], axis=-1)
-    pose[..., :3, 3] = position
-    pose[..., 3, 3] = 1.0
-    return pose
-
-
 def heading_to_orientation(cam_to_world: np.ndarray, heading_rad: np.ndarray) -> np.ndarray:
     """Camera-relative (azimuth, polar, rotation) degrees (..., 3) of upright agents.
 
@@ -186,33 +215,6 @@ def _boxes_from_masks(masks: np.ndarray, visible: np.ndarray) -> np.ndarray:
                       height - rows[..., ::-1].argmax(-1)], axis=-1).astype(np.float32)
     boxes[~visible] = np.nan
     return boxes
-
-
-
-
-def _camera_path(config: SynthConfig, rng: np.random.Generator) -> np.ndarray:
-    """(T, 4, 4) cam_to_world: an orbit arc with a dolly-in, looking at a wandering target."""
-    radius0, dolly = rng.uniform(7.5, 9.5), rng.uniform(0.6, 1.6)
-    angle0 = rng.uniform(0.0, 2.0 * math.pi)
-    sweep = rng.choice([-1.0, 1.0]) * math.radians(rng.uniform(18.0, 35.0))
-    height0 = rng.uniform(1.8, 2.8)
-    pan_m, pan_phase = rng.uniform(0.5, 1.0), rng.uniform(0.0, 2.0 * math.pi)
-    tilt_m, tilt_phase = rng.uniform(0.2, 0.4), rng.uniform(0.0, 2.0 * math.pi)
-    if config.static_camera or config.n_frames == 1:
-        progress = np.zeros(config.n_frames)
-    else:
-        # Half linear, half eased: the camera is already moving at the first frame.
-        linear = np.linspace(0.0, 1.0, config.n_frames)
-        progress = 0.5 * linear + 0.25 - 0.25 * np.cos(math.pi * linear)
-    angle = angle0 + sweep * progress
-    radius = radius0 - dolly * progress
-    position = np.stack([radius * np.cos(angle), radius * np.sin(angle),
-                         height0 + 0.3 * np.sin(math.pi * progress)], axis=-1)
-    # The target wanders sideways and up/down, so the camera pans and tilts against its orbit.
-    pan = pan_m * np.sin(2.0 * math.pi * progress + pan_phase)
-    target = np.stack([-pan * np.sin(angle), pan * np.cos(angle),
-                       0.5 + tilt_m * np.sin(1.5 * math.pi * progress + tilt_phase)], axis=-1)
-    return look_at(position, target)
 
 
 
@@ -250,12 +252,18 @@ def _rotate(matrix: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     return vectors[:, :1] * matrix[:, 0] + vectors[:, 1:2] * matrix[:, 1] + vectors[:, 2:3] * matrix[:, 2]
 
 
-def _render_frame(o3d, static, bodies, look, object_poses, cam_to_world, rays_camera, ray_lengths, focal,
+def _render_frame(o3d, static, props, bodies, look, object_poses, cam_to_world, rays_camera, ray_lengths, focal,
                   shadows):
-    """Render one frame: RGB (N, 3) uint8, z-depth (N,) float32 and object index (N,) int16 (−1: none)."""
+    """Render one frame: RGB (N, 3) uint8, z-depth (N,) float32 and object index (N,) int16 (−1: none).
+
+    static: (vertices, faces) of the ground, the walls and the sky; props: (Prop, posed
+    vertices) of the static props (background, like the walls).
+    """
     scene = o3d.t.geometry.RaycastingScene()
     ground_id, wall_id, sky_id = (scene.add_triangles(o3d.core.Tensor(v), o3d.core.Tensor(f))
                                   for v, f in static)
+    prop_ids = [scene.add_triangles(o3d.core.Tensor(posed), o3d.core.Tensor(prop.body.faces))
+                for prop, posed in props]
     object_ids = []
     for body, pose in zip(bodies, object_poses, strict=True):
         posed = (_rotate(pose[:3, :3], body.vertices) + pose[:3, 3]).astype(np.float32)
@@ -284,6 +292,12 @@ def _render_frame(o3d, static, bodies, look, object_poses, cam_to_world, rays_ca
     albedo[sel] = wall_albedo(look, points[sel], normals[sel], faces[sel] // 2, footprint[sel])
     sel = geometry == sky_id
     albedo[sel] = sky_colour(look, points[sel])
+    for (prop, _), gid in zip(props, prop_ids, strict=True):
+        sel = np.flatnonzero(geometry == gid)
+        pose = prop.pose
+        local = _rotate(pose[:3, :3].T, points[sel] - pose[:3, 3])
+        albedo[sel] = object_albedo(look, prop.body, local, _rotate(pose[:3, :3].T, normals[sel]), faces[sel],
+                                    footprint[sel])
     for k, (body, pose, gid) in enumerate(zip(bodies, object_poses, object_ids, strict=True)):
         sel = np.flatnonzero(geometry == gid)
         object_index[sel] = k
@@ -310,38 +324,75 @@ def _render_frame(o3d, static, bodies, look, object_poses, cam_to_world, rays_ca
 
 
 
+def _camera_and_subject(config: SynthConfig, kind: str, times_s, categories, rngs):
+    """(T, 4, 4) camera path and, for a follow camera, the followed subject's path (else None)."""
+    camera_rng, motion_rng = rngs
+    if kind == "orbit" or (kind == "static" and not config.varied):  # the plain scenes' cameras
+        return orbit_path(config.n_frames, camera_rng, still=kind == "static"), None
+    if kind == "static":
+        return static_path(config.n_frames, camera_rng), None
+    if kind == "pan":
+        return pan_path(times_s, camera_rng), None
+    if kind == "walk":
+        return walk_path(times_s, camera_rng), None
+    category = categories[0] if categories else "person"
+    duration = max(float(times_s[-1]), 1.0)
+    subject, lag = draw_subject_path(category, duration, motion_rng)
+    height = {"person": 0.9, "dog": 0.5}.get(category, 0.5)
+    return follow_path(times_s, lambda t: subject.at(t)[0], lag, camera_rng, subject_height_m=height), subject
+
+
 def generate_scene(config: SynthConfig = SynthConfig(), progress: ProgressFn | None = None) -> SyntheticScene:
     """Build, animate and render a procedural scene; return its frames and ground truth.
 
     Deterministic for ``config.seed``: the camera, objects and look each draw from their own
-    child of ``numpy.random.SeedSequence(seed)``. ``progress(done, total)`` is called after
-    every rendered frame. Rendering 48 frames at 640×360 takes a few seconds on two cores.
+    child of ``numpy.random.SeedSequence(seed)`` (footage-like scenes draw their camera kind,
+    props and motion from three more). ``progress(done, total)`` is called after every
+    rendered frame. Rendering 48 frames at 640×360 takes a few seconds on two cores.
     """
     o3d = require("open3d", extra="synth", purpose="ray casting synthetic scenes")
     trimesh = require("trimesh", extra="synth", purpose="building synthetic scene meshes")
-    seeds = np.random.SeedSequence(config.seed).spawn(3)
-    camera_rng, object_rng, look_rng = (np.random.default_rng(seed) for seed in seeds)
+    seeds = np.random.SeedSequence(config.seed).spawn(6)
+    camera_rng, object_rng, look_rng, _, layout_rng, motion_rng = (np.random.default_rng(seed) for seed in seeds)
     n_frames, width, height = config.n_frames, config.width, config.height
     times_s = np.arange(n_frames) / config.fps
     intrinsics = synth_intrinsics(width, height, config.fov_deg)
-    cam_to_world = _camera_path(config, camera_rng)
+    kind = config.camera_kind
 
-    n_objects = int(object_rng.integers(2, 7)) if config.n_objects is None else config.n_objects
-    categories = pick_categories(n_objects, object_rng)
+    if config.varied:
+        n_objects = int(object_rng.integers(2, 8)) if config.n_objects is None else config.n_objects
+        categories, group_size = pick_varied_categories(n_objects, object_rng)
+    else:
+        n_objects = int(object_rng.integers(2, 7)) if config.n_objects is None else config.n_objects
+        categories, group_size = pick_categories(n_objects, object_rng), 0
     bodies = [make_body(trimesh, category, object_rng) for category in categories]
-    object_to_world, headings = object_poses(bodies, cam_to_world, intrinsics, (width, height), times_s,
-                                              object_rng)
-    look = random_look(look_rng)
+    cam_to_world, subject = _camera_and_subject(config, kind, times_s, categories, (camera_rng, motion_rng))
+    if config.varied:
+        keep_clear = [] if subject is None else [(subject.at(times_s)[0], 1.0)]
+        props = place_props(trimesh, cam_to_world, layout_rng, keep_clear)
+        object_to_world, headings, _ = varied_object_poses(
+            bodies, group_size, cam_to_world, intrinsics, (width, height), times_s, props, motion_rng,
+            subject=subject if bodies else None)
+        look = with_ground(random_look(look_rng), layout_rng)
+    else:
+        props = []
+        first = None if subject is None or not bodies else subject.at(times_s)
+        object_to_world, headings = object_poses(bodies, cam_to_world, intrinsics, (width, height), times_s,
+                                                 object_rng, first_track=first)
+        look = random_look(look_rng)
 
     static = _static_meshes(trimesh)
+    posed_props = [(prop, (_rotate(prop.pose[:3, :3], prop.body.vertices) + prop.pose[:3, 3]).astype(np.float32))
+                   for prop in props]
     rays_camera = _pixel_rays(intrinsics, width, height)
     ray_lengths = np.linalg.norm(rays_camera, axis=1)  # rotating rays into the world keeps their length
     frames = np.empty((n_frames, height, width, 3), np.uint8)
     local_points = np.empty((n_frames, height, width, 3), np.float32)
     object_index = np.empty((n_frames, height, width), np.int16)
     for t in range(n_frames):
-        rgb, depth, index = _render_frame(o3d, static, bodies, look, object_to_world[:, t], cam_to_world[t],
-                                          rays_camera, ray_lengths, intrinsics[0, 0], config.shadows)
+        rgb, depth, index = _render_frame(o3d, static, posed_props, bodies, look, object_to_world[:, t],
+                                          cam_to_world[t], rays_camera, ray_lengths, intrinsics[0, 0],
+                                          config.shadows)
         frames[t] = rgb.reshape(height, width, 3)
         local_points[t] = (rays_camera * depth[:, None]).reshape(height, width, 3)
         object_index[t] = index.reshape(height, width)
@@ -380,7 +431,7 @@ def generate_scene(config: SynthConfig = SynthConfig(), progress: ProgressFn | N
         config=config.to_json(),
         unit="metric",
     )
-    return SyntheticScene(frames, scene, object_to_world, pixel_counts)
+    return SyntheticScene(frames, scene, object_to_world, pixel_counts, kind, tuple(props))
 
 
 def write_synthetic(

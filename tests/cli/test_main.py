@@ -69,6 +69,22 @@ def test_synth_then_inspect(tmp_path):
     assert again.exit_code == 1 and "--overwrite" in again.output
 
 
+def test_synth_camera_kinds_and_plain(tmp_path):
+    out = tmp_path / "p"
+    result = CliRunner().invoke(main, ["synth", "-o", str(out), "--seed", "4", "--frames", "6", "--size", "96x64",
+                                       "--camera", "pan", "--objects", "2"])
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "synth_config.json").read_text())
+    assert config["camera_kind"] == "pan" and config["varied"] is True and "camera: pan" in result.output
+    plain = CliRunner().invoke(main, ["synth", "-o", str(tmp_path / "q"), "--seed", "4", "--frames", "4",
+                                      "--size", "96x64", "--plain"])
+    assert plain.exit_code == 0 and json.loads((tmp_path / "q" / "synth_config.json").read_text())["camera_kind"] == "orbit"
+    bad = CliRunner().invoke(main, ["synth", "-o", str(tmp_path / "r"), "--camera", "drone"])
+    assert bad.exit_code == 2 and "walk" in bad.output
+    both = CliRunner().invoke(main, ["synth", "-o", str(tmp_path / "r"), "--camera", "walk", "--static-camera"])
+    assert both.exit_code == 2 and "still camera" in both.output and "Traceback" not in both.output
+
+
 def test_synth_rejects_bad_size(tmp_path):
     result = CliRunner().invoke(main, ["synth", "-o", str(tmp_path / "s"), "--size", "big"])
     assert result.exit_code == 2 and "WIDTHxHEIGHT" in result.output

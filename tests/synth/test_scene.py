@@ -15,6 +15,7 @@ from recon4d.errors import StoreError  # noqa: E402
 from recon4d.geometry import forward_axis  # noqa: E402
 from recon4d.store import file_sha256, open_scene  # noqa: E402
 from recon4d.synth.scene import (  # noqa: E402
+    CAMERA_KINDS,
     SynthConfig,
     SyntheticScene,
     generate_scene,
@@ -381,3 +382,111 @@ def test_write_synthetic_refuses_to_overwrite(tmp_path):
     paths = write_synthetic(tmp_path, SynthConfig(seed=7, width=32, height=32, n_frames=3, n_objects=1),
                             overwrite=True)
     assert open_scene(paths.scene).n_frames == 3
+
+
+# --- footage-like scenes ----------------------------------------------------------------------------
+
+VARIED = {kind: SynthConfig(seed=40 + i, width=160, height=96, n_frames=16, varied=True, camera=kind)
+          for i, kind in enumerate(CAMERA_KINDS)}
+
+
+@pytest.fixture(scope="module")
+def varied():
+    return {kind: generate_scene(config) for kind, config in VARIED.items()}
+
+
+def test_camera_kind_resolution_and_conflicts():
+    assert SynthConfig().camera_kind == "orbit" and SynthConfig(static_camera=True).camera_kind == "static"
+    assert SynthConfig(camera="walk").camera_kind == "walk"
+    drawn = {SynthConfig(seed=seed, varied=True).camera_kind for seed in range(40)}
+    assert drawn == set(CAMERA_KINDS)
+    assert SynthConfig(seed=9, varied=True).to_json()["camera_kind"] == SynthConfig(seed=9, varied=True).camera_kind
+    with pytest.raises(ValueError, match="camera must be one of"):
+        SynthConfig(camera="drone")
+    with pytest.raises(ValueError, match="static_camera=True asks for a still camera"):
+        SynthConfig(camera="pan", static_camera=True)
+
+
+def test_varied_ground_truth_is_exact(varied):
+    """For every camera kind: points project to their pixel centres, masks, boxes and
+    visibility agree, object pixels lie in their object's box, and every other pixel on the
+    ground, a wall, the sky or a prop."""
+    for kind, synthetic in varied.items():
+        scene, config = synthetic.scene, VARIED[kind]
+        assert synthetic.camera_kind == kind and scene.config["camera_kind"] == kind
+        points = scene.local_points.astype(np.float64)
+        k = scene.intrinsics[0]
+        u = k[0, 0] * points[..., 0] / points[..., 2] + k[0, 2]
+        v = k[1, 1] * points[..., 1] / points[..., 2] + k[1, 2]
+        rows, cols = np.mgrid[0 : config.height, 0 : config.width]
+        assert np.abs(u - (cols + 0.5)).max() < 0.01 and np.abs(v - (rows + 0.5)).max() < 0.01
+        masks = np.asarray(scene.masks)
+        assert (masks.sum(axis=0) <= 1).all()
+        np.testing.assert_array_equal(scene.visible, synthetic.pixel_counts >= config.min_visible_px)
+        for obj, t in np.argwhere(scene.visible):
+            r, c = np.nonzero(masks[obj, t])
+            np.testing.assert_array_equal(scene.box_xyxy[obj, t], [c.min(), r.min(), c.max() + 1, r.max() + 1])
+        assert np.isnan(scene.box_xyxy[~scene.visible]).all() and np.isnan(scene.center_world[~scene.visible]).all()
+        rotation, origin = scene.cam_to_world[:, :3, :3], scene.cam_to_world[:, :3, 3]
+        world = np.einsum("tij,thwj->thwi", rotation, points) + origin[:, None, None]
+        for obj in range(scene.n_objects):
+            pose = synthetic.object_to_world[obj]
+            local = np.einsum("tji,thwj->thwi", pose[:, :3, :3], world - pose[:, None, None, :3, 3])[masks[obj]]
+            assert (np.abs(local) <= synthetic_half_extent(synthetic, obj) + 1e-3).all()
+        background = world[~masks.any(axis=0)]
+        on_static = (np.abs(background[:, 2]) < 1e-3) | (np.abs(np.abs(background[:, :2]).max(axis=1) - 14.0) < 1e-3)
+        on_static |= np.abs(np.linalg.norm(background, axis=1) - 59.0) < 1.01
+        for prop in synthetic.props:
+            pose = prop.pose
+            local = (background - pose[:3, 3]) @ pose[:3, :3]
+            on_static |= (np.abs(local) <= prop.body.extent / 2 + 1e-3).all(axis=1)
+        assert on_static.all(), kind
+
+
+def synthetic_half_extent(synthetic, obj: int) -> np.ndarray:
+    return np.nanmax(synthetic.scene.extent[obj], axis=0) / 2 if synthetic.scene.visible[obj].any() else np.inf
+
+
+def test_varied_cameras_behave_as_named(varied):
+    steps = {kind: np.linalg.norm(np.diff(s.scene.cam_to_world[:, :3, 3], axis=0), axis=1) for kind, s in varied.items()}
+    np.testing.assert_array_equal(varied["static"].scene.cam_to_world,
+                                  np.broadcast_to(varied["static"].scene.cam_to_world[0], (16, 4, 4)))
+    assert steps["pan"].max() == 0.0
+    assert all(steps[kind].sum() > 0.3 for kind in ("orbit", "walk", "follow"))
+
+
+def test_varied_agents_face_their_path_and_stand_still_when_stopped(varied):
+    for synthetic in varied.values():
+        scene = synthetic.scene
+        forward_world = np.einsum("tij,ktj->kti", scene.cam_to_world[:, :3, :3], forward_axis(scene.orientation))
+        position = synthetic.object_to_world[..., :3, 3]
+        velocity = (position[:, 2:] - position[:, :-2]) * VARIED["orbit"].fps / 2
+        speed = np.linalg.norm(velocity, axis=-1)
+        moving = scene.is_agent[:, None] & scene.visible[:, 1:-1] & (speed > 0.2)
+        cos = np.sum(forward_world[:, 1:-1] * velocity / np.maximum(speed, 1e-9)[..., None], axis=-1)
+        assert np.degrees(np.arccos(np.clip(cos[moving], -1, 1))).max() < 5.0
+        assert np.abs(forward_world[..., 2][scene.is_agent[:, None] & scene.visible]).max() < 1e-5
+
+
+def test_varied_scenes_stop_cross_the_frame_and_hide_behind_props():
+    """Over a few footage-like scenes: objects stop and restart, enter or leave the view, and
+    disappear while in front of the camera and inside the image (hidden by props or others)."""
+    stops = crossings = hidden = 0
+    categories, props = set(), set()
+    for seed in range(6):
+        config = SynthConfig(seed=100 + seed, width=96, height=64, n_frames=48, varied=True, shadows=False)
+        synthetic = generate_scene(config)
+        scene = synthetic.scene
+        categories |= set(scene.categories)
+        props |= {prop.body.category for prop in synthetic.props}
+        position = synthetic.object_to_world[..., :3, 3]
+        speed = np.linalg.norm(np.diff(position, axis=1), axis=-1) * config.fps
+        stops += int(((speed < 1e-9).any(axis=1) & (speed > 0.3).any(axis=1)).sum())
+        crossings += int((np.diff(scene.visible.astype(int), axis=1) != 0).any(axis=1).sum())
+        camera = np.einsum("tji,ktj->kti", scene.cam_to_world[:, :3, :3], position - scene.cam_to_world[None, :, :3, 3])
+        k = scene.intrinsics[0]
+        u, v = k[0, 0] * camera[..., 0] / camera[..., 2] + k[0, 2], k[1, 1] * camera[..., 1] / camera[..., 2] + k[1, 2]
+        inside = (camera[..., 2] > 0) & (u > 0) & (u < config.width) & (v > 0) & (v < config.height)
+        hidden += int((inside & ~scene.visible).sum())
+    assert stops >= 2 and crossings >= 2 and hidden >= 5
+    assert {"person", "dog", "car"} <= categories and len(props) >= 2
