@@ -1,169 +1,284 @@
-"""`recon4d process` against synthetic ground truth. Prints one JSON object.
+"""`recon4d process` against synthetic ground truth, as a new user would run it. Prints one JSON object.
 
-For each seed a synthetic scene is rendered to mp4 (`recon4d.synth.scene`), processed with the
-chosen backends (weights-free by default), and compared with its ground truth on the frames
-the pipeline sampled:
+Each scene is a footage-like synthetic clip (``recon4d synth``: people, some in groups,
+dogs, cars, balls, boxes and cones that stop and restart or cross the frame, props they
+pass behind, textured ground) filmed by one of the camera kinds (static, pan, orbit, walk,
+follow). It is rendered, written to mp4, processed with the chosen backends (weights-free
+by default), and the estimated store is compared with the ground truth on the frames the
+pipeline sampled (metrics defined in ``benchmarks/fidelity_metrics.py``):
 
-- camera: rotation error of the relative pose between consecutive frames (deg) and angle
-  between the estimated and true camera displacement from the first frame, both expressed
-  in the first camera's frame (translation direction, deg, where the camera moved);
-- objects: recall (a ground-truth object is found when some track's boxes overlap its boxes
-  with mean IoU > 0.3 over the frames both are visible), and the centre trajectory error
-  (RMSE) after one Sim(3) alignment of all matched centres, also relative to the scene size;
-- questions: templated questions compiled from the ground truth, answered again from the
-  estimated scene (matched objects only), agreement per type.
+- objects: recall and precision (one-to-one Hungarian matching on mean box IoU ≥ 0.3 over
+  co-visible frames, co-visible in ≥ half the GT object's visible frames; GT objects seen in
+  fewer than 5 sampled frames are not counted), identity switches (per estimated track, the
+  number of times the GT object its box covers — best IoU ≥ 0.3 — changes between the frames
+  where it covers one), fragments, category accuracy (agent vs object, exact category);
+- camera: ATE after Sim(3) relative to the GT path length (moving cameras), rotation error
+  after the best global rotation, and the estimated path length of still cameras (static
+  and tripod scenes: the GT path is exactly 0, so must the estimate's be);
+- centres: error in each frame's camera frame after one global scale, over the scene spread;
+- QA: questions compiled from the ESTIMATED store (as a user would), each answered again on
+  the ground truth with every track replaced by its matched GT object; a question about an
+  unmatched track counts as wrong. For all compiled questions and, where the QA compiler
+  offers a quality gate, for those it keeps (with the kept fraction); per type. Also the
+  share of questions whose labels come from a non-vehicle faster than 12 m/s or a depth jump
+  over 1 m between consecutive sampled frames (a gate must drop them all);
+- speed: seconds per stage and processed frames per second.
 
-    python benchmarks/pipeline_fidelity.py [--seeds 0 1 2] [--frames 32] [--size 640x360]
+Seed sets: ``--set dev`` (seeds 101–110) is for development; ``--set test`` (seeds
+7001–7010, the default) is held out and reported. In either set scene i uses camera kind
+i mod 5, so every kind, static included, appears twice. ``--seeds 5 9:walk`` runs other
+scenes (kinds cycle the same way unless given).
+
+    python benchmarks/pipeline_fidelity.py [--set test|dev] [--seeds S[:KIND] ...] [--frames 60]
+        [--fps 12] [--size 640x360] [--process-frames 32] [--questions 40] [--jobs 1]
+        [--backends classic|auto|track=NAME,recon=NAME,orient=NAME]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import multiprocessing
+import sys
 import tempfile
 import time
-from collections import defaultdict
-from dataclasses import replace
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from recon4d.geometry import umeyama_sim3
-from recon4d.pipeline import ProcessConfig, process_video
-from recon4d.qa_compiler.compiler import CompileConfig, compile_scene, reanswer
-from recon4d.qa_compiler.questions import Skip
-from recon4d.store import open_scene
-from recon4d.synth.scene import SynthConfig, write_synthetic
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import fidelity_metrics as fm  # noqa: E402
+
+from recon4d.synth.cameras import CAMERA_KINDS  # noqa: E402
+
+SEED_SETS = {"dev": tuple(range(101, 111)), "test": tuple(range(7001, 7011))}
+CLASSIC = {"tracker": "classic", "recon": "classic", "orient": "motion"}
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of boxes (..., 4) xyxy; NaN where either is NaN."""
-    lo, hi = np.maximum(a[..., :2], b[..., :2]), np.minimum(a[..., 2:], b[..., 2:])
-    inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
-    area = lambda box: np.prod(box[..., 2:] - box[..., :2], axis=-1)  # noqa: E731
-    return inter / (area(a) + area(b) - inter)
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What every scene of a run shares."""
+
+    frames: int
+    fps: float
+    size: tuple[int, int]
+    process_frames: int
+    questions: int
+    backends: dict
 
 
-def match_objects(gt, est) -> dict[int, int]:
-    """GT row → estimated row, greedily by mean IoU over co-visible frames (> 0.3)."""
-    pairs = []
-    for g in range(gt.n_objects):
-        for e in range(est.n_objects):
-            both = gt.visible[g] & est.visible[e]
-            if both.sum() >= 2:
-                iou = float(np.nanmean(box_iou(gt.box_xyxy[g, both], est.box_xyxy[e, both])))
-                if iou > 0.3:
-                    pairs.append((iou, g, e))
-    matched: dict[int, int] = {}
-    for _, g, e in sorted(pairs, reverse=True):
-        if g not in matched and e not in matched.values():
-            matched[g] = e
-    return matched
+def parse_specs(seeds: list[str]) -> list[tuple[int, str]]:
+    """"SEED" or "SEED:KIND" → (seed, camera kind); kinds cycle through CAMERA_KINDS by position."""
+    specs = []
+    for i, item in enumerate(seeds):
+        seed, _, kind = str(item).partition(":")
+        kind = kind or CAMERA_KINDS[i % len(CAMERA_KINDS)]
+        if kind not in CAMERA_KINDS:
+            raise SystemExit(f"unknown camera kind {kind!r} in {item!r}; valid: {', '.join(CAMERA_KINDS)}")
+        specs.append((int(seed), kind))
+    return specs
 
 
-def rotation_angle_deg(rotation: np.ndarray) -> np.ndarray:
-    return np.degrees(np.arccos(np.clip((np.trace(rotation, axis1=-2, axis2=-1) - 1) / 2, -1, 1)))
+def parse_backends(text: str) -> dict:
+    """"classic", "auto" or "track=NAME,recon=NAME,orient=NAME" → ProcessConfig fields."""
+    if text == "classic":
+        return dict(CLASSIC)
+    if text == "auto":
+        return {"tracker": "auto", "recon": "auto", "orient": "auto"}
+    chosen = {"tracker": "auto", "recon": "auto", "orient": "auto"}
+    for part in text.split(","):
+        stage, _, name = part.partition("=")
+        key = {"track": "tracker", "tracker": "tracker", "recon": "recon", "orient": "orient"}.get(stage.strip())
+        if key is None or not name:
+            raise SystemExit(f"--backends: expected classic, auto or stage=name pairs (track, recon, orient), got {text!r}")
+        chosen[key] = name.strip()
+    return chosen
 
 
-def camera_errors(gt_poses: np.ndarray, est_poses: np.ndarray) -> dict:
-    def relative(poses):
-        return np.linalg.inv(poses[:-1]) @ poses[1:]
+def gate_configs(base):
+    """(ungated config, gated config or None): how the QA compiler offers the quality gate.
 
-    rot_err = rotation_angle_deg(np.swapaxes(relative(gt_poses)[:, :3, :3], -1, -2) @ relative(est_poses)[:, :3, :3])
-    gt_disp = (np.linalg.inv(gt_poses[0]) @ gt_poses)[:, :3, 3]
-    est_disp = (np.linalg.inv(est_poses[0]) @ est_poses)[:, :3, 3]
-    moved = np.linalg.norm(gt_disp, axis=-1) > 0.05 * max(np.linalg.norm(gt_disp, axis=-1).max(), 1e-9)
-    cos = np.einsum("ti,ti->t", gt_disp, est_disp) / (
-        np.linalg.norm(gt_disp, axis=-1) * np.linalg.norm(est_disp, axis=-1) + 1e-12)
-    dir_err = np.degrees(np.arccos(np.clip(cos[moved], -1, 1)))
-    return {"rotation_err_deg_median": float(np.median(rot_err)), "rotation_err_deg_max": float(rot_err.max()),
-            "translation_dir_err_deg_median": float(np.median(dir_err)) if dir_err.size else None,
-            "translation_dir_err_deg_max": float(dir_err.max()) if dir_err.size else None}
-
-
-def centre_errors(gt, est, matched) -> dict:
-    src, dst = [], []
-    for g, e in matched.items():
-        both = np.isfinite(gt.center_world[g]).all(-1) & np.isfinite(est.center_world[e]).all(-1)
-        src.append(est.center_world[e, both])
-        dst.append(gt.center_world[g, both])
-    if not src or sum(len(s) for s in src) < 3:
-        return {"centre_rmse_m": None, "centre_rmse_rel": None, "centres_compared": 0}
-    src, dst = np.concatenate(src), np.concatenate(dst)
-    scale, rotation, translation = umeyama_sim3(src, dst)
-    aligned = scale * src @ rotation.T + translation
-    rmse = float(np.sqrt(np.mean(np.sum((aligned - dst) ** 2, axis=-1))))
-    spread = float(np.sqrt(np.mean(np.sum((dst - dst.mean(0)) ** 2, axis=-1))))
-    return {"centre_rmse_m": rmse, "centre_rmse_rel": rmse / max(spread, 1e-9), "centres_compared": int(len(src))}
+    Feature-detected: a ``quality_gate`` (bool) or ``min_quality`` field on ``CompileConfig``.
+    The gated config keeps the compiler's defaults (the gate a user gets); the ungated one
+    turns it off. None when the compiler has no gate.
+    """
+    fields = {field.name for field in dataclasses.fields(base)}
+    if "quality_gate" in fields:
+        return dataclasses.replace(base, quality_gate=False), dataclasses.replace(base, quality_gate=True)
+    if "min_quality" in fields:
+        return dataclasses.replace(base, min_quality=None), base
+    return base, None
 
 
-def qa_agreement(gt, est, matched, seed: int) -> dict[str, list[bool]]:
-    records, _ = compile_scene(gt, CompileConfig(n_per_scene=60, seed=seed), video_id=f"synth{seed}")
-    remap = {str(int(gt.ids[g])): str(int(est.ids[e])) for g, e in matched.items()}
-    remap["camera"] = "camera"
-    agreement: dict[str, list[bool]] = defaultdict(list)
-    for record in records:
-        if record.observer not in remap or any(t not in remap for t in record.targets):
-            agreement[record.qtype].append(False)
-            continue
-        moved = replace(record, observer=remap[record.observer], targets=tuple(remap[t] for t in record.targets))
-        try:
-            text = reanswer(est, moved).description.text
-        except (Skip, ValueError, IndexError):  # the estimate lacks what the question needs
-            text = None
-        agreement[record.qtype].append(text == record.answer_text)
-    return agreement
+def run_scene(seed: int, kind: str, settings: Settings) -> dict:
+    """Render, process and score one scene; returns its metrics and its question outcomes."""
+    from recon4d.pipeline import ProcessConfig, process_video
+    from recon4d.qa_compiler.compiler import CompileConfig, compile_scene
+    from recon4d.synth.scene import SynthConfig, generate_scene
+    from recon4d.video import write_video
 
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--frames", type=int, default=32, help="frames process samples")
-    parser.add_argument("--video-frames", type=int, default=48, help="frames of the synthetic video")
-    parser.add_argument("--size", default="640x360")
-    parser.add_argument("--static-camera", action="store_true")
-    args = parser.parse_args()
-    width, height = (int(v) for v in args.size.split("x"))
-
-    per_scene, agreement = [], defaultdict(list)
+    config = SynthConfig(seed=seed, n_frames=settings.frames, fps=settings.fps, width=settings.size[0],
+                         height=settings.size[1], camera=kind, varied=True)
+    started = time.perf_counter()
+    synthetic = generate_scene(config)
+    render_s = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in args.seeds:
-            paths = write_synthetic(Path(tmp) / f"s{seed}", SynthConfig(
-                seed=seed, n_frames=args.video_frames, width=width, height=height, static_camera=args.static_camera))
-            started = time.perf_counter()
-            result = process_video(paths.video, ProcessConfig(n_frames=args.frames))
-            seconds = time.perf_counter() - started
-            est = result.scene
-            full = open_scene(paths.scene)
-            frames = est.frame_index
-            gt = replace(full, timestamps_s=full.timestamps_s[frames], frame_index=frames,
-                         cam_to_world=full.cam_to_world[frames], intrinsics=full.intrinsics[frames],
-                         visible=full.visible[:, frames], box_xyxy=full.box_xyxy[:, frames],
-                         center_world=full.center_world[:, frames], orientation=full.orientation[:, frames],
-                         orient_conf=full.orient_conf[:, frames], extent=None, local_points=None, conf=None,
-                         masks=None)
-            matched = match_objects(gt, est)
-            for qtype, flags in qa_agreement(gt, est, matched, seed).items():
-                agreement[qtype].extend(flags)
-            per_scene.append({"seed": seed, "seconds": round(seconds, 2), "gt_objects": gt.n_objects,
-                              "found_objects": est.n_objects, "recall": len(matched) / max(gt.n_objects, 1),
-                              **camera_errors(gt.cam_to_world, est.cam_to_world), **centre_errors(gt, est, matched),
-                              "stages_s": {s.stage: round(s.seconds, 2) for s in result.stages}})
+        video = write_video(Path(tmp) / "video.mp4", synthetic.frames, config.fps)
+        result = process_video(video, ProcessConfig(n_frames=settings.process_frames, **settings.backends))
+    est = result.scene
+    started = time.perf_counter()
+    frames = est.frame_index
+    gt = fm.gt_on_frames(synthetic.scene, frames)
+    oracle = fm.oracle_scene(gt, synthetic.object_to_world[:, frames])
+    iou = fm.iou_table(gt, est)
+    matching = fm.match_tracks(gt, est, iou)
+    covered = fm.covered_objects(iou, est.visible)
+    switches = fm.identity_switches(covered)
 
-    def mean(key):
-        values = [s[key] for s in per_scene if s[key] is not None]
-        return float(np.mean(values)) if values else None
+    ungated_config, gated_config = gate_configs(CompileConfig(n_per_scene=settings.questions, seed=0))
+    video_id = f"synth-{seed}-{kind}"
+    records, _ = compile_scene(est, ungated_config, video_id=video_id)
+    outcomes = fm.qa_outcomes(records, est, oracle, matching)
+    gated = None
+    if gated_config is not None:
+        gated_records, _ = compile_scene(est, gated_config, video_id=video_id)
+        gated = {"outcomes": fm.qa_outcomes(gated_records, est, oracle, matching), "ungated_n": len(records)}
+    evaluate_s = time.perf_counter() - started
 
-    all_flags = [f for flags in agreement.values() for f in flags]
+    stages = {stage.stage: stage.seconds for stage in result.stages}
+    process_s = sum(stages.values())
+    scene = {
+        "seed": seed, "camera": kind, "gt_objects": gt.n_objects, "counted_objects": int(matching.counted.sum()),
+        "tracks": est.n_objects, "categories": list(gt.categories),
+        "props": [prop.body.category for prop in synthetic.props],
+        "recall": _ratio(*matching.recall()), "precision": _ratio(*matching.precision(est.n_objects)),
+        "_recall": matching.recall(), "_precision": matching.precision(est.n_objects),
+        "id_switches": int(switches.sum()), "fragments": fm.fragments(covered, matching.counted),
+        "categories_matched": fm.category_counts(gt, est, matching),
+        **fm.camera_errors(gt.cam_to_world, est.cam_to_world),
+        **fm.centre_errors(gt, est, matching),
+        "gt_implausible_steps": int(fm.implausible_steps(gt).sum()),
+        "qa": fm.summarise_outcomes(outcomes),
+        "qa_gated": None if gated is None else fm.summarise_outcomes(gated["outcomes"]),
+        "warnings": list(result.warnings),
+        "seconds": {"render": render_s, **stages, "evaluate": evaluate_s},
+        "process_fps": est.n_frames / process_s if process_s > 0 else None,
+        "sampled_frames": est.n_frames,
+    }
+    return {"scene": scene, "outcomes": outcomes, "gated": gated}
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return float(num) / den if den else None
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def summarise(results: list[dict], settings: Settings) -> dict:
+    """Pooled figures over all scenes (counts summed, then divided) plus per-camera-kind means."""
+    scenes = [r["scene"] for r in results]
+    recall = [sum(s["_recall"][i] for s in scenes) for i in (0, 1)]
+    precision = [sum(s["_precision"][i] for s in scenes) for i in (0, 1)]
+    counted = recall[1]
+    cats = [s["categories_matched"] for s in scenes]
+    matched = sum(c["matched"] for c in cats)
+    outcomes = [o for r in results for o in r["outcomes"]]
+    moving = [s for s in scenes if s["gt_path_m"] > 0]
+    still = [s for s in scenes if s["gt_path_m"] == 0]
+    gated = None
+    if all(r["gated"] is not None for r in results) and results:
+        kept = [o for r in results for o in r["gated"]["outcomes"]]
+        ungated_n = sum(r["gated"]["ungated_n"] for r in results)
+        gated = dict(fm.summarise_outcomes(kept), kept_fraction=_ratio(len(kept), ungated_n),
+                     kept_definition="questions compiled with the gate on / with it off, same n_per_scene")
+    confusion: dict[str, dict[str, int]] = {}
+    for c in cats:
+        for gt_cat, row in c["confusion"].items():
+            for est_cat, n in row.items():
+                confusion.setdefault(gt_cat, {})[est_cat] = confusion.get(gt_cat, {}).get(est_cat, 0) + n
+    stage_names = sorted({k for s in scenes for k in s["seconds"]})
+    process_s = sum(v for s in scenes for k, v in s["seconds"].items() if k not in ("render", "evaluate"))
+    by_camera = {}
+    for kind in CAMERA_KINDS:
+        group = [s for s in scenes if s["camera"] == kind]
+        if group:
+            by_camera[kind] = {"scenes": len(group), "recall": _mean(s["recall"] for s in group),
+                               "precision": _mean(s["precision"] for s in group),
+                               "qa_agreement": _mean(s["qa"]["agreement"] for s in group),
+                               "centre_error_rel": _mean(s["centre_error_rel"] for s in group),
+                               "ate_rel": _mean(s["ate_rel"] for s in group),
+                               "est_path": _mean(s["est_path"] for s in group)}
+    return {
+        "recall": _ratio(*recall), "precision": _ratio(*precision),
+        "gt_objects_counted": counted, "tracks": int(sum(s["tracks"] for s in scenes)),
+        "id_switches": int(sum(s["id_switches"] for s in scenes)),
+        "id_switches_per_10_gt_objects": _ratio(10 * sum(s["id_switches"] for s in scenes), counted),
+        "fragments": int(sum(s["fragments"] for s in scenes)),
+        "agent_accuracy": _ratio(sum(c["agent_correct"] for c in cats), matched),
+        "category_accuracy": _ratio(sum(c["category_correct"] for c in cats), matched),
+        "category_confusion": confusion,
+        "camera_ate_rel_mean": _mean(s["ate_rel"] for s in moving),
+        "camera_ate_rel_max": max((s["ate_rel"] for s in moving if s["ate_rel"] is not None), default=None),
+        "camera_rotation_err_deg_mean": _mean(s["rotation_err_deg_mean"] for s in scenes),
+        "still_camera_est_path": [s["est_path"] for s in still],
+        "still_camera_path_exactly_zero": all(s["est_path"] == 0 for s in still) if still else None,
+        "centre_error_rel_mean": _mean(s["centre_error_rel"] for s in scenes),
+        "centre_error_rel_median_scene": (float(np.median([s["centre_error_rel"] for s in scenes
+                                                           if s["centre_error_rel"] is not None]))
+                                          if any(s["centre_error_rel"] is not None for s in scenes) else None),
+        "centre_rmse_sim3_rel_mean": _mean(s["centre_rmse_sim3_rel"] for s in scenes),
+        "qa": fm.summarise_outcomes(outcomes),
+        "gated": gated,
+        "gt_implausible_steps": int(sum(s["gt_implausible_steps"] for s in scenes)),
+        "seconds": {name: float(sum(s["seconds"].get(name, 0.0) for s in scenes)) for name in stage_names},
+        "process_fps": _ratio(sum(s["sampled_frames"] for s in scenes), process_s),
+        "by_camera": by_camera,
+    }
+
+
+def _clean(scene: dict) -> dict:
+    return {k: v for k, v in scene.items() if not k.startswith("_")}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--set", dest="seed_set", choices=sorted(SEED_SETS), default="test",
+                        help="seed set: dev (for development) or test (held out, reported)")
+    parser.add_argument("--seeds", nargs="+", default=None, help="SEED or SEED:KIND, instead of --set")
+    parser.add_argument("--frames", type=int, default=60, help="frames of each synthetic video")
+    parser.add_argument("--fps", type=float, default=12.0, help="frame rate of the synthetic videos")
+    parser.add_argument("--size", default="640x360", help="WIDTHxHEIGHT of the videos")
+    parser.add_argument("--process-frames", type=int, default=32, help="frames `process` samples (its default)")
+    parser.add_argument("--questions", type=int, default=40, help="questions compiled per scene")
+    parser.add_argument("--jobs", type=int, default=1, help="scenes processed in parallel (processes)")
+    parser.add_argument("--backends", default="classic", help="classic, auto, or track=NAME,recon=NAME,orient=NAME")
+    args = parser.parse_args(argv)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    specs = parse_specs(args.seeds if args.seeds else list(SEED_SETS[args.seed_set]))
+    settings = Settings(args.frames, args.fps, (width, height), args.process_frames, args.questions,
+                        parse_backends(args.backends))
+
+    started = time.perf_counter()
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(run_scene, *zip(*specs), [settings] * len(specs)))
+    else:
+        results = [run_scene(seed, kind, settings) for seed, kind in specs]
     print(json.dumps({
         "benchmark": "pipeline_fidelity",
-        "backends": "auto (weights-free here: classic/classic/motion)",
-        "video": f"{width}x{height}, {args.video_frames} frames; process samples {args.frames}",
-        "mean": {k: mean(k) for k in ("recall", "rotation_err_deg_median", "translation_dir_err_deg_median",
-                                      "centre_rmse_rel", "seconds")},
-        "qa_agreement": float(np.mean(all_flags)) if all_flags else None,
-        "qa_agreement_by_type": {t: {"n": len(f), "agreement": float(np.mean(f))} for t, f in sorted(agreement.items())},
-        "scenes": per_scene,
+        "seed_set": None if args.seeds else args.seed_set,
+        "backends": settings.backends,
+        "video": f"{width}x{height}, {args.frames} frames at {args.fps:g} fps; process samples {args.process_frames}",
+        "questions_per_scene": args.questions,
+        "overall": summarise(results, settings),
+        "scenes": [_clean(r["scene"]) for r in results],
+        "wall_s": time.perf_counter() - started,
     }, indent=2))
 
 
