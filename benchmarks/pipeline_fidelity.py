@@ -14,7 +14,8 @@ pipeline sampled (metrics defined in ``benchmarks/fidelity_metrics.py``):
   where it covers one), fragments, category accuracy (agent vs object, exact category);
 - camera: ATE after Sim(3) relative to the GT path length (moving cameras), rotation error
   after the best global rotation, and the estimated path length of still cameras (static
-  and tripod scenes: the GT path is exactly 0, so must the estimate's be);
+  scenes: the GT path is exactly 0, so must the estimate's be; tripod (pan) scenes are
+  reported apart: their position never moves either, but the view turns);
 - centres: error in each frame's camera frame after one global scale, over the scene spread;
 - QA: questions compiled from the ESTIMATED store (as a user would), each answered again on
   the ground truth with every track replaced by its matched GT object; a question about an
@@ -190,12 +191,13 @@ def summarise(results: list[dict], settings: Settings) -> dict:
     matched = sum(c["matched"] for c in cats)
     outcomes = [o for r in results for o in r["outcomes"]]
     moving = [s for s in scenes if s["gt_path_m"] > 0]
-    still = [s for s in scenes if s["gt_path_m"] == 0]
+    still = [s for s in scenes if s["camera"] == "static"]
+    tripod = [s for s in scenes if s["camera"] == "pan"]
     gated = None
     if all(r["gated"] is not None for r in results) and results:
         kept = [o for r in results for o in r["gated"]["outcomes"]]
         ungated_n = sum(r["gated"]["ungated_n"] for r in results)
-        gated = dict(fm.summarise_outcomes(kept), kept_fraction=_ratio(len(kept), ungated_n),
+        gated = dict(fm.summarise_outcomes(kept), kept_fraction=_ratio(len(kept), ungated_n), ungated_n=ungated_n,
                      kept_definition="questions compiled with the gate on / with it off, same n_per_scene")
     confusion: dict[str, dict[str, int]] = {}
     for c in cats:
@@ -226,8 +228,9 @@ def summarise(results: list[dict], settings: Settings) -> dict:
         "camera_ate_rel_mean": _mean(s["ate_rel"] for s in moving),
         "camera_ate_rel_max": max((s["ate_rel"] for s in moving if s["ate_rel"] is not None), default=None),
         "camera_rotation_err_deg_mean": _mean(s["rotation_err_deg_mean"] for s in scenes),
-        "still_camera_est_path": [s["est_path"] for s in still],
-        "still_camera_path_exactly_zero": all(s["est_path"] == 0 for s in still) if still else None,
+        "static_camera_est_path": [s["est_path"] for s in still],
+        "static_camera_path_exactly_zero": all(s["est_path"] == 0 for s in still) if still else None,
+        "pan_camera_est_path": [s["est_path"] for s in tripod],
         "centre_error_rel_mean": _mean(s["centre_error_rel"] for s in scenes),
         "centre_error_rel_median_scene": (float(np.median([s["centre_error_rel"] for s in scenes
                                                            if s["centre_error_rel"] is not None]))
