@@ -302,18 +302,39 @@ def category_counts(gt: Scene, est: Scene, matching: Matching) -> dict:
 def implausible_steps(scene: Scene) -> np.ndarray:
     """(K, T) bool: frame t is implausible for object k when, from sampled frame t−1 to t, it
     moves faster than MAX_SPEED_M_S in the world (objects not labelled a vehicle) or its depth
-    in the camera changes by more than MAX_DEPTH_JUMP_M. Frame 0 and unseen steps are False."""
+    — its distance from the camera centre, which a turning camera leaves alone — changes by
+    more than MAX_DEPTH_JUMP_M. Frame 0 and unseen steps are False."""
     flags = np.zeros(scene.visible.shape, bool)
     if scene.n_frames < 2 or scene.n_objects == 0:
         return flags
     dt = np.diff(scene.timestamps_s)
     speed = np.linalg.norm(np.diff(scene.center_world, axis=1), axis=-1) / dt
-    depth = camera_frame(scene.cam_to_world, scene.center_world)[..., 2]
+    depth = np.linalg.norm(camera_frame(scene.cam_to_world, scene.center_world), axis=-1)
     jump = np.abs(np.diff(depth, axis=1))
     vehicle = np.array([c in VEHICLES for c in scene.categories], bool)[:, None]
     with np.errstate(invalid="ignore"):
         flags[:, 1:] = np.nan_to_num(((speed > MAX_SPEED_M_S) & ~vehicle) | (jump > MAX_DEPTH_JUMP_M), nan=False)
     return flags
+
+
+def kept_by_gate(records, gated: Scene) -> list[bool]:
+    """Per record (compiled without the gate): can the gated view of the same store still answer it?
+
+    The gate hides what it refuses (objects, object frames, camera frames); a question needing
+    any of it fails there, so this is the gate's verdict on each question of one fixed pool.
+    """
+    from recon4d.qa_compiler.compiler import reanswer
+    from recon4d.qa_compiler.questions import Skip
+
+    kept = []
+    for record in records:
+        try:
+            reanswer(gated, record)
+        except (Skip, ValueError, IndexError, KeyError):
+            kept.append(False)
+            continue
+        kept.append(True)
+    return kept
 
 
 def record_objects(record) -> list[str]:

@@ -17,12 +17,15 @@ pipeline sampled (metrics defined in ``benchmarks/fidelity_metrics.py``):
   scenes: the GT path is exactly 0, so must the estimate's be; tripod (pan) scenes are
   reported apart: their position never moves either, but the view turns);
 - centres: error in each frame's camera frame after one global scale, over the scene spread;
-- QA: questions compiled from the ESTIMATED store (as a user would), each answered again on
-  the ground truth with every track replaced by its matched GT object; a question about an
-  unmatched track counts as wrong. For all compiled questions and, where the QA compiler
-  offers a quality gate, for those it keeps (with the kept fraction); per type. Also the
-  share of questions whose labels come from a non-vehicle faster than 12 m/s or a depth jump
-  over 1 m between consecutive sampled frames (a gate must drop them all);
+- QA: questions compiled from the ESTIMATED store with the quality gate off, each answered
+  again on the ground truth with every track replaced by its matched GT object; a question
+  about an unmatched track counts as wrong; overall and per type. Where the QA compiler
+  offers its quality gate (feature-detected, else ``"gated": null``): ``gated`` is the same
+  questions filtered by the gate (kept when the gated view of the store can still answer
+  them) with the kept fraction, and ``gated_compile`` the questions a user gets from
+  ``recon4d qa`` with its default gate. Also the share of questions whose labels come from a
+  non-vehicle faster than 12 m/s or a jump over 1 m in distance from the camera between
+  consecutive sampled frames (the gate must drop them all: ``gated.implausible_fraction`` 0);
 - speed: seconds per stage and processed frames per second.
 
 Seed sets: ``--set dev`` (seeds 101–110) is for development; ``--set test`` (seeds
@@ -99,19 +102,33 @@ def parse_backends(text: str) -> dict:
     return chosen
 
 
-def gate_configs(base):
-    """(ungated config, gated config or None): how the QA compiler offers the quality gate.
+def quality_gate(config_type=None):
+    """How the QA compiler offers its quality gate: (ungated config, gated config, gate) or None.
 
-    Feature-detected: a ``quality_gate`` (bool) or ``min_quality`` field on ``CompileConfig``.
-    The gated config keeps the compiler's defaults (the gate a user gets); the ungated one
-    turns it off. None when the compiler has no gate.
+    Feature-detected, so the benchmark runs before and after the gate exists: the gate is
+    offered when ``CompileConfig`` has a ``min_quality`` field (None = off). The gated config
+    is the compiler's default (the gate a user gets); the ungated one sets ``min_quality``
+    to None. ``gate(scene) → scene`` is ``qa_compiler.quality_gate.apply_quality_gate``'s
+    gated view (what the gate refuses is hidden) when that function exists, else None.
     """
-    fields = {field.name for field in dataclasses.fields(base)}
-    if "quality_gate" in fields:
-        return dataclasses.replace(base, quality_gate=False), dataclasses.replace(base, quality_gate=True)
-    if "min_quality" in fields:
-        return dataclasses.replace(base, min_quality=None), base
-    return base, None
+    from recon4d.qa_compiler.compiler import CompileConfig
+
+    config_type = config_type or CompileConfig
+    fields = {field.name for field in dataclasses.fields(config_type)}
+    if "min_quality" not in fields:
+        return None
+    gated = config_type()
+    ungated = dataclasses.replace(gated, min_quality=None)
+    try:
+        from recon4d.qa_compiler.quality_gate import apply_quality_gate
+    except ImportError:
+        return ungated, gated, None
+    extra = {"max_depth_jump_m": gated.max_depth_jump_m} if "max_depth_jump_m" in fields else {}
+
+    def gate(scene):
+        return apply_quality_gate(scene, gated.min_quality, **extra).scene
+
+    return ungated, gated, gate
 
 
 def run_scene(seed: int, kind: str, settings: Settings) -> dict:
@@ -139,14 +156,19 @@ def run_scene(seed: int, kind: str, settings: Settings) -> dict:
     covered = fm.covered_objects(iou, est.visible)
     switches = fm.identity_switches(covered)
 
-    ungated_config, gated_config = gate_configs(CompileConfig(n_per_scene=settings.questions, seed=0))
+    base = CompileConfig(n_per_scene=settings.questions, seed=0)
+    offered = quality_gate()
     video_id = f"synth-{seed}-{kind}"
-    records, _ = compile_scene(est, ungated_config, video_id=video_id)
+    records, _ = compile_scene(est, dataclasses.replace(offered[0], n_per_scene=settings.questions, seed=0)
+                               if offered else base, video_id=video_id)
     outcomes = fm.qa_outcomes(records, est, oracle, matching)
-    gated = None
-    if gated_config is not None:
-        gated_records, _ = compile_scene(est, gated_config, video_id=video_id)
-        gated = {"outcomes": fm.qa_outcomes(gated_records, est, oracle, matching), "ungated_n": len(records)}
+    kept = compiled = None
+    if offered is not None:
+        if offered[2] is not None:  # the same questions, filtered by the gate
+            kept = fm.kept_by_gate(records, offered[2](est))
+        gated_records, _ = compile_scene(est, dataclasses.replace(offered[1], n_per_scene=settings.questions,
+                                                                  seed=0), video_id=video_id)
+        compiled = fm.qa_outcomes(gated_records, est, oracle, matching)
     evaluate_s = time.perf_counter() - started
 
     stages = {stage.stage: stage.seconds for stage in result.stages}
@@ -163,13 +185,21 @@ def run_scene(seed: int, kind: str, settings: Settings) -> dict:
         **fm.centre_errors(gt, est, matching),
         "gt_implausible_steps": int(fm.implausible_steps(gt).sum()),
         "qa": fm.summarise_outcomes(outcomes),
-        "qa_gated": None if gated is None else fm.summarise_outcomes(gated["outcomes"]),
+        "qa_gated": None if kept is None else _gated_summary([outcomes], [kept]),
+        "qa_gated_compile": None if compiled is None else fm.summarise_outcomes(compiled),
         "warnings": list(result.warnings),
         "seconds": {"render": render_s, **stages, "evaluate": evaluate_s},
         "process_fps": est.n_frames / process_s if process_s > 0 else None,
         "sampled_frames": est.n_frames,
     }
-    return {"scene": scene, "outcomes": outcomes, "gated": gated}
+    return {"scene": scene, "outcomes": outcomes, "kept": kept, "gated_compile": compiled}
+
+
+def _gated_summary(outcomes: list[list], kept: list[list[bool]]) -> dict:
+    """Agreement over the questions the gate keeps, and the kept fraction (of all compiled)."""
+    flat = [o for group, flags in zip(outcomes, kept, strict=True) for o, k in zip(group, flags, strict=True) if k]
+    total = sum(len(group) for group in outcomes)
+    return dict(fm.summarise_outcomes(flat), kept_fraction=_ratio(len(flat), total))
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -193,12 +223,11 @@ def summarise(results: list[dict], settings: Settings) -> dict:
     moving = [s for s in scenes if s["gt_path_m"] > 0]
     still = [s for s in scenes if s["camera"] == "static"]
     tripod = [s for s in scenes if s["camera"] == "pan"]
-    gated = None
-    if all(r["gated"] is not None for r in results) and results:
-        kept = [o for r in results for o in r["gated"]["outcomes"]]
-        ungated_n = sum(r["gated"]["ungated_n"] for r in results)
-        gated = dict(fm.summarise_outcomes(kept), kept_fraction=_ratio(len(kept), ungated_n), ungated_n=ungated_n,
-                     kept_definition="questions compiled with the gate on / with it off, same n_per_scene")
+    gated = compiled = None
+    if results and all(r["kept"] is not None for r in results):
+        gated = _gated_summary([r["outcomes"] for r in results], [r["kept"] for r in results])
+    if results and all(r["gated_compile"] is not None for r in results):
+        compiled = fm.summarise_outcomes([o for r in results for o in r["gated_compile"]])
     confusion: dict[str, dict[str, int]] = {}
     for c in cats:
         for gt_cat, row in c["confusion"].items():
@@ -238,6 +267,7 @@ def summarise(results: list[dict], settings: Settings) -> dict:
         "centre_rmse_sim3_rel_mean": _mean(s["centre_rmse_sim3_rel"] for s in scenes),
         "qa": fm.summarise_outcomes(outcomes),
         "gated": gated,
+        "gated_compile": compiled,
         "gt_implausible_steps": int(sum(s["gt_implausible_steps"] for s in scenes)),
         "seconds": {name: float(sum(s["seconds"].get(name, 0.0) for s in scenes)) for name in stage_names},
         "process_fps": _ratio(sum(s["sampled_frames"] for s in scenes), process_s),

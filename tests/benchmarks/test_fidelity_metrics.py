@@ -264,8 +264,24 @@ def test_gate_detection():
     @dataclasses.dataclass(frozen=True)
     class WithGate:
         n_per_scene: int = 10
-        quality_gate: bool = True
+        min_quality: float | None = 0.5
 
-    assert pf.gate_configs(NoGate()) == (NoGate(), None)
-    ungated, gated = pf.gate_configs(WithGate())
-    assert ungated.quality_gate is False and gated.quality_gate is True
+    assert pf.quality_gate(NoGate) is None
+    ungated, gated, _ = pf.quality_gate(WithGate)
+    assert ungated.min_quality is None and gated.min_quality == 0.5
+
+
+def test_kept_by_gate_filters_one_pool_of_questions():
+    gt, _ = truth()
+    records, _ = compile_scene(gt, CompileConfig(n_per_scene=40, seed=3), video_id="gate")
+    hidden = gt.visible.copy()
+    hidden[1, 10:] = False  # the gate refuses the dog from frame 10 on
+    gated = replace(gt, visible=hidden, center_world=np.where(hidden[..., None], gt.center_world, np.nan),
+                    orientation=np.where(hidden[..., None], gt.orientation, np.nan))
+    kept = fm.kept_by_gate(records, gated)
+    for record, keep in zip(records, kept, strict=True):
+        frozen_late = record.observer == "1" and record.observer_time_s is not None and record.observer_time_s >= 10 / FPS
+        uses_dog_late = ("1" in fm.record_objects(record) and record.frame_range[1] >= 10) or frozen_late
+        assert keep == (not uses_dog_late), record.question
+    assert any(kept) and not all(kept)
+    assert all(fm.kept_by_gate(records, gt))
