@@ -358,8 +358,10 @@ class QAOutcome:
 
     qtype:        question type.
     agree:        the GT answer (through the matching) equals the compiled answer.
-    reason:       "agree", "wrong_answer", "unmatched_object" (some object has no GT match)
-                  or "gt_undefined" (the GT cannot answer it, e.g. the facing of a non-agent).
+    reason:       "agree", "wrong_answer", "unmatched_object" (some object has no GT match),
+                  "wrong_referent" (the box the question names an object by does not cover
+                  its matched GT object, IoU < MIN_IOU, at that frame) or "gt_undefined" (the
+                  GT cannot answer it, e.g. the facing of a non-agent).
     names_right:  every object is matched and named by its GT category in the question.
     implausible:  its label comes from an implausible step (:func:`record_is_implausible`).
     """
@@ -371,13 +373,30 @@ class QAOutcome:
     implausible: bool
 
 
-def qa_outcomes(records, est: Scene, oracle: Scene, matching: Matching) -> list[QAOutcome]:
+def denoted_frames(record, timestamps_s: np.ndarray) -> dict[str, int]:
+    """Object label → the frame whose box the question names it by (``qa_compiler.questions.denote``):
+    an absolute observer at its frozen time, direction prediction at the last shown frame,
+    everything else at the first frame of the interval."""
+    first, shown_last = record.frame_range[0], record.visible_range[1]
+    predicts = record.qtype.endswith("dir_pred")
+    frames = {label: shown_last if predicts else first for label in record.targets}
+    if record.observer_time_s is not None:
+        frames[record.observer] = int(np.argmin(np.abs(timestamps_s - record.observer_time_s)))
+    else:
+        frames[record.observer] = shown_last if predicts else first
+    frames.pop("camera", None)
+    return frames
+
+
+def qa_outcomes(records, est: Scene, oracle: Scene, matching: Matching, gt: Scene | None = None) -> list[QAOutcome]:
     """Re-answer every record (compiled from ``est``) on ``oracle`` (:func:`oracle_scene`), with
-    each estimated track replaced by its matched GT object; questions about an unmatched track,
-    or one matched to an uncounted object, count as wrong."""
+    each estimated track replaced by its matched GT object. Wrong: questions about an
+    unmatched track (or one matched to an uncounted object), and questions naming an object
+    by a box that does not cover its matched GT object (``gt``'s boxes, default ``oracle``'s)."""
     from recon4d.qa_compiler.compiler import reanswer
     from recon4d.qa_compiler.questions import Skip
 
+    gt = oracle if gt is None else gt
     est_to_gt = {str(int(est.ids[e])): str(int(oracle.ids[g])) for g, e in matching.pairs if matching.counted[g]}
     est_to_gt["camera"] = "camera"
     flags = implausible_steps(est)
@@ -387,6 +406,13 @@ def qa_outcomes(records, est: Scene, oracle: Scene, matching: Matching) -> list[
         labels = [record.observer, *record.targets]
         if any(label not in est_to_gt for label in labels):
             outcomes.append(QAOutcome(record.qtype, False, "unmatched_object", False, implausible))
+            continue
+        referents_ok = all(
+            box_iou(est.box_xyxy[est.object_index(int(label)), t],
+                    gt.box_xyxy[gt.object_index(int(est_to_gt[label])), t]) >= MIN_IOU
+            for label, t in denoted_frames(record, est.timestamps_s).items())
+        if not referents_ok:
+            outcomes.append(QAOutcome(record.qtype, False, "wrong_referent", False, implausible))
             continue
         names_right = all(est.categories[est.object_index(int(label))]
                           == oracle.categories[oracle.object_index(int(est_to_gt[label]))]

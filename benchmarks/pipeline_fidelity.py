@@ -19,7 +19,8 @@ pipeline sampled (metrics defined in ``benchmarks/fidelity_metrics.py``):
 - centres: error in each frame's camera frame after one global scale, over the scene spread;
 - QA: questions compiled from the ESTIMATED store with the quality gate off, each answered
   again on the ground truth with every track replaced by its matched GT object; a question
-  about an unmatched track counts as wrong; overall and per type. Where the QA compiler
+  about an unmatched track, or naming an object by a box that does not cover its matched GT
+  object (IoU < 0.3 at that frame), counts as wrong; overall and per type. Where the QA compiler
   offers its quality gate (feature-detected, else ``"gated": null``): ``gated`` is the same
   questions filtered by the gate (kept when the gated view of the store can still answer
   them) with the kept fraction, and ``gated_compile`` the questions a user gets from
@@ -161,14 +162,14 @@ def run_scene(seed: int, kind: str, settings: Settings) -> dict:
     video_id = f"synth-{seed}-{kind}"
     records, _ = compile_scene(est, dataclasses.replace(offered[0], n_per_scene=settings.questions, seed=0)
                                if offered else base, video_id=video_id)
-    outcomes = fm.qa_outcomes(records, est, oracle, matching)
+    outcomes = fm.qa_outcomes(records, est, oracle, matching, gt)
     kept = compiled = None
     if offered is not None:
         if offered[2] is not None:  # the same questions, filtered by the gate
             kept = fm.kept_by_gate(records, offered[2](est))
         gated_records, _ = compile_scene(est, dataclasses.replace(offered[1], n_per_scene=settings.questions,
                                                                   seed=0), video_id=video_id)
-        compiled = fm.qa_outcomes(gated_records, est, oracle, matching)
+        compiled = fm.qa_outcomes(gated_records, est, oracle, matching, gt)
     evaluate_s = time.perf_counter() - started
 
     stages = {stage.stage: stage.seconds for stage in result.stages}

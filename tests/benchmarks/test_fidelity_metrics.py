@@ -142,6 +142,24 @@ def test_a_swapped_identity_counts_one_switch():
     assert fm.fragments(covered, np.ones(3, bool)) == 1  # the dog is covered by two tracks
     matching = fm.match_tracks(gt, est)
     assert matching.gt_to_est[0] == 0 and matching.gt_to_est[1] == 1  # both cover ≥ half their GT's life
+    _, _, outcomes = evaluate(gt, est, poses, questions=60)
+    records, _ = compile_scene(est, CompileConfig(n_per_scene=60, seed=1), video_id="hand")
+    for record, outcome in zip(records, outcomes, strict=True):
+        names_dog_as_track_0 = any(label == "0" and t >= T // 2
+                                   for label, t in fm.denoted_frames(record, est.timestamps_s).items())
+        assert (outcome.reason == "wrong_referent") == names_dog_as_track_0
+    assert any(o.reason == "wrong_referent" for o in outcomes)
+
+
+def test_denoted_frames():
+    from recon4d.qa_compiler.records import QARecord
+
+    options = ("a", "b", "c", "d")
+    record = QARecord("v", "abs_dis", "q", options, "A", "absolute", "2", 1.0, (0.5, 2.0), (4, 16), (4, 16), ("0", "camera"))
+    assert fm.denoted_frames(record, np.arange(T) / FPS) == {"0": 4, "2": 8}
+    predict = QARecord("v", "rel_dir_pred", "q", options, "A", "relative", "1", None, (0.5, 2.0), (4, 16), (4, 8),
+                       ("0",))
+    assert fm.denoted_frames(predict, np.arange(T) / FPS) == {"0": 8, "1": 8}
 
 
 def test_identity_switch_definition_on_sequences():
