@@ -364,6 +364,7 @@ class QAOutcome:
                   GT cannot answer it, e.g. the facing of a non-agent).
     names_right:  every object is matched and named by its GT category in the question.
     implausible:  its label comes from an implausible step (:func:`record_is_implausible`).
+    about_objects: it is about at least one object (not the camera alone).
     """
 
     qtype: str
@@ -371,6 +372,7 @@ class QAOutcome:
     reason: str
     names_right: bool
     implausible: bool
+    about_objects: bool = True
 
 
 def denoted_frames(record, timestamps_s: np.ndarray) -> dict[str, int]:
@@ -404,15 +406,16 @@ def qa_outcomes(records, est: Scene, oracle: Scene, matching: Matching, gt: Scen
     for record in records:
         implausible = record_is_implausible(est, flags, record)
         labels = [record.observer, *record.targets]
+        about = bool(record_objects(record))
         if any(label not in est_to_gt for label in labels):
-            outcomes.append(QAOutcome(record.qtype, False, "unmatched_object", False, implausible))
+            outcomes.append(QAOutcome(record.qtype, False, "unmatched_object", False, implausible, about))
             continue
         referents_ok = all(
             box_iou(est.box_xyxy[est.object_index(int(label)), t],
                     gt.box_xyxy[gt.object_index(int(est_to_gt[label])), t]) >= MIN_IOU
             for label, t in denoted_frames(record, est.timestamps_s).items())
         if not referents_ok:
-            outcomes.append(QAOutcome(record.qtype, False, "wrong_referent", False, implausible))
+            outcomes.append(QAOutcome(record.qtype, False, "wrong_referent", False, implausible, about))
             continue
         names_right = all(est.categories[est.object_index(int(label))]
                           == oracle.categories[oracle.object_index(int(est_to_gt[label]))]
@@ -421,19 +424,21 @@ def qa_outcomes(records, est: Scene, oracle: Scene, matching: Matching, gt: Scen
         try:
             text = reanswer(oracle, moved).description.text
         except (Skip, ValueError, IndexError, KeyError):
-            outcomes.append(QAOutcome(record.qtype, False, "gt_undefined", names_right, implausible))
+            outcomes.append(QAOutcome(record.qtype, False, "gt_undefined", names_right, implausible, about))
             continue
         agree = text == record.answer_text
         outcomes.append(QAOutcome(record.qtype, agree, "agree" if agree else "wrong_answer", names_right and agree,
-                                  implausible))
+                                  implausible, about))
     return outcomes
 
 
 def summarise_outcomes(outcomes: list[QAOutcome]) -> dict:
-    """Agreement overall and per type, the share naming objects right, reasons, implausible share."""
+    """Agreement overall and per type, the share naming objects right, reasons, implausible share,
+    and agreement of the questions about objects apart from those about the camera alone (a
+    pipeline that finds nothing still gets camera questions right)."""
     if not outcomes:
         return {"n": 0, "agreement": None, "agreement_named": None, "implausible_fraction": None,
-                "reasons": {}, "by_type": {}}
+                "reasons": {}, "about_objects": {"n": 0, "agreement": None}, "by_type": {}}
     by_type: dict[str, list[QAOutcome]] = {}
     reasons: dict[str, int] = {}
     for outcome in outcomes:
@@ -445,6 +450,9 @@ def summarise_outcomes(outcomes: list[QAOutcome]) -> dict:
         "agreement_named": float(np.mean([o.names_right for o in outcomes])),
         "implausible_fraction": float(np.mean([o.implausible for o in outcomes])),
         "reasons": dict(sorted(reasons.items())),
+        "about_objects": {"n": sum(o.about_objects for o in outcomes),
+                          "agreement": (float(np.mean([o.agree for o in outcomes if o.about_objects]))
+                                        if any(o.about_objects for o in outcomes) else None)},
         "by_type": {t: {"n": len(v), "agreement": float(np.mean([o.agree for o in v]))}
                     for t, v in sorted(by_type.items())},
     }

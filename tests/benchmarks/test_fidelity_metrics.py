@@ -111,6 +111,9 @@ def test_a_perfect_estimate_scores_perfectly():
     assert len(outcomes) >= 30 and all(o.agree and o.names_right for o in outcomes)
     summary = fm.summarise_outcomes(outcomes)
     assert summary["agreement"] == 1.0 and summary["implausible_fraction"] == 0.0
+    records, _ = compile_scene(est, CompileConfig(n_per_scene=40, seed=1), video_id="hand")
+    with_objects = sum(bool(fm.record_objects(r)) for r in records)
+    assert 0 < with_objects < len(records) and summary["about_objects"] == {"n": with_objects, "agreement": 1.0}
 
 
 def test_scale_and_frame_of_the_estimate_do_not_matter_to_geometry_metrics():
