@@ -317,23 +317,31 @@ def implausible_steps(scene: Scene) -> np.ndarray:
     return flags
 
 
-def kept_by_gate(records, gated: Scene) -> list[bool]:
-    """Per record (compiled without the gate): can the gated view of the same store still answer it?
+def kept_by_gate(records, gated: Scene, noisy=(), min_stability: float = 1.0) -> list[bool]:
+    """Per record (compiled without the gate): would the gate keep it?
 
     The gate hides what it refuses (objects, object frames, camera frames); a question needing
-    any of it fails there, so this is the gate's verdict on each question of one fixed pool.
+    any of it fails on the gated view. With ``noisy`` copies of that view (the recorded
+    trajectory error added), a question is also refused unless its answer is the same on at
+    least ``min_stability`` of them (a copy that cannot answer counts as different) — the
+    compiler's stable-answer check. This is the gate's verdict on each question of one pool.
     """
     from recon4d.qa_compiler.compiler import reanswer
     from recon4d.qa_compiler.questions import Skip
 
+    def answer(scene, record):
+        try:
+            return reanswer(scene, record).description.text
+        except (Skip, ValueError, IndexError, KeyError):
+            return None
+
     kept = []
     for record in records:
-        try:
-            reanswer(gated, record)
-        except (Skip, ValueError, IndexError, KeyError):
+        if answer(gated, record) is None:
             kept.append(False)
             continue
-        kept.append(True)
+        same = sum(answer(scene, record) == record.answer_text for scene in noisy)
+        kept.append(not noisy or same / len(noisy) >= min_stability)
     return kept
 
 

@@ -306,3 +306,25 @@ def test_kept_by_gate_filters_one_pool_of_questions():
         assert keep == (not uses_dog_late), record.question
     assert any(kept) and not all(kept)
     assert all(fm.kept_by_gate(records, gt))
+
+
+def test_kept_by_gate_refuses_answers_that_do_not_hold_on_the_noisy_copies():
+    from recon4d.qa_compiler.compiler import reanswer
+    from recon4d.qa_compiler.questions import Skip
+
+    gt, _ = truth()
+    records, _ = compile_scene(gt, CompileConfig(n_per_scene=40, seed=3), video_id="gate")
+    # the person and the dog swap trajectories: answers about them change, camera-only ones do not
+    swapped = replace(gt, center_world=gt.center_world[[1, 0, 2]])
+
+    def holds(record):
+        try:
+            return reanswer(swapped, record).description.text == record.answer_text
+        except Skip:
+            return False
+
+    expected = [holds(r) for r in records]
+    assert any(expected) and not all(expected)
+    assert fm.kept_by_gate(records, gt, [gt] * 8, 0.75) == [True] * len(records)
+    assert fm.kept_by_gate(records, gt, [gt] * 6 + [swapped] * 2, 0.75) == [True] * len(records)
+    assert fm.kept_by_gate(records, gt, [gt] * 5 + [swapped] * 3, 0.75) == expected
