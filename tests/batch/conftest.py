@@ -72,9 +72,27 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+_GROUPS: list[int] = []
+
+
 def start_driver(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "recon4d.cli.main", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    """The batch command in a process group of its own (see :func:`_reap_killed_drivers`)."""
+    process = subprocess.Popen([sys.executable, "-m", "recon4d.cli.main", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _GROUPS.append(process.pid)
+    return process
+
+
+@pytest.fixture(autouse=True)
+def _reap_killed_drivers():
+    """After each test, end what a driver killed with -9 left in its group (a local Ray's agent
+    processes outlive it), so the suite leaves nothing running."""
+    yield
+    while _GROUPS:
+        try:
+            os.killpg(_GROUPS.pop(), signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def kill(process: subprocess.Popen) -> None:
