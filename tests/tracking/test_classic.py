@@ -16,7 +16,7 @@ from recon4d.tracking.classic.config import ClassicTrackerConfig, hog_available
 from recon4d.tracking.classic.motion import compute_motion, inside, pair_motion, robust_threshold, to_working, working_size
 from recon4d.tracking.classic.tracker import ClassicTracker
 from recon4d.tracking.classic.user_boxes import UserBoxesError, load_user_boxes, validate_user_boxes
-from recon4d.types import Clip
+from recon4d.types import Clip, PackedMasks
 from tests.conftest import missing_shared_data
 from tests.tracking.plane_scenes import walking_scene
 
@@ -143,7 +143,8 @@ def test_output_types_shapes_and_source_pixels(static_scenes):
     assert tracks.boxes_xyxy.dtype == np.float32 and tracks.masks.dtype == bool
     assert np.isnan(tracks.boxes_xyxy[~tracks.visible]).all()
     assert np.isfinite(tracks.boxes_xyxy[tracks.visible]).all()
-    assert (tracks.masks.any(axis=(2, 3)) == tracks.visible).all()
+    assert isinstance(tracks.masks, PackedMasks)  # bit-packed: 1/8 of the bytes of bool masks
+    assert (np.asarray(tracks.masks).any(axis=(2, 3)) == tracks.visible).all()
     np.testing.assert_allclose(tracks.boxes_xyxy, 2 * native.boxes_xyxy, equal_nan=True)
     assert set(tracks.categories) <= {"person", "object"}
     np.testing.assert_array_equal(tracks.is_agent, np.array(tracks.categories) == "person")

@@ -85,7 +85,7 @@ from recon4d.tracking.classic.user_boxes import (
     propagate_box,
     validate_user_boxes,
 )
-from recon4d.types import Clip, ProgressFn, Tracks2D
+from recon4d.types import Clip, PackedMasks, ProgressFn, Tracks2D
 
 __all__ = [
     "AGENT_CATEGORIES",
@@ -152,7 +152,8 @@ class ClassicTracker:
         """Find and follow moving objects (or the user's boxes) in ``clip``.
 
         Returns Tracks2D with boxes (K, T, 4) in source-video pixels (NaN where not
-        visible) and masks (K, T, H, W) bool at the clip frame size; K may be 0.
+        visible) and masks (K, T, H, W) bool at the clip frame size, bit-packed
+        (:class:`~recon4d.types.PackedMasks`, read per object and frame); K may be 0.
         """
         size = working_size(*clip.image_size, self.config.work_long_side)
         images, gray = to_working(clip.frames, size)
@@ -184,7 +185,9 @@ class ClassicTracker:
         boxes = np.full((n_tracks, n_frames, 4), np.nan)
         visible = np.zeros((n_tracks, n_frames), bool)
         detected = np.zeros((n_tracks, n_frames), bool)
-        masks = np.zeros((n_tracks, n_frames, clip.frames.shape[1], clip.frames.shape[2]), bool)
+        # Bit-packed (1/8 of a bool array): K × T full-size masks were the largest thing a clip's
+        # tracks held (issue 12); readers index them per object and frame like an array.
+        masks = PackedMasks.zeros(n_tracks, n_frames, clip.frames.shape[1], clip.frames.shape[2])
         for k, track in enumerate(tracks):
             for t in track.boxes:
                 mask = fill_mask(track.masks[t], config.min_fill)
@@ -220,4 +223,4 @@ class ClassicTracker:
         return Tracks2D(ids=np.arange(n_boxes), categories=tuple(e["category"] for e in self.user_boxes),
                         is_agent=np.array([e["is_agent"] for e in self.user_boxes], bool),
                         boxes_xyxy=_to_source(boxes, size, clip.source_size).astype(np.float32),
-                        visible=visible, masks=_box_masks(boxes * clip_scale, clip.image_size))
+                        visible=visible, masks=PackedMasks.pack(_box_masks(boxes * clip_scale, clip.image_size)))
