@@ -69,6 +69,18 @@ class GeometryVLMixin:
     base_config_class: type = Qwen2_5_VLConfig
     """The transformers config class of the base (read by :meth:`from_pretrained`)."""
 
+    def install_geometry(self, config, tower_class: type) -> None:
+        """Read ``config.geometry``, keep it on the model and replace the stock vision tower by
+        ``tower_class`` built with it (called by the host's ``__init__`` after the base's)."""
+        geometry = GeometryConfig.from_hf_config(config)
+        attach_geometry(config, geometry)
+        self.geometry = geometry
+        # Replacing the stock tower costs one extra build of the ViT outside `from_pretrained`
+        # (which builds on the meta device); it keeps transformers' own __init__ untouched.
+        self.model.visual = tower_class._from_config(config.vision_config, text_config=config.text_config,
+                                                     geometry=geometry)
+        self.post_init()
+
     def spans_per_video(self, video_grid_thw: Tensor) -> list[int]:
         """``<|vision_start|>`` spans each video occupies in the prompt (Qwen2.5-VL: one per video)."""
         return [1] * int(video_grid_thw.shape[0])
@@ -335,14 +347,7 @@ class GeometryQwen2_5_VL(GeometryVLMixin, Qwen2_5_VLForConditionalGeneration):
 
     def __init__(self, config: Qwen2_5_VLConfig) -> None:
         super().__init__(config)
-        geometry = GeometryConfig.from_hf_config(config)
-        attach_geometry(config, geometry)
-        self.geometry = geometry
-        # Replacing the stock tower costs one extra build of the ViT outside `from_pretrained`
-        # (which builds on the meta device); it keeps transformers' own __init__ untouched.
-        self.model.visual = GeometryVisionTower._from_config(config.vision_config, text_config=config.text_config,
-                                                             geometry=geometry)
-        self.post_init()
+        self.install_geometry(config, GeometryVisionTower)
 
     # --------------------------------------------------------------------------- positions
     def get_rope_index(self, input_ids: Tensor, image_grid_thw: Tensor | None = None,

@@ -28,7 +28,7 @@ from torch import Tensor
 from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
 from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLVisionModel
 
-from recon4d.vlm.configuration import GeometryConfig, attach_geometry
+from recon4d.vlm.configuration import GeometryConfig
 from recon4d.vlm.modeling import GeometryVLMixin
 from recon4d.vlm.positions import text_rope_index
 from recon4d.vlm.vision import GeometryModules
@@ -54,12 +54,7 @@ class GeometryQwen3VL(GeometryVLMixin, Qwen3VLForConditionalGeneration):
 
     def __init__(self, config: Qwen3VLConfig) -> None:
         super().__init__(config)
-        geometry = GeometryConfig.from_hf_config(config)
-        attach_geometry(config, geometry)
-        self.geometry = geometry
-        self.model.visual = GeometryQwen3VisionTower._from_config(config.vision_config, text_config=config.text_config,
-                                                                  geometry=geometry)
-        self.post_init()
+        self.install_geometry(config, GeometryQwen3VisionTower)
 
     def spans_per_video(self, video_grid_thw: Tensor) -> list[int]:
         """One ``<|vision_start|>`` span per temporal grid of each video (Qwen3-VL's timestamps layout)."""

@@ -22,7 +22,7 @@ import numpy as np
 
 from recon4d.synth.bodies import AGENT_CATEGORIES, Body, heading_rotation
 from recon4d.synth.layout import Prop, footprint_hits, sight_blocked
-from recon4d.synth.paths import ACTION_RADIUS_M, project_points, rolling_rotations
+from recon4d.synth.paths import ACTION_RADIUS_M, body_in_view, rolling_rotations
 
 _SPEED_M_S = {"person": (0.8, 1.5), "dog": (1.0, 2.2), "box": (0.4, 1.0), "ball": (0.8, 2.2),
               "cone": (0.3, 0.7), "car": (2.0, 4.5)}
@@ -174,14 +174,7 @@ def _group_offsets(size: int, speed_m_s: float, rng: np.random.Generator) -> lis
 def _frame_checks(xy, body, cam_to_world, intrinsics, size, props) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per frame (T,) bool: in view (whole height inside the image, > 2 m away), hitting
     something static or the camera, hidden behind a prop."""
-    width, height = size
-    margin = 0.04 * width
-    probes = np.zeros((len(xy), 3, 3))
-    probes[:, :, :2] = xy[:, None]
-    probes[:, :, 2] = [0.0, body.extent[2] / 2.0, body.extent[2]]
-    pixels, depth = project_points(probes, cam_to_world, intrinsics)
-    in_view = ((pixels[..., 0] > margin) & (pixels[..., 0] < width - margin) & (pixels[..., 1] > margin)
-               & (pixels[..., 1] < height - margin) & (depth > 2.0)).all(axis=1)
+    in_view = body_in_view(xy, body, cam_to_world, intrinsics, size)
     radius = 0.5 * float(np.hypot(body.extent[0], body.extent[1]))
     camera_xy = cam_to_world[:, :2, 3]
     crash = footprint_hits(props, xy, radius + 0.15) | (np.abs(xy).max(axis=-1) + radius > _YARD_LIMIT_M)

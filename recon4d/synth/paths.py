@@ -61,16 +61,22 @@ def project_points(points_world: np.ndarray, cam_to_world: np.ndarray, intrinsic
     return pixels, depth
 
 
-def _path_violations(xy, body, cam_to_world, intrinsics, size, placed) -> int:
-    """Frames where an object on ground track ``xy`` (T, 2) is out of view or too close to another."""
+def body_in_view(xy, body, cam_to_world, intrinsics, size) -> np.ndarray:
+    """(T,) bool: a body standing at ground point ``xy`` (T, 2) is seen whole (feet, middle and
+    top inside the image less a 4 % margin) and more than 2 m in front of the camera."""
     width, height = size
     margin = 0.04 * width
     probes = np.zeros((len(xy), 3, 3))
     probes[:, :, :2] = xy[:, None]
     probes[:, :, 2] = [0.0, body.extent[2] / 2.0, body.extent[2]]
     pixels, depth = project_points(probes, cam_to_world, intrinsics)
-    inside = ((pixels[..., 0] > margin) & (pixels[..., 0] < width - margin) & (pixels[..., 1] > margin)
-              & (pixels[..., 1] < height - margin) & (depth > 2.0)).all(axis=1)
+    return ((pixels[..., 0] > margin) & (pixels[..., 0] < width - margin) & (pixels[..., 1] > margin)
+            & (pixels[..., 1] < height - margin) & (depth > 2.0)).all(axis=1)
+
+
+def _path_violations(xy, body, cam_to_world, intrinsics, size, placed) -> int:
+    """Frames where an object on ground track ``xy`` (T, 2) is out of view or too close to another."""
+    inside = body_in_view(xy, body, cam_to_world, intrinsics, size)
     bad = ~inside
     radius = 0.5 * np.hypot(body.extent[0], body.extent[1])
     for other_xy, other_radius in placed:
