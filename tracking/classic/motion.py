@@ -9,6 +9,7 @@ a clip.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -22,11 +23,14 @@ from recon4d.tracking.classic.background import (
     relative_residual,
 )
 from recon4d.tracking.classic.config import ClassicTrackerConfig
-from recon4d.types import ProgressFn
+from recon4d.tracking.classic.segment import moving_components
+from recon4d.types import FRAME_BATCH, FrameSequence, ProgressFn
 
 __all__ = [
     "MotionField",
+    "PackedFrames",
     "PairMotion",
+    "SparseFrames",
     "compute_motion",
     "consistent_flow",
     "dense_flow",
@@ -37,6 +41,7 @@ __all__ = [
     "textured",
     "to_working",
     "track_points",
+    "working_frames",
     "working_size",
 ]
 
@@ -55,6 +60,25 @@ def to_working(frames: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, n
         images[t] = frame if frame.shape[1::-1] == size else cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
         gray[t] = cv2.cvtColor(images[t], cv2.COLOR_RGB2GRAY)
     return images, gray
+
+
+def working_frames(frames, size: tuple[int, int]) -> tuple[FrameSequence, FrameSequence]:
+    """Lazy :func:`to_working`: RGB (T, h, w, 3) and grey (T, h, w) uint8 sequences at ``size``,
+    each frame resized from ``frames`` (T, H, W, 3) when it is read (the same pixels as
+    :func:`to_working`), the last ``FRAME_BATCH`` kept, so no (T, h, w, 3) copy of the clip is held."""
+    n_frames = len(frames)
+
+    @functools.lru_cache(maxsize=FRAME_BATCH)
+    def image(t: int) -> np.ndarray:
+        frame = frames[t]
+        return frame if frame.shape[1::-1] == size else cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+    @functools.lru_cache(maxsize=FRAME_BATCH)
+    def grey(t: int) -> np.ndarray:
+        return cv2.cvtColor(image(t), cv2.COLOR_RGB2GRAY)
+
+    return (FrameSequence(n_frames, (size[1], size[0], 3), np.uint8, image),
+            FrameSequence(n_frames, (size[1], size[0]), np.uint8, grey))
 
 
 def robust_threshold(residual: np.ndarray, sigma: float, floor: float) -> float:
@@ -210,20 +234,82 @@ def pair_motion(gray_a: np.ndarray, gray_b: np.ndarray, config: ClassicTrackerCo
                       consistent, points_a, points_b, point_residual)
 
 
+class PackedFrames:
+    """(T, h, w) bool frames held bit-packed along w (1/8 of the bytes); ``frames[t]`` unpacks one,
+    ``frames[t] = mask`` packs one, ``np.asarray(frames)`` unpacks all."""
+
+    def __init__(self, n_frames: int, height: int, width: int) -> None:
+        self.shape = (int(n_frames), int(height), int(width))
+        self.dtype = np.dtype(bool)
+        self.ndim = 3
+        self._packed = np.zeros((n_frames, height, (width + 7) // 8), np.uint8)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __setitem__(self, t: int, mask: np.ndarray) -> None:
+        self._packed[t] = np.packbits(np.asarray(mask, bool), axis=-1)
+
+    def __getitem__(self, t: int) -> np.ndarray:
+        return np.unpackbits(self._packed[t], axis=-1, count=self.shape[2]).view(bool)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        frames = np.unpackbits(self._packed, axis=-1, count=self.shape[2]).view(bool)
+        return frames if dtype is None else frames.astype(dtype)
+
+    def any(self) -> bool:
+        return bool(self._packed.any())
+
+
+class SparseFrames:
+    """(T, h, w, C) float32 frames of which only a support of pixels per frame is held (their
+    values exactly); ``frames[t]`` is the dense frame with 0 off its support."""
+
+    def __init__(self, n_frames: int, height: int, width: int, channels: int) -> None:
+        self.shape = (int(n_frames), int(height), int(width), int(channels))
+        self.dtype = np.dtype(np.float32)
+        self.ndim = 4
+        self._pixels = [np.zeros(0, np.int32)] * n_frames
+        self._values = [np.zeros((0, channels), np.float32)] * n_frames
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def keep(self, t: int, frame: np.ndarray, support: np.ndarray) -> None:
+        """Hold frame t's (h, w, C) values on its (h, w) bool ``support``."""
+        pixels = np.flatnonzero(support).astype(np.int32)
+        self._pixels[t] = pixels
+        self._values[t] = np.asarray(frame, np.float32).reshape(-1, self.shape[3])[pixels]
+
+    def __getitem__(self, t: int) -> np.ndarray:
+        _, height, width, channels = self.shape
+        dense = np.zeros((height * width, channels), np.float32)
+        dense[self._pixels[t]] = self._values[t]
+        return dense.reshape(height, width, channels)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        frames = np.stack([self[t] for t in range(len(self))]) if len(self) else np.zeros(self.shape, np.float32)
+        return frames if dtype is None else frames.astype(dtype)
+
+
 @dataclass(frozen=True, eq=False)
 class MotionField:
     """Camera-compensated motion of a clip at the working resolution.
 
-    forward_flow:  (T−1, h, w, 2) float32 dense flow t → t+1.
-    backward_flow: (T−1, h, w, 2) float32 dense flow t+1 → t.
+    forward_flow:  (T−1, h, w, 2) float32 dense flow t → t+1 (float16 when compact).
+    backward_flow: (T−1, h, w, 2) float32 dense flow t+1 → t (float16 when compact).
     backgrounds:   T−1 :class:`BackgroundMotion` t → t+1.
     residual:      (T, h, w) float32 relative residual motion, px per sampled-frame step
-                   (0 where the frame has no texture).
+                   (0 where the frame has no texture); None when compact.
     image_flow:    (T, h, w, 2) float32 image motion of each pixel per step, forwards in time
                    (what separates movers that touch: one rigid object moves as one there,
-                   while its camera-compensated motion also depends on what is behind it).
-    velocity:      (T, h, w, 2) float32 camera-compensated motion of each pixel per step.
-    moving:        (T, h, w) bool residual above the frame's robust threshold.
+                   while its camera-compensated motion also depends on what is behind it);
+                   when compact a :class:`SparseFrames` holding only the pixels of the frame's
+                   moving components (0 elsewhere).
+    velocity:      (T, h, w, 2) float32 camera-compensated motion of each pixel per step
+                   (sparse like ``image_flow`` when compact).
+    moving:        (T, h, w) bool residual above the frame's robust threshold
+                   (a :class:`PackedFrames` when compact).
     thresholds:    (T,) float32 the thresholds used.
     moving_points: T arrays (N_t, 2) float32: tracked corners of frame t that the background
                    model does not explain (sparse evidence backing the dense residual).
@@ -232,7 +318,7 @@ class MotionField:
     forward_flow: np.ndarray
     backward_flow: np.ndarray
     backgrounds: list
-    residual: np.ndarray
+    residual: np.ndarray | None
     image_flow: np.ndarray
     velocity: np.ndarray
     moving: np.ndarray
@@ -245,8 +331,26 @@ class MotionField:
         return [background.planes for background in self.backgrounds]
 
 
-def compute_motion(gray: np.ndarray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
-                   progress: ProgressFn | None = None) -> MotionField:
+@dataclass(eq=False)
+class _FrameSums:
+    """Sums over the (at most two) frame pairs a frame belongs to, until the frame is complete."""
+
+    plain: np.ndarray
+    trusted: np.ndarray
+    n_trusted: np.ndarray
+    plain_velocity: np.ndarray  # (2, h, w, 2): image flow, compensated
+    trusted_velocity: np.ndarray
+    n_sides: int = 0
+
+    @classmethod
+    def zeros(cls, height: int, width: int) -> "_FrameSums":
+        plane = functools.partial(np.zeros, (height, width), np.float32)
+        return cls(plane(), plane(), plane(), np.zeros((2, height, width, 2), np.float32),
+                   np.zeros((2, height, width, 2), np.float32))
+
+
+def compute_motion(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
+                   progress: ProgressFn | None = None, compact: bool = False) -> MotionField:
     """Background models, dense flow and residual-motion masks of (T, h, w) uint8 grey frames.
 
     The residual of frame t combines its residuals against frames t − 1 and t + 1: the mean
@@ -259,17 +363,54 @@ def compute_motion(gray: np.ndarray, config: ClassicTrackerConfig = ClassicTrack
     motion misses the background's by more than that threshold are the frame's
     ``moving_points``. ``progress(done, T − 1)`` is called after each frame pair; a single
     frame has no motion.
+
+    ``gray`` may be any sequence of frames (``len``, ``gray[t]``, ``gray.shape``; a lazy
+    :func:`working_frames`): each frame is read twice, in order. A frame is finished (and its
+    sums dropped) as soon as its second pair is in, so only two frames' sums are held.
+    ``compact`` holds only what the tracker reads (issue 12: a clip's motion was ~10 MiB a
+    frame): float16 flows (|flow| ≪ 65504 px; the 1/2048 relative step is far below the
+    1 px motion floor), no residual, bit-packed ``moving``, and image flow and velocity on
+    the pixels of each frame's moving components only (segmentation, association and
+    clean-up read them under detections, which lie inside those components).
     """
-    n_frames, height, width = gray.shape
+    n_frames, height, width = gray.shape[:3]
     n_pairs = max(n_frames - 1, 0)
-    forward = np.zeros((n_pairs, height, width, 2), np.float32)
-    backward = np.zeros((n_pairs, height, width, 2), np.float32)
-    plain = np.zeros((n_frames, height, width), np.float32)
-    trusted = np.zeros((n_frames, height, width), np.float32)
-    n_trusted = np.zeros((n_frames, height, width), np.float32)
-    plain_velocity = np.zeros((2, n_frames, height, width, 2), np.float32)  # image flow, compensated
-    trusted_velocity = np.zeros((2, n_frames, height, width, 2), np.float32)
-    n_sides = np.zeros(n_frames, np.float32)
+    flow_dtype = np.float16 if compact else np.float32
+    forward = np.zeros((n_pairs, height, width, 2), flow_dtype)
+    backward = np.zeros((n_pairs, height, width, 2), flow_dtype)
+    residual = None if compact else np.zeros((n_frames, height, width), np.float32)
+    if compact:
+        moving = PackedFrames(n_frames, height, width)
+        image_flow, velocity = SparseFrames(n_frames, height, width, 2), SparseFrames(n_frames, height, width, 2)
+    else:
+        moving = np.zeros((n_frames, height, width), bool)
+        image_flow = np.zeros((n_frames, height, width, 2), np.float32)
+        velocity = np.zeros((n_frames, height, width, 2), np.float32)
+    thresholds = np.zeros(n_frames, np.float32)
+    sums: dict[int, _FrameSums] = {}
+
+    def finish(frame: int) -> None:
+        done = sums.pop(frame, None) or _FrameSums.zeros(height, width)
+        some = done.n_trusted > 0
+        n_sides = np.maximum(np.float32(done.n_sides), 1)
+        value = np.where(some, done.trusted / np.maximum(done.n_trusted, 1), done.plain / n_sides).astype(np.float32)
+        flows = np.where(some[..., None], done.trusted_velocity / np.maximum(done.n_trusted, 1)[..., None],
+                         done.plain_velocity / n_sides).astype(np.float32)
+        observable = textured(gray[frame], config.min_texture)
+        value[~observable] = 0.0
+        thresholds[frame] = robust_threshold(value[observable] if observable.any() else value,
+                                             config.residual_sigma, config.residual_floor_px)
+        mask = value > thresholds[frame] if n_pairs else np.zeros(value.shape, bool)
+        moving[frame] = mask
+        if compact:
+            components = moving_components(mask, config) if mask.any() else []
+            support = np.logical_or.reduce(components) if components else np.zeros(mask.shape, bool)
+            image_flow.keep(frame, flows[0], support)
+            velocity.keep(frame, flows[1], support)
+        else:
+            residual[frame] = value
+            image_flow[frame], velocity[frame] = flows
+
     pairs = []  # only the sparse parts: the dense ones are accumulated as we go
     dis = dense_flow(config)
     for t in range(n_pairs):
@@ -277,32 +418,25 @@ def compute_motion(gray: np.ndarray, config: ClassicTrackerConfig = ClassicTrack
         pairs.append((pair.background, pair.points_a, pair.points_b, pair.point_residual))
         forward[t], backward[t] = pair.flow_ab, pair.flow_ba
         for side, (frame, sign) in enumerate(((t, 1.0), (t + 1, -1.0))):
+            frame_sums = sums.setdefault(frame, _FrameSums.zeros(height, width))
             consistent = pair.consistent[side]
-            plain[frame] += pair.residual[side]
-            trusted[frame] += np.where(consistent, pair.residual[side], 0.0)
-            n_trusted[frame] += consistent
+            frame_sums.plain += pair.residual[side]
+            frame_sums.trusted += np.where(consistent, pair.residual[side], 0.0)
+            frame_sums.n_trusted += consistent
             for kind, field in enumerate(((pair.flow_ab, pair.flow_ba)[side], pair.object_flow[side])):
-                plain_velocity[kind, frame] += sign * field
-                trusted_velocity[kind, frame] += np.where(consistent[..., None], sign * field, 0.0)
-            n_sides[frame] += 1
+                frame_sums.plain_velocity[kind] += sign * field
+                frame_sums.trusted_velocity[kind] += np.where(consistent[..., None], sign * field, 0.0)
+            frame_sums.n_sides += 1
+        del pair
+        finish(t)  # frame t has both its pairs now
         if progress is not None:
             progress(t + 1, n_pairs)
-    some = n_trusted > 0
-    residual = np.where(some, trusted / np.maximum(n_trusted, 1),
-                        plain / np.maximum(n_sides, 1)[:, None, None]).astype(np.float32)
-    image_flow, velocity = np.where(some[..., None], trusted_velocity / np.maximum(n_trusted, 1)[..., None],
-                                    plain_velocity / np.maximum(n_sides, 1)[:, None, None, None]).astype(np.float32)
-    observable = np.stack([textured(frame, config.min_texture) for frame in gray]) if n_frames else residual > 0
-    residual[~observable] = 0.0
-    thresholds = np.array([robust_threshold(r[seen] if seen.any() else r, config.residual_sigma,
-                                            config.residual_floor_px) for r, seen in zip(residual, observable)],
-                          np.float32).reshape(n_frames)
-    moving = residual > thresholds[:, None, None] if n_pairs else np.zeros(residual.shape, bool)
+    for frame in range(n_pairs, n_frames):
+        finish(frame)
     moving_points = [[] for _ in range(n_frames)]
     for t, (_, points_a, points_b, point_residual) in enumerate(pairs):
         moving_points[t].append(points_a[point_residual > thresholds[t]])
         moving_points[t + 1].append(points_b[point_residual > thresholds[t + 1]])
     moving_points = [np.concatenate(points) if points else np.zeros((0, 2), np.float32) for points in moving_points]
     return MotionField(forward, backward, [background for background, *_ in pairs], residual, image_flow, velocity,
-                       moving,
-                       thresholds, moving_points)
+                       moving, thresholds, moving_points)

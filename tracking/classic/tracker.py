@@ -75,7 +75,7 @@ from recon4d.tracking.classic.cleanup import clean_tracks
 from recon4d.tracking.classic.boxes import mask_box
 from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.people import PeopleDetector, label_tracks, person_evidence
-from recon4d.tracking.classic.motion import compute_motion, to_working, working_size
+from recon4d.tracking.classic.motion import compute_motion, to_working, working_frames, working_size
 from recon4d.tracking.classic.segment import detect_moving_regions, fill_mask
 from recon4d.tracking.classic.user_boxes import (
     AGENT_CATEGORIES,
@@ -119,6 +119,27 @@ def _box_masks(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return inside_y[..., :, None] & inside_x[..., None, :]
 
 
+class _FrameDetections:
+    """The T lists of a clip's detections, each found when association asks for its frame (it
+    walks the frames once): their full-frame masks are never all held at once (issue 12).
+    ``seconds`` adds up the time spent finding them."""
+
+    def __init__(self, motion, config: ClassicTrackerConfig) -> None:
+        self._motion, self._config = motion, config
+        self.seconds = 0.0
+
+    def __len__(self) -> int:
+        return len(self._motion.moving)
+
+    def __getitem__(self, t: int) -> list:
+        started = time.perf_counter()
+        moving = self._motion.moving[t]
+        found = (detect_moving_regions(moving, self._config, self._motion.image_flow[t], self._motion.velocity[t])
+                 if moving.any() else [])
+        self.seconds += time.perf_counter() - started
+        return found
+
+
 class ClassicTracker:
     """Weights-free tracker: camera-compensated motion segmentation, or user boxes (module docstring)."""
 
@@ -156,13 +177,15 @@ class ClassicTracker:
         (:class:`~recon4d.types.PackedMasks`, read per object and frame); K may be 0.
         """
         size = working_size(*clip.image_size, self.config.work_long_side)
-        images, gray = to_working(clip.frames, size)
         if self.user_boxes:
-            return self._track_user_boxes(clip, gray, size, progress)
-        return self._discover(clip, images, gray, size, progress)
+            return self._track_user_boxes(clip, to_working(clip.frames, size)[1], size, progress)
+        return self._discover(clip, size, progress)
 
-    def _discover(self, clip: Clip, images: np.ndarray, gray: np.ndarray, size: tuple[int, int], progress) -> Tracks2D:
+    def _discover(self, clip: Clip, size: tuple[int, int], progress) -> Tracks2D:
+        """Discovery holds little per frame (issue 12): working frames are resized from the clip
+        when read, motion is compact (:func:`compute_motion`), detections are found frame by frame."""
         config, n_frames = self.config, clip.n_frames
+        images, gray = working_frames(clip.frames, size)
         seconds: dict[str, float] = {}
         started = time.perf_counter()
 
@@ -172,14 +195,15 @@ class ClassicTracker:
             seconds[step] = now - started
             started = now
 
-        motion = compute_motion(gray, config, progress)
+        motion = compute_motion(gray, config, progress, compact=True)
         lap("motion")
-        detections = [detect_moving_regions(motion.moving[t], config, motion.image_flow[t], motion.velocity[t])
-                      if motion.moving[t].any() else [] for t in range(n_frames)]
-        lap("segment")
+        detections = _FrameDetections(motion, config)
         tracks = associate(detections, motion, images, config)
         lap("associate")
+        seconds["segment"] = detections.seconds  # found during association
+        seconds["associate"] -= detections.seconds
         tracks = clean_tracks(tracks, motion, images, config)
+        del motion, detections  # the flows are not needed for masks and labels
         lap("cleanup")
         n_tracks = len(tracks)
         boxes = np.full((n_tracks, n_frames, 4), np.nan)
