@@ -8,8 +8,10 @@ import numpy as np
 
 import recon4d.tracking.classic.tracker as tracker_module
 from recon4d.tracking.classic.config import ClassicTrackerConfig
+from recon4d.tracking.classic.association import Track
 from recon4d.tracking.classic.motion import (
     PackedFrames,
+    PackedMaskDict,
     SparseFrames,
     compute_motion,
     to_working,
@@ -47,6 +49,23 @@ def test_packed_and_sparse_frames_round_trip():
     sparse.keep(0, values[0], masks[0])
     np.testing.assert_array_equal(sparse[0], np.where(masks[0][..., None], values[0], 0))
     np.testing.assert_array_equal(sparse[1], np.zeros((5, 13, 2), np.float32))
+
+
+def test_track_masks_are_held_packed_and_read_back_exactly():
+    rng = np.random.default_rng(1)
+    masks = {t: rng.random((7, 19)) > 0.5 for t in (3, 4, 9)}
+    track = Track()
+    assert isinstance(track.masks, PackedMaskDict)
+    for t, mask in masks.items():
+        track.masks[t] = mask
+    other = PackedMaskDict({10: masks[9]})
+    track.masks.update(other)
+    del track.masks[4]
+    assert sorted(track.masks) == [3, 9, 10] and len(track.masks) == 3 and 4 not in track.masks
+    for t, expected in ((3, masks[3]), (9, masks[9]), (10, masks[9])):
+        assert track.masks[t].dtype == bool
+        np.testing.assert_array_equal(track.masks[t], expected)
+    assert sum(packed.nbytes for packed, _ in track.masks._packed.values()) == 3 * 7 * 3
 
 
 def test_working_frames_are_the_full_working_arrays():

@@ -20,7 +20,7 @@ from scipy.optimize import linear_sum_assignment
 
 from recon4d.tracking.classic.boxes import box_iou, inside_fraction, mask_box
 from recon4d.tracking.classic.config import ClassicTrackerConfig
-from recon4d.tracking.classic.motion import MotionField
+from recon4d.tracking.classic.motion import MotionField, PackedMaskDict
 from recon4d.tracking.classic.segment import Detection
 
 __all__ = [
@@ -41,8 +41,8 @@ class Track:
 
     boxes: dict = field(default_factory=dict)
     """frame → (4,) float64 xyxy box."""
-    masks: dict = field(default_factory=dict)
-    """frame → (h, w) bool mask."""
+    masks: PackedMaskDict = field(default_factory=PackedMaskDict)
+    """frame → (h, w) bool mask (held bit-packed; assign a changed mask again)."""
     detected: set = field(default_factory=set)
     """Frames with a detection (the others were coasted)."""
     misses: int = 0

@@ -10,6 +10,7 @@ a clip.
 from __future__ import annotations
 
 import functools
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 
 import cv2
@@ -29,6 +30,7 @@ from recon4d.types import FRAME_BATCH, FrameSequence, ProgressFn
 __all__ = [
     "MotionField",
     "PackedFrames",
+    "PackedMaskDict",
     "PairMotion",
     "SparseFrames",
     "compute_motion",
@@ -259,6 +261,39 @@ class PackedFrames:
 
     def any(self) -> bool:
         return bool(self._packed.any())
+
+
+class PackedMaskDict(MutableMapping):
+    """frame → (h, w) bool mask, held bit-packed (1/8 of the bytes): a track keeps a mask per
+    frame, a clip's tracks many (issue 12). Reading unpacks a copy, so change a mask by
+    assigning it again (``masks[t] = masks[t] | other``), never in place."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._packed: dict = {}
+        self.update(*args, **kwargs)
+
+    def __setitem__(self, t, mask: np.ndarray) -> None:
+        mask = np.asarray(mask, bool)
+        self._packed[t] = (np.packbits(mask, axis=-1), mask.shape[-1])
+
+    def __getitem__(self, t) -> np.ndarray:
+        packed, width = self._packed[t]
+        return np.unpackbits(packed, axis=-1, count=width).view(bool)
+
+    def __delitem__(self, t) -> None:
+        del self._packed[t]
+
+    def __iter__(self):
+        return iter(self._packed)
+
+    def __len__(self) -> int:
+        return len(self._packed)
+
+    def __contains__(self, t) -> bool:
+        return t in self._packed
+
+    def __repr__(self) -> str:
+        return f"PackedMaskDict(frames={sorted(self._packed)})"
 
 
 class SparseFrames:
