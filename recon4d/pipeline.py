@@ -252,6 +252,7 @@ def process_clip(clip: Clip, config: ProcessConfig = ProcessConfig(), source: So
         return result, _backend_info(backend, plan.spec)
 
     tracks, track_info = run("track", lambda b, p: b.track(clip, progress=p))
+    _release_frames(clip)
     recon, recon_info = run("recon", lambda b, p: b.reconstruct(clip, tracks, progress=p))
 
     started = time.perf_counter()
@@ -274,6 +275,16 @@ def process_clip(clip: Clip, config: ProcessConfig = ProcessConfig(), source: So
                       {"track": track_info, "recon": recon_info, "orient": orient_info}, tuple(caught))
     scene = replace(scene, object_quality=refined.quality, camera_quality=recon.camera_quality)
     return ProcessResult(scene=scene, stages=tuple(stages), warnings=tuple(caught))
+
+
+def _release_frames(clip: Clip) -> None:
+    """Drop a clip's decoded frames after tracking when they can be decoded again (issue 12):
+    reconstruction reads them once, in order, and orientation crops a few, so holding the
+    whole clip (~0.7 MiB a frame at 640×360) is not worth its memory from here on."""
+    from recon4d.video import ReleasableFrames
+
+    if isinstance(clip.frames, ReleasableFrames):
+        clip.frames.release()
 
 
 def _lift(clip: Clip, tracks: Tracks2D, recon, config: LiftConfig) -> LiftResult:
@@ -423,7 +434,7 @@ def process_video(path: str | Path, config: ProcessConfig = ProcessConfig(), wei
     check_memory(_frames_to_decode(info, config), resize_to_budget(info.width, info.height, config.pixel_budget), path)
     started = time.perf_counter()
     clip = read_clip(path, n_frames=config.n_frames, fps=config.fps, start_s=config.start_s, end_s=config.end_s,
-                     pixel_budget=config.pixel_budget)
+                     pixel_budget=config.pixel_budget, releasable=True)
     if clip.n_frames < 2:
         raise PipelineError(
             f"{path} gives only {clip.n_frames} frame(s) for the requested interval "

@@ -18,6 +18,7 @@ import math
 import os
 import queue
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -460,6 +461,69 @@ def _upright(rgb: np.ndarray, quarter_turns: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(rgb, quarter_turns)) if quarter_turns else rgb
 
 
+class ReleasableFrames:
+    """A clip's (T, H, W, 3) uint8 frames, held decoded until :meth:`release`, then decoded again
+    from the video when read (issue 12: a pipeline stage that reads the frames once, in order,
+    need not have the whole clip in memory).
+
+    Indexed like a :class:`~recon4d.types.FrameSequence` (``frames[t]``, ``frames[a:b]``,
+    iteration, ``np.asarray``). After :meth:`release`, reading forward continues one decoding
+    pass (:func:`iter_frames` over the clip's frame indices, the same pixels as the first
+    decode); reading an earlier frame starts a new pass at it; the last
+    :data:`~recon4d.types.FRAME_BATCH` frames read are kept.
+    """
+
+    def __init__(self, path: PathLike, indices: np.ndarray, size: tuple[int, int], frames: np.ndarray) -> None:
+        from recon4d.types import FRAME_BATCH, FrameSequence
+
+        self._path, self._indices, self._size = path, np.asarray(indices), size
+        self._held: np.ndarray | None = frames
+        self._decoder: Iterator | None = None
+        self._next = 0
+        self._recent: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._keep = FRAME_BATCH
+        self._sequence = FrameSequence(len(frames), frames.shape[1:], np.uint8, self._frame)
+        self.shape, self.dtype, self.ndim = self._sequence.shape, self._sequence.dtype, self._sequence.ndim
+
+    @property
+    def released(self) -> bool:
+        """Whether the decoded frames were dropped (frames are decoded again when read)."""
+        return self._held is None
+
+    def release(self) -> None:
+        """Drop the decoded frames; later reads decode them again from the video."""
+        self._held = None
+
+    def _frame(self, t: int) -> np.ndarray:
+        if self._held is not None:
+            return self._held[t]
+        if t in self._recent:
+            self._recent.move_to_end(t)
+            return self._recent[t]
+        if self._decoder is None or t < self._next:
+            self._decoder = iter_frames(self._path, self._indices[t:], self._size)
+            self._next = t
+        while self._next <= t:
+            _, _, rgb = next(self._decoder)
+            self._recent[self._next] = rgb
+            if len(self._recent) > self._keep:
+                self._recent.popitem(last=False)
+            self._next += 1
+        return self._recent[t]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        return self._sequence[index]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return iter(self._sequence)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return self._sequence.__array__(dtype)
+
+
 def read_clip(
     path: PathLike,
     n_frames: int = 32,
@@ -468,6 +532,7 @@ def read_clip(
     end_s: float | None = None,
     pixel_budget: int = PI3_PIXEL_BUDGET,
     resize: bool = True,
+    releasable: bool = False,
 ) -> Clip:
     """Sample a :class:`~recon4d.types.Clip` from ``path``.
 
@@ -475,7 +540,9 @@ def read_clip(
     fewer when the interval holds fewer), or, when ``fps`` is given, samples at that rate
     instead. With ``resize`` the frames are scaled to :func:`resize_to_budget` of the
     source size (what π³ expects); otherwise they keep the source size.
-    Clip.frames is (T, H, W, 3) uint8 RGB; timestamps_s and frame_index are (T,).
+    Clip.frames is (T, H, W, 3) uint8 RGB; timestamps_s and frame_index are (T,). With
+    ``releasable`` Clip.frames is a :class:`ReleasableFrames` (the same frames, which a caller
+    may drop from memory once it only reads them in order).
     """
     from recon4d.types import Clip
 
@@ -494,7 +561,7 @@ def read_clip(
         frames[slot] = rgb
         timestamps_s[slot] = timestamp_s
     return Clip(
-        frames=frames,
+        frames=ReleasableFrames(path, indices, (width, height), frames) if releasable else frames,
         timestamps_s=timestamps_s,
         frame_index=indices,
         fps=info.fps,

@@ -9,10 +9,10 @@ from click.testing import CliRunner
 
 from recon4d.cli.main import main
 from recon4d.errors import VideoError
-from recon4d.pipeline import PipelineError, ProcessConfig, box_masks, process_video
+from recon4d.pipeline import PipelineError, ProcessConfig, box_masks, process_clip, process_video
 from recon4d.store import open_scene, write_scene
 from recon4d.synth.scene import SynthConfig, write_synthetic
-from recon4d.video import write_video
+from recon4d.video import ReleasableFrames, read_clip, write_video
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,21 @@ def test_moving_scene_end_to_end(moving_video):
     assert np.isfinite(scene.center_world[scene.visible]).all()  # visible means located
     assert [s.stage for s in result.stages] == ["decode", "track", "recon", "lift", "orient"]
     assert scene.unit == "metric" and scene.source.video_id == gt.source.video_id  # same file, same id
+
+
+def test_frames_released_after_tracking_give_the_same_scene(monkeypatch, moving_video):
+    """Issue 12: process_video drops the decoded frames after tracking (reconstruction decodes
+    them again, in order); the scene is the one of the frames held in memory throughout."""
+    released = []
+    release = ReleasableFrames.release
+    monkeypatch.setattr(ReleasableFrames, "release", lambda self: released.append(1) or release(self))
+    config = ProcessConfig(n_frames=12)
+    lean = process_video(moving_video.video, config).scene
+    assert released == [1]
+    held = process_clip(read_clip(moving_video.video, n_frames=12), config).scene
+    assert lean.n_objects == held.n_objects >= 1
+    for name in ("cam_to_world", "box_xyxy", "center_world", "visible", "orientation"):
+        np.testing.assert_array_equal(getattr(lean, name), getattr(held, name), err_msg=name)
 
 
 def test_static_camera_gives_an_exactly_static_camera(static_video):

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from recon4d import video
 from recon4d.errors import ShapeError, VideoError
 from recon4d.video import (
+    ReleasableFrames,
     VideoInfo,
     indices_for_interval,
     iter_frames,
@@ -329,6 +330,21 @@ def test_read_clip_fps_interval_without_resize(coded_video):
     clip = read_clip(coded_video, fps=5.0, start_s=1.0, end_s=2.0, resize=False)
     assert clip.frame_index.tolist() == [10, 12, 14, 16, 18, 20]
     assert clip.frames.shape == (6, HEIGHT, WIDTH, 3)
+    assert [read_code(rgb) for rgb in clip.frames] == clip.frame_index.tolist()
+
+
+def test_released_frames_are_decoded_again_with_the_same_pixels(coded_video):
+    """Issue 12: ``read_clip(releasable=True)`` frames can be dropped and read back from the video,
+    forwards (one pass), backwards (a new pass, seeking past 2 s) and by slices."""
+    held = read_clip(coded_video, n_frames=20, pixel_budget=2_000)
+    clip = read_clip(coded_video, n_frames=20, pixel_budget=2_000, releasable=True)
+    assert isinstance(clip.frames, ReleasableFrames) and not clip.frames.released
+    np.testing.assert_array_equal(np.asarray(clip.frames), held.frames)
+    clip.frames.release()
+    assert clip.frames.released and clip.frames.shape == held.frames.shape and clip.n_frames == 20
+    for t in (0, 1, 2, 19, 18, 5, 15, 16, 3, 3):
+        np.testing.assert_array_equal(clip.frames[t], held.frames[t])
+    np.testing.assert_array_equal(clip.frames[4:9], held.frames[4:9])
     assert [read_code(rgb) for rgb in clip.frames] == clip.frame_index.tolist()
 
 
