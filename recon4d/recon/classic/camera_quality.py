@@ -84,17 +84,25 @@ def pose_inlier_ratio(world_to_cam: np.ndarray, xy: np.ndarray, bg_seen: np.ndar
     return ratio
 
 
+PROJECTION_ROWS = 4096
+"""Map points :func:`reprojection_px` projects into every frame at once (issue 12: all N × T at
+once held several (N, T, 3) float64 arrays; N grows with T)."""
+
+
 def reprojection_px(world_to_cam: np.ndarray, points: np.ndarray, xy: np.ndarray, bg_seen: np.ndarray,
                     focal: float) -> np.ndarray:
     """(T,) median reprojection error (pixels) of the finite map points (N, 3) each frame sees; NaN if none."""
     out = np.full(xy.shape[1], np.nan)
-    have = np.isfinite(points).all(axis=1)
-    if not have.any():
+    have = np.flatnonzero(np.isfinite(points).all(axis=1))
+    if not len(have):
         return out
-    camera = np.einsum("tij,nj->nti", world_to_cam[:, :, :3], points[have]) + world_to_cam[None, :, :, 3]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        error = np.linalg.norm(camera[..., :2] / camera[..., 2:] - xy[have], axis=-1) * focal
-    error = np.where(bg_seen[have], error, np.nan)
+    error = np.empty((len(have), xy.shape[1]))
+    for start in range(0, len(have), PROJECTION_ROWS):
+        rows = have[start:start + PROJECTION_ROWS]
+        camera = np.einsum("tij,nj->nti", world_to_cam[:, :, :3], points[rows]) + world_to_cam[None, :, :, 3]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            block = np.linalg.norm(camera[..., :2] / camera[..., 2:] - xy[rows], axis=-1) * focal
+        error[start:start + len(rows)] = np.where(bg_seen[rows], block, np.nan)
     for t in np.flatnonzero(np.isfinite(error).any(axis=0)):
         out[t] = float(np.nanmedian(error[:, t]))
     return out

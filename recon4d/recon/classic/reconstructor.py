@@ -198,6 +198,25 @@ def render_depth(rays: np.ndarray, plane: np.ndarray | None, backdrop_depth: flo
     return depth, conf
 
 
+MAP_ROWS = 4096
+"""Map points projected at once into every frame (:func:`_map_depths`)."""
+
+
+def _map_depths(world_to_cam: np.ndarray, points: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """(N, T) depth of each map point (N, 3) in each frame (T, 3, 4) that sees it (``seen`` (N, T)), else NaN.
+
+    Projected ``MAP_ROWS`` points at a time: all N × T at once held about five (N, T) float64
+    arrays, most of a long clip's peak memory (issue 12; N grows with T).
+    """
+    depth = np.full(seen.shape, np.nan)
+    finite = np.isfinite(points[:, :1])
+    for start in range(0, len(points), MAP_ROWS):
+        rows = slice(start, start + MAP_ROWS)
+        depth[rows] = np.where(seen[rows] & finite[rows], project_points(world_to_cam, np.nan_to_num(points[rows]))[1],
+                               np.nan)
+    return depth
+
+
 def _box_mask(box: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
     """(H, W) bool of the pixels a clip-pixel xyxy box covers."""
     width, height = image_size
@@ -276,8 +295,9 @@ class ClassicReconstructor:
 
         features = track_features(clip.frames, self._regions(object_masks, n_objects, clip.image_size), self.tracker,
                                   progress=lambda t: report(t + 1))
-        xy = np.stack([(features.xy[..., 0] - clip_k[0, 2]) / clip_k[0, 0],
-                       (features.xy[..., 1] - clip_k[1, 2]) / clip_k[1, 1]], axis=-1).astype(np.float64)
+        xy = np.empty(features.xy.shape, np.float64)  # filled per axis: no (N, T, 2) temporaries (issue 12)
+        xy[..., 0] = (features.xy[..., 0] - clip_k[0, 2]) / clip_k[0, 0]
+        xy[..., 1] = (features.xy[..., 1] - clip_k[1, 2]) / clip_k[1, 1]
         background = features.label == BACKGROUND
         featureless = self._warn_if_featureless(features, background, n_frames)
         motion = estimate_motion(xy, background, focal, config, np.random.default_rng(config.seed))
@@ -301,8 +321,7 @@ class ClassicReconstructor:
         if not featureless:
             self._warn_untrusted_frames(camera_quality, motion, clip.timestamps_s)
         bg_seen = np.isfinite(xy[..., 0]) & background[:, None]
-        map_depth = np.where(bg_seen & np.isfinite(points[:, :1]), project_points(world_to_cam, np.nan_to_num(points))[1],
-                             np.nan)  # (N, T) depth of each map point in each frame that sees it
+        map_depth = _map_depths(world_to_cam, points, bg_seen)  # (N, T) depth of each map point in each frame that sees it
         backdrop = self._backdrop_depths(map_depth)
         plane_camera = None if plane is None else plane_in_cameras(world_to_cam, *plane)  # (T, 4)
 
