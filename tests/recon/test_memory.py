@@ -57,3 +57,19 @@ def test_reconstruction_in_blocks_is_the_all_at_once_reconstruction(monkeypatch)
     np.testing.assert_array_equal(np.asarray(blocks.conf), np.asarray(at_once.conf))
     np.testing.assert_array_equal(blocks.camera_quality.reprojection_px, at_once.camera_quality.reprojection_px)
     assert np.isfinite(at_once.camera_quality.reprojection_px).any()
+
+
+def test_backdrop_depths_are_nanpercentile_of_the_map_depths():
+    """The overall backdrop (frames that see no map point) is the 90th percentile of all
+    map depths, as np.nanpercentile gives it (taken without its copy of the (N, T) array)."""
+    rng = np.random.default_rng(5)
+    map_depth = rng.uniform(1.0, 30.0, size=(400, 9))
+    map_depth[rng.random(map_depth.shape) < 0.9] = np.nan
+    map_depth[:, 4] = np.nan  # a frame that sees no map point takes the overall value
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        per_frame = np.nanpercentile(map_depth, 90, axis=0)
+    expected = np.where(np.isfinite(per_frame), per_frame, np.nanpercentile(map_depth, 90))
+    backdrop = ClassicReconstructor()._backdrop_depths(map_depth)
+    np.testing.assert_array_equal(backdrop, expected)
+    assert backdrop[4] == np.nanpercentile(map_depth, 90)

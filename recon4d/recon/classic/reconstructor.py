@@ -448,7 +448,9 @@ class ClassicReconstructor:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             per_frame = np.nanpercentile(map_depth, 90, axis=0) if map_depth.size else np.full(n_frames, np.nan)
-            overall = np.nanpercentile(map_depth, 90) if np.isfinite(map_depth).any() else fallback
+            # The percentile of the values that are not NaN, as nanpercentile gives it, without its
+            # copy of the whole (N, T) array and the index of every NaN (most entries; issue 12).
+            overall = np.percentile(map_depth[~np.isnan(map_depth)], 90) if np.isfinite(map_depth).any() else fallback
         return np.where(np.isfinite(per_frame), per_frame, overall)
 
     @staticmethod
