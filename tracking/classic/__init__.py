@@ -8,6 +8,8 @@
 - :mod:`~recon4d.tracking.classic.boxes`: box helpers (IoU, mask boxes);
 - :mod:`~recon4d.tracking.classic.association`: linking detections into tracks;
 - :mod:`~recon4d.tracking.classic.cleanup`: joining, dropping and extending tracks afterwards;
+- :mod:`~recon4d.tracking.classic.epipolar`: distance of motion from the epipolar lines (depth
+  errors of the background model stay on them, movers leave them);
 - :mod:`~recon4d.tracking.classic.people`: person evidence (HOG on crops) and labels;
 - :mod:`~recon4d.tracking.classic.user_boxes`: propagating boxes the user gives (``--boxes``);
 - :mod:`~recon4d.tracking.classic.tracker`: ``ClassicTracker``, the backend itself.

@@ -18,6 +18,7 @@ import numpy as np
 from recon4d.tracking.classic.association import Track, carry, coast, colour_histogram, colour_similarity
 from recon4d.tracking.classic.boxes import inside_fraction, mask_box
 from recon4d.tracking.classic.config import ClassicTrackerConfig
+from recon4d.tracking.classic.epipolar import epipolar_offset
 from recon4d.tracking.classic.motion import MotionField
 
 __all__ = [
@@ -233,6 +234,21 @@ def _min_travel(track: Track, n_frames: int, config: ClassicTrackerConfig) -> fl
     return config.min_steady_travel if steady else config.min_travel
 
 
+def off_epipolar(track: Track, motion: MotionField, config: ClassicTrackerConfig = ClassicTrackerConfig()) -> bool:
+    """Whether a track leaves its epipolar lines as a mover does (or cannot be judged so).
+
+    Under a translating camera a static pixel moves along its epipolar line whatever its
+    depth; a region the background model mistook for a mover because it guessed the depth
+    wrong (the edge of a pillar before a far wall) stays on the lines. True when fewer than
+    half the track's detected frames have an epipolar background model, else when the
+    median distance of its moving pixels from their lines (:func:`.epipolar.epipolar_offset`)
+    reaches ``min_epipolar_px``.
+    """
+    frames = sorted(track.detected)
+    offset, _, used = epipolar_offset(track.masks, frames, motion.forward_flow, motion.backgrounds, motion.moving)
+    return used < 0.5 * len(frames) or offset >= config.min_epipolar_px
+
+
 def clean_tracks(tracks: list[Track], motion: MotionField, images: np.ndarray,
                  config: ClassicTrackerConfig = ClassicTrackerConfig()) -> list[Track]:
     """Stitch fragments, drop weak tracks, absorb fragments, drop duplicates, extend the rest backwards.
@@ -241,9 +257,10 @@ def clean_tracks(tracks: list[Track], motion: MotionField, images: np.ndarray,
     with a median detected area under ``min_area_fraction``, or with moving corners
     (``MotionField.moving_points``) in fewer than ``min_point_support`` of their detected
     frames (dense-flow errors on repetitive texture, which sparse corner tracks do not
-    share), or whose box never gets ``min_travel`` of its diagonal away from where it
+    share), whose box never gets ``min_travel`` of its diagonal away from where it
     started against the background (:func:`travel`; ``min_steady_travel`` for tracks detected
-    in at least ``steady_fraction`` of the frames) are dropped. Returns the tracks in
+    in at least ``steady_fraction`` of the frames), or that keep to their epipolar lines under
+    a translating camera (:func:`off_epipolar`) are dropped. Returns the tracks in
     order of first appearance.
     """
     n_frames, height, width = images.shape[:3]
@@ -254,7 +271,8 @@ def clean_tracks(tracks: list[Track], motion: MotionField, images: np.ndarray,
             if len(track.detected) >= min_frames
             and np.median([track.masks[t].sum() for t in track.detected]) >= min_area
             and point_support(track, motion.moving_points) >= config.min_point_support
-            and travel(track, motion) >= _min_travel(track, n_frames, config) * _median_diagonal(track)]
+            and travel(track, motion) >= _min_travel(track, n_frames, config) * _median_diagonal(track)
+            and off_epipolar(track, motion, config)]
     kept = drop_duplicates(absorb_fragments(kept, config), config)
     extend_backwards(kept, motion, images, config)
     kept.sort(key=lambda track: (min(track.boxes), -len(track.detected)))

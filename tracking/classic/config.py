@@ -87,6 +87,10 @@ class ClassicTrackerConfig:
     """...except tracks detected in at least this fraction of the clip's frames, which need only..."""
     min_steady_travel: float = 0.1
     """...this many diagonals (a person bending or waving in place moves little; ghosts and flow errors flicker)."""
+    min_epipolar_px: float = 0.35
+    """...or, under a translating camera (epipolar background model in at least half their detected
+    frames), whose moving pixels stay within this median distance of their epipolar lines: the
+    background's depth guessed wrong at a depth edge, not a mover (see :mod:`.epipolar`)."""
     max_coast: int = 4
     """Frames a track is carried on its median flow without a matching detection."""
     coast_max_changed: float = 0.2
