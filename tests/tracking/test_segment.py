@@ -11,6 +11,7 @@ from recon4d.tracking.classic.segment import (
     fill_mask,
     moving_components,
     split_by_motion,
+    trim_to_core,
     two_means,
 )
 
@@ -117,3 +118,38 @@ def test_fill_mask_fills_holes_or_takes_the_hull():
     ring[7:13, 7:13] = False
     assert fill_mask(ring, 0.35).sum() == 144  # the hole is filled
     assert not fill_mask(np.zeros((5, 5), bool), 0.35).any()
+
+
+def blurred_mover(margin: int = 8, speed: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """Speed (h, w) of a 20 × 20 mover at ``speed`` px per step whose motion dense flow blurred
+    ``margin`` px into the still background (falling off linearly), and the motion mask (speed ≥ 1)."""
+    ys, xs = np.mgrid[0:HEIGHT, 0:WIDTH]
+    outside = np.maximum(np.maximum(20 - ys, ys - 39), np.maximum(30 - xs, xs - 49))  # px outside the square
+    speeds = np.clip(speed * (1.0 - outside / margin), 0.0, speed).astype(np.float32)
+    speeds[outside <= 0] = speed
+    return speeds, speeds >= 1.0
+
+
+def test_trim_to_core_cuts_the_blurred_margin_to_the_movers_outline():
+    speed, moving = blurred_mover()
+    region = moving_components(moving)[0]
+    ys, xs = np.nonzero(region)
+    assert xs.min() <= 23 and xs.max() >= 56  # the motion mask (speed ≥ 1) reaches 7 px past the mover
+    core = trim_to_core(region, moving, speed, min_area=20)
+    ys, xs = np.nonzero(core)
+    # cut where the speed falls under 0.4 of the region's median (the margin is most of the region's
+    # pixels, so that is 5 px past the mover here, not 7), and never into the mover
+    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (25, 54, 15, 44)
+    assert not (core & ~region).any()
+    # off, or nothing large enough left: the region as it was
+    np.testing.assert_array_equal(trim_to_core(region, moving, speed, 20, ClassicTrackerConfig(core_fraction=0.0)),
+                                  region)
+    np.testing.assert_array_equal(trim_to_core(region, moving, speed, min_area=10_000), region)
+
+
+def test_detect_moving_regions_reports_the_core():
+    speed, moving = blurred_mover()
+    velocity = np.stack([speed, np.zeros_like(speed)], axis=-1)
+    (detection,) = detect_moving_regions(moving, ClassicTrackerConfig(), velocity, velocity)
+    width = detection.box[2] - detection.box[0]
+    assert width == 30, detection.box  # 20 px and 5 px of blur each side, not the 34 px of the motion mask

@@ -242,11 +242,13 @@ def off_epipolar(track: Track, motion: MotionField, config: ClassicTrackerConfig
     wrong (the edge of a pillar before a far wall) stays on the lines. True when fewer than
     half the track's detected frames have an epipolar background model, else when the
     median distance of its moving pixels from their lines (:func:`.epipolar.epipolar_offset`)
-    reaches ``min_epipolar_px``.
+    reaches ``min_epipolar_px`` or ``epipolar_noise_ratio`` times the background's (the flow's
+    own error: well under ``min_epipolar_px`` for a slow camera or a small frame).
     """
     frames = sorted(track.detected)
-    offset, _, used = epipolar_offset(track.masks, frames, motion.forward_flow, motion.backgrounds, motion.moving)
-    return used < 0.5 * len(frames) or offset >= config.min_epipolar_px
+    offset, noise, used = epipolar_offset(track.masks, frames, motion.forward_flow, motion.backgrounds,
+                                          motion.moving)
+    return used < 0.5 * len(frames) or offset >= min(config.min_epipolar_px, config.epipolar_noise_ratio * noise)
 
 
 def clean_tracks(tracks: list[Track], motion: MotionField, images: np.ndarray,

@@ -67,6 +67,9 @@ class ClassicTrackerConfig:
     """Components (and tracks, by median area) smaller than this fraction of the frame are dropped."""
     close_fraction: float = 0.012
     """Diameter of the closing kernel as a fraction of the working long side."""
+    core_fraction: float = 0.4
+    """A moving region keeps the pixels whose compensated speed is at least this fraction of its
+    median speed (dense flow blurs motion past a mover's outline); 0 keeps the whole region."""
     split_min_px: float = 1.0
     """A moving region splits in two when the two groups' mean velocities differ by this many px per step..."""
     split_min_relative: float = 0.5
@@ -89,8 +92,12 @@ class ClassicTrackerConfig:
     """...this many diagonals (a person bending or waving in place moves little; ghosts and flow errors flicker)."""
     min_epipolar_px: float = 0.35
     """...or, under a translating camera (epipolar background model in at least half their detected
-    frames), whose moving pixels stay within this median distance of their epipolar lines: the
+    frames), whose moving pixels stay closer to their epipolar lines (median distance) than this
+    or ``epipolar_noise_ratio`` times the background's median distance, whichever is smaller: the
     background's depth guessed wrong at a depth edge, not a mover (see :mod:`.epipolar`)."""
+    epipolar_noise_ratio: float = 2.5
+    """See ``min_epipolar_px``: how far above the flow's own error (the background's distance from
+    its lines, small for slow cameras and small frames) a mover must be."""
     max_coast: int = 4
     """Frames a track is carried on its median flow without a matching detection."""
     coast_max_changed: float = 0.2
@@ -147,7 +154,7 @@ class ClassicTrackerConfig:
         if self.min_frames < 1 or self.max_coast < 0:
             fail(f"min_frames must be ≥ 1 and max_coast ≥ 0, got {self.min_frames} and {self.max_coast}.")
         for name in ("plane_min_fraction", "plane_min_spread", "min_area_fraction", "min_frame_fraction",
-                     "min_point_support", "coast_max_changed", "planar_inlier_ratio", "duplicate_min_frames", "hidden_min_similarity", "fragment_max_area", "border_fraction", "colour_min_similarity", "match_iou", "min_fill",
+                     "min_point_support", "coast_max_changed", "core_fraction", "planar_inlier_ratio", "duplicate_min_frames", "hidden_min_similarity", "fragment_max_area", "border_fraction", "colour_min_similarity", "match_iou", "min_fill",
                      "person_min_fraction", "person_weak_fraction", "steady_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 fail(f"{name} must lie in [0, 1], got {getattr(self, name)}.")

@@ -22,7 +22,9 @@ The ``classic`` track backend (DESIGN §4). At a reduced working resolution (lon
 3. Detections (:mod:`~recon4d.tracking.classic.segment`): residual above max(
    ``residual_floor_px``, median + ``residual_sigma`` · 1.4826 · MAD), opened and closed,
    split into connected components, and each component split again where its pixels move
-   as two groups (movers that touch; a rigid object moves as one in the image).
+   as two groups (movers that touch; a rigid object moves as one in the image), then cut
+   to the pixels moving at ≥ ``core_fraction`` of its median speed (flow blurs motion past
+   a mover's outline).
 4. Tracks (:mod:`~recon4d.tracking.classic.association`): each live track's mask is
    carried on the flow and compared pixel by pixel with the frame's detections; a
    detection holding several tracks that move differently is shared between them, pieces
@@ -31,10 +33,11 @@ The ``classic`` track backend (DESIGN §4). At a reduced working resolution (lon
    be revived on their velocity and colours.
 5. Clean-up (:mod:`~recon4d.tracking.classic.cleanup`): fragments of one mover are
    stitched; tracks detected too briefly (``min_frames``, ``min_frame_fraction``), without
-   moving corners (``min_point_support``) or that never move away from their start against
-   the background (``min_travel``: ghosts, flow errors) are dropped; small tracks clinging
-   to a larger one join it, pieces of another are dropped; each track is carried back
-   before its first detection, out of the track it was merged with.
+   moving corners (``min_point_support``), that never move away from their start against
+   the background (``min_travel``: ghosts, flow errors) or that keep to their epipolar lines
+   under a translating camera (``min_epipolar_px``: depth errors of the background) are
+   dropped; small tracks clinging to a larger one join it, pieces of another are dropped;
+   each track is carried back before its first detection, out of the track it was merged with.
 6. Masks at the clip frame size: the mask with its holes filled, or its convex hull when
    that covers less than ``min_fill`` of its box; boxes are the masks' bounding boxes in
    source-video pixels.
