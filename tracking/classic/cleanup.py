@@ -234,7 +234,8 @@ def _min_travel(track: Track, n_frames: int, config: ClassicTrackerConfig) -> fl
     return config.min_steady_travel if steady else config.min_travel
 
 
-def off_epipolar(track: Track, motion: MotionField, config: ClassicTrackerConfig = ClassicTrackerConfig()) -> bool:
+def off_epipolar(track: Track, motion: MotionField, config: ClassicTrackerConfig = ClassicTrackerConfig(),
+                 noise_cache: dict | None = None) -> bool:
     """Whether a track leaves its epipolar lines as a mover does (or cannot be judged so).
 
     Under a translating camera a static pixel moves along its epipolar line whatever its
@@ -244,10 +245,11 @@ def off_epipolar(track: Track, motion: MotionField, config: ClassicTrackerConfig
     median distance of its moving pixels from their lines (:func:`.epipolar.epipolar_offset`)
     reaches ``min_epipolar_px`` or ``epipolar_noise_ratio`` times the background's (the flow's
     own error: well under ``min_epipolar_px`` for a slow camera or a small frame).
+    ``noise_cache``: the background's level per frame, shared by the tracks of a clip.
     """
     frames = sorted(track.detected)
     offset, noise, used = epipolar_offset(track.masks, frames, motion.forward_flow, motion.backgrounds,
-                                          motion.moving)
+                                          motion.moving, noise_cache)
     return used < 0.5 * len(frames) or offset >= min(config.min_epipolar_px, config.epipolar_noise_ratio * noise)
 
 
@@ -269,12 +271,13 @@ def clean_tracks(tracks: list[Track], motion: MotionField, images: np.ndarray,
     tracks = stitch(list(tracks), (width, height), config)
     min_area = config.min_area_fraction * height * width
     min_frames = max(config.min_frames, math.ceil(config.min_frame_fraction * n_frames - 1e-9))
+    noise_cache: dict = {}
     kept = [track for track in tracks
             if len(track.detected) >= min_frames
             and np.median([track.masks[t].sum() for t in track.detected]) >= min_area
             and point_support(track, motion.moving_points) >= config.min_point_support
             and travel(track, motion) >= _min_travel(track, n_frames, config) * _median_diagonal(track)
-            and off_epipolar(track, motion, config)]
+            and off_epipolar(track, motion, config, noise_cache)]
     kept = drop_duplicates(absorb_fragments(kept, config), config)
     extend_backwards(kept, motion, images, config)
     kept.sort(key=lambda track: (min(track.boxes), -len(track.detected)))

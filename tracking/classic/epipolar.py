@@ -57,16 +57,19 @@ def epipolar_distance(flow: np.ndarray, model: BackgroundMotion, where: np.ndarr
 
 
 def epipolar_offset(masks: dict, frames: list[int], forward_flow: np.ndarray, backgrounds: list,
-                    moving: np.ndarray) -> tuple[float, float, int]:
+                    moving: np.ndarray, noise_cache: dict | None = None) -> tuple[float, float, int]:
     """A track's median distance from the epipolar lines, the background's, and the frames used.
 
     masks: frame → (h, w) bool track mask; frames: the track's detected frames; forward_flow:
     (T−1, h, w, 2) flow t → t+1; backgrounds: T−1 :class:`BackgroundMotion` t → t+1; moving:
-    (T, h, w) bool moving pixels. Over the frames t whose pair t → t+1 has an epipolar model,
+    (T, h, w) bool moving pixels; noise_cache: frame → background level, filled and reused
+    across the tracks of a clip. Over the frames t whose pair t → t+1 has an epipolar model,
     the track's value is the median distance of its moving pixels (all its pixels when none
-    move) and the background's that of the frame's pixels that do not move; returns the
-    medians of both over those frames (NaN when there are none) and their number.
+    move) and the background's that of the frame's pixels that do not move (every fourth row
+    and column: a sample is enough for its level); returns the medians of both over those
+    frames (NaN when there are none) and their number.
     """
+    noise_cache = {} if noise_cache is None else noise_cache
     offsets, noise = [], []
     for t in frames:
         if t >= len(backgrounds) or backgrounds[t].kind != "epipolar" or not masks[t].any():
@@ -74,9 +77,12 @@ def epipolar_offset(masks: dict, frames: list[int], forward_flow: np.ndarray, ba
         inner = masks[t] & moving[t]
         offsets.append(float(np.median(epipolar_distance(forward_flow[t], backgrounds[t],
                                                          inner if inner.any() else masks[t]))))
-        still = ~moving[t]
-        still[::2] = False  # every other row: a sample is enough for the background's level
-        noise.append(float(np.median(epipolar_distance(forward_flow[t], backgrounds[t], still))) if still.any() else 0.0)
+        if t not in noise_cache:
+            still = np.zeros(moving[t].shape, bool)
+            still[::4, ::4] = ~moving[t][::4, ::4]
+            noise_cache[t] = (float(np.median(epipolar_distance(forward_flow[t], backgrounds[t], still)))
+                              if still.any() else 0.0)
+        noise.append(noise_cache[t])
     if not offsets:
         return float("nan"), float("nan"), 0
     return float(np.median(offsets)), float(np.median(noise)), len(offsets)
