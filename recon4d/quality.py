@@ -129,7 +129,7 @@ def size_range_m(category: str) -> tuple[tuple[float, float], tuple[float, float
 
 
 _SCALE_TRUST = {"ground-plane": 1.0, "people-height": 1.0, "learned": 1.0, "unknown": 1.0, "people-prior": 0.8,
-                "level-prior": 0.6, "arbitrary": 0.8}
+                "size-prior": 0.7, "level-prior": 0.6, "arbitrary": 0.8}
 
 
 def scale_trust(scale_source: str) -> float:
@@ -141,19 +141,22 @@ def scale_trust(scale_source: str) -> float:
 
 
 def object_score(lifted_fraction: np.ndarray, ok_fraction: np.ndarray, id_switch_steps: np.ndarray,
-                 detection_score: np.ndarray, depth_trust: float = 1.0) -> np.ndarray:
+                 detection_score: np.ndarray, depth_trust: float = 1.0, persistence=1.0) -> np.ndarray:
     """Trust in each object's trajectory, (K,) float32 in [0, 1].
 
-    score = lifted_fraction · √ok_fraction · 0.5^id_switch_steps · detection · depth_trust,
-    where ok_fraction is the share of lifted frames that passed the per-frame checks (outliers,
-    breaks, limits, implausible size; square-rooted: the failing frames are refused by the gate
+    score = lifted_fraction · √ok_fraction · 0.5^id_switch_steps · detection · depth_trust ·
+    persistence, where ok_fraction is the share of lifted frames that passed the per-frame
+    checks (outliers, breaks, limits, implausible size, a box unlike its neighbours'; square-rooted: the failing frames are refused by the gate
     anyway, so losing half of them costs the rest 30 %, not 50 %), ``detection`` the mean
-    detection score (1 when the tracker gives none, NaN) and ``depth_trust`` the trust in what
-    the clip's depths rest on (:func:`scale_trust`). All inputs (K,).
+    detection score (1 when the tracker gives none, NaN), ``depth_trust`` the trust in what
+    the clip's depths rest on (:func:`scale_trust`) and ``persistence`` (K,) or scalar in
+    [0, 1] how persistent the track is (is it a real object or a flicker; NaN counts as 1).
+    All inputs (K,).
     """
     detection = np.where(np.isfinite(detection_score), detection_score, 1.0)
+    persistence = np.where(np.isfinite(persistence), persistence, 1.0)
     score = (np.nan_to_num(lifted_fraction) * np.sqrt(np.nan_to_num(ok_fraction)) * 0.5 ** np.asarray(id_switch_steps)
-             * detection * depth_trust)
+             * detection * depth_trust * persistence)
     return np.clip(score, 0.0, 1.0).astype(np.float32)
 
 

@@ -25,7 +25,9 @@
                                          (optional; attrs: motion, scale_source, score)
 
 Version 2 added ``quality/`` (the per-object and per-camera quality record); version 1 stores
-still open, without it. A store of a newer version is refused with a clear error.
+still open, without it. Object quality fields added within version 2 (``noise_m``,
+``smooth_lambda_s3``; then ``track_fraction``, ``box_stable_fraction``) read as NaN from a
+version 2 store written before them. A store of a newer version is refused with a clear error.
 
 ``unit`` says what one world unit is ("metric", "arbitrary": one unknown scale, e.g. π³, or
 "unknown" in stores written before it was recorded); ``warnings`` lists the fallbacks taken
@@ -94,7 +96,8 @@ _OBJECT_QUALITY_ARRAYS = {name: np.int32 if name in ("depth_jumps", "id_switch_s
 _CAMERA_QUALITY_ARRAYS = {"inlier_ratio": np.float32, "reprojection_px": np.float32, "frozen": np.bool_,
                           "frame_ok": np.bool_}
 _ISSUES_PATH = f"{_OBJECT_QUALITY}/issues"
-_LATER_OBJECT_FIELDS = {"noise_m": np.nan, "smooth_lambda_s3": np.nan}
+_LATER_OBJECT_FIELDS = {"noise_m": np.nan, "smooth_lambda_s3": np.nan, "track_fraction": np.nan,
+                        "box_stable_fraction": np.nan}
 """Quality fields added within version 2, and the value they read as where a store lacks them."""
 _STRING_ARRAYS = (_CATEGORY_PATH, _ISSUES_PATH)
 _QUALITY_PATHS = ([f"{_OBJECT_QUALITY}/{n}" for n in _OBJECT_QUALITY_ARRAYS] + [_ISSUES_PATH]

@@ -379,7 +379,7 @@ def video_id_for(path: str, sha256: str) -> str:
 
 CAMERA_MOTIONS = ("static", "rotation", "parallax", "unknown")
 """How a reconstruction saw the camera move: still, turning in place, translating, or not said."""
-SCALE_SOURCES = ("ground-plane", "people-prior", "level-prior", "arbitrary", "learned", "unknown", "people-height")
+SCALE_SOURCES = ("ground-plane", "people-prior", "size-prior", "level-prior", "arbitrary", "learned", "unknown", "people-height")
 """Where the world scale comes from: a fitted floor under a camera of known height, a fitted
 floor on which people stand 1.7 m tall (``people-height``), a floor
 prior from people's boxes or a level camera (static cameras), none (the first baseline), a
@@ -456,7 +456,12 @@ class ObjectQuality:
     issues:           K strings, the checks the object failed ("" when none), for people.
     frame_ok:         (K, T) bool, frames whose centre passed the per-frame checks (lifted, not
                       an outlier, within the speed and depth-jump limits, not at a suspected
-                      identity switch).
+                      identity switch, box consistent with its neighbours).
+    track_fraction:   float32, frames the object is visible in / frames of the clip (how
+                      persistent the track is); NaN when not recorded (older stores).
+    box_stable_fraction: float32, visible frames whose box agrees in size and place with the
+                      boxes of the neighbouring frames (the box names the same thing); NaN when
+                      not recorded.
     """
 
     lifted_fraction: np.ndarray
@@ -473,14 +478,21 @@ class ObjectQuality:
     score: np.ndarray
     issues: tuple[str, ...]
     frame_ok: np.ndarray
+    track_fraction: np.ndarray | None = None
+    box_stable_fraction: np.ndarray | None = None
 
     FIELDS = ("lifted_fraction", "outlier_fraction", "depth_jumps", "max_depth_jump_m", "max_speed_mps",
               "speed_limit_mps", "id_switch_steps", "detection_score", "size_ok_fraction", "noise_m",
-              "smooth_lambda_s3", "score")
+              "smooth_lambda_s3", "score", "track_fraction", "box_stable_fraction")
     """The (K,) numeric fields, in order."""
+    OPTIONAL = ("track_fraction", "box_stable_fraction")
+    """Fields added later: None reads as NaN (not recorded)."""
 
     def __post_init__(self) -> None:
         dims = check_shape("frame_ok", _coerce(self, "frame_ok", bool), ("K", "T"))
+        for name in self.OPTIONAL:
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.full(dims["K"], np.nan, np.float32))
         for name in self.FIELDS:
             dtype = np.int32 if name in ("depth_jumps", "id_switch_steps") else np.float32
             check_shape(name, _coerce(self, name, dtype), ("K",), dims)

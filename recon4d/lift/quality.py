@@ -15,6 +15,12 @@ Per object (:class:`~recon4d.types.ObjectQuality` documents every field):
 - the **implied size** (camera depth × box height or width / focal length) must suit the
   category (:func:`recon4d.quality.size_range_m`) along each side the image border does not cut;
   frames where it does not are not ok (a cup 1 m tall is a cup placed too far away);
+- the **referent** of each frame: a box whose centre or (uncut) area disagrees with the
+  repeated-median prediction from its neighbouring boxes (:func:`box_consistent`) names
+  something else there (a merge with a neighbour, a piece, a jump to another thing); that
+  frame is not ok, so no question names the object by it (``box_stable_fraction``);
+- **persistence**: a track seen in fewer than ``persistent_fraction`` of the clip's frames is
+  trusted in proportion (``track_fraction``): flickers of motion and flow ghosts are short;
 - the **score** is :func:`recon4d.quality.object_score`, with the trust in the clip's scale
   source (:func:`recon4d.quality.scale_trust`): depths resting on a guessed floor need cleaner
   tracks to pass. A floor fitted to people's boxes (a still camera) is only as good as those
@@ -22,7 +28,11 @@ Per object (:class:`~recon4d.types.ObjectQuality` documents every field):
   ``min_person_fraction`` of the clip), the floor was fitted to something else (hands over a
   table, a banner), every depth rests on a guess, the trust is halved and a warning says so.
 
-Objects whose score is below ``warn_below`` get a warning line that says why.
+With at least ``clip_min_tracks`` tracks, a clip whose median score is below
+``clip_median_full`` has every score scaled down in proportion (with a warning): where most
+tracks are no real object, the tracker was confused by the clip and the few tracks that pass
+are likely artefacts of the same confusion. Objects whose score is below ``warn_below`` get a
+warning line that says why.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from recon4d.lift.trajectory import SmoothConfig, camera_depth, noise_scale, smooth_track
+from recon4d.lift.trajectory import SmoothConfig, camera_depth, noise_scale, repeated_median_prediction, smooth_track
 from recon4d.quality import canonical_category, motion_limits, object_score, scale_trust, size_range_m, smoothing_lambda
 from recon4d.types import CameraQuality, LiftResult, ObjectQuality, Tracks2D
 
@@ -54,12 +64,33 @@ class RefineConfig:
     """A floor fitted to people (still camera) needs a person track trusted in this many frames..."""
     min_person_fraction: float = 0.25
     """... and in this share of the clip's frames, else every depth is trusted half as much."""
+    box_size_ratio: float = 1.6
+    """A whole box whose area differs from its neighbours' median by more than this factor names
+    something else in that frame (a merge with another object, a piece of it, a jump)."""
+    box_shift_diagonals: float = 0.5
+    """A box whose centre lies farther than this many diagonals from where its neighbours put it
+    names something else."""
+    persistent_fraction: float = 0.5
+    """A track seen in at least this share of the clip's frames is fully persistent; a shorter one
+    is trusted in proportion (a flicker of motion, a ghost of the flow, is short-lived)."""
+    clip_min_tracks: int = 3
+    """With at least this many tracks, the clip's median score says how well its tracker did..."""
+    clip_median_full: float = 0.5
+    """... and a median below this scales every score down in proportion: where most tracks are
+    no real object, the few that pass are likely artefacts of the same confusion."""
 
     def __post_init__(self) -> None:
         if not self.switch_area_ratio > 1.0 or not self.switch_shift_diagonals > 0:
             raise ValueError("RefineConfig: switch_area_ratio must exceed 1 and switch_shift_diagonals be positive.")
         if not self.border_px >= 0 or not 0.0 <= self.warn_below <= 1.0:
             raise ValueError("RefineConfig: border_px must be >= 0 and warn_below lie in [0, 1].")
+        if not self.box_size_ratio > 1.0:
+            raise ValueError("RefineConfig: box_size_ratio must exceed 1.")
+        if not self.box_shift_diagonals > 0 or not 0.0 < self.persistent_fraction <= 1.0:
+            raise ValueError("RefineConfig: box_shift_diagonals must be positive and persistent_fraction lie in (0, 1].")
+        if int(self.clip_min_tracks) != self.clip_min_tracks or self.clip_min_tracks < 1 or not (
+                0.0 < self.clip_median_full <= 1.0):
+            raise ValueError("RefineConfig: clip_min_tracks must be an integer >= 1 and clip_median_full lie in (0, 1].")
 
 
 @dataclass(frozen=True)
@@ -112,6 +143,37 @@ def box_jumps(boxes: np.ndarray, whole: np.ndarray, area_ratio: float, shift_dia
     return grows, moves
 
 
+def box_consistent(boxes: np.ndarray, whole: np.ndarray, size_ratio: float, shift_diagonals: float) -> np.ndarray:
+    """(T,) bool: frames whose box (T, 4) xyxy agrees with the boxes of the neighbouring frames.
+
+    Each visible box (finite) is predicted from its six nearest visible boxes in time by a
+    repeated-median line (:func:`recon4d.lift.trajectory.repeated_median_prediction`; half of
+    them may be wrong without moving it): its centre must lie within ``shift_diagonals``
+    diagonals of the predicted centre, and, when it is ``whole`` (T,) (uncut by the image
+    border; a box entering the image legitimately grows), its log area within log
+    ``size_ratio`` of the area predicted from the whole boxes. Needs five boxes to compare
+    (fewer: all True). Non-visible frames are False.
+    """
+    visible = np.isfinite(boxes).all(axis=1)
+    out = visible.copy()
+    frames = np.flatnonzero(visible)
+    if len(frames) < 5:
+        return out
+    times = frames.astype(np.float64)
+    size = boxes[frames, 2:] - boxes[frames, :2]
+    diagonal = np.linalg.norm(size, axis=1)
+    centre = 0.5 * (boxes[frames, :2] + boxes[frames, 2:])
+    shift = np.linalg.norm(centre - repeated_median_prediction(times, centre), axis=1)
+    ok = shift <= shift_diagonals * diagonal
+    uncut = np.flatnonzero(whole[frames])
+    if len(uncut) >= 5:
+        log_area = np.log(np.maximum(size[uncut, 0] * size[uncut, 1], 1e-9))[:, None]
+        change = np.abs(log_area - repeated_median_prediction(times[uncut], log_area))[:, 0]
+        ok[uncut] &= change <= np.log(size_ratio)
+    out[frames] = ok
+    return out
+
+
 def implied_extent_m(depth: np.ndarray, boxes: np.ndarray, intrinsics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(height, width), each (T,), in metres of boxes (T, 4) at camera depths (T,): depth · h / fy
     and depth · w / fx; intrinsics (T, 3, 3) in the boxes' pixels."""
@@ -121,8 +183,13 @@ def implied_extent_m(depth: np.ndarray, boxes: np.ndarray, intrinsics: np.ndarra
 
 
 def _describe(category, lifted_fraction, outliers, raw_jumps, max_speed, limit, switches, size_ok, size_range,
-              ok_fraction, metric: bool) -> str:
+              ok_fraction, metric: bool, unstable_boxes: int = 0, track_fraction: float = 1.0,
+              persistent_fraction: float = 0.0) -> str:
     issues = []
+    if track_fraction < persistent_fraction:
+        issues.append(f"seen in only {100 * track_fraction:.0f}% of the frames")
+    if unstable_boxes:
+        issues.append(f"{unstable_boxes} frame(s) whose box disagrees with its neighbours")
     if lifted_fraction < 0.999:
         issues.append(f"3D centre in {100 * lifted_fraction:.0f}% of visible frames")
     if outliers:
@@ -179,7 +246,8 @@ def refine_objects(times: np.ndarray, cam_to_world: np.ndarray, tracks: Tracks2D
         center[k, usable] = track.center[usable]
         grows, moves = box_jumps(boxes[k], whole[k], config.switch_area_ratio, config.switch_shift_diagonals)
         switch = (grows | moves) & (track.raw_jump | track.breaks)
-        ok = track.frame_ok & ~switch
+        stable = box_consistent(boxes[k], whole[k], config.box_size_ratio, config.box_shift_diagonals)
+        ok = track.frame_ok & ~switch & stable
         size_ok_fraction = np.nan
         size_range = size_range_m(category)
         if size_range is not None and metric and known_k:
@@ -194,6 +262,8 @@ def refine_objects(times: np.ndarray, cam_to_world: np.ndarray, tracks: Tracks2D
                 size_ok_fraction = float(fits[checked].mean())
                 ok &= ~checked | fits
         n_visible, n_lifted = int(visible.sum()), int(usable.sum())
+        fields["track_fraction"][k] = n_visible / n_frames if n_frames else 0.0
+        fields["box_stable_fraction"][k] = stable[visible].mean() if n_visible else np.nan
         fields["lifted_fraction"][k] = n_lifted / n_visible if n_visible else 0.0
         fields["outlier_fraction"][k] = track.outlier[usable].mean() if n_lifted else 0.0
         fields["depth_jumps"][k] = track.raw_depth_jumps
@@ -214,7 +284,9 @@ def refine_objects(times: np.ndarray, cam_to_world: np.ndarray, tracks: Tracks2D
         ok_fraction[k] = ok.sum() / n_lifted if n_lifted else 0.0
         issues.append(_describe(category, fields["lifted_fraction"][k], int(track.outlier[usable].sum()),
                                 track.raw_depth_jumps, fields["max_speed_mps"][k], limits.max_speed_mps,
-                                int(switch.sum()), size_ok_fraction, size_range, ok_fraction[k], metric))
+                                int(switch.sum()), size_ok_fraction, size_range, ok_fraction[k], metric,
+                                int((visible & ~stable).sum()), fields["track_fraction"][k],
+                                config.persistent_fraction))
     scale_source = "unknown" if camera_quality is None else camera_quality.scale_source
     trust = scale_trust(scale_source)
     if scale_source == "people-prior":
@@ -227,7 +299,17 @@ def refine_objects(times: np.ndarray, cam_to_world: np.ndarray, tracks: Tracks2D
                             "(objects on a table or held in the hand come out far too deep) and is trusted half as "
                             "much.")
     fields["score"] = object_score(fields["lifted_fraction"], ok_fraction, fields["id_switch_steps"],
-                                   fields["detection_score"], trust)
+                                   fields["detection_score"], trust,
+                                   persistence=np.minimum(1.0, fields["track_fraction"] / config.persistent_fraction))
+    seen = tracks.visible.any(axis=1)
+    if seen.sum() >= config.clip_min_tracks:
+        median = float(np.median(fields["score"][seen]))
+        if median < config.clip_median_full:
+            factor = median / config.clip_median_full
+            fields["score"] = (fields["score"] * factor).astype(np.float32)
+            warnings.append(f"most tracks of this clip are no trustworthy object (median quality {median:.2f} over "
+                            f"{int(seen.sum())} tracks): the tracker was confused here, so every track is trusted "
+                            f"{factor:.2f} times as much.")
     quality = ObjectQuality(**fields, issues=tuple(issues), frame_ok=frame_ok)
     for k in np.flatnonzero(quality.score < config.warn_below):
         warnings.append(f"object {int(tracks.ids[k])} ({tracks.categories[k]}) is not trusted (quality "

@@ -181,3 +181,55 @@ def test_a_people_prior_without_a_trusted_person_halves_every_depth_trust():
     assert any("fitted to the boxes of objects called people" in w for w in result.warnings)
     trusted = refine(*scene_inputs([cup, walking()], [(0.3, 0.3), (0.5, 1.7)], ["object", "person"]), prior)
     assert trusted.quality.score[0] == pytest.approx(0.8) and trusted.quality.score[1] > 0.5
+
+
+def test_a_box_unlike_its_neighbours_is_an_unreliable_referent():
+    # The 3D centre stays smooth, but in frame 10 the box takes in a second object (twice as wide,
+    # shifted) and in frame 16 it jumps to something else: those frames must not name this object.
+    person = walking(noise=0.0)
+    tracks, lifted, intrinsics = scene_inputs([person], [(0.5, 1.7)], ["person"])
+    boxes = tracks.boxes_xyxy.copy()
+    width = boxes[0, 10, 2] - boxes[0, 10, 0]
+    boxes[0, 10, 2] += 1.5 * width  # merged with a neighbour: 2.5× the area
+    boxes[0, 16] += np.array([120.0, 0.0, 120.0, 0.0])  # on another thing, same size
+    tracks = Tracks2D(tracks.ids, tracks.categories, tracks.is_agent, boxes, tracks.visible)
+    quality = refine(tracks, lifted, intrinsics).quality
+    assert not quality.frame_ok[0, 10] and not quality.frame_ok[0, 16]
+    assert quality.frame_ok[0, [9, 11, 15, 17]].all()
+    assert quality.box_stable_fraction[0] == pytest.approx(22 / 24)
+    assert "2 frame(s) whose box disagrees with its neighbours" in quality.issues[0]
+
+
+def test_box_consistent_ignores_steady_motion_growth_and_border_cuts():
+    from recon4d.lift.quality import box_consistent
+
+    t = np.arange(20, dtype=float)
+    scale = 1.0 + 0.08 * t  # coming nearer: the box grows 2.5× over the clip, smoothly
+    centre = np.stack([100 + 12 * t, 150 + 2 * t], axis=1)
+    half = np.stack([20 * scale, 40 * scale], axis=1)
+    boxes = np.concatenate([centre - half, centre + half], axis=1)
+    whole = np.ones(20, bool)
+    assert box_consistent(boxes, whole, 1.6, 0.5).all()
+    cut = boxes.copy()
+    cut[12, 2] += 3 * (boxes[12, 2] - boxes[12, 0])  # a jump in size...
+    assert not box_consistent(cut, whole, 1.6, 0.5)[12]
+    only_cut = whole.copy()
+    only_cut[12] = False  # ...that the image border explains is not tested for size
+    shifted = box_consistent(cut, only_cut, 1.6, 0.5)
+    assert shifted[:12].all() and shifted[13:].all()
+    hidden = boxes.copy()
+    hidden[5] = np.nan
+    out = box_consistent(hidden, whole, 1.6, 0.5)
+    assert not out[5] and out[np.arange(20) != 5].all()
+
+
+def test_a_short_lived_track_is_trusted_less_than_a_persistent_one():
+    person = walking()
+    brief = person.copy()
+    brief[:19] = np.nan  # seen in 5 of 24 frames: a flicker of motion
+    tracks, lifted, intrinsics = scene_inputs([person, brief], [(0.5, 1.7), (0.5, 1.7)], ["person", "person"])
+    quality = refine(tracks, lifted, intrinsics).quality
+    assert quality.track_fraction[0] == 1.0 and quality.track_fraction[1] == pytest.approx(5 / 24)
+    assert quality.score[0] > 0.9
+    assert quality.score[1] == pytest.approx(5 / 24 / RefineConfig().persistent_fraction, rel=0.05)
+    assert quality.score[1] < 0.5 and "seen in only 21% of the frames" in quality.issues[1]

@@ -29,6 +29,7 @@ from recon4d.recon.classic.object_depth import (
     level_up,
     size_depth,
     tilt_and_height_from_people,
+    tilt_from_object_sizes,
 )
 from recon4d.recon.classic.reconstructor import (
     ClassicReconstructor,
@@ -674,3 +675,58 @@ def test_empty_clip_and_mismatched_tracks_raise():
                           np.zeros((1, 3, 30, 40), bool))
     with pytest.raises(ShapeError, match="masks must be at the clip's frame size"):
         ClassicReconstructor().reconstruct(make_clip(frames), wrong_size)
+
+
+def moving_objects_boxes(tilt_deg: float, camera_height: float, heights_m, cut_fraction: float = 0.0):
+    """Boxes (K, T, 4) of objects of the given heights walking from 12 m to 5 m in front of a camera without
+    roll tilted down by ``tilt_deg``, their bottoms cut by ``cut_fraction`` of their height; intrinsics."""
+    intrinsics = np.array([[554.0, 0, 320], [0, 554.0, 180], [0, 0, 1]])
+    up = level_up(math.radians(tilt_deg))
+    forward = np.cross(up, np.array([1.0, 0.0, 0.0]))
+    n = 16
+    boxes = []
+    for i, height_m in enumerate(heights_m):
+        distance = np.linspace(12.0, 5.0, n) + i
+        feet = (np.linspace(-2, 2, n) * (1 if i % 2 else -1))[:, None] * np.array([1.0, 0, 0]) + \
+            distance[:, None] * forward - camera_height * up
+        heads = feet + height_m * up
+        def project(p):
+            return intrinsics[:2, :2] @ (p[:, :2] / p[:, 2:]).T + intrinsics[:2, 2:]
+        (uf, vf), (_, vh) = project(feet), project(heads)
+        bottom = vf - cut_fraction * (vf - vh)
+        boxes.append(np.stack([uf - 10, vh, uf + 10, bottom], axis=-1))
+    return np.stack(boxes), intrinsics
+
+
+@pytest.mark.parametrize("cut", [0.0, 0.15])
+def test_tilt_from_object_sizes_needs_no_heights_and_ignores_cut_feet(cut):
+    # A dog (0.6 m) and a car (1.5 m) coming nearer under a camera 2.4 m up, 11 deg down; the fit
+    # assumes 1.6 m and knows no heights, and boxes cut at the feet by 15 % of their height (feet
+    # still on the ground) or stretched by a shadow keep the horizon where it is.
+    boxes, intrinsics = moving_objects_boxes(11.0, 2.4, [0.6, 1.5], cut)
+    rotations = np.tile(np.eye(3, 4), (boxes.shape[1], 1, 1))
+    found = tilt_from_object_sizes(boxes, np.ones(boxes.shape[:2], bool), intrinsics, rotations, 1.6)
+    assert found is not None and math.degrees(found) == pytest.approx(11.0, abs=1.0)
+
+
+def test_tilt_from_object_sizes_is_none_without_objects_changing_distance():
+    boxes, intrinsics = moving_objects_boxes(11.0, 2.4, [0.6])
+    still = np.repeat(boxes[:, :1], boxes.shape[1], axis=1)  # one place all along: no depth change
+    rotations = np.tile(np.eye(3, 4), (boxes.shape[1], 1, 1))
+    assert tilt_from_object_sizes(still, np.ones(still.shape[:2], bool), intrinsics, rotations, 1.6) is None
+    assert tilt_from_object_sizes(boxes, np.zeros(boxes.shape[:2], bool), intrinsics, rotations, 1.6) is None
+
+
+def test_a_still_camera_without_people_takes_its_tilt_from_moving_objects():
+    boxes, intrinsics = moving_objects_boxes(9.0, 2.0, [0.6, 1.4], 0.1)
+    k, t = boxes.shape[:2]
+    tracks = Tracks2D(np.arange(k), ("dog", "object"), np.array([True, False]), boxes.astype(np.float32),
+                      np.ones((k, t), bool))
+    recon = ClassicReconstructor()
+    prior, source = recon._ground_prior(tracks, boxes, np.zeros((k, t), bool), intrinsics, (640, 360), 2.0,
+                                        np.tile(np.eye(3, 4), (t, 1, 1)))
+    assert source == "size-prior" and math.degrees(prior[0]) == pytest.approx(9.0, abs=1.0)
+    assert prior[1] == recon.config.camera_height_m
+    people = Tracks2D(tracks.ids, ("person", "person"), tracks.is_agent, tracks.boxes_xyxy, tracks.visible)
+    assert recon._ground_prior(people, boxes, np.zeros((k, t), bool), intrinsics, (640, 360), 2.0,
+                               np.tile(np.eye(3, 4), (t, 1, 1)))[1] == "people-prior"

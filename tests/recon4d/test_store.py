@@ -234,18 +234,20 @@ def test_damaged_quality_record_is_a_store_error(tmp_path, small_scene):
         open_scene(path)
 
 
-def test_a_store_written_before_the_noise_fields_still_opens(tmp_path, small_scene):
+@pytest.mark.parametrize("later", [("noise_m", "smooth_lambda_s3"), ("track_fraction", "box_stable_fraction")])
+def test_a_store_written_before_later_quality_fields_still_opens(tmp_path, small_scene, later):
     import shutil
 
     from tests.conftest import make_quality
 
     objects, camera = make_quality(small_scene.n_objects, small_scene.n_frames)
     path = write_scene(replace(small_scene, object_quality=objects), tmp_path / "old.zarr")
+    np.testing.assert_array_equal(open_scene(path).object_quality.track_fraction, objects.track_fraction)
     meta = json.loads(_attrs_file(path).read_text())
-    for name in ("noise_m", "smooth_lambda_s3"):
+    for name in later:
         shutil.rmtree(path / "quality" / "object" / name)
         del meta["attributes"]["integrity"]["arrays"][f"quality/object/{name}"]
     _attrs_file(path).write_text(json.dumps(meta))
     back = open_scene(path).object_quality
-    assert np.isnan(back.noise_m).all() and np.isnan(back.smooth_lambda_s3).all()
+    assert all(np.isnan(getattr(back, name)).all() for name in later)
     np.testing.assert_array_equal(back.score, objects.score)

@@ -232,6 +232,15 @@ def people_heights(boxes: np.ndarray, usable: np.ndarray, plane_camera: np.ndarr
     feet's camera depth (a person is thin next to their distance); the height is the head's
     distance above the ground. Boxes whose bottom ray does not meet the ground are left out.
     """
+    heights = implied_heights(boxes, usable, plane_camera, intrinsics)
+    return heights[np.isfinite(heights)]
+
+
+def implied_heights(boxes: np.ndarray, usable: np.ndarray, plane_camera: np.ndarray,
+                    intrinsics: np.ndarray) -> np.ndarray:
+    """(K, T) heights as :func:`people_heights` computes them, NaN where a box is not usable or
+    its bottom ray does not meet the ground."""
+    out = np.full(usable.shape, np.nan)
     k, t = np.nonzero(usable)
     b = boxes[k, t]
     x = (0.5 * (b[:, 0] + b[:, 2]) - intrinsics[0, 2]) / intrinsics[0, 0]
@@ -243,7 +252,58 @@ def people_heights(boxes: np.ndarray, usable: np.ndarray, plane_camera: np.ndarr
     with np.errstate(divide="ignore", invalid="ignore"):
         feet = bottom * (-height / facing)[:, None]
     head = top * feet[:, 2:]
-    return np.einsum("ni,ni->n", head - feet, normal)[ok]
+    out[k[ok], t[ok]] = np.einsum("ni,ni->n", head - feet, normal)[ok]
+    return out
+
+
+MIN_SIZE_SPREAD = 1.2
+"""An object's box heights must span this ratio (90th / 10th percentile) before its changing
+distance tells the camera's tilt (:func:`tilt_from_object_sizes`)."""
+MAX_SIZE_MISFIT = 0.08
+"""Largest median |log| deviation of implied heights from each object's own (8 %) for the
+tilt fitted from object sizes to be believed."""
+
+
+def tilt_from_object_sizes(boxes: np.ndarray, usable: np.ndarray, intrinsics: np.ndarray, world_to_cam: np.ndarray,
+                           camera_height_m: float, min_frames: int = 4) -> float | None:
+    """Downward tilt (radians) of a still or turning camera without roll, from objects of any
+    kind moving nearer or farther on a flat ground: the tilt at which each object keeps one
+    height in every frame.
+
+    An object on the ground that comes nearer grows in the image and its contact moves down;
+    only the right horizon makes both agree with a constant size, whatever that size is (its
+    category and true height are not needed, and a box cut at the feet or stretched by a
+    shadow by a constant fraction of its height moves the camera height, not the horizon).
+    boxes: (K, T, 4) xyxy clip pixels; usable: (K, T) bool whole, unhidden boxes;
+    intrinsics (3, 3) clip pixels; world_to_cam (T, 3, 4) the camera rotations (world = camera
+    of frame 0); the ground is searched as a level plane ``camera_height_m`` under camera 0,
+    tilted on the same grid as :func:`tilt_and_height_from_people`. Objects with at least
+    ``min_frames`` usable boxes whose heights span ``MIN_SIZE_SPREAD`` count; the tilt with the
+    smallest median over their boxes of |log(height / the object's median height)| wins. Returns None when no
+    object qualifies or the best fit misses by more than ``MAX_SIZE_MISFIT``.
+    """
+    box_h = boxes[..., 3] - boxes[..., 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        spread = (np.nanpercentile(np.where(usable, box_h, np.nan), 90, axis=1)
+                  / np.nanpercentile(np.where(usable, box_h, np.nan), 10, axis=1))
+    moving = (usable.sum(axis=1) >= min_frames) & (spread >= MIN_SIZE_SPREAD)
+    if not moving.any():
+        return None
+    chosen = usable & moving[:, None]
+    best = (np.inf, 0.0)
+    for angle in _PITCH_GRID_DEG:
+        plane = plane_in_cameras(world_to_cam, level_up(math.radians(angle)), camera_height_m)
+        heights = implied_heights(boxes, chosen, plane, intrinsics)
+        with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            logs = np.log(np.where(heights > 0, heights, np.nan))
+            misfit = np.abs(logs - np.nanmedian(logs, axis=1, keepdims=True))
+        misfit = np.where(chosen & ~np.isfinite(misfit), 1.0, np.nan_to_num(misfit, nan=1.0))  # off the ground: a miss
+        cost = float(np.median(misfit[chosen]))
+        if cost < best[0]:
+            best = (cost, math.radians(float(angle)))
+    return best[1] if best[0] <= MAX_SIZE_MISFIT else None
 
 
 MIN_PEOPLE_BOXES = 8

@@ -27,8 +27,10 @@
    Without parallax there is
    nothing to fit: the ground is a prior under camera 0 (world), tilted and raised as the
    boxes of people (1.7 m tall) say
-   (:func:`~recon4d.recon.classic.object_depth.tilt_and_height_from_people`), else level at
-   ``camera_height_m``.
+   (:func:`~recon4d.recon.classic.object_depth.tilt_and_height_from_people`), else tilted so
+   that objects of any kind moving nearer or farther keep one size
+   (:func:`~recon4d.recon.classic.object_depth.tilt_from_object_sizes`, ``camera_height_m``
+   up; scale source ``size-prior``), else level at ``camera_height_m``.
 4. Geometry per frame (OpenCV camera frame, clip resolution; :func:`render_depth`, here):
    ground pixels from the ray ∩ ground, a fronto-parallel backdrop at the 90th percentile
    depth of the map points seen (conf 0.05, below the lifting threshold), map points
@@ -114,6 +116,7 @@ from recon4d.recon.classic.object_depth import (
     plane_in_cameras,
     size_depth,
     tilt_and_height_from_people,
+    tilt_from_object_sizes,
 )
 from recon4d.types import FRAME_BATCH, Clip, FrameSequence, ProgressFn, Reconstruction, Tracks2D
 
@@ -302,9 +305,12 @@ class ClassicReconstructor:
         featureless = self._warn_if_featureless(features, background, n_frames)
         motion = estimate_motion(xy, background, focal, config, np.random.default_rng(config.seed))
         people_prior = None
+        prior_source = "level-prior"
         if motion.mode != "parallax":
-            people_prior = self._people_prior(tracks, boxes, occluded, clip_k, clip.image_size, border)
-            self._warn_no_parallax(motion.mode if n_frames > 1 and not featureless else None, people_prior)
+            people_prior, prior_source = self._ground_prior(tracks, boxes, occluded, clip_k, clip.image_size, border,
+                                                            motion.world_to_cam)
+            self._warn_no_parallax(motion.mode if n_frames > 1 and not featureless else None, people_prior,
+                                   prior_source)
         report(n_frames + 1)
 
         world_to_cam, points, plane, fitted = self._scale(motion, features, height, people_prior)
@@ -314,7 +320,7 @@ class ClassicReconstructor:
             world_to_cam, points, plane, by_people = people_scale(world_to_cam, points, plane, boxes, usable, clip_k)
         scale_source = ("people-height" if by_people else "ground-plane" if fitted else
                         "arbitrary" if motion.mode == "parallax" else
-                        "people-prior" if people_prior is not None else "level-prior")
+                        prior_source)
         camera_quality = build_camera_quality(world_to_cam, points, xy, background[:, None] & np.isfinite(xy[..., 0]),
                                               focal, motion.mode, motion.frozen, motion.restarted, scale_source,
                                               2.0 * config.ransac_px, config.reprojection_px, config.min_inlier_ratio)
@@ -385,10 +391,13 @@ class ClassicReconstructor:
 
         return regions
 
-    def _warn_no_parallax(self, mode: str | None, people_prior: tuple[float, float] | None) -> None:
-        if people_prior is not None:
-            how = (f"tilted down by {math.degrees(people_prior[0]):.1f}° and {people_prior[1]:.2f} m above a flat "
+    def _warn_no_parallax(self, mode: str | None, prior: tuple[float, float] | None, source: str) -> None:
+        if prior is not None and source == "people-prior":
+            how = (f"tilted down by {math.degrees(prior[0]):.1f}° and {prior[1]:.2f} m above a flat "
                    f"ground (fitted to the boxes of people {PERSON_HEIGHT_M} m tall)")
+        elif prior is not None:
+            how = (f"tilted down by {math.degrees(prior[0]):.1f}° (the tilt at which the objects moving nearer "
+                   f"or farther keep their size) and {prior[1]:.2f} m above a flat ground")
         else:
             how = f"level and {self.config.camera_height_m} m above a flat ground"
         why = f"the camera shows no usable parallax ({mode} camera)" if mode else "there is no camera motion to measure"
@@ -503,6 +512,25 @@ class ClassicReconstructor:
         usable = self._whole_people(tracks, boxes, occluded, image_size, border)
         return tilt_and_height_from_people(boxes, usable, intrinsics, self.config.camera_height_m)
 
+    def _ground_prior(self, tracks, boxes, occluded, intrinsics, image_size, border, world_to_cam):
+        """((tilt rad, height m) or None, scale source) of the ground under a camera without parallax.
+
+        People's boxes, 1.7 m tall, fix tilt and height (``people-prior``); else objects of any
+        kind that move nearer or farther fix the tilt (:func:`tilt_from_object_sizes`, scale
+        source ``size-prior``, height ``camera_height_m``); else the camera is level.
+        """
+        people = self._people_prior(tracks, boxes, occluded, intrinsics, image_size, border)
+        if people is not None:
+            return people, "people-prior"
+        if tracks is not None and tracks.n_objects:
+            width, height = image_size
+            with np.errstate(invalid="ignore"):
+                whole = ((boxes[..., 0] >= border) & (boxes[..., 1] >= border) & (boxes[..., 2] <= width - border)
+                         & (boxes[..., 3] <= height - border)) & ~occluded
+            pitch = tilt_from_object_sizes(boxes, whole, intrinsics, world_to_cam, self.config.camera_height_m)
+            if pitch is not None:
+                return (pitch, self.config.camera_height_m), "size-prior"
+        return None, "level-prior"
 
 
 def _object_conf(cue: int, ground_fitted: bool) -> float:
