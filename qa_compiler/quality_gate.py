@@ -27,8 +27,11 @@ Every refused object, frame and camera frame is counted by reason in :class:`Gat
    smoothed (``smooth_lambda_s3``); the error a stored trajectory keeps is that noise passed
    through the same smoother (:func:`recon4d.quality.smoothed_noise`). A question is kept only
    if its answer is the same on most of a few scenes with such errors added — a speed that is
-   "nearly constant" only by 5 % is not a label. Camera poses and orientations are not
-   perturbed (their errors are not in the record).
+   "nearly constant" only by 5 % is not a label. The camera's positions get white noise of
+   its own measured jitter (:func:`recon4d.quality.jitter_m` over its trusted frames: a
+   pose chain that wobbles from frame to frame makes its own speed and direction answers
+   unstable; a still or smoothly moving camera is left as it is); its rotations are not
+   perturbed.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from recon4d.quality import MAX_DEPTH_JUMP_M, motion_limits, smoothed_noise
+from recon4d.quality import MAX_DEPTH_JUMP_M, jitter_m, motion_limits, smoothed_noise
 from recon4d.types import Scene
 
 GATE_REASONS = {
@@ -216,4 +219,9 @@ def noisy_scenes(gated: Scene, rng: np.random.Generator, n_draws: int) -> list[S
             azimuths[:, k, run] += np.nan_to_num(turn)
     orientation = np.repeat(gated.orientation[None], n_draws, axis=0)
     orientation[..., 0] = np.mod(azimuths, 360.0)
-    return [replace(gated, center_world=center, orientation=angles) for center, angles in zip(centers, orientation)]
+    cameras = np.repeat(gated.cam_to_world[None], n_draws, axis=0)  # (D, T, 4, 4)
+    camera_sigma = jitter_m(times, gated.cam_to_world[:, :3, 3])
+    if np.isfinite(camera_sigma).all() and (camera_sigma > 0).any():
+        cameras[:, :, :3, 3] += rng.normal(0.0, 1.0, (n_draws, gated.n_frames, 3)) * camera_sigma
+    return [replace(gated, center_world=center, orientation=angles, cam_to_world=camera)
+            for center, angles, camera in zip(centers, orientation, cameras)]

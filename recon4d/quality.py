@@ -123,6 +123,21 @@ def smoothed_noise(times: np.ndarray, noise_m: float, lam: float, rng: np.random
     return np.einsum("ij,djk->dik", np.linalg.inv(system), white)
 
 
+def jitter_m(times: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Robust per-axis jitter σ (D,) of a path ``points`` (n, D) at ``times`` (n,), NaN rows
+    breaking it into runs: 1.4826 · MAD of each point's distance from the line through its two
+    neighbours, / √1.5 (that distance's spread under white noise of σ at even spacing). A
+    smooth path gives ~0; fewer than three consecutive points give NaN."""
+    finite = np.isfinite(points).all(axis=1)
+    middle = finite[1:-1] & finite[:-2] & finite[2:]
+    if not middle.any():
+        return np.full(points.shape[1], np.nan)
+    left, right = (times[1:-1] - times[:-2])[middle], (times[2:] - times[1:-1])[middle]
+    before, centre, after = points[:-2][middle], points[1:-1][middle], points[2:][middle]
+    between = (before * right[:, None] + after * left[:, None]) / (left + right)[:, None]
+    return 1.4826 * np.median(np.abs(centre - between), axis=0) / np.sqrt(1.5)
+
+
 def size_range_m(category: str) -> tuple[tuple[float, float], tuple[float, float]] | None:
     """((min, max) height, (min, max) width) in metres of a category's box, or None when unknown."""
     return _SIZE_RANGE_M.get(canonical_category(category))

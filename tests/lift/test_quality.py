@@ -233,3 +233,18 @@ def test_a_short_lived_track_is_trusted_less_than_a_persistent_one():
     assert quality.score[0] > 0.9
     assert quality.score[1] == pytest.approx(5 / 24 / RefineConfig().persistent_fraction, rel=0.05)
     assert quality.score[1] < 0.5 and "seen in only 21% of the frames" in quality.issues[1]
+
+
+def test_in_a_clip_where_most_tracks_are_no_object_every_track_is_trusted_less():
+    person = walking()
+    ghosts = [walking(depth=6.0 + i, noise=2.0, seed=i + 1) for i in range(3)]  # jumping metres per frame
+    tracks, lifted, intrinsics = scene_inputs([person, *ghosts], [(0.5, 1.7)] * 4, ["person"] * 4)
+    raw = refine(tracks, lifted, intrinsics, config=RefineConfig(clip_min_tracks=99)).quality.score  # no clip factor
+    result = refine(tracks, lifted, intrinsics)
+    median = float(np.median(raw))
+    assert raw[0] > 0.9 and median < RefineConfig().clip_median_full
+    np.testing.assert_allclose(result.quality.score, raw * median / RefineConfig().clip_median_full, rtol=1e-5)
+    assert result.quality.score[0] < 0.5
+    assert any("most tracks of this clip are no trustworthy object" in w for w in result.warnings)
+    two = refine(*scene_inputs([person, ghosts[0]], [(0.5, 1.7)] * 2, ["person"] * 2)).quality.score
+    assert two[0] == pytest.approx(raw[0])  # too few tracks to judge the clip

@@ -188,3 +188,34 @@ def test_unstable_answers_are_dropped_and_counted():
     assert noisy_report.attempts == noisy_report.generated + noisy_report.total_failures
     off, _ = compile_scene(noisy, replace(config, stability_draws=0))
     assert [r.question for r in off] == [r.question for r in calm_records]  # same draws without the check
+
+
+def test_a_wobbling_camera_path_makes_its_own_answers_unstable():
+    from recon4d.qa_compiler.quality_gate import noisy_scenes
+
+    calm = noisy_record(rich_scene(seed=12), 0.0)
+    cam_to_world = calm.cam_to_world.copy()
+    cam_to_world[:, :3, 3] += np.random.default_rng(3).normal(0.0, 0.3, (calm.n_frames, 3))  # a pose chain that wobbles
+    wobbly = replace(calm, cam_to_world=cam_to_world)
+    def moved(scene):
+        return np.mean([np.linalg.norm(d.cam_to_world[:, :3, 3] - scene.cam_to_world[:, :3, 3], axis=1).mean()
+                        for d in noisy_scenes(scene, np.random.default_rng(0), 3)])
+
+    assert moved(calm) < 0.01  # a smooth path: its curvature is no jitter
+    assert 0.2 < moved(wobbly) < 0.9  # ~ the wobble's size (0.3 per axis)
+    config = CompileConfig(n_per_scene=20, seed=4, types=("abs_spd", "abs_dir_pred"))
+    _, calm_report = compile_scene(calm, config)
+    _, wobbly_report = compile_scene(wobbly, config)
+    assert calm_report.failures.get("unstable_answer", 0) == 0
+    assert wobbly_report.failures.get("unstable_answer", 0) > 0
+
+
+def test_jitter_of_a_smooth_path_is_zero_and_of_white_noise_its_sigma():
+    from recon4d.quality import jitter_m
+
+    times = np.arange(200) / 10.0
+    smooth = np.stack([times, 0.5 * times, np.zeros_like(times)], axis=1)
+    np.testing.assert_allclose(jitter_m(times, smooth), 0.0, atol=1e-12)
+    noisy = smooth + np.random.default_rng(0).normal(0.0, 0.1, smooth.shape)
+    np.testing.assert_allclose(jitter_m(times, noisy), 0.1, rtol=0.2)
+    assert np.isnan(jitter_m(times[:2], smooth[:2])).all()
