@@ -27,11 +27,13 @@ Every refused object, frame and camera frame is counted by reason in :class:`Gat
    smoothed (``smooth_lambda_s3``); the error a stored trajectory keeps is that noise passed
    through the same smoother (:func:`recon4d.quality.smoothed_noise`). A question is kept only
    if its answer is the same on most of a few scenes with such errors added — a speed that is
-   "nearly constant" only by 5 % is not a label. The camera's positions get white noise of
-   its own measured jitter (:func:`recon4d.quality.jitter_m` over its trusted frames: a
-   pose chain that wobbles from frame to frame makes its own speed and direction answers
-   unstable; a still or smoothly moving camera is left as it is); its rotations are not
-   perturbed.
+   "nearly constant" only by 5 % is not a label. A camera the record does not fully trust
+   (its score below 1: untrusted or restarted frames, a scale that is a guess) gets white
+   noise of its own measured jitter on its positions (:func:`recon4d.quality.jitter_m` over
+   its trusted frames: a pose chain that wobbles from frame to frame makes its own speed and
+   direction answers unstable); a fully trusted camera is taken as exact, since its jitter
+   is then mostly the real bob of a hand or a walk, which the answers rightly contain. Camera
+   rotations are not perturbed.
 """
 
 from __future__ import annotations
@@ -220,7 +222,9 @@ def noisy_scenes(gated: Scene, rng: np.random.Generator, n_draws: int) -> list[S
     orientation = np.repeat(gated.orientation[None], n_draws, axis=0)
     orientation[..., 0] = np.mod(azimuths, 360.0)
     cameras = np.repeat(gated.cam_to_world[None], n_draws, axis=0)  # (D, T, 4, 4)
-    camera_sigma = jitter_m(times, gated.cam_to_world[:, :3, 3])
+    camera = gated.camera_quality
+    trusted = camera is None or not camera.score < 1.0  # NaN (not said) counts as trusted
+    camera_sigma = np.zeros(3) if trusted else jitter_m(times, gated.cam_to_world[:, :3, 3])
     if np.isfinite(camera_sigma).all() and (camera_sigma > 0).any():
         cameras[:, :, :3, 3] += rng.normal(0.0, 1.0, (n_draws, gated.n_frames, 3)) * camera_sigma
     return [replace(gated, center_world=center, orientation=angles, cam_to_world=camera)

@@ -193,14 +193,16 @@ def test_unstable_answers_are_dropped_and_counted():
 def test_a_wobbling_camera_path_makes_its_own_answers_unstable():
     from recon4d.qa_compiler.quality_gate import noisy_scenes
 
-    calm = noisy_record(rich_scene(seed=12), 0.0)
-    cam_to_world = calm.cam_to_world.copy()
-    cam_to_world[:, :3, 3] += np.random.default_rng(3).normal(0.0, 0.3, (calm.n_frames, 3))  # a pose chain that wobbles
-    wobbly = replace(calm, cam_to_world=cam_to_world)
     def moved(scene):
         return np.mean([np.linalg.norm(d.cam_to_world[:, :3, 3] - scene.cam_to_world[:, :3, 3], axis=1).mean()
                         for d in noisy_scenes(scene, np.random.default_rng(0), 3)])
 
+    calm = noisy_record(rich_scene(seed=12), 0.0)
+    cam_to_world = calm.cam_to_world.copy()
+    cam_to_world[:, :3, 3] += np.random.default_rng(3).normal(0.0, 0.3, (calm.n_frames, 3))  # a pose chain that wobbles
+    untrusted = replace(calm.camera_quality, score=0.8)  # e.g. a restarted frame, a guessed scale
+    wobbly = replace(calm, cam_to_world=cam_to_world, camera_quality=untrusted)
+    assert moved(replace(wobbly, camera_quality=replace(untrusted, score=1.0))) == 0.0  # trusted: taken as exact
     assert moved(calm) < 0.01  # a smooth path: its curvature is no jitter
     assert 0.2 < moved(wobbly) < 0.9  # ~ the wobble's size (0.3 per axis)
     config = CompileConfig(n_per_scene=20, seed=4, types=("abs_spd", "abs_dir_pred"))
