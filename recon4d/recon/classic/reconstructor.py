@@ -205,19 +205,23 @@ MAP_ROWS = 4096
 """Map points projected at once into every frame (:func:`_map_depths`)."""
 
 
-def _map_depths(world_to_cam: np.ndarray, points: np.ndarray, seen: np.ndarray) -> np.ndarray:
-    """(N, T) depth of each map point (N, 3) in each frame (T, 3, 4) that sees it (``seen`` (N, T)), else NaN.
+def _map_depths(world_to_cam: np.ndarray, points: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The map points (N, 3) some frame (T, 3, 4) sees (``seen`` (N, T)) with a finite depth:
+    their rows (n,) and their (n, T) depth in each frame that sees them, NaN elsewhere.
 
-    Projected ``MAP_ROWS`` points at a time: all N × T at once held about five (N, T) float64
-    arrays, most of a long clip's peak memory (issue 12; N grows with T).
+    Projected ``MAP_ROWS`` points at a time and only those rows kept: all N × T at once held
+    about five (N, T) float64 arrays, most of a long clip's peak memory (issue 12; N grows with T).
     """
-    depth = np.full(seen.shape, np.nan)
+    kept, depths = [np.zeros(0, np.int64)], [np.zeros((0, seen.shape[1]))]
     finite = np.isfinite(points[:, :1])
     for start in range(0, len(points), MAP_ROWS):
         rows = slice(start, start + MAP_ROWS)
-        depth[rows] = np.where(seen[rows] & finite[rows], project_points(world_to_cam, np.nan_to_num(points[rows]))[1],
-                               np.nan)
-    return depth
+        depth = np.where(seen[rows] & finite[rows], project_points(world_to_cam, np.nan_to_num(points[rows]))[1],
+                         np.nan)
+        some = np.flatnonzero(np.isfinite(depth).any(axis=1))
+        kept.append(start + some)
+        depths.append(depth[some])
+    return np.concatenate(kept), np.concatenate(depths)
 
 
 def _box_mask(box: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
@@ -327,7 +331,9 @@ class ClassicReconstructor:
         if not featureless:
             self._warn_untrusted_frames(camera_quality, motion, clip.timestamps_s)
         bg_seen = np.isfinite(xy[..., 0]) & background[:, None]
-        map_depth = _map_depths(world_to_cam, points, bg_seen)  # (N, T) depth of each map point in each frame that sees it
+        # (n, T) depth of each map point that some frame sees in each frame that sees it: the rows
+        # of map points seen nowhere are all NaN, which the backdrop's percentiles skip anyway.
+        seen_rows, map_depth = _map_depths(world_to_cam, points, bg_seen)
         backdrop = self._backdrop_depths(map_depth)
         plane_camera = None if plane is None else plane_in_cameras(world_to_cam, *plane)  # (T, 4)
 
@@ -343,8 +349,7 @@ class ClassicReconstructor:
             depth_k, cue_k = object_depths(contact, size, triangulated)
 
         # Point maps are rendered when read, frame by frame (STYLE §9): nothing T × H × W is held.
-        seen_rows = np.flatnonzero(np.isfinite(map_depth).any(axis=1))
-        map_xy, map_depth = features.xy[seen_rows], map_depth[seen_rows]
+        map_xy = features.xy[seen_rows]
         rays = pixel_rays(clip_k, width, height).astype(np.float32)
         ground_conf = CONF_GROUND if fitted else 0.5 * CONF_GROUND
 
