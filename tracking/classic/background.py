@@ -28,6 +28,7 @@ first pass's movers out of the medians, recovers most of it).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -192,45 +193,61 @@ def invert_background(model: BackgroundMotion) -> BackgroundMotion:
     return BackgroundMotion("epipolar", planes, rotation, -rotation @ model.translation, model.intrinsics)
 
 
-def _grid(size: tuple[int, int]) -> np.ndarray:
+@functools.lru_cache(maxsize=8)
+def _pixels(size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Read-only float32 pixel coordinates x (1, w) and y (h, 1) for ``size`` = (w, h) (they broadcast to (h, w))."""
     width, height = size
-    xs, ys = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
-    return np.stack([xs, ys, np.ones_like(xs)], axis=-1)
+    xs, ys = np.arange(width, dtype=np.float32)[None], np.arange(height, dtype=np.float32)[:, None]
+    xs.flags.writeable = ys.flags.writeable = False
+    return xs, ys
+
+
+@functools.lru_cache(maxsize=8)
+def _pixel_grid(size: tuple[int, int]) -> np.ndarray:
+    """Read-only (h, w, 2) float32 pixel coordinates (x, y) for ``size`` = (w, h)."""
+    width, height = size
+    grid = np.stack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)), -1)
+    grid.flags.writeable = False
+    return grid
 
 
 def homography_flow(homography: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(h, w, 2) float32 displacement H·p − p of every pixel p = (x, y) for ``size`` = (w, h)."""
     width, height = size
-    grid = np.stack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)), -1)
+    grid = _pixel_grid((width, height))
     mapped = cv2.perspectiveTransform(grid.reshape(-1, 1, 2), homography.astype(np.float64))
     return mapped.reshape(height, width, 2) - grid
 
 
-def _rotation_and_baseline(model: BackgroundMotion, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """u = K R K⁻¹ p (h, w, 3) and v = K t (3,): a static pixel at inverse depth ρ goes to u + ρ v."""
+def epipolar_terms(model: BackgroundMotion, size: tuple[int, int]) -> tuple:
+    """What :func:`static_flow` and :func:`inverse_depth` need for ``size`` = (w, h) under an epipolar model.
+
+    (x (1, w), y (h, 1) float32 pixel coordinates, u_x, u_y, u_z (h, w) float32 planes of
+    u = K R K⁻¹ p, v = K t (3,) float64): a static pixel at inverse depth ρ goes to u + ρ v.
+    Float32 planes, not (h, w, 3) float64 stacks: these run for every pixel of every frame
+    pair, and the coordinates (a few hundred pixels) keep ~1e-4 px in float32.
+    """
+    xs, ys = _pixels(size)
     intrinsics = model.intrinsics
-    infinite = intrinsics @ model.rotation @ np.linalg.inv(intrinsics)
-    return grid @ infinite.T, intrinsics @ model.translation
+    infinite = (intrinsics @ model.rotation @ np.linalg.inv(intrinsics)).astype(np.float32)
+    planes = tuple(infinite[row, 0] * xs + (infinite[row, 1] * ys + infinite[row, 2]) for row in range(3))
+    return (xs, ys, *planes, intrinsics @ model.translation)
 
 
 def static_flow(model: BackgroundMotion, inverse_depth_map: np.ndarray, terms=None) -> np.ndarray:
     """(h, w, 2) float32 flow of a static scene at inverse depth (h, w) (baseline units) under an epipolar model.
 
-    ``terms``: (grid, u, v) of :func:`epipolar_terms` for this model and size, when already computed.
+    ``terms``: those of :func:`epipolar_terms` for this model and size, when already computed.
     """
     height, width = inverse_depth_map.shape
-    grid, rotated, baseline = terms or epipolar_terms(model, (width, height))
-    rho = inverse_depth_map.astype(np.float64)
-    denominator = rotated[..., 2] + rho * baseline[2]
-    denominator = np.where(np.abs(denominator) < 1e-9, 1e-9, denominator)
-    mapped = (rotated[..., :2] + rho[..., None] * baseline[:2]) / denominator[..., None]
-    return (mapped - grid[..., :2]).astype(np.float32)
-
-
-def epipolar_terms(model: BackgroundMotion, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(grid (h, w, 3) homogeneous pixels, u = K R K⁻¹ p (h, w, 3), v = K t (3,)) for ``size`` = (w, h)."""
-    grid = _grid(size)
-    return (grid, *_rotation_and_baseline(model, grid))
+    xs, ys, ux, uy, uz, baseline = terms or epipolar_terms(model, (width, height))
+    rho = inverse_depth_map.astype(np.float32, copy=False)
+    denominator = uz + rho * np.float32(baseline[2])
+    denominator[np.abs(denominator) < 1e-9] = 1e-9
+    flow = np.empty((height, width, 2), np.float32)
+    np.subtract((ux + rho * np.float32(baseline[0])) / denominator, xs, out=flow[..., 0])
+    np.subtract((uy + rho * np.float32(baseline[1])) / denominator, ys, out=flow[..., 1])
+    return flow
 
 
 def inverse_depth(flow: np.ndarray, model: BackgroundMotion, terms=None) -> tuple[np.ndarray, np.ndarray]:
@@ -243,14 +260,14 @@ def inverse_depth(flow: np.ndarray, model: BackgroundMotion, terms=None) -> tupl
     near the epipole it vanishes and ρ̂ is noise.
     """
     height, width = flow.shape[:2]
-    grid, rotated, baseline = terms or epipolar_terms(model, (width, height))
-    target = grid[..., :2] + flow
-    a = baseline[:2] - target * baseline[2]
-    b = target * rotated[..., 2:3] - rotated[..., :2]
-    norm2 = np.sum(a * a, axis=-1)
-    rho = np.sum(a * b, axis=-1) / np.maximum(norm2, 1e-12)
-    sensitivity = np.sqrt(norm2) / np.maximum(np.abs(rotated[..., 2]), 1e-9)
-    return rho.astype(np.float32), sensitivity.astype(np.float32)
+    xs, ys, ux, uy, uz, baseline = terms or epipolar_terms(model, (width, height))
+    vx, vy, vz = (np.float32(value) for value in baseline)
+    qx, qy = flow[..., 0] + xs, flow[..., 1] + ys
+    ax, ay = vx - qx * vz, vy - qy * vz
+    norm2 = ax * ax + ay * ay
+    rho = (ax * (qx * uz - ux) + ay * (qy * uz - uy)) / np.maximum(norm2, np.float32(1e-12))
+    sensitivity = np.sqrt(norm2) / np.maximum(np.abs(uz), np.float32(1e-9))
+    return rho.astype(np.float32, copy=False), sensitivity.astype(np.float32, copy=False)
 
 
 def nan_median(values: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -299,10 +316,16 @@ def background_inverse_depth(rho: np.ndarray, usable: np.ndarray, block: int = 8
     samples = np.where(present, values, 0.0)
     coefficients = np.zeros((len(values), 3))
     coefficients[:, 0] = np.nan_to_num(nan_median(values), nan=overall)
+    absent = ~present
     for _ in range(3):
-        residual = np.where(present, samples - coefficients @ design.T, np.nan)
-        scale = np.maximum(np.nan_to_num(1.4826 * nan_median(np.abs(residual)), nan=1.0), 1e-6)[:, None]
-        weight = np.where(present, 1.0 / (1.0 + (np.nan_to_num(residual) / (2.4 * scale)) ** 2), 0.0)
+        residual = samples - coefficients @ design.T
+        spread = np.abs(residual)
+        spread[absent] = np.nan
+        scale = np.maximum(np.nan_to_num(1.4826 * nan_median(spread), nan=1.0), 1e-6)[:, None]
+        residual /= 2.4 * scale
+        residual *= residual
+        residual += 1.0
+        weight = np.divide(present, residual)  # Cauchy weights, 0 where no sample
         normal = (weight @ outer).reshape(-1, 3, 3) + 1e-6 * np.eye(3)
         coefficients = np.linalg.solve(normal, ((weight * samples) @ design)[..., None])[..., 0]
     coefficients[present.sum(axis=1) < 4] = [overall, 0.0, 0.0]
@@ -325,13 +348,12 @@ def background_inverse_depth(rho: np.ndarray, usable: np.ndarray, block: int = 8
                                interpolation=cv2.INTER_LINEAR)[block:block + height, block:block + width]
         if choose_from is None:
             return candidate
-        error = np.abs(candidate - choose_from)
+        error = cv2.absdiff(candidate, choose_from)
         if best is None:
-            best, best_error = candidate, error
+            best, best_error = candidate.copy(), error
         else:
-            closer = error < best_error
-            best = np.where(closer, candidate, best)
-            best_error = np.minimum(error, best_error)
+            np.copyto(best, candidate, where=error < best_error)
+            np.minimum(error, best_error, out=best_error)
     return best
 
 
@@ -379,5 +401,10 @@ def relative_residual(flow: np.ndarray, predicted: np.ndarray, error_fraction: f
     Dense flow errs in proportion to the displacement it measures (a fast-moving background
     blurs and stretches), so a residual is judged against the background's own displacement.
     """
-    residual = np.linalg.norm(flow - predicted, axis=-1)
-    return (residual / (1.0 + error_fraction * np.linalg.norm(predicted, axis=-1))).astype(np.float32)
+    flow, predicted = flow.astype(np.float32, copy=False), predicted.astype(np.float32, copy=False)
+    residual = np.hypot(flow[..., 0] - predicted[..., 0], flow[..., 1] - predicted[..., 1])
+    scale = np.hypot(predicted[..., 0], predicted[..., 1])
+    scale *= np.float32(error_fraction)
+    scale += np.float32(1.0)
+    residual /= scale
+    return residual

@@ -30,6 +30,10 @@ class ClassicTrackerConfig:
     """Finest pyramid level of the dense flow (0: working resolution, 1: half of it)."""
     flow_patch_stride: int = 3
     """Stride of the dense flow's patches at that level, pixels."""
+    flow_descent_iterations: int = 25
+    """Gradient-descent iterations of each dense-flow patch (DIS's medium preset: 25)."""
+    flow_refine_iterations: int = 5
+    """Variational refinement iterations of the dense flow at each pyramid level (DIS's medium preset: 5)."""
     max_planes: int = 2
     """Background homographies per frame pair (1 = a single plane; more absorb parallax)."""
     plane_min_fraction: float = 0.15
@@ -147,6 +151,9 @@ class ClassicTrackerConfig:
         if self.flow_finest_scale not in (0, 1, 2) or self.flow_patch_stride < 1:
             fail(f"flow_finest_scale must be 0, 1 or 2 and flow_patch_stride at least 1, got "
                  f"{self.flow_finest_scale} and {self.flow_patch_stride}.")
+        if self.flow_descent_iterations < 1 or self.flow_refine_iterations < 0:
+            fail(f"flow_descent_iterations must be at least 1 and flow_refine_iterations at least 0, got "
+                 f"{self.flow_descent_iterations} and {self.flow_refine_iterations}.")
         if self.max_planes < 1:
             fail(f"max_planes must be at least 1, got {self.max_planes}.")
         if self.person_samples < 1:

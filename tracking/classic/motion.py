@@ -120,13 +120,15 @@ def corner_matches(gray_a: np.ndarray, gray_b: np.ndarray, max_corners: int = 80
 
 
 def dense_flow(config: ClassicTrackerConfig = ClassicTrackerConfig()) -> cv2.DISOpticalFlow:
-    """OpenCV's DIS flow (medium preset) with the finest pyramid level and patch stride of ``config``.
+    """OpenCV's DIS flow (medium preset) with the finest pyramid level, patch stride and iterations of ``config``.
 
     Level 0 is the working resolution itself, level 1 half of it (four times fewer
     patches; movers smaller than a few pixels there blur into their neighbours)."""
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     dis.setFinestScale(config.flow_finest_scale)
     dis.setPatchStride(config.flow_patch_stride)
+    dis.setGradientDescentIterations(config.flow_descent_iterations)
+    dis.setVariationalRefinementIterations(config.flow_refine_iterations)
     return dis
 
 
@@ -137,11 +139,13 @@ def consistent_flow(flow_ab: np.ndarray, flow_ba: np.ndarray) -> np.ndarray:
     Background that a mover covers in b fails it, so its residual is not counted as motion.
     """
     height, width = flow_ab.shape[:2]
-    map_x = (np.arange(width, dtype=np.float32)[None] + flow_ab[..., 0]).astype(np.float32)
-    map_y = (np.arange(height, dtype=np.float32)[:, None] + flow_ab[..., 1]).astype(np.float32)
-    back = cv2.remap(flow_ba, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    mismatch = np.sum((flow_ab + back) ** 2, axis=-1)
-    return mismatch < 0.01 * (np.sum(flow_ab ** 2, axis=-1) + np.sum(back ** 2, axis=-1)) + 0.5
+    flow_ab = flow_ab.astype(np.float32, copy=False)
+    # remap takes the flow itself as the map when it adds the pixel grid: (x + fx, y + fy)
+    where = flow_ab + np.stack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)), -1)
+    back = cv2.remap(flow_ba, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mismatch = cv2.magnitude(flow_ab[..., 0] + back[..., 0], flow_ab[..., 1] + back[..., 1]) ** 2
+    scale = cv2.magnitude(flow_ab[..., 0], flow_ab[..., 1]) ** 2 + cv2.magnitude(back[..., 0], back[..., 1]) ** 2
+    return mismatch < 0.01 * scale + 0.5
 
 
 def textured(gray: np.ndarray, min_texture: float) -> np.ndarray:
@@ -454,13 +458,15 @@ def compute_motion(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
         forward[t], backward[t] = pair.flow_ab, pair.flow_ba
         for side, (frame, sign) in enumerate(((t, 1.0), (t + 1, -1.0))):
             frame_sums = sums.setdefault(frame, _FrameSums.zeros(height, width))
-            consistent = pair.consistent[side]
+            weight = pair.consistent[side].astype(np.float32)  # 1 where consistent: multiplies, no np.where
             frame_sums.plain += pair.residual[side]
-            frame_sums.trusted += np.where(consistent, pair.residual[side], 0.0)
-            frame_sums.n_trusted += consistent
+            frame_sums.trusted += pair.residual[side] * weight
+            frame_sums.n_trusted += weight
+            weight = (sign * weight)[..., None]
             for kind, field in enumerate(((pair.flow_ab, pair.flow_ba)[side], pair.object_flow[side])):
-                frame_sums.plain_velocity[kind] += sign * field
-                frame_sums.trusted_velocity[kind] += np.where(consistent[..., None], sign * field, 0.0)
+                (np.add if sign > 0 else np.subtract)(frame_sums.plain_velocity[kind], field,
+                                                      out=frame_sums.plain_velocity[kind])
+                frame_sums.trusted_velocity[kind] += field * weight
             frame_sums.n_sides += 1
         del pair
         finish(t)  # frame t has both its pairs now

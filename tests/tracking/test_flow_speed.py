@@ -1,0 +1,124 @@
+"""Tests of the classic tracker's fast numeric paths against slow references (issue 12: tracker speed).
+
+The epipolar terms, inverse depth and static flow run in float32 planes, the forward–backward
+test through ``cv2.remap``/``cv2.magnitude``: each is checked here against a float64 or
+per-pixel reference within stated tolerances.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recon4d.errors import Recon4dError
+from recon4d.tracking.classic.background import (
+    BackgroundMotion,
+    inverse_depth,
+    prior_intrinsics,
+    relative_residual,
+    static_flow,
+)
+from recon4d.tracking.classic.config import ClassicTrackerConfig
+from recon4d.tracking.classic.motion import consistent_flow, dense_flow
+
+SIZE = (384, 216)
+
+
+def _rotation(axis, degrees: float) -> np.ndarray:
+    axis = np.asarray(axis, float) / np.linalg.norm(axis)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    angle = np.radians(degrees)
+    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
+
+
+def _model() -> BackgroundMotion:
+    translation = np.array([0.5, -0.1, 0.6])
+    return BackgroundMotion("epipolar", (np.eye(3),), _rotation([0.2, 1, 0.1], 3.0),
+                            translation / np.linalg.norm(translation), prior_intrinsics(SIZE, 60.0))
+
+
+def _reference_terms(model: BackgroundMotion):
+    """float64 (h, w, 3) pixels p, u = K R K⁻¹ p and v = K t: the formulas written out directly."""
+    width, height = SIZE
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
+    grid = np.stack([xs, ys, np.ones_like(xs)], -1)
+    infinite = model.intrinsics @ model.rotation @ np.linalg.inv(model.intrinsics)
+    return grid, grid @ infinite.T, model.intrinsics @ model.translation
+
+
+def test_static_flow_float32_matches_float64_reference():
+    model = _model()
+    rho = np.random.default_rng(0).uniform(0.01, 0.5, SIZE[::-1]).astype(np.float32)
+    grid, rotated, baseline = _reference_terms(model)
+    rho64 = rho.astype(np.float64)
+    mapped = (rotated[..., :2] + rho64[..., None] * baseline[:2]) / (rotated[..., 2] + rho64 * baseline[2])[..., None]
+    expected = mapped - grid[..., :2]
+    flow = static_flow(model, rho)
+    assert flow.dtype == np.float32 and flow.shape == (*SIZE[::-1], 2)
+    np.testing.assert_allclose(flow, expected, atol=2e-3)  # flows of tens of px; float32 keeps ~1e-4 px
+
+
+def test_inverse_depth_float32_matches_float64_reference():
+    model = _model()
+    rng = np.random.default_rng(1)
+    flow = static_flow(model, rng.uniform(0.01, 0.5, SIZE[::-1]).astype(np.float32))
+    flow += rng.normal(0.0, 0.5, flow.shape).astype(np.float32)  # off the epipolar lines too
+    grid, rotated, baseline = _reference_terms(model)
+    target = grid[..., :2] + flow.astype(np.float64)
+    a = baseline[:2] - target * baseline[2]
+    b = target * rotated[..., 2:3] - rotated[..., :2]
+    norm2 = np.sum(a * a, axis=-1)
+    expected_rho = np.sum(a * b, axis=-1) / np.maximum(norm2, 1e-12)
+    expected_sensitivity = np.sqrt(norm2) / np.abs(rotated[..., 2])
+    rho, sensitivity = inverse_depth(flow, model)
+    assert rho.dtype == sensitivity.dtype == np.float32
+    np.testing.assert_allclose(sensitivity, expected_sensitivity, rtol=1e-4)
+    # ρ̂ error in pixels of flow it stands for (sensitivity · Δρ) stays far below a pixel
+    assert np.max(np.abs(rho - expected_rho) * expected_sensitivity) < 1e-2
+
+
+def test_relative_residual_matches_reference():
+    rng = np.random.default_rng(2)
+    flow, predicted = rng.normal(0, 5, (2, 40, 60, 2)).astype(np.float32)
+    expected = np.linalg.norm(flow.astype(np.float64) - predicted, axis=-1) / (
+        1.0 + 0.2 * np.linalg.norm(predicted.astype(np.float64), axis=-1))
+    np.testing.assert_allclose(relative_residual(flow, predicted, 0.2), expected, rtol=1e-5, atol=1e-6)
+
+
+def _consistent_reference(flow_ab: np.ndarray, flow_ba: np.ndarray) -> np.ndarray:
+    """Per-pixel loop: bilinear lookup of flow_ba at p + flow_ab(p) (border replicated), then the test."""
+    height, width = flow_ab.shape[:2]
+    out = np.zeros((height, width), bool)
+    for y in range(height):
+        for x in range(width):
+            fx, fy = flow_ab[y, x].astype(np.float64)
+            qx, qy = min(max(x + fx, 0.0), width - 1.0), min(max(y + fy, 0.0), height - 1.0)
+            x0, y0 = int(np.floor(qx)), int(np.floor(qy))
+            x1, y1 = min(x0 + 1, width - 1), min(y0 + 1, height - 1)
+            wx, wy = qx - x0, qy - y0
+            back = ((1 - wy) * ((1 - wx) * flow_ba[y0, x0] + wx * flow_ba[y0, x1])
+                    + wy * ((1 - wx) * flow_ba[y1, x0] + wx * flow_ba[y1, x1]))
+            mismatch = np.sum((flow_ab[y, x] + back) ** 2)
+            out[y, x] = mismatch < 0.01 * (np.sum(flow_ab[y, x] ** 2) + np.sum(back ** 2)) + 0.5
+    return out
+
+
+def test_consistent_flow_matches_per_pixel_reference():
+    rng = np.random.default_rng(3)
+    height, width = 24, 32
+    flow_ab = np.zeros((height, width, 2), np.float32)
+    flow_ab[...] = [2.3, -1.2]
+    flow_ab[8:16, 10:20] = [-4.0, 3.0]  # a mover
+    flow_ba = -np.roll(flow_ab, (-1, 2), axis=(0, 1)) + rng.normal(0, 0.4, flow_ab.shape).astype(np.float32)
+    fast = consistent_flow(flow_ab, flow_ba)
+    slow = _consistent_reference(flow_ab, flow_ba)
+    # pixels right at the threshold may flip with interpolation rounding: allow a handful
+    assert fast.mean() > 0.2 and (~fast).mean() > 0.05
+    assert np.count_nonzero(fast != slow) <= 0.01 * fast.size
+
+
+def test_dense_flow_takes_the_configured_iterations():
+    dis = dense_flow(ClassicTrackerConfig(flow_descent_iterations=7, flow_refine_iterations=1))
+    assert dis.getGradientDescentIterations() == 7 and dis.getVariationalRefinementIterations() == 1
+    with pytest.raises(Recon4dError, match="flow_descent_iterations"):
+        ClassicTrackerConfig(flow_descent_iterations=0)
