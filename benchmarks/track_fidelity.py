@@ -90,12 +90,10 @@ def scene_paths(cache: Path, seed: int, static: bool, width: int, height: int, v
     return folder / "video.mp4", folder / "scene.zarr"
 
 
-def parse_options(pairs: list[str]) -> dict:
-    options = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        options[key] = json.loads(value) if value[:1] in "-0123456789[{tfn\"" else value
-    return options
+def parse_options(pairs: list[str]) -> dict[str, str]:
+    """``-O key=value`` pairs as raw strings: the tracker's ``from_config`` parses each against
+    its config field's type (``recon4d.options``), as ``recon4d process -O track.KEY=VALUE`` does."""
+    return dict(pair.partition("=")[::2] for pair in pairs)
 
 
 def load_tracker(name: str, class_path: str | None, options: dict, cache: Path):
