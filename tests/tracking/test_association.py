@@ -16,6 +16,7 @@ from recon4d.tracking.classic.association import (
     colour_similarity,
     mask_overlaps,
     same_motion,
+    split_newcomer,
 )
 from recon4d.tracking.classic.cleanup import clean_tracks, drop_duplicates, extend_backwards, stitch, travel
 from recon4d.tracking.classic.config import ClassicTrackerConfig
@@ -135,6 +136,62 @@ def test_associate_joins_pieces_of_one_mover():
     assert len(tracks) == 2  # no third track from the extra piece
 
 
+def joining(n_frames: int = 7, join: int = 3, blue_flow: tuple[float, float] = (3.0, -2.5)):
+    """A red square moving right (3 px per frame) alone until frame ``join``, when a blue square
+    appears right next to it, touching it, and moves by ``blue_flow``: from then on the motion
+    mask holds one detection with both. Returns frames, MotionField, detections, the squares' masks."""
+    rng = np.random.default_rng(2)
+    frames = np.repeat(rng.integers(90, 170, (1, HEIGHT, WIDTH, 3)).astype(np.uint8), n_frames, axis=0)
+    flow = np.zeros((n_frames, HEIGHT, WIDTH, 2), np.float32)
+    reds, blues, detections = [], [], []
+    for t in range(n_frames):
+        red = square(10 + 3.0 * t, 20)
+        blue = square(22 + 3.0 * t + blue_flow[0] * (t - join) - 3.0 * (t - join),
+                      20 + blue_flow[1] * (t - join)) if t >= join else np.zeros_like(red)
+        frames[t][blue] = (30, 60, 230)
+        frames[t][red] = (230, 40, 30)
+        flow[t][red] = (3.0, 0.0)
+        flow[t][blue] = blue_flow
+        reds.append(red)
+        blues.append(blue)
+        detections.append([detection(red | blue)])
+    moving = np.array(reds) | np.array(blues)
+    motion = MotionField(flow[:-1], -flow[1:], [], np.where(moving, 5.0, 0.0).astype(np.float32), flow, flow, moving,
+                         np.ones(n_frames, np.float32), [np.argwhere(m)[:, ::-1].astype(np.float32) for m in moving])
+    return frames, motion, detections, reds, blues
+
+
+def test_split_newcomer_cuts_out_a_mover_that_joins_a_tracked_one():
+    frames, motion, detections, reds, blues = joining()
+    config, t = ClassicTrackerConfig(min_area_fraction=0.001), 4
+    predicted = reds[t]  # the red track's mask carried into frame t
+    kept, newcomer = split_newcomer(predicted, detections[t][0].mask, motion.image_flow[t], motion.velocity[t],
+                                    motion.moving[t], 6, config)
+    assert newcomer is not None
+    np.testing.assert_array_equal(kept, reds[t])
+    np.testing.assert_array_equal(newcomer, blues[t])
+    # a part that moves with the track (what the motion mask had missed of the same object) stays
+    _, motion_alike, detections_alike, reds, _ = joining(blue_flow=(3.0, 0.0))
+    kept, newcomer = split_newcomer(reds[t], detections_alike[t][0].mask, motion_alike.image_flow[t],
+                                    motion_alike.velocity[t], motion_alike.moving[t], 6, config)
+    assert newcomer is None and kept is detections_alike[t][0].mask
+    # nor is anything cut when the detection does not reach past the prediction
+    _, newcomer = split_newcomer(reds[t], reds[t], motion.image_flow[t], motion.velocity[t], motion.moving[t], 6, config)
+    assert newcomer is None
+
+
+def test_associate_gives_a_mover_that_joins_a_track_its_own_track():
+    frames, motion, detections, reds, blues = joining()
+    tracks = associate(detections, motion, frames, ClassicTrackerConfig(min_area_fraction=0.001))
+    assert len(tracks) == 2
+    red, blue = tracks
+    assert sorted(red.detected) == list(range(len(frames))) and sorted(blue.detected) == list(range(3, len(frames)))
+    for t in range(len(frames)):  # the red track's box never takes in the blue square
+        np.testing.assert_allclose(red.boxes[t], detection(reds[t]).box, atol=1)
+    for t in range(3, len(frames)):
+        np.testing.assert_allclose(blue.boxes[t], detection(blues[t]).box, atol=1)
+
+
 def make_track(masks: dict[int, np.ndarray], detected=None) -> Track:
     track = Track()
     hsv = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
@@ -153,6 +210,25 @@ def test_drop_duplicates_and_stitch():
     late = make_track({t: square(10 + 3 * t, 20) for t in range(6, 10)})
     joined = stitch([early, late], (WIDTH, HEIGHT), ClassicTrackerConfig())
     assert len(joined) == 1 and sorted(joined[0].detected) == [0, 1, 2, 3, 6, 7, 8, 9]
+
+
+def test_stitch_rejoins_a_track_whose_colours_drifted():
+    """A mover's colour histogram drifts with its pose and the background its mask takes in: a
+    track broken for a few frames is rejoined at similarity 0.6-0.7 (the old 0.7 left two tracks)."""
+    early = make_track({t: square(10 + 3 * t, 20) for t in range(4)})
+    late = make_track({t: square(10 + 3 * t, 20) for t in range(7, 11)})
+    early.colours = np.zeros(128, np.float32)
+    early.colours[0] = 1.0
+    late.first_colours = np.zeros(128, np.float32)
+    late.first_colours[:2] = (0.75, 0.25)
+    assert 0.6 < colour_similarity(early.colours, late.first_colours) < 0.7
+    joined = stitch([early, late], (WIDTH, HEIGHT), ClassicTrackerConfig())
+    assert len(joined) == 1 and sorted(joined[0].detected) == [0, 1, 2, 3, 7, 8, 9, 10]
+    # a different object (disjoint colours) at the same place is not joined
+    late.first_colours = np.zeros(128, np.float32)
+    late.first_colours[5] = 1.0
+    early = make_track({t: square(10 + 3 * t, 20) for t in range(4)})
+    assert len(stitch([early, late], (WIDTH, HEIGHT), ClassicTrackerConfig())) == 2
 
 
 def test_travel_tells_movers_from_ghosts():

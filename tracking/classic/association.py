@@ -32,6 +32,7 @@ __all__ = [
     "colour_similarity",
     "mask_overlaps",
     "same_motion",
+    "split_newcomer",
 ]
 
 
@@ -174,6 +175,7 @@ class _Frame:
     flow: np.ndarray
     velocity: np.ndarray
     moving: np.ndarray
+    hsv: np.ndarray
 
     @classmethod
     def build(cls, detections: list[Detection], hsv: np.ndarray, flow: np.ndarray, velocity: np.ndarray,
@@ -185,7 +187,16 @@ class _Frame:
         return cls(masks, [colour_histogram(hsv, mask) for mask in masks],
                    [_mean_velocity(flow, mask, moving) for mask in masks],
                    [float(np.linalg.norm(_mean_velocity(velocity, mask, moving))) for mask in masks], labels,
-                   flow, velocity, moving)
+                   flow, velocity, moving, hsv)
+
+    def add(self, mask: np.ndarray) -> int:
+        """Add a detection (h, w) bool cut out of another (pixels already labelled); returns its index."""
+        self.masks.append(mask)
+        self.colours.append(colour_histogram(self.hsv, mask))
+        self.flows.append(_mean_velocity(self.flow, mask, self.moving))
+        self.speeds.append(float(np.linalg.norm(_mean_velocity(self.velocity, mask, self.moving))))
+        self.labels[mask] = len(self.masks)
+        return len(self.masks) - 1
 
 
 def _mean_velocity(velocity: np.ndarray, mask: np.ndarray, moving: np.ndarray) -> np.ndarray:
@@ -199,6 +210,60 @@ def _nearest_split(region: np.ndarray, seeds: list[np.ndarray]) -> list[np.ndarr
     distance = np.stack([cv2.distanceTransform((~seed).astype(np.uint8), cv2.DIST_L2, 3) for seed in seeds])
     nearest = np.argmin(distance, axis=0)
     return [region & (nearest == i) for i in range(len(seeds))]
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n_labels < 2:
+        return np.zeros(mask.shape, bool)
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
+def split_newcomer(predicted: np.ndarray, detection: np.ndarray, flow: np.ndarray, velocity: np.ndarray,
+                   moving: np.ndarray, min_area: float,
+                   config: ClassicTrackerConfig = ClassicTrackerConfig()) -> tuple[np.ndarray, np.ndarray | None]:
+    """Cut a new mover out of the detection a track was matched to: (track's part, newcomer or None).
+
+    predicted: (h, w) bool the track's mask carried into this frame; detection: (h, w) bool
+    its matched detection; flow, velocity: (h, w, 2) image and camera-compensated motion;
+    moving: (h, w) bool. A mover that starts moving next to a tracked one, or walks into it,
+    joins its motion component, and a single-frame split (:func:`.segment.split_by_motion`)
+    often misses it (the flow blurs their border into a gradient). The track knows its own
+    extent: when the detection reaches past the predicted mask (dilated by the closing
+    kernel) by at least ``newcomer_growth`` of its area (and ``min_area``), and that part
+    moves differently in the image from the predicted part (by ``split_min_px`` and
+    ``newcomer_min_relative`` of the faster compensated speed; a limb or a part the motion
+    mask missed before moves with the body), the detection's moving pixels outside the
+    predicted mask that move more like that part than like the track (their largest
+    connected part) seed the newcomer, the predicted part's other pixels seed the track, and
+    every pixel of the detection goes to the nearer seed.
+    """
+    area = int(np.count_nonzero(predicted))
+    if config.newcomer_growth <= 0 or area == 0:
+        return detection, None
+    radius = max(2, round(config.close_fraction * max(detection.shape)))
+    reach = cv2.dilate(predicted.astype(np.uint8), cv2.getStructuringElement(
+        cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))).astype(bool)
+    own, extra = detection & predicted, detection & ~reach
+    if np.count_nonzero(own) < min_area or np.count_nonzero(extra) < max(min_area, config.newcomer_growth * area):
+        return detection, None
+    own_flow, extra_flow = _mean_velocity(flow, own, moving), _mean_velocity(flow, extra, moving)
+    speed = max(float(np.linalg.norm(_mean_velocity(velocity, part, moving))) for part in (own, extra))
+    if float(np.linalg.norm(own_flow - extra_flow)) < max(config.split_min_px, config.newcomer_min_relative * speed):
+        return detection, None
+    ys, xs = np.nonzero(detection & moving)
+    vectors = flow[ys, xs].astype(np.float64)
+    closer = np.sum((vectors - extra_flow) ** 2, axis=1) < np.sum((vectors - own_flow) ** 2, axis=1)
+    like_newcomer = np.zeros(detection.shape, bool)
+    like_newcomer[ys[closer], xs[closer]] = True
+    seed = _largest_component(like_newcomer & ~predicted)
+    own_seed = own & ~like_newcomer
+    if np.count_nonzero(seed) < min_area or np.count_nonzero(own_seed) < min_area:
+        return detection, None
+    kept, newcomer = _nearest_split(detection, [own_seed, seed])
+    if np.count_nonzero(kept) < min_area or np.count_nonzero(newcomer) < min_area:
+        return detection, None
+    return kept, newcomer
 
 
 def _distinct_movers(claimants: list[int], shares: list[np.ndarray], ages: list[int], frame: _Frame,
@@ -281,9 +346,13 @@ def _resolve(predicted: list[np.ndarray], colours: list[np.ndarray], ages: list[
         score = np.where(allowed, iou + 0.3 * similarity, -1.0)
         for i, j in zip(*linear_sum_assignment(-score)):
             if allowed[i, j]:
-                assigned[rows[i]] = frame.masks[cols[j]]
+                kept, newcomer = split_newcomer(predicted[rows[i]], frame.masks[cols[j]], frame.flow, frame.velocity,
+                                                frame.moving, min_area, config)
+                assigned[rows[i]] = kept
                 used.add(cols[j])
-    return assigned, [d for d in range(n_detections) if d not in used]
+                if newcomer is not None:
+                    frame.add(newcomer)
+    return assigned, [d for d in range(len(frame.masks)) if d not in used]
 
 
 def _revive(lost: list[Track], t: int, frame: _Frame, unused: list[int], size: tuple[int, int],

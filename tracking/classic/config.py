@@ -82,6 +82,12 @@ class ClassicTrackerConfig:
     """...and by this many times the spread of the velocities within the groups..."""
     split_bimodal: bool = True
     """...and the velocities form two groups, not a gradient (see segment.bimodal)."""
+    newcomer_growth: float = 0.5
+    """A tracked detection that reaches past the track's predicted mask by this fraction of its area,
+    with a part that moves differently, is cut in two (a mover joining the tracked one; see
+    association.split_newcomer); 0 never cuts..."""
+    newcomer_min_relative: float = 0.25
+    """...the part must move differently by ``split_min_px`` and this fraction of the faster compensated speed."""
     min_frames: int = 3
     """Tracks detected (not coasted) in fewer frames than this..."""
     min_frame_fraction: float = 0.2
@@ -107,8 +113,10 @@ class ClassicTrackerConfig:
     coast_max_changed: float = 0.2
     """A coasting track ends when more of its mask than this has changed colour since its
     nearest detection (see appearance_changed)."""
-    colour_min_similarity: float = 0.7
-    """Far-apart track and detection still match when their colour histograms are this alike..."""
+    colour_min_similarity: float = 0.6
+    """Far-apart track and detection still match when their colour histograms are this alike (and
+    fragments are stitched, lost tracks revived: a mover's histogram drifts with pose, light and
+    the background its mask takes in; 0.7 broke cars and dogs into pieces on the dev scenes)..."""
     hidden_min_similarity: float = 0.5
     """A track carried back into another's mask (merged movers) stays while its colours are this alike."""
     max_jump: float = 0.4
