@@ -231,6 +231,27 @@ def test_stitch_rejoins_a_track_whose_colours_drifted():
     assert len(stitch([early, late], (WIDTH, HEIGHT), ClassicTrackerConfig())) == 2
 
 
+def test_stitch_bridges_an_object_hidden_for_a_while_but_not_a_far_jump():
+    """A track broken for 12 frames (hidden behind something; the old window was 9) is one
+    object when it reappears where its velocity puts it; far from there it is another."""
+    early = make_track({t: square(10 + t, 20) for t in range(4)})
+    late = make_track({t: square(10 + t, 20) for t in range(15, 19)})
+    joined = stitch([early, late], (WIDTH, HEIGHT), ClassicTrackerConfig())
+    assert len(joined) == 1 and sorted(joined[0].detected) == [0, 1, 2, 3, 15, 16, 17, 18]
+    early = make_track({t: square(10 + t, 20) for t in range(4)})
+    # 58 px from where its velocity puts it and 70 px from where it was last seen: > 0.4 of the diagonal
+    far = make_track({t: square(80, 40) for t in range(15, 19)})
+    assert len(stitch([early, far], (WIDTH, HEIGHT), ClassicTrackerConfig())) == 2
+    early = make_track({t: square(10 + t, 20) for t in range(4)})
+    late = make_track({t: square(10 + t, 20) for t in range(15, 19)})
+    assert len(stitch([early, late], (WIDTH, HEIGHT), ClassicTrackerConfig(stitch_max_gap=9))) == 2
+    # a velocity carried over 12 frames misleads (here 8 px per frame towards the border, where
+    # the object turned back): reappearing near where it was last seen also joins
+    early = make_track({t: square(40, 20 + 8 * t) for t in range(4)})
+    back = make_track({t: square(40, 30) for t in range(15, 19)})
+    assert len(stitch([early, back], (WIDTH, HEIGHT), ClassicTrackerConfig())) == 1
+
+
 def test_travel_tells_movers_from_ghosts():
     frames, motion, detections, _, _ = crossing(6)
     mover = make_track({t: square(10 + 6.0 * t, 20) for t in range(6)})

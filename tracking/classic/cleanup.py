@@ -69,12 +69,16 @@ def travel(track: Track, motion: MotionField) -> float:
 
 def stitch(tracks: list[Track], size: tuple[int, int], config: ClassicTrackerConfig) -> list[Track]:
     """Join track fragments: B continues A when B's first detection comes after A's last,
-    within 2 · ``max_coast`` + 1 frames, with colours at least ``colour_min_similarity``
-    alike, areas within a factor 3 (unless one is cut by the image border) and a jump under
-    ``max_jump`` of the image diagonal per frame of gap. Best-matching pairs first; A's
-    coasted frames from B's start on give way."""
+    within ``stitch_max_gap`` frames, with colours at least ``colour_min_similarity``
+    alike, areas within a factor 3 (unless one is cut by the image border) and a jump from
+    where A's velocity puts it under ``max_jump`` of the image diagonal per frame of gap up to
+    2 · ``max_coast`` + 1 frames (what coasting could have bridged); after a longer gap, from
+    there or from where A was last seen, under ``max_jump`` of the diagonal (an object hidden
+    behind another for a while reappears near where it went, not anywhere of its colour). Best-matching pairs first; A's coasted
+    frames from B's start on give way."""
     width, height = size
     diagonal = math.hypot(width, height)
+    coast_gap = 2 * config.max_coast + 1
 
     def cut(box: np.ndarray) -> bool:
         return box[0] <= 1 or box[1] <= 1 or box[2] >= width - 1 or box[3] >= height - 1
@@ -89,14 +93,17 @@ def stitch(tracks: list[Track], size: tuple[int, int], config: ClassicTrackerCon
             for b, late in enumerate(tracks):
                 start = min(late.detected)
                 gap = start - end
-                if a == b or not 0 < gap <= 2 * config.max_coast + 1 or min(late.boxes) <= end:
+                if a == b or not 0 < gap <= config.stitch_max_gap or min(late.boxes) <= end:
                     continue
                 ratio = np.count_nonzero(late.masks[start]) / max(np.count_nonzero(early.masks[end]), 1)
                 jump = np.linalg.norm(centre(late.boxes[start]) - centre(early.boxes[end] + np.tile(early.velocity * gap, 2)))
+                if gap > coast_gap:  # a velocity carried that far (often of a box cut by the border) misleads
+                    jump = min(jump, np.linalg.norm(centre(late.boxes[start]) - centre(early.boxes[end])))
                 similarity = colour_similarity(early.colours, late.first_colours)
                 sized = 1 / 3 <= ratio <= 3 or cut(late.boxes[start]) or cut(early.boxes[end])
                 if (similarity >= config.colour_min_similarity and sized
-                        and jump <= config.max_jump * diagonal * gap and (best is None or similarity > best[0])):
+                        and jump <= config.max_jump * diagonal * (gap if gap <= coast_gap else 1)
+                        and (best is None or similarity > best[0])):
                     best = (similarity, a, b)
         if best is None:
             return tracks

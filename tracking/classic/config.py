@@ -117,6 +117,9 @@ class ClassicTrackerConfig:
     """Far-apart track and detection still match when their colour histograms are this alike (and
     fragments are stitched, lost tracks revived: a mover's histogram drifts with pose, light and
     the background its mask takes in; 0.7 broke cars and dogs into pieces on the dev scenes)..."""
+    stitch_max_gap: int = 13
+    """Most frames between two fragments of one track that clean-up stitches (an object hidden
+    behind another for a while; 2 · max_coast + 1 = 9 before, which left such objects in two tracks)."""
     hidden_min_similarity: float = 0.5
     """A track carried back into another's mask (merged movers) stays while its colours are this alike."""
     max_jump: float = 0.4
@@ -166,6 +169,8 @@ class ClassicTrackerConfig:
             fail(f"max_planes must be at least 1, got {self.max_planes}.")
         if self.person_samples < 1:
             fail(f"person_samples must be at least 1, got {self.person_samples}.")
+        if self.stitch_max_gap < 0:
+            fail(f"stitch_max_gap must be at least 0, got {self.stitch_max_gap}.")
         if self.min_frames < 1 or self.max_coast < 0:
             fail(f"min_frames must be ≥ 1 and max_coast ≥ 0, got {self.min_frames} and {self.max_coast}.")
         for name in ("plane_min_fraction", "plane_min_spread", "min_area_fraction", "min_frame_fraction",
