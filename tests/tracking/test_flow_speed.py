@@ -2,7 +2,9 @@
 
 The epipolar terms, inverse depth and static flow run in float32 planes, the forward–backward
 test through ``cv2.remap``/``cv2.magnitude``: each is checked here against a float64 or
-per-pixel reference within stated tolerances.
+per-pixel reference within stated tolerances. Segmentation's speed-ups (two-means without a
+distance table, splitting and trimming in a window around each component) must give exactly
+what the whole-frame forms gave.
 """
 
 from __future__ import annotations
@@ -20,6 +22,13 @@ from recon4d.tracking.classic.background import (
 )
 from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.motion import consistent_flow, dense_flow
+from recon4d.tracking.classic.segment import (
+    detect_moving_regions,
+    moving_components,
+    split_by_motion,
+    trim_to_core,
+    two_means,
+)
 
 SIZE = (384, 216)
 
@@ -122,3 +131,75 @@ def test_dense_flow_takes_the_configured_iterations():
     assert dis.getGradientDescentIterations() == 7 and dis.getVariationalRefinementIterations() == 1
     with pytest.raises(Recon4dError, match="flow_descent_iterations"):
         ClassicTrackerConfig(flow_descent_iterations=0)
+
+
+def _two_means_reference(vectors: np.ndarray, iterations: int = 10):
+    """The (N, 2, 2) distance-table form two_means had before its speed-up."""
+    centres = np.empty((2, 2))
+    centres[0] = np.median(vectors, axis=0)
+    centres[1] = vectors[np.argmax(np.sum((vectors - centres[0]) ** 2, axis=1))]
+    labels = np.zeros(len(vectors), np.int64)
+    for i in range(iterations):
+        new_labels = np.argmin(np.sum((vectors[:, None] - centres[None]) ** 2, axis=-1), axis=1)
+        if np.array_equal(new_labels, labels) and i > 0:
+            break
+        labels = new_labels
+        for k in range(2):
+            if np.any(labels == k):
+                centres[k] = vectors[labels == k].mean(axis=0)
+    return centres, labels
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_two_means_equals_distance_table_reference(seed):
+    rng = np.random.default_rng(seed)
+    vectors = np.concatenate([rng.normal(rng.normal(0, 3, 2), rng.uniform(0.1, 2), (rng.integers(5, 400), 2))
+                              for _ in range(rng.integers(1, 4))])
+    centres, labels = two_means(vectors)
+    expected_centres, expected_labels = _two_means_reference(vectors)
+    np.testing.assert_array_equal(labels, expected_labels)
+    np.testing.assert_array_equal(centres, expected_centres)
+
+
+def test_two_means_breaks_exact_ties_like_argmin():
+    # small integer vectors: some points lie exactly as far from both centres
+    for seed in range(60):
+        vectors = np.random.default_rng(seed).integers(-2, 3, (7, 2)).astype(np.float64)
+        centres, labels = two_means(vectors)
+        expected_centres, expected_labels = _two_means_reference(vectors)
+        np.testing.assert_array_equal(labels, expected_labels)
+        np.testing.assert_array_equal(centres, expected_centres)
+
+
+def _movers_frame(seed: int):
+    """(h, w) moving mask and image/compensated flows of a frame with touching and separate movers,
+    some at the border, with noisy flow: splits, trims and nearest-part assignments all happen."""
+    rng = np.random.default_rng(seed)
+    height, width = 108, 192
+    moving = np.zeros((height, width), bool)
+    flow = rng.normal(0, 0.3, (height, width, 2)).astype(np.float32)
+    for _ in range(rng.integers(3, 7)):
+        y, x = rng.integers(-5, height - 5), rng.integers(-5, width - 5)
+        h, w = rng.integers(8, 40), rng.integers(8, 50)
+        moving[max(y, 0):y + h, max(x, 0):x + w] = True
+        flow[max(y, 0):y + h, max(x, 0):x + w] += rng.normal(0, 4, 2).astype(np.float32)
+    moving &= rng.random((height, width)) > 0.1  # patchy masks
+    velocity = flow + rng.normal(0, 0.5, flow.shape).astype(np.float32)
+    return moving, flow, velocity
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_detect_moving_regions_windows_equal_whole_frame_reference(seed):
+    moving, flow, velocity = _movers_frame(seed)
+    config = ClassicTrackerConfig()
+    height, width = moving.shape
+    min_area = max(config.min_area_fraction * height * width, 4)
+    speed = np.linalg.norm(velocity, axis=-1)
+    expected = [trim_to_core(part, moving, speed, min_area, config)
+                for component in moving_components(moving, config)
+                for part in split_by_motion(component, moving, flow, velocity, min_area, config)]
+    expected = [mask for mask in sorted(expected, key=lambda mask: -int(np.count_nonzero(mask))) if mask.any()]
+    found = detect_moving_regions(moving, config, flow, velocity)
+    assert len(found) == len(expected) >= 2
+    for detection, mask in zip(found, expected):
+        np.testing.assert_array_equal(detection.mask, mask)

@@ -71,9 +71,12 @@ def two_means(vectors: np.ndarray, iterations: int = 10) -> tuple[np.ndarray, np
     centres[0] = np.median(vectors, axis=0)
     centres[1] = vectors[np.argmax(np.sum((vectors - centres[0]) ** 2, axis=1))]
     labels = np.zeros(len(vectors), np.int64)
+    # Per-coordinate columns and a comparison instead of (N, 2, 2) differences and an
+    # argmin: the same sums of two squares (ties go to group 0 as argmin's did).
+    xs, ys = np.ascontiguousarray(vectors[:, 0]), np.ascontiguousarray(vectors[:, 1])
     for _ in range(iterations):
-        distance = np.sum((vectors[:, None] - centres[None]) ** 2, axis=-1)
-        new_labels = np.argmin(distance, axis=1)
+        new_labels = ((xs - centres[1, 0]) ** 2 + (ys - centres[1, 1]) ** 2
+                      < (xs - centres[0, 0]) ** 2 + (ys - centres[0, 1]) ** 2).astype(np.int64)
         if np.array_equal(new_labels, labels) and _ > 0:
             break
         labels = new_labels
@@ -168,7 +171,7 @@ def _box(mask: np.ndarray) -> np.ndarray:
 
 
 def trim_to_core(region: np.ndarray, moving: np.ndarray, speed: np.ndarray, min_area: float,
-                 config: ClassicTrackerConfig = ClassicTrackerConfig()) -> np.ndarray:
+                 config: ClassicTrackerConfig = ClassicTrackerConfig(), long_side: int | None = None) -> np.ndarray:
     """The part of a moving region (h, w) bool that moves at least ``core_fraction`` of its median speed.
 
     moving: (h, w) bool pixels that passed the motion test; speed: (h, w) camera-compensated
@@ -179,14 +182,16 @@ def trim_to_core(region: np.ndarray, moving: np.ndarray, speed: np.ndarray, min_
     rule, lowered so the slower parts of a body — a rolling ball's bottom, a planted foot —
     stay). The pixels that pass are opened and closed like :func:`moving_components` and kept
     in components of at least ``min_area`` pixels; the region is returned unchanged when none
-    is that large or ``core_fraction`` is 0.
+    is that large or ``core_fraction`` is 0. ``long_side``: the frame's long side (the closing's
+    scale) when the arrays are a window of the frame; by default their own.
     """
     inner = region & moving
     if config.core_fraction <= 0 or not inner.any():
         return region
     core = (region & (speed >= config.core_fraction * float(np.median(speed[inner])))).astype(np.uint8)
     core = cv2.morphologyEx(core, cv2.MORPH_OPEN, ellipse(3))
-    core = cv2.morphologyEx(core, cv2.MORPH_CLOSE, ellipse(round(config.close_fraction * max(region.shape))))
+    long_side = max(region.shape) if long_side is None else long_side
+    core = cv2.morphologyEx(core, cv2.MORPH_CLOSE, ellipse(round(config.close_fraction * long_side)))
     n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
     keep = [i for i in range(1, n_labels) if stats[i, cv2.CC_STAT_AREA] >= min_area]
     if not keep:
@@ -194,21 +199,38 @@ def trim_to_core(region: np.ndarray, moving: np.ndarray, speed: np.ndarray, min_
     return np.isin(labels, keep) & region
 
 
+def _window(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """Rows and columns of the bounding box of an (h, w) bool mask grown by ``margin`` px (within the frame)."""
+    x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
+    height, width = mask.shape
+    return slice(max(y - margin, 0), min(y + h + margin, height)), slice(max(x - margin, 0), min(x + w + margin, width))
+
+
 def detect_moving_regions(moving: np.ndarray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
                           flow: np.ndarray | None = None, velocity: np.ndarray | None = None) -> list[Detection]:
     """Detections of one frame: :func:`moving_components`, each split by :func:`split_by_motion`
     and cut to its core (:func:`trim_to_core`) when (h, w, 2) image ``flow`` and compensated
-    ``velocity`` are given; largest first."""
+    ``velocity`` are given; largest first.
+
+    Splitting and trimming run on a window around each component (speed: whole-frame
+    morphology, labelling and distance maps per part were most of this step): the window
+    holds the component and a margin wider than the closing of :func:`trim_to_core` reaches
+    past it on both of its passes, so the parts are those of the whole frame."""
     height, width = moving.shape
     min_area = max(config.min_area_fraction * height * width, 4)
+    margin = 2 * round(config.close_fraction * max(height, width)) + 4
     regions = []
-    speed = None if velocity is None else np.linalg.norm(velocity, axis=-1)
     for component in moving_components(moving, config):
         if flow is None or velocity is None:
             regions.append(component)
-        else:
-            regions += [trim_to_core(part, moving, speed, min_area, config)
-                        for part in split_by_motion(component, moving, flow, velocity, min_area, config)]
+            continue
+        window = _window(component, margin)
+        speed = np.linalg.norm(velocity[window], axis=-1)
+        for part in split_by_motion(component[window], moving[window], flow[window], velocity[window], min_area,
+                                    config):
+            region = np.zeros((height, width), bool)
+            region[window] = trim_to_core(part, moving[window], speed, min_area, config, max(height, width))
+            regions.append(region)
     regions.sort(key=lambda mask: -int(np.count_nonzero(mask)))
     return [Detection(_box(mask), mask) for mask in regions if mask.any()]
 
