@@ -316,9 +316,13 @@ class SparseFrames:
 
     def keep(self, t: int, frame: np.ndarray, support: np.ndarray) -> None:
         """Hold frame t's (h, w, C) values on its (h, w) bool ``support``."""
-        pixels = np.flatnonzero(support).astype(np.int32)
-        self._pixels[t] = pixels
-        self._values[t] = np.asarray(frame, np.float32).reshape(-1, self.shape[3])[pixels]
+        pixels = np.flatnonzero(support)
+        self.hold(t, pixels, np.asarray(frame, np.float32).reshape(-1, self.shape[3])[pixels])
+
+    def hold(self, t: int, pixels: np.ndarray, values: np.ndarray) -> None:
+        """Hold frame t's values (P, C) at the flat pixel indices ``pixels`` (P,) (the others 0)."""
+        self._pixels[t] = np.asarray(pixels, np.int32)
+        self._values[t] = np.asarray(values, np.float32).reshape(-1, self.shape[3])
 
     def __getitem__(self, t: int) -> np.ndarray:
         _, height, width, channels = self.shape
@@ -433,8 +437,15 @@ def compute_motion(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
         some = done.n_trusted > 0
         n_sides = np.maximum(np.float32(done.n_sides), 1)
         value = np.where(some, done.trusted / np.maximum(done.n_trusted, 1), done.plain / n_sides).astype(np.float32)
-        flows = np.where(some[..., None], done.trusted_velocity / np.maximum(done.n_trusted, 1)[..., None],
-                         done.plain_velocity / n_sides).astype(np.float32)
+
+        def combined(pixels=slice(None)) -> np.ndarray:
+            """(2, P, 2) image flow and velocity of the ``pixels`` (flat indices; all by default)."""
+            flat = (2, height * width, 2)
+            n_trusted = np.maximum(done.n_trusted, 1).reshape(-1)[pixels, None]
+            trusted = done.trusted_velocity.reshape(flat)[:, pixels] / n_trusted
+            return np.where(some.reshape(-1)[pixels, None], trusted,
+                            done.plain_velocity.reshape(flat)[:, pixels] / n_sides).astype(np.float32)
+
         observable = textured(gray[frame], config.min_texture)
         value[~observable] = 0.0
         thresholds[frame] = robust_threshold(value[observable] if observable.any() else value,
@@ -444,11 +455,13 @@ def compute_motion(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
         if compact:
             components = moving_components(mask, config) if mask.any() else []
             support = np.logical_or.reduce(components) if components else np.zeros(mask.shape, bool)
-            image_flow.keep(frame, flows[0], support)
-            velocity.keep(frame, flows[1], support)
+            pixels = np.flatnonzero(support)
+            flows = combined(pixels)  # only what is kept (speed)
+            image_flow.hold(frame, pixels, flows[0])
+            velocity.hold(frame, pixels, flows[1])
         else:
             residual[frame] = value
-            image_flow[frame], velocity[frame] = flows
+            image_flow[frame], velocity[frame] = combined().reshape(2, height, width, 2)
 
     pairs = []  # only the sparse parts: the dense ones are accumulated as we go
     dis = dense_flow(config)
