@@ -95,15 +95,17 @@ def stitch(tracks: list[Track], size: tuple[int, int], config: ClassicTrackerCon
                 gap = start - end
                 if a == b or not 0 < gap <= config.stitch_max_gap or min(late.boxes) <= end:
                     continue
-                ratio = np.count_nonzero(late.masks[start]) / max(np.count_nonzero(early.masks[end]), 1)
+                # cheapest tests first (speed): masks are unpacked for their areas only for a candidate
+                similarity = colour_similarity(early.colours, late.first_colours)
+                if not (similarity >= config.colour_min_similarity and (best is None or similarity > best[0])):
+                    continue
                 jump = np.linalg.norm(centre(late.boxes[start]) - centre(early.boxes[end] + np.tile(early.velocity * gap, 2)))
                 if gap > coast_gap:  # a velocity carried that far (often of a box cut by the border) misleads
                     jump = min(jump, np.linalg.norm(centre(late.boxes[start]) - centre(early.boxes[end])))
-                similarity = colour_similarity(early.colours, late.first_colours)
-                sized = 1 / 3 <= ratio <= 3 or cut(late.boxes[start]) or cut(early.boxes[end])
-                if (similarity >= config.colour_min_similarity and sized
-                        and jump <= config.max_jump * diagonal * (gap if gap <= coast_gap else 1)
-                        and (best is None or similarity > best[0])):
+                if not jump <= config.max_jump * diagonal * (gap if gap <= coast_gap else 1):
+                    continue
+                ratio = np.count_nonzero(late.masks[start]) / max(np.count_nonzero(early.masks[end]), 1)
+                if 1 / 3 <= ratio <= 3 or cut(late.boxes[start]) or cut(early.boxes[end]):
                     best = (similarity, a, b)
         if best is None:
             return tracks
