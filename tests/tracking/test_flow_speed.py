@@ -4,15 +4,17 @@ The epipolar terms, inverse depth and static flow run in float32 planes, the for
 test through ``cv2.remap``/``cv2.magnitude``: each is checked here against a float64 or
 per-pixel reference within stated tolerances. Segmentation's speed-ups (two-means without a
 distance table, splitting and trimming in a window around each component) must give exactly
-what the whole-frame forms gave.
+what the whole-frame forms gave, and a mask's whole-pixel shift what cv2.warpAffine gave.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
 from recon4d.errors import Recon4dError
+from recon4d.tracking.classic.association import shift_mask
 from recon4d.tracking.classic.background import (
     BackgroundMotion,
     inverse_depth,
@@ -203,3 +205,18 @@ def test_detect_moving_regions_windows_equal_whole_frame_reference(seed):
     assert len(found) == len(expected) >= 2
     for detection, mask in zip(found, expected):
         np.testing.assert_array_equal(detection.mask, mask)
+
+
+def test_shift_mask_equals_warp_affine_nearest():
+    rng = np.random.default_rng(4)
+    for trial in range(1200):
+        height, width = (216, 384) if trial % 3 == 0 else (int(rng.integers(3, 50)), int(rng.integers(3, 50)))
+        mask = rng.random((height, width)) < 0.3
+        shift = [rng.normal(0, 5, 2).astype(np.float16),  # carry: medians of float16 flow
+                 rng.integers(-4000, 4000, 2) / 2048,  # exact halves of warpAffine's 1/1024 steps (ties)
+                 rng.normal(0, 300, 2),  # far outside
+                 rng.normal(0, 3, 2)][trial % 4]  # appearance_changed: float64 box differences
+        expected = cv2.warpAffine(mask.astype(np.uint8), np.float32([[1, 0, shift[0]], [0, 1, shift[1]]]),
+                                  (width, height), flags=cv2.INTER_NEAREST) > 0
+        np.testing.assert_array_equal(shift_mask(mask, shift), expected)
+    assert not shift_mask(np.ones((4, 5), bool), np.array([np.nan, 0.0])).any()
