@@ -58,8 +58,8 @@ def cache_motion(folder: Path) -> None:
     def cached(gray, config, progress=None, compact=False):
         fields = ("work_long_side", "flow_finest_scale", "flow_patch_stride", "max_planes", "plane_min_fraction",
                   "plane_min_spread", "ransac_px", "essential_px", "still_px", "planar_inlier_ratio", "fov_deg",
-                  "depth_block_px", "depth_window", "depth_passes", "flow_error_fraction", "residual_sigma",
-                  "residual_floor_px", "border_fraction", "min_texture")
+                  "depth_block_px", "depth_window", "depth_passes", "plane_bound_planes", "flow_error_fraction",
+                  "residual_sigma", "residual_floor_px", "border_fraction", "min_texture")
         key = hashlib.sha1(repr([getattr(config, f) for f in fields]).encode()).hexdigest()[:12]
         path = folder / f"motion_{key}_{int(compact)}.pkl"
         if path.exists():

@@ -12,12 +12,14 @@ from recon4d.tracking.classic.background import (
     BackgroundMotion,
     background_flow,
     background_inverse_depth,
+    block_medians,
     fit_background,
     fit_background_planes,
     homography_flow,
     inverse_depth,
     invert_background,
     nan_median,
+    plane_bound,
     prior_intrinsics,
     relative_residual,
     static_flow,
@@ -197,3 +199,73 @@ def test_relative_residual_scales_with_background_motion():
     predicted = np.array([[[0, 0], [10, 0]], [[0, 0], [0, 0]]], np.float32)
     residual = relative_residual(flow, predicted, 0.1)
     np.testing.assert_allclose(residual, [[0, 5], [0, 0]])
+
+
+def ground_with_followed_mover():
+    """A camera moving forward over a ground plane, with a mover that keeps its place in the
+    image (it moves with the camera: zero flow, ρ̂ = 0) covering a 60 × 40 px patch of the
+    ground, and a static box standing nearer than the ground around it (ρ above the ground's).
+    Returns (model, flow (96, 160, 2), mover (96, 160) bool, box (96, 160) bool)."""
+    size = (160, 96)
+    intrinsics = prior_intrinsics(size, 60.0)
+    model = BackgroundMotion("epipolar", (np.eye(3),), np.eye(3), np.array([0.0, 0.0, 1.0]), intrinsics)
+    yy, xx = np.mgrid[0:size[1], 0:size[0]]
+    rho = (0.02 + 0.002 * yy).astype(np.float32)  # the ground: nearer towards the bottom
+    box = (yy >= 20) & (yy < 40) & (xx >= 10) & (xx < 30)
+    rho[box] = 0.3
+    flow = static_flow(model, rho)
+    mover = (yy >= 52) & (yy < 92) & (xx >= 50) & (xx < 110)
+    flow[mover] = 0.0
+    return model, flow, mover, box
+
+
+def test_plane_bound_is_the_ground_where_a_mover_hides_it():
+    yy, xx = np.mgrid[0:96, 0:160]
+    ground = (0.02 + 0.002 * yy).astype(np.float32)
+    rho = ground.copy()
+    rho[52:92, 50:110] = 0.0  # a mover with no parallax in front of the ground
+    rho[:, 150:] = np.nan  # blocks with nothing usable: the plane's span ends before them
+    usable = np.isfinite(rho)
+    bound = plane_bound(rho, usable, block=8, slack=0.15, max_planes=1)
+    blocks = block_medians(rho, usable, 8)
+    scale = float(np.median(np.abs(blocks[np.isfinite(blocks)])))  # the frame's median |ρ̂| (of its blocks)
+    expected = ground - 0.15 * (np.abs(ground) + scale)
+    np.testing.assert_allclose(bound[52:92, 50:110], expected[52:92, 50:110], atol=2e-3)
+    np.testing.assert_allclose(bound[:, :144], expected[:, :144], atol=2e-3)
+    assert np.isneginf(bound[:, 152:]).all()
+    assert plane_bound(rho, np.zeros_like(usable)) is None  # nothing usable: no planes
+    assert plane_bound(rho, usable, max_planes=0) is None
+
+
+def test_plane_bound_flags_a_mover_the_camera_follows():
+    model, flow, mover, box = ground_with_followed_mover()
+    usable = np.ones(mover.shape, bool)
+    before = ClassicTrackerConfig(depth_window=5)
+    after = ClassicTrackerConfig(depth_window=5, plane_bound_planes=1)
+    old = relative_residual(flow, background_flow(flow, model, usable, before), before.flow_error_fraction)
+    new = relative_residual(flow, background_flow(flow, model, usable, after), after.flow_error_fraction)
+    # the local depth fit takes the mover, which covers its windows, for far background ...
+    assert np.median(old[mover]) < 0.5
+    # ... the ground's bound does not: nothing static shows beyond the ground
+    assert np.median(new[mover]) > 1.5
+    static = ~cv2.dilate(mover.astype(np.uint8), np.ones((17, 17), np.uint8)).astype(bool)
+    static &= ~cv2.dilate(box.astype(np.uint8), np.ones((17, 17), np.uint8)).astype(bool)
+    assert np.percentile(new[static], 95) < 0.3  # the static ground stays explained
+    # a static thing nearer than the ground is never pushed back by the bound
+    np.testing.assert_allclose(new[box], old[box], atol=0.05)
+
+
+def test_block_medians_match_a_per_block_reference():
+    rng = np.random.default_rng(7)
+    rho = rng.normal(size=(43, 70)).astype(np.float32)
+    usable = rng.random(rho.shape) < 0.7
+    usable[:8, :8] = False  # a block with nothing usable: NaN
+    got = block_medians(rho, usable, 8)
+    assert got.shape == (5, 8)
+    for r in range(5):
+        for c in range(8):
+            values = rho[r * 8:(r + 1) * 8, c * 8:(c + 1) * 8][usable[r * 8:(r + 1) * 8, c * 8:(c + 1) * 8]]
+            if len(values):
+                assert got[r, c] == pytest.approx(float(np.median(values)), abs=1e-6)
+            else:
+                assert np.isnan(got[r, c])

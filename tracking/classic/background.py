@@ -23,7 +23,8 @@ Limits: a static object whose depth differs from everything around it for a whol
 (a pole in front of a far wall) is explained only as well as the window median allows, so
 under strong parallax its edges may look like motion; a mover that covers most of a window
 (a close-up) is partly absorbed into the background depth (the second pass, which leaves the
-first pass's movers out of the medians, recovers most of it).
+first pass's movers out of the medians, recovers most of it; :func:`plane_bound`, optional,
+keeps a mover that hides the ground or a wall from being taken for something beyond them).
 """
 
 from __future__ import annotations
@@ -42,12 +43,14 @@ __all__ = [
     "BackgroundMotion",
     "background_flow",
     "background_inverse_depth",
+    "block_medians",
     "fit_background",
     "fit_background_planes",
     "homography_flow",
     "inverse_depth",
     "invert_background",
     "nan_median",
+    "plane_bound",
     "prior_intrinsics",
     "relative_residual",
     "reprojection_error",
@@ -279,6 +282,91 @@ def nan_median(values: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.where(count > 0, (low + high) / 2, np.nan)
 
 
+def block_medians(rho: np.ndarray, usable: np.ndarray, block: int) -> np.ndarray:
+    """(h // block, w // block) medians of ``rho`` (h, w) over the ``usable`` pixels of each block (NaN where none)."""
+    height, width = rho.shape
+    rows, cols = max(1, height // block), max(1, width // block)
+    cropped = np.where(usable, rho, np.nan)[:rows * block, :cols * block]
+    return nan_median(cropped.reshape(rows, block, cols, block).transpose(0, 2, 1, 3).reshape(rows, cols, -1))
+
+
+def plane_bound(rho: np.ndarray, usable: np.ndarray, block: int = 8, slack: float = 0.15, max_planes: int = 2,
+                tolerance: float = 0.15, min_fraction: float = 0.15, hypotheses: int = 64) -> np.ndarray | None:
+    """(h, w) float32 least inverse depth anything static can show, from the scene's large planes; or None.
+
+    Opaque surfaces hide what lies beyond them: along a ray that meets the ground (or a wall)
+    nothing static is farther than it, ρ ≥ ρ_plane. The local background fit
+    (:func:`background_inverse_depth`) cannot see this where a mover covers most of its
+    window (a person walking with a following camera), so the scene's planes are fitted to
+    the block medians of ``rho`` over ``usable`` pixels (:func:`block_medians`) as affine
+    functions of the block position (an inverse-depth plane), by RANSAC: ``hypotheses``
+    triples of blocks drawn with a fixed seed, inliers within ``tolerance`` × (|value| +
+    the frame's median |ρ̂|) of the plane, the best refitted twice by least squares on its
+    inliers; up to ``max_planes`` planes one after the other on the blocks left, each with at
+    least ``min_fraction`` of the usable blocks. Each bounds the rows' spans between its
+    leftmost and rightmost inliers (a mover that covers the plane where it stands lies
+    inside; open space beyond the plane's extent does not), lowered by ``slack`` × (|ρ_plane|
+    + median |ρ̂|) for the flow's noise; the bound is the largest (−inf where none reaches).
+    No plane orientation is assumed (the ground need not come out nearer towards the bottom):
+    a camera that circles the subject it follows can get a two-view pose with the depth order
+    reversed, whose ρ̂ is then close to an affine function of the true inverse depth, so planes
+    stay planes and, on such footage, the followed mover still shows beyond the surfaces
+    around it. Off by default (``plane_bound_planes``): it adds moving pixels on followed
+    movers, but segmentation does not yet make longer tracks of them.
+    """
+    blocks = block_medians(rho, usable, block)
+    rows, cols = blocks.shape
+    finite = np.isfinite(blocks)
+    if finite.sum() < 30 or max_planes < 1:
+        return None
+    row, col = np.nonzero(finite)
+    values = blocks[finite].astype(np.float32)
+    design = np.stack([np.ones(len(values)), col, row], axis=1).astype(np.float32)
+    scale = float(np.median(np.abs(values)))
+    allowed = np.float32(tolerance) * (np.abs(values) + np.float32(scale))
+    need = max(12, min_fraction * len(values))
+    rng = np.random.default_rng(0)
+    height, width = rho.shape
+    xs, ys = _pixels((width, height))
+    centre = np.float32((block - 1) / 2.0)
+    bound = None
+    left = np.ones(len(values), bool)
+    for _ in range(max_planes):
+        if left.sum() < need:
+            break
+        pool = np.flatnonzero(left)
+        picks = pool[rng.integers(0, len(pool), size=(hypotheses, 3))]
+        systems = design[picks].astype(np.float64)
+        good = np.abs(np.linalg.det(systems)) > 1e-6
+        if not good.any():
+            break
+        coefficients = np.linalg.solve(systems[good], values[picks[good]][..., None].astype(np.float64))[..., 0]
+        inliers = np.abs(coefficients.astype(np.float32) @ design.T - values) < allowed  # (n, N)
+        inliers &= left
+        chosen = inliers[int(np.argmax(inliers.sum(axis=1)))]
+        for _ in range(2):
+            plane = np.linalg.lstsq(design[chosen].astype(np.float64), values[chosen].astype(np.float64), rcond=None)[0]
+            chosen = (np.abs(design @ plane.astype(np.float32) - values) < allowed) & left
+        if chosen.sum() < need:
+            break
+        left &= ~chosen
+        span = np.zeros((rows, cols), bool)
+        for r in np.unique(row[chosen]):
+            in_row = col[chosen & (row == r)]
+            span[r, in_row.min():in_row.max() + 1] = True
+        # the plane at every pixel, lowered by the slack: an (h, 1) plus a (1, w) term
+        surface = (np.float32(plane[0]) - centre * np.float32((plane[1] + plane[2]) / block)
+                   + np.float32(plane[2] / block) * ys) + np.float32(plane[1] / block) * xs
+        surface -= np.float32(slack) * (np.abs(surface) + np.float32(scale))
+        inside = np.zeros((height, width), bool)
+        inside[:rows * block, :cols * block] = np.repeat(np.repeat(span, block, axis=0), block, axis=1)
+        inside[rows * block:, :cols * block] = inside[rows * block - 1, :cols * block]
+        inside[:, cols * block:] = inside[:, cols * block - 1:cols * block]
+        surface[~inside] = -np.inf
+        bound = surface if bound is None else np.maximum(bound, surface, out=bound)
+    return bound
+
+
 def background_inverse_depth(rho: np.ndarray, usable: np.ndarray, block: int = 8, window: int = 9,
                              choose_from: np.ndarray | None = None) -> np.ndarray:
     """(h, w) float32 robust local background inverse depth of ``rho`` (h, w) over ``usable`` pixels.
@@ -299,9 +387,8 @@ def background_inverse_depth(rho: np.ndarray, usable: np.ndarray, block: int = 8
     the surfaces around it, unless it covers most of a window).
     """
     height, width = rho.shape
-    rows, cols = max(1, height // block), max(1, width // block)
-    cropped = np.where(usable, rho, np.nan)[:rows * block, :cols * block]
-    blocks = nan_median(cropped.reshape(rows, block, cols, block).transpose(0, 2, 1, 3).reshape(rows, cols, -1))
+    blocks = block_medians(rho, usable, block)
+    rows, cols = blocks.shape
     overall = float(nan_median(blocks.ravel())) if np.isfinite(blocks).any() else 0.0
     half = window // 2
     # Fits every other block in each direction (a quarter of the work; neighbouring windows
@@ -366,7 +453,8 @@ def background_flow(flow: np.ndarray, model: BackgroundMotion, usable: np.ndarra
     ``usable`` pixels with a sensitivity of at least 0.5 px, each pixel choosing among the
     fits around it by its 5 × 5 median ρ̂), computed twice: the second time
     without the pixels whose relative residual (:func:`relative_residual`) exceeds three
-    times the frame's 90th percentile in the first, so movers do not pull the medians.
+    times the frame's 90th percentile in the first, so movers do not pull the medians. With
+    ``plane_bound_planes`` the depth is at least the scene planes' bound (:func:`plane_bound`).
     """
     height, width = flow.shape[:2]
     if model.kind == "planar":
@@ -385,13 +473,18 @@ def background_flow(flow: np.ndarray, model: BackgroundMotion, usable: np.ndarra
     rho, sensitivity = inverse_depth(flow, model, terms)
     usable = usable & (sensitivity >= 0.5)
     smoothed = cv2.medianBlur(rho.astype(np.float32), 5)
-    predicted = static_flow(model, background_inverse_depth(rho, usable, config.depth_block_px, config.depth_window,
-                                                            smoothed), terms)
-    residual = relative_residual(flow, predicted, config.flow_error_fraction)
+    bound = plane_bound(rho, usable, config.depth_block_px, max_planes=config.plane_bound_planes) \
+        if config.plane_bound_planes else None
+
+    def background(pixels: np.ndarray) -> np.ndarray:
+        depth = background_inverse_depth(rho, pixels, config.depth_block_px, config.depth_window, smoothed)
+        return depth if bound is None else np.maximum(depth, bound, out=depth)
+
+    predicted = static_flow(model, background(usable), terms)
     if usable.any() and config.depth_passes > 1:
+        residual = relative_residual(flow, predicted, config.flow_error_fraction)
         outliers = residual > 3.0 * max(float(np.percentile(residual[usable], 90)), config.residual_floor_px)
-        predicted = static_flow(model, background_inverse_depth(rho, usable & ~outliers, config.depth_block_px,
-                                                                config.depth_window, smoothed), terms)
+        predicted = static_flow(model, background(usable & ~outliers), terms)
     return predicted
 
 

@@ -56,6 +56,10 @@ class ClassicTrackerConfig:
     """...and the width (in blocks) of the window each block's background depth is the median of."""
     depth_passes: int = 2
     """Background depth fits per frame pair: the second leaves out the first's movers."""
+    plane_bound_planes: int = 0
+    """Scene planes (ground, walls) whose inverse depth bounds the background's from below (nothing static
+    shows beyond an opaque surface; see background.plane_bound): a mover that covers most of a depth
+    window is not taken for background. 0 turns the bound off."""
     flow_error_fraction: float = 0.2
     """Residuals are divided by 1 + this · background displacement (dense flow errs in proportion)."""
     residual_sigma: float = 4.0
@@ -165,6 +169,8 @@ class ClassicTrackerConfig:
         if self.flow_descent_iterations < 1 or self.flow_refine_iterations < 0:
             fail(f"flow_descent_iterations must be at least 1 and flow_refine_iterations at least 0, got "
                  f"{self.flow_descent_iterations} and {self.flow_refine_iterations}.")
+        if self.plane_bound_planes < 0:
+            fail(f"plane_bound_planes must be at least 0, got {self.plane_bound_planes}.")
         if self.max_planes < 1:
             fail(f"max_planes must be at least 1, got {self.max_planes}.")
         if self.person_samples < 1:
