@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from recon4d.errors import Recon4dError
-from recon4d.tracking.classic.association import shift_mask
+from recon4d.tracking.classic.association import carry, shift_mask
 from recon4d.tracking.classic.background import (
     BackgroundMotion,
     inverse_depth,
@@ -220,3 +220,19 @@ def test_shift_mask_equals_warp_affine_nearest():
                                   (width, height), flags=cv2.INTER_NEAREST) > 0
         np.testing.assert_array_equal(shift_mask(mask, shift), expected)
     assert not shift_mask(np.ones((4, 5), bool), np.array([np.nan, 0.0])).any()
+
+
+def test_carry_reads_the_mask_pixels_in_whole_frame_order():
+    rng = np.random.default_rng(5)
+    flow = rng.normal(0, 4, (60, 80, 2)).astype(np.float16)  # compact motion holds float16 flows
+    for trial in range(40):
+        mask = np.zeros((60, 80), bool)
+        y, x = rng.integers(0, 50), rng.integers(0, 70)
+        mask[y:y + rng.integers(1, 30), x:x + rng.integers(1, 30)] = rng.random() < 0.9
+        box = np.array([x, y, x + 10, y + 10], np.float64)
+        moved_box, moved, shift = carry(box, mask, flow)
+        expected = np.median(flow[mask], axis=0) if mask.any() else np.median(flow[y:y + 10, x:x + 10].reshape(-1, 2),
+                                                                                    axis=0)
+        np.testing.assert_array_equal(shift, expected)
+        np.testing.assert_array_equal(moved, shift_mask(mask, expected))
+        np.testing.assert_array_equal(moved_box, box + np.tile(expected, 2))

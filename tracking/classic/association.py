@@ -93,7 +93,8 @@ def carry(box: np.ndarray, mask: np.ndarray, flow: np.ndarray) -> tuple[np.ndarr
     objects that one mask holds separate in the next frame instead of being carried along.
     """
     height, width = mask.shape
-    vectors = flow[mask]
+    window = _bounds(mask)
+    vectors = flow[window][mask[window]]  # the mask's pixels in raster order, as flow[mask] (speed)
     if len(vectors) == 0:
         x0, y0, x1, y1 = np.clip(np.round(box), 0, [width, height, width, height]).astype(int)
         vectors = flow[y0:y1, x0:x1].reshape(-1, 2)
@@ -214,7 +215,15 @@ class _Frame:
         return len(self.masks) - 1
 
 
+def _bounds(mask: np.ndarray) -> tuple[slice, slice]:
+    """Rows and columns of the bounding box of an (h, w) bool mask (empty slices for an empty mask)."""
+    x, y, width, height = cv2.boundingRect(mask.view(np.uint8))
+    return slice(y, y + height), slice(x, x + width)
+
+
 def _mean_velocity(velocity: np.ndarray, mask: np.ndarray, moving: np.ndarray) -> np.ndarray:
+    window = _bounds(mask)  # the same pixels in the same order as on the whole frame (speed)
+    velocity, mask, moving = velocity[window], mask[window], moving[window]
     inner = mask & moving
     vectors = velocity[inner if inner.any() else mask]
     return vectors.mean(axis=0).astype(np.float64) if len(vectors) else np.zeros(2)
