@@ -240,7 +240,7 @@ def test_plane_bound_is_the_ground_where_a_mover_hides_it():
 def test_plane_bound_flags_a_mover_the_camera_follows():
     model, flow, mover, box = ground_with_followed_mover()
     usable = np.ones(mover.shape, bool)
-    before = ClassicTrackerConfig(depth_window=5)
+    before = ClassicTrackerConfig(depth_window=5, plane_bound_planes=0)  # the model without the bound
     after = ClassicTrackerConfig(depth_window=5, plane_bound_planes=1)
     old = relative_residual(flow, background_flow(flow, model, usable, before), before.flow_error_fraction)
     new = relative_residual(flow, background_flow(flow, model, usable, after), after.flow_error_fraction)

@@ -56,7 +56,7 @@ class ClassicTrackerConfig:
     """...and the width (in blocks) of the window each block's background depth is the median of."""
     depth_passes: int = 2
     """Background depth fits per frame pair: the second leaves out the first's movers."""
-    plane_bound_planes: int = 0
+    plane_bound_planes: int = 1
     """Scene planes (ground, walls) whose inverse depth bounds the background's from below (nothing static
     shows beyond an opaque surface; see background.plane_bound): a mover that covers most of a depth
     window is not taken for background. 0 turns the bound off."""
