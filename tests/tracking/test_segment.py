@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from recon4d.tracking.classic.config import ClassicTrackerConfig
@@ -153,3 +154,26 @@ def test_detect_moving_regions_reports_the_core():
     (detection,) = detect_moving_regions(moving, ClassicTrackerConfig(), velocity, velocity)
     width = detection.box[2] - detection.box[0]
     assert width == 30, detection.box  # 20 px and 5 px of blur each side, not the 34 px of the motion mask
+
+
+def test_mask_window_and_largest_component_against_pixel_references():
+    from recon4d.tracking.classic.boxes import mask_window
+    from recon4d.tracking.classic.segment import largest_component
+
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        mask = np.zeros((40, 60), bool)
+        for _ in range(int(rng.integers(1, 4))):
+            y, x = rng.integers(0, 36), rng.integers(0, 56)
+            mask[y:y + rng.integers(1, 12), x:x + rng.integers(1, 12)] = True
+        margin = int(rng.integers(0, 6))
+        ys, xs = np.nonzero(mask)
+        rows, cols = mask_window(mask, margin)
+        assert (rows.start, rows.stop) == (max(ys.min() - margin, 0), min(ys.max() + 1 + margin, 40))
+        assert (cols.start, cols.stop) == (max(xs.min() - margin, 0), min(xs.max() + 1 + margin, 60))
+        assert np.array_equal(mask[rows, cols][mask[rows, cols]], mask[mask])
+        labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[1]
+        sizes = np.bincount(labels.ravel())[1:]
+        part = largest_component(mask)
+        assert part.sum() == sizes.max() and np.unique(labels[part]).size == 1 and not (part & ~mask).any()
+    assert not largest_component(np.zeros((5, 5), bool)).any()

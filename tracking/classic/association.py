@@ -18,10 +18,10 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from recon4d.tracking.classic.boxes import box_iou, inside_fraction, mask_box
+from recon4d.tracking.classic.boxes import box_iou, inside_fraction, mask_box, mask_window
 from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.motion import MotionField, PackedMaskDict
-from recon4d.tracking.classic.segment import Detection
+from recon4d.tracking.classic.segment import Detection, largest_component
 
 __all__ = [
     "Track",
@@ -93,7 +93,7 @@ def carry(box: np.ndarray, mask: np.ndarray, flow: np.ndarray) -> tuple[np.ndarr
     objects that one mask holds separate in the next frame instead of being carried along.
     """
     height, width = mask.shape
-    window = _bounds(mask)
+    window = mask_window(mask)
     vectors = flow[window][mask[window]]  # the mask's pixels in raster order, as flow[mask] (speed)
     if len(vectors) == 0:
         x0, y0, x1, y1 = np.clip(np.round(box), 0, [width, height, width, height]).astype(int)
@@ -199,30 +199,27 @@ class _Frame:
         labels = np.zeros(hsv.shape[:2], np.int32)
         for index, detection in enumerate(detections):
             labels[detection.mask & (labels == 0)] = index + 1
-        masks = [labels == index + 1 for index in range(len(detections))]
-        return cls(masks, [colour_histogram(hsv, mask) for mask in masks],
-                   [_mean_velocity(flow, mask, moving) for mask in masks],
-                   [float(np.linalg.norm(_mean_velocity(velocity, mask, moving))) for mask in masks], labels,
-                   flow, velocity, moving, hsv)
+        frame = cls([], [], [], [], labels, flow, velocity, moving, hsv)
+        for index in range(len(detections)):
+            frame._describe(labels == index + 1)
+        return frame
 
     def add(self, mask: np.ndarray) -> int:
         """Add a detection (h, w) bool cut out of another (pixels already labelled); returns its index."""
+        self.labels[mask] = len(self.masks) + 1
+        return self._describe(mask)
+
+    def _describe(self, mask: np.ndarray) -> int:
+        """Append a detection's mask, colours, image flow and compensated speed; returns its index."""
         self.masks.append(mask)
         self.colours.append(colour_histogram(self.hsv, mask))
         self.flows.append(_mean_velocity(self.flow, mask, self.moving))
         self.speeds.append(float(np.linalg.norm(_mean_velocity(self.velocity, mask, self.moving))))
-        self.labels[mask] = len(self.masks)
         return len(self.masks) - 1
 
 
-def _bounds(mask: np.ndarray) -> tuple[slice, slice]:
-    """Rows and columns of the bounding box of an (h, w) bool mask (empty slices for an empty mask)."""
-    x, y, width, height = cv2.boundingRect(mask.view(np.uint8))
-    return slice(y, y + height), slice(x, x + width)
-
-
 def _mean_velocity(velocity: np.ndarray, mask: np.ndarray, moving: np.ndarray) -> np.ndarray:
-    window = _bounds(mask)  # the same pixels in the same order as on the whole frame (speed)
+    window = mask_window(mask)  # the same pixels in the same order as on the whole frame (speed)
     velocity, mask, moving = velocity[window], mask[window], moving[window]
     inner = mask & moving
     vectors = velocity[inner if inner.any() else mask]
@@ -234,13 +231,6 @@ def _nearest_split(region: np.ndarray, seeds: list[np.ndarray]) -> list[np.ndarr
     distance = np.stack([cv2.distanceTransform((~seed).astype(np.uint8), cv2.DIST_L2, 3) for seed in seeds])
     nearest = np.argmin(distance, axis=0)
     return [region & (nearest == i) for i in range(len(seeds))]
-
-
-def _largest_component(mask: np.ndarray) -> np.ndarray:
-    n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    if n_labels < 2:
-        return np.zeros(mask.shape, bool)
-    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
 
 
 def split_newcomer(predicted: np.ndarray, detection: np.ndarray, flow: np.ndarray, velocity: np.ndarray,
@@ -280,7 +270,7 @@ def split_newcomer(predicted: np.ndarray, detection: np.ndarray, flow: np.ndarra
     closer = np.sum((vectors - extra_flow) ** 2, axis=1) < np.sum((vectors - own_flow) ** 2, axis=1)
     like_newcomer = np.zeros(detection.shape, bool)
     like_newcomer[ys[closer], xs[closer]] = True
-    seed = _largest_component(like_newcomer & ~predicted)
+    seed = largest_component(like_newcomer & ~predicted)
     own_seed = own & ~like_newcomer
     if np.count_nonzero(seed) < min_area or np.count_nonzero(own_seed) < min_area:
         return detection, None

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from recon4d.tracking.classic.boxes import mask_box, mask_window
 from recon4d.tracking.classic.config import ClassicTrackerConfig
 
 __all__ = [
@@ -151,12 +152,9 @@ def split_by_motion(region: np.ndarray, moving: np.ndarray, flow: np.ndarray, ve
     for k in range(2):
         group = np.zeros(region.shape, np.uint8)
         group[ys[labels == k], xs[labels == k]] = 1
-        group = cv2.morphologyEx(group, cv2.MORPH_OPEN, ellipse(3))
-        n_labels, components, stats, _ = cv2.connectedComponentsWithStats(group, connectivity=8)
-        if n_labels > 1:
-            largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-            if stats[largest, cv2.CC_STAT_AREA] >= min_area:
-                parts.append(components == largest)
+        part = largest_component(cv2.morphologyEx(group, cv2.MORPH_OPEN, ellipse(3)))
+        if np.count_nonzero(part) >= min_area:
+            parts.append(part)
     if len(parts) < 2:
         return [region]
     result = []
@@ -165,9 +163,12 @@ def split_by_motion(region: np.ndarray, moving: np.ndarray, flow: np.ndarray, ve
     return result
 
 
-def _box(mask: np.ndarray) -> np.ndarray:
-    x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
-    return np.array([x, y, x + w, y + h], np.float64)
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """(h, w) bool largest 8-connected component of an (h, w) bool or uint8 mask (all False when empty)."""
+    n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8, copy=False), connectivity=8)
+    if n_labels < 2:
+        return np.zeros(mask.shape, bool)
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
 
 
 def trim_to_core(region: np.ndarray, moving: np.ndarray, speed: np.ndarray, min_area: float,
@@ -199,13 +200,6 @@ def trim_to_core(region: np.ndarray, moving: np.ndarray, speed: np.ndarray, min_
     return np.isin(labels, keep) & region
 
 
-def _window(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
-    """Rows and columns of the bounding box of an (h, w) bool mask grown by ``margin`` px (within the frame)."""
-    x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
-    height, width = mask.shape
-    return slice(max(y - margin, 0), min(y + h + margin, height)), slice(max(x - margin, 0), min(x + w + margin, width))
-
-
 def detect_moving_regions(moving: np.ndarray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
                           flow: np.ndarray | None = None, velocity: np.ndarray | None = None) -> list[Detection]:
     """Detections of one frame: :func:`moving_components`, each split by :func:`split_by_motion`
@@ -224,7 +218,7 @@ def detect_moving_regions(moving: np.ndarray, config: ClassicTrackerConfig = Cla
         if flow is None or velocity is None:
             regions.append(component)
             continue
-        window = _window(component, margin)
+        window = mask_window(component, margin)
         speed = np.linalg.norm(velocity[window], axis=-1)
         for part in split_by_motion(component[window], moving[window], flow[window], velocity[window], min_area,
                                     config):
@@ -232,7 +226,7 @@ def detect_moving_regions(moving: np.ndarray, config: ClassicTrackerConfig = Cla
             region[window] = trim_to_core(part, moving[window], speed, min_area, config, max(height, width))
             regions.append(region)
     regions.sort(key=lambda mask: -int(np.count_nonzero(mask)))
-    return [Detection(_box(mask), mask) for mask in regions if mask.any()]
+    return [Detection(mask_box(mask), mask) for mask in regions if mask.any()]
 
 
 def fill_mask(mask: np.ndarray, min_fill: float) -> np.ndarray:
