@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pipeline_fidelity import SEED_SETS, parse_specs  # noqa: E402
+from pipeline_fidelity import SEED_SETS, parse_options, parse_specs  # noqa: E402
 from track_diagnose import scene_paths  # noqa: E402
 
 MIN_VISIBLE_PX = 20
@@ -73,12 +73,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", default=None, help="SEED or SEED:KIND, instead of --set")
     parser.add_argument("-O", dest="options", action="append", default=[], help="tracker option key=value")
     args = parser.parse_args()
-    options = {}
-    for pair in args.options:
-        key, separator, value = pair.partition("=")
-        if not separator:
-            raise SystemExit(f"-O takes key=value, got {pair!r}")
-        options[key] = value
+    options = parse_options(args.options)
     specs = parse_specs(args.seeds if args.seeds else list(SEED_SETS[args.seed_set]))
     scenes = [evidence(seed, kind, options) for seed, kind in specs]
     by_camera: dict[str, dict] = {}

@@ -88,6 +88,19 @@ def parse_specs(seeds: list[str]) -> list[tuple[int, str]]:
     return specs
 
 
+def parse_options(pairs: list[str]) -> dict[str, str]:
+    """``-O key=value`` pairs of the tracker benchmarks as raw strings: the tracker's ``from_config``
+    parses each against its config field's type (``recon4d.options``), as ``recon4d process -O
+    track.KEY=VALUE`` does."""
+    options = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key:
+            raise SystemExit(f"-O takes key=value, got {pair!r}")
+        options[key] = value
+    return options
+
+
 def parse_backends(text: str) -> dict:
     """"classic", "auto" or "track=NAME,recon=NAME,orient=NAME" → ProcessConfig fields."""
     if text == "classic":

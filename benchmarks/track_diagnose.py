@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fidelity_metrics as fm  # noqa: E402
-from pipeline_fidelity import SEED_SETS, parse_specs  # noqa: E402
+from pipeline_fidelity import SEED_SETS, parse_options, parse_specs  # noqa: E402
 
 CACHE = Path(os.environ.get("TMPDIR", "/tmp")) / "recon4d_track_diagnose"
 
@@ -138,12 +138,9 @@ def main() -> None:
     parser.add_argument("--reuse-motion", action="store_true",
                         help="cache each scene's motion field and reuse it (only while the motion code is unchanged)")
     parser.add_argument("--brief", action="store_true", help="totals and one line per scene only")
-    parser.add_argument("-O", dest="options", action="append", default=[], help="tracker option key=value (JSON value)")
+    parser.add_argument("-O", dest="options", action="append", default=[], help="tracker option key=value")
     args = parser.parse_args()
-    options = {}
-    for pair in args.options:
-        key, _, value = pair.partition("=")
-        options[key] = json.loads(value)
+    options = parse_options(args.options)
     specs = parse_specs(args.seeds if args.seeds else list(SEED_SETS[args.seed_set]))
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:

@@ -31,6 +31,7 @@ import argparse
 import importlib
 import json
 import os
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -42,6 +43,10 @@ from recon4d.backends import resolve_backend
 from recon4d.store import open_scene
 from recon4d.synth.scene import SynthConfig, write_synthetic
 from recon4d.video import read_clip
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pipeline_fidelity import parse_options  # noqa: E402
 
 
 def pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -88,12 +93,6 @@ def scene_paths(cache: Path, seed: int, static: bool, width: int, height: int, v
         write_synthetic(folder, SynthConfig(seed=seed, n_frames=video_frames, width=width, height=height,
                                             static_camera=static), overwrite=True)
     return folder / "video.mp4", folder / "scene.zarr"
-
-
-def parse_options(pairs: list[str]) -> dict[str, str]:
-    """``-O key=value`` pairs as raw strings: the tracker's ``from_config`` parses each against
-    its config field's type (``recon4d.options``), as ``recon4d process -O track.KEY=VALUE`` does."""
-    return dict(pair.partition("=")[::2] for pair in pairs)
 
 
 def load_tracker(name: str, class_path: str | None, options: dict, cache: Path):

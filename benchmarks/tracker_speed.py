@@ -34,7 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fidelity_metrics as fm  # noqa: E402
-from pipeline_fidelity import SEED_SETS, parse_specs  # noqa: E402
+from pipeline_fidelity import SEED_SETS, parse_options, parse_specs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -115,12 +115,6 @@ def summary(entries: list[dict]) -> dict:
         "seconds": round(sum(e["seconds"] for e in entries), 3),
         "stages_wall_s": {k: round(v, 3) for k, v in stages.items()},
     }
-
-
-def parse_options(pairs: list[str]) -> dict[str, str]:
-    """``-O key=value`` pairs as raw strings: the tracker's ``from_config`` parses each against
-    its config field's type (``recon4d.options``), as ``recon4d process -O track.KEY=VALUE`` does."""
-    return dict(pair.partition("=")[::2] for pair in pairs)
 
 
 def main() -> None:
