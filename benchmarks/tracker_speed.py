@@ -13,16 +13,23 @@ identity switches are computed from the tracks' boxes with the definitions of
 tracker's boxes), for both trackers, with the speed-ups baseline / this checkout.
 
     python benchmarks/tracker_speed.py [--set dev|test] [--seeds S[:KIND] ...] [--baseline 7015090]
-        [--threads N] [-O key=value ...] [--no-baseline]
+        [--threads N] [-O key=value ...] [--no-baseline] [--profile N]
+
+``--profile N`` then runs this checkout's tracker once more on every clip under cProfile
+(timed in CPU seconds of the process; after the timed runs, so their figures are unchanged) and
+adds ``profile``: the N functions with the most CPU time of their own, with their calls,
+seconds and share of the profiled total.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import importlib
 import json
 import os
 import pickle
+import pstats
 import subprocess
 import sys
 import tempfile
@@ -100,6 +107,17 @@ def run(tracker, clip, gt) -> dict:
             "stages_s": {k: round(v, 3) for k, v in getattr(tracker, "last_stage_seconds", {}).items()}}
 
 
+def profile_top(profiler: cProfile.Profile, count: int) -> dict:
+    """The ``count`` functions of a profile with the most time of their own: [name, calls, seconds, share]."""
+    stats = pstats.Stats(profiler).stats
+    total = sum(entry[2] for entry in stats.values())
+    rows = []
+    for (file, line, function), (_, calls, own, *_) in sorted(stats.items(), key=lambda item: -item[1][2])[:count]:
+        name = function if file == "~" else f"{Path(file).name}:{line}({function})"
+        rows.append([name, calls, round(own, 3), round(own / max(total, 1e-12), 4)])
+    return {"total_cpu_s": round(total, 3), "top": rows}
+
+
 def summary(entries: list[dict]) -> dict:
     recall = [sum(e["recall"][i] for e in entries) for i in (0, 1)]
     precision = [sum(e["precision"][i] for e in entries) for i in (0, 1)]
@@ -129,6 +147,8 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true", help="time this checkout's tracker only")
     parser.add_argument("--threads", type=int, default=None, help="cv2.setNumThreads for both trackers")
     parser.add_argument("-O", dest="options", action="append", default=[], help="tracker option key=value")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="profile this checkout's tracker after the timed runs; report the N costliest functions")
     parser.add_argument("--cache", type=Path,
                         default=Path(os.environ.get("TMPDIR", "/tmp")) / "recon4d_tracker_speed")
     args = parser.parse_args()
@@ -155,6 +175,11 @@ def main() -> None:
             for key in order:
                 entries[key].append({"seed": seed, "camera": kind, **run(trackers[key], clip, gt)})
             load.append(os.getloadavg()[0])
+        profiler = cProfile.Profile(time.process_time) if args.profile > 0 else None
+        if profiler is not None:
+            for seed, kind in specs:
+                clip, _ = cached_clip(args.cache, seed, kind, args.frames, args.fps, size, args.process_frames)
+                profiler.runcall(trackers["tracker"].track, clip)
     result = {
         "benchmark": "tracker_speed",
         "scenes": [f"{seed}:{kind}" for seed, kind in specs],
@@ -169,6 +194,8 @@ def main() -> None:
             result[f"speedup_{key}"] = round(result["baseline"][key] / max(result["tracker"][key], 1e-9), 3)
         result["per_scene_cpu_s"] = [[e["seed"], e["camera"], round(b["cpu_seconds"], 2), round(e["cpu_seconds"], 2)]
                                      for e, b in zip(entries["tracker"], entries["baseline"])]
+    if profiler is not None:
+        result["profile"] = profile_top(profiler, args.profile)
     result["per_scene_recall"] = {key: [[e["seed"], *e["recall"], e["tracks"]] for e in value]
                                   for key, value in entries.items()}
     print(json.dumps(result, indent=1))
