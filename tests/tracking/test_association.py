@@ -18,7 +18,15 @@ from recon4d.tracking.classic.association import (
     same_motion,
     split_newcomer,
 )
-from recon4d.tracking.classic.cleanup import clean_tracks, drop_duplicates, extend_backwards, stitch, travel
+from recon4d.tracking.classic.cleanup import (
+    background_texture,
+    clean_tracks,
+    drop_duplicates,
+    extend_backwards,
+    stitch,
+    surround_contrast,
+    travel,
+)
 from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.motion import MotionField
 from recon4d.tracking.classic.segment import Detection
@@ -308,3 +316,53 @@ def test_clean_tracks_keeps_a_steady_mover_that_moves_in_place():
     assert steady in kept and ghost not in kept
     strict = clean_tracks([make_track(wobble)], motion, frames, replace(config, min_steady_travel=config.min_travel))
     assert strict == []  # at the usual travel the wobble is too little
+
+
+def panning_texture(n_frames: int = 8, camera_px: float = 4.0):
+    """A textured scene under a camera that moves ``camera_px`` px per step (image flow), with a
+    red square that really moves and a patch of texture whose compensated motion is flow error
+    (3 px per step) at the same place. Returns frames, motion, the red track and the patch track."""
+    rng = np.random.default_rng(1)
+    frames = np.repeat(rng.integers(90, 170, (1, HEIGHT, WIDTH, 3)).astype(np.uint8), n_frames, axis=0)
+    image_flow = np.zeros((n_frames, HEIGHT, WIDTH, 2), np.float32)
+    velocity = np.zeros((n_frames, HEIGHT, WIDTH, 2), np.float32)
+    image_flow[..., 0] = camera_px
+    red, patch = {}, {}
+    for t in range(n_frames):
+        red[t], patch[t] = square(10 + 5.0 * t, 10, 14), square(10 + 5.0 * t, 36, 14)
+        frames[t][red[t]] = (230, 40, 30)
+        velocity[t][red[t] | patch[t]] = (3.0, 0.0)
+        image_flow[t][red[t] | patch[t]] += (3.0, 0.0)
+    moving = np.zeros((n_frames, HEIGHT, WIDTH), bool)
+    for t in range(n_frames):
+        moving[t] = red[t] | patch[t]
+    motion = MotionField(image_flow[:-1], -image_flow[1:], [], np.where(moving, 3.0, 0.0).astype(np.float32),
+                         image_flow, velocity, moving, np.ones(n_frames, np.float32),
+                         [np.argwhere(m)[:, ::-1].astype(np.float32) for m in moving])
+    return frames, motion, make_track(red), make_track(patch)
+
+
+def test_surround_contrast_tells_an_object_from_a_piece_of_texture():
+    frames, _, red, patch = panning_texture()
+    assert surround_contrast(frames[0], red.masks[0]) > 0.8
+    assert surround_contrast(frames[0], patch.masks[0]) < 0.3
+    grey = np.full((HEIGHT, WIDTH, 3), 170, np.uint8)
+    grey[square(40, 20, 14)] = 60  # a dark grey object on a light grey ground: value tells them apart
+    assert surround_contrast(grey, square(40, 20, 14)) > 0.8
+    assert surround_contrast(grey, np.zeros((HEIGHT, WIDTH), bool)) == 0.0
+
+
+def test_clean_tracks_drops_background_texture_under_a_moving_camera_only():
+    """A patch of ground texture whose compensated motion is no more than the camera's flow
+    error goes; a red object moving alike stays; under a still camera the patch stays
+    (motion evidence is trusted there)."""
+    config = ClassicTrackerConfig(min_area_fraction=0.001, min_frames=2, min_frame_fraction=0.0,
+                                  min_point_support=0.0, min_travel=0.0, min_steady_travel=0.0)
+    frames, motion, red, patch = panning_texture()
+    assert background_texture(patch, motion, frames, config) and not background_texture(red, motion, frames, config)
+    kept = clean_tracks([red, patch], motion, frames, config)
+    assert kept == [red]
+    assert len(clean_tracks([red, patch], motion, frames, replace(config, background_contrast=0.0))) == 2
+    frames, motion, red, patch = panning_texture(camera_px=0.0)
+    assert not background_texture(patch, motion, frames, config)
+    assert len(clean_tracks([red, patch], motion, frames, config)) == 2

@@ -4,8 +4,10 @@ Owns what happens to the raw tracks of :func:`~recon4d.tracking.classic.associat
 fragments of one mover are joined (:func:`stitch`), tracks too brief, too small or without
 sparse motion evidence are dropped, small tracks that cling to a larger one join it
 (:func:`absorb_fragments`), tracks that are a piece of another are dropped
-(:func:`drop_duplicates`), and each track is carried back before its first detection, out
-of the track it was merged with (:func:`extend_backwards`); :func:`clean_tracks` runs it all.
+(:func:`drop_duplicates`), tracks that look like the background around them and move with the
+camera are dropped (:func:`background_texture`), and each track is carried back before its
+first detection, out of the track it was merged with (:func:`extend_backwards`);
+:func:`clean_tracks` runs it all.
 """
 
 from __future__ import annotations
@@ -16,20 +18,24 @@ import cv2
 import numpy as np
 
 from recon4d.tracking.classic.association import Track, carry, coast, colour_histogram, colour_similarity
-from recon4d.tracking.classic.boxes import inside_fraction, mask_box
+from recon4d.tracking.classic.boxes import inside_fraction, mask_box, mask_window
 from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.epipolar import epipolar_offset
 from recon4d.tracking.classic.motion import MotionField
 
 __all__ = [
     "absorb_fragments",
+    "background_texture",
     "clean_tracks",
     "drop_duplicates",
     "extend_backwards",
     "point_support",
     "stitch",
+    "surround_contrast",
     "travel",
 ]
+
+_RING_PX = 4  # the surroundings a mask is compared with: nearer than the closing's reach (5 px at 384)
 
 
 def point_support(track: Track, moving_points: list[np.ndarray]) -> float:
@@ -65,6 +71,63 @@ def travel(track: Track, motion: MotionField) -> float:
         position += step - background
         farthest = max(farthest, float(np.linalg.norm(position)))
     return farthest
+
+
+def _hsv_histogram(hsv: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(8 · 4 · 4,) float32 hue–saturation–value histogram of the (h, w, 3) HSV pixels under ``mask``, summing to 1."""
+    hist = cv2.calcHist([hsv], [0, 1, 2], mask.astype(np.uint8), [8, 4, 4], [0, 180, 0, 256, 0, 256]).ravel()
+    return hist / max(float(hist.sum()), 1.0)
+
+
+def surround_contrast(image: np.ndarray, mask: np.ndarray, ring_px: int = _RING_PX) -> float:
+    """How unlike its surroundings a mask looks: 1 − Bhattacharyya similarity of the hue–saturation–value
+    histograms (8 × 4 × 4) of the pixels of ``mask`` (h, w) bool and of the ring of pixels within
+    ``ring_px`` of it (outside it) in ``image`` (h, w, 3) uint8 RGB; 0 alike, 1 disjoint (0 for an
+    empty mask or ring). Value counts (unlike :func:`.association.colour_histogram`): a dark
+    grey car on a light grey road differs in brightness only."""
+    if not mask.any():
+        return 0.0
+    window = mask_window(mask, ring_px)
+    inner = mask[window]
+    kernel = np.ones((2 * ring_px + 1, 2 * ring_px + 1), np.uint8)
+    ring = cv2.dilate(inner.astype(np.uint8), kernel).astype(bool) & ~inner
+    if not ring.any():
+        return 0.0
+    hsv = cv2.cvtColor(np.ascontiguousarray(image[window]), cv2.COLOR_RGB2HSV)
+    return 1.0 - colour_similarity(_hsv_histogram(hsv, inner), _hsv_histogram(hsv, ring))
+
+
+def background_texture(track: Track, motion: MotionField, images: np.ndarray,
+                       config: ClassicTrackerConfig = ClassicTrackerConfig()) -> bool:
+    """Whether a track is a piece of the background the camera's motion was mis-compensated on.
+
+    Over the track's detected frames, the median :func:`surround_contrast` of its mask in
+    ``images`` (T, h, w, 3) uint8 RGB is under ``background_contrast`` (it has the colours of
+    what is around it: ground or wall texture, a mover's own interior cut off from its outline)
+    and the median of its compensated speed over the background's displacement under it
+    (medians under the mask) is under ``background_speed_ratio`` (its motion evidence is no
+    more than the flow error a moving camera leaves; under a still camera the ratio is
+    unbounded: motion evidence is trusted there whatever the colours). ``background_contrast``
+    0 never drops.
+    """
+    if config.background_contrast <= 0:
+        return False
+    contrasts, ratios = [], []
+    for t in sorted(track.detected):
+        mask = track.masks[t]
+        if not mask.any():
+            continue
+        contrasts.append(surround_contrast(images[t], mask))
+        window = mask_window(mask)
+        velocity, inner = np.asarray(motion.velocity[t])[window], mask[window]
+        compensated = velocity[inner]
+        background = np.asarray(motion.image_flow[t])[window][inner] - compensated
+        camera = float(np.median(np.linalg.norm(background, axis=-1)))
+        ratios.append(float(np.median(np.linalg.norm(compensated, axis=-1))) / camera if camera > 0 else math.inf)
+    if not contrasts:
+        return False
+    return (float(np.median(contrasts)) < config.background_contrast
+            and float(np.median(ratios)) < config.background_speed_ratio)
 
 
 def stitch(tracks: list[Track], size: tuple[int, int], config: ClassicTrackerConfig) -> list[Track]:
@@ -272,9 +335,10 @@ def clean_tracks(tracks: list[Track], motion: MotionField, images: np.ndarray,
     frames (dense-flow errors on repetitive texture, which sparse corner tracks do not
     share), whose box never gets ``min_travel`` of its diagonal away from where it
     started against the background (:func:`travel`; ``min_steady_travel`` for tracks detected
-    in at least ``steady_fraction`` of the frames), or that keep to their epipolar lines under
-    a translating camera (:func:`off_epipolar`) are dropped. Returns the tracks in
-    order of first appearance.
+    in at least ``steady_fraction`` of the frames), that keep to their epipolar lines under
+    a translating camera (:func:`off_epipolar`), or that look like the background around them
+    and move no more than the camera's flow error (:func:`background_texture`) are dropped.
+    Returns the tracks in order of first appearance.
     """
     n_frames, height, width = images.shape[:3]
     tracks = stitch(list(tracks), (width, height), config)
@@ -286,7 +350,8 @@ def clean_tracks(tracks: list[Track], motion: MotionField, images: np.ndarray,
             and np.median([track.masks[t].sum() for t in track.detected]) >= min_area
             and point_support(track, motion.moving_points) >= config.min_point_support
             and travel(track, motion) >= _min_travel(track, n_frames, config) * _median_diagonal(track)
-            and off_epipolar(track, motion, config, noise_cache)]
+            and off_epipolar(track, motion, config, noise_cache)
+            and not background_texture(track, motion, images, config)]
     kept = drop_duplicates(absorb_fragments(kept, config), config)
     extend_backwards(kept, motion, images, config)
     kept.sort(key=lambda track: (min(track.boxes), -len(track.detected)))

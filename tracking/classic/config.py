@@ -112,6 +112,13 @@ class ClassicTrackerConfig:
     epipolar_noise_ratio: float = 2.5
     """See ``min_epipolar_px``: how far above the flow's own error (the background's distance from
     its lines, small for slow cameras and small frames) a mover must be."""
+    background_contrast: float = 0.3
+    """Tracks whose colours differ from a 4 px ring around them by less than this (1 − Bhattacharyya
+    similarity of hue–saturation–value histograms, median over detected frames)..."""
+    background_speed_ratio: float = 1.5
+    """...and whose compensated speed is under this many times the background's displacement under
+    them (medians; a still camera's is 0) are dropped: ground or wall texture a moving camera's flow was mis-compensated on
+    (see cleanup.background_texture); 0 contrast keeps them."""
     max_coast: int = 4
     """Frames a track is carried on its median flow without a matching detection."""
     coast_max_changed: float = 0.2
@@ -175,13 +182,15 @@ class ClassicTrackerConfig:
             fail(f"max_planes must be at least 1, got {self.max_planes}.")
         if self.person_samples < 1:
             fail(f"person_samples must be at least 1, got {self.person_samples}.")
+        if self.background_speed_ratio < 0:
+            fail(f"background_speed_ratio must be at least 0, got {self.background_speed_ratio}.")
         if self.stitch_max_gap < 0:
             fail(f"stitch_max_gap must be at least 0, got {self.stitch_max_gap}.")
         if self.min_frames < 1 or self.max_coast < 0:
             fail(f"min_frames must be ≥ 1 and max_coast ≥ 0, got {self.min_frames} and {self.max_coast}.")
         for name in ("plane_min_fraction", "plane_min_spread", "min_area_fraction", "min_frame_fraction",
                      "min_point_support", "coast_max_changed", "core_fraction", "planar_inlier_ratio", "duplicate_min_frames", "hidden_min_similarity", "fragment_max_area", "border_fraction", "colour_min_similarity", "match_iou", "min_fill",
-                     "person_min_fraction", "person_weak_fraction", "steady_fraction"):
+                     "person_min_fraction", "person_weak_fraction", "steady_fraction", "background_contrast"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 fail(f"{name} must lie in [0, 1], got {getattr(self, name)}.")
         if self.person_detector not in _PERSON_DETECTORS:
