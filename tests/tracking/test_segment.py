@@ -7,6 +7,9 @@ import numpy as np
 
 from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.segment import (
+    bin_histogram,
+    hsv_bins,
+    trim_to_colours,
     bimodal,
     detect_moving_regions,
     fill_mask,
@@ -177,3 +180,30 @@ def test_mask_window_and_largest_component_against_pixel_references():
         part = largest_component(mask)
         assert part.sum() == sizes.max() and np.unique(labels[part]).size == 1 and not (part & ~mask).any()
     assert not largest_component(np.zeros((5, 5), bool)).any()
+
+
+def test_hsv_bins_match_opencv_histogram():
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (20, 30, 3)).astype(np.uint8)
+    mask = rng.random((20, 30)) < 0.5
+    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+    reference = cv2.calcHist([hsv], [0, 1, 2], mask.astype(np.uint8), [8, 4, 4], [0, 180, 0, 256, 0, 256]).ravel()
+    np.testing.assert_allclose(bin_histogram(hsv_bins(image), mask), reference / reference.sum(), atol=1e-7)
+
+
+def test_trim_to_colours_cuts_the_trail_and_keeps_a_plain_mover():
+    """A red mover's motion mask with a trail of ground texture behind it and a smeared margin
+    is cut back to the red pixels; a mask coloured like its surroundings is left alone."""
+    rng = np.random.default_rng(4)
+    image = rng.integers(90, 170, (60, 100, 3)).astype(np.uint8)
+    mover = np.zeros((60, 100), bool)
+    mover[20:40, 50:66] = True
+    image[mover] = (220, 30, 30)
+    mask = np.zeros((60, 100), bool)
+    mask[18:42, 38:68] = True  # the mover, a 12 px trail on its left, a 2 px margin around it
+    trimmed = trim_to_colours(image, mask)
+    assert np.array_equal(trimmed, mover)
+    patch = np.zeros((60, 100), bool)
+    patch[10:30, 10:30] = True
+    assert np.array_equal(trim_to_colours(image, patch), patch)
+    assert not trim_to_colours(image, np.zeros((60, 100), bool)).any()

@@ -22,6 +22,7 @@ from recon4d.tracking.classic.boxes import inside_fraction, mask_box, mask_windo
 from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.epipolar import epipolar_offset
 from recon4d.tracking.classic.motion import MotionField
+from recon4d.tracking.classic.segment import bin_histogram, hsv_bins, surroundings
 
 __all__ = [
     "absorb_fragments",
@@ -73,28 +74,19 @@ def travel(track: Track, motion: MotionField) -> float:
     return farthest
 
 
-def _hsv_histogram(hsv: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(8 · 4 · 4,) float32 hue–saturation–value histogram of the (h, w, 3) HSV pixels under ``mask``, summing to 1."""
-    hist = cv2.calcHist([hsv], [0, 1, 2], mask.astype(np.uint8), [8, 4, 4], [0, 180, 0, 256, 0, 256]).ravel()
-    return hist / max(float(hist.sum()), 1.0)
-
-
 def surround_contrast(image: np.ndarray, mask: np.ndarray, ring_px: int = _RING_PX) -> float:
     """How unlike its surroundings a mask looks: 1 − Bhattacharyya similarity of the hue–saturation–value
-    histograms (8 × 4 × 4) of the pixels of ``mask`` (h, w) bool and of the ring of pixels within
-    ``ring_px`` of it (outside it) in ``image`` (h, w, 3) uint8 RGB; 0 alike, 1 disjoint (0 for an
-    empty mask or ring). Value counts (unlike :func:`.association.colour_histogram`): a dark
-    grey car on a light grey road differs in brightness only."""
+    histograms (:func:`.segment.hsv_bins`) of the pixels of ``mask`` (h, w) bool and of the ring of
+    pixels within ``ring_px`` of it (outside it) in ``image`` (h, w, 3) uint8 RGB; 0 alike, 1 disjoint
+    (0 for an empty mask or ring). Value counts (unlike :func:`.association.colour_histogram`): a
+    dark grey car on a light grey road differs in brightness only."""
     if not mask.any():
         return 0.0
-    window = mask_window(mask, ring_px)
-    inner = mask[window]
-    kernel = np.ones((2 * ring_px + 1, 2 * ring_px + 1), np.uint8)
-    ring = cv2.dilate(inner.astype(np.uint8), kernel).astype(bool) & ~inner
+    window, inner, ring = surroundings(mask, ring_px)
     if not ring.any():
         return 0.0
-    hsv = cv2.cvtColor(np.ascontiguousarray(image[window]), cv2.COLOR_RGB2HSV)
-    return 1.0 - colour_similarity(_hsv_histogram(hsv, inner), _hsv_histogram(hsv, ring))
+    bins = hsv_bins(image[window])
+    return 1.0 - colour_similarity(bin_histogram(bins, inner), bin_histogram(bins, ring))
 
 
 def background_texture(track: Track, motion: MotionField, images: np.ndarray,

@@ -141,6 +141,9 @@ class ClassicTrackerConfig:
     """A track lying mostly (60 %) inside a longer one in this fraction of its detected frames is dropped."""
     match_iou: float = 0.1
     """Least IoU of a predicted box and a component to match (centroid proximity also matches)."""
+    colour_trim: bool = True
+    """Cut each final mask to the pixels whose colours are more common in it than in a 4 px ring around it
+    (segment.trim_to_colours: flow smear, the ground a mover uncovers behind it, its shadow)."""
     min_fill: float = 0.35
     """Masks covering less of their box than this are replaced by their convex hull."""
     person_detector: str = "auto"

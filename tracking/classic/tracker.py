@@ -38,9 +38,10 @@ The ``classic`` track backend (DESIGN §4). At a reduced working resolution (lon
    under a translating camera (``min_epipolar_px``: depth errors of the background) are
    dropped; small tracks clinging to a larger one join it, pieces of another are dropped;
    each track is carried back before its first detection, out of the track it was merged with.
-6. Masks at the clip frame size: the mask with its holes filled, or its convex hull when
-   that covers less than ``min_fill`` of its box; boxes are the masks' bounding boxes in
-   source-video pixels.
+6. Masks at the clip frame size: the mask cut to the pixels whose colours are more common in
+   it than around it (``colour_trim``, :func:`.segment.trim_to_colours`: flow smear, the ground
+   a mover uncovers, its shadow), with its holes filled, or its convex hull when that covers
+   less than ``min_fill`` of its box; boxes are the masks' bounding boxes in source-video pixels.
 7. Labels (:mod:`~recon4d.tracking.classic.people`): OpenCV's HOG people detector on crops
    around a track's box in up to ``person_samples`` frames; "person" when it finds a person
    in enough of them and the box is upright, else "object" (cars, dogs and balls are not
@@ -79,7 +80,7 @@ from recon4d.tracking.classic.boxes import mask_box
 from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.people import PeopleDetector, label_tracks, person_evidence
 from recon4d.tracking.classic.motion import compute_motion, to_working, working_frames, working_size
-from recon4d.tracking.classic.segment import detect_moving_regions, fill_mask
+from recon4d.tracking.classic.segment import detect_moving_regions, fill_mask, trim_to_colours
 from recon4d.tracking.classic.user_boxes import (
     AGENT_CATEGORIES,
     anchor_frame,
@@ -217,7 +218,10 @@ class ClassicTracker:
         masks = PackedMasks.zeros(n_tracks, n_frames, clip.frames.shape[1], clip.frames.shape[2])
         for k, track in enumerate(tracks):
             for t in track.boxes:
-                mask = fill_mask(track.masks[t], config.min_fill)
+                mask = track.masks[t]
+                if config.colour_trim:
+                    mask = trim_to_colours(images[t], mask)
+                mask = fill_mask(mask, config.min_fill)
                 if not mask.any():
                     continue
                 boxes[k, t] = mask_box(mask)
