@@ -5,7 +5,7 @@ dense flow with the flow a static scene would show under the relative pose (R, t
 frame pair t → t+1; a wrong translation direction lays movers along their epipolar lines,
 where they look like parallax. On the scenes of ``track_diagnose.py`` (32 frames decoded as
 ``recon4d process`` does, at the tracker's working resolution) this fits each pair's
-background model from its corner matches exactly as the tracker does (``motion.pair_motion``), and for the pairs
+background model from its corner matches and dense flow as the tracker does (``motion.pair_motion``), and for the pairs
 fitted ``epipolar`` reports the angle between the fitted and the true translation direction
 (``t_deg``, degrees; the sign matters; pairs whose true baseline is 0, a pan, have none) and between the rotations (``r_deg``); per camera
 kind the median and the share of pairs with ``t_deg`` above 30 (``t_bad``), and the share of
@@ -51,7 +51,8 @@ def scene_errors(seed: int, kind: str, options: dict[str, str]) -> dict:
     """Per-pair pose errors of one scene (see the module docstring)."""
     from recon4d.store import open_scene
     from recon4d.tracking.classic.background import fit_background
-    from recon4d.tracking.classic.motion import corner_matches, to_working, working_size
+    from recon4d.tracking.classic.motion import consistent_flow, corner_matches, dense_flow, to_working, working_size
+    from recon4d.tracking.classic.pose import resolve_pose
     from recon4d.tracking.classic.tracker import ClassicTracker
     from recon4d.video import read_clip
 
@@ -61,11 +62,13 @@ def scene_errors(seed: int, kind: str, options: dict[str, str]) -> dict:
     size = working_size(*clip.image_size, config.work_long_side)
     _, gray = to_working(clip.frames, size)
     cameras = np.asarray(scene.cam_to_world)[np.asarray(clip.frame_index)]
-    models, seconds = [], 0.0
+    dis, models, seconds = dense_flow(config), [], 0.0
     for t in range(len(gray) - 1):  # as motion.pair_motion fits them, timing only the fits
         points_a, points_b = corner_matches(gray[t], gray[t + 1])
+        flow_ab, flow_ba = dis.calc(gray[t], gray[t + 1], None), dis.calc(gray[t + 1], gray[t], None)
         start = time.process_time()
-        models.append(fit_background(points_a, points_b, size, config))
+        model = fit_background(points_a, points_b, size, config)
+        models.append(resolve_pose(model, flow_ab, consistent_flow(flow_ab, flow_ba), config))
         seconds += time.process_time() - start
     pairs = []
     for t, model in enumerate(models):

@@ -58,6 +58,7 @@ def cache_motion(folder: Path) -> None:
     def cached(gray, config, progress=None, compact=False):
         fields = ("work_long_side", "flow_finest_scale", "flow_patch_stride", "max_planes", "plane_min_fraction",
                   "plane_min_spread", "ransac_px", "essential_px", "still_px", "planar_inlier_ratio", "fov_deg",
+                  "pose_steps", "pose_span_deg", "pose_grid_px", "pose_behind_weight", "pose_margin",
                   "depth_block_px", "depth_window", "depth_passes", "plane_bound_planes", "flow_error_fraction",
                   "residual_sigma", "residual_floor_px", "border_fraction", "min_texture")
         key = hashlib.sha1(repr([getattr(config, f) for f in fields]).encode()).hexdigest()[:12]

@@ -50,6 +50,21 @@ class ClassicTrackerConfig:
     """The homography model is kept when its inliers are at least this fraction of the essential matrix's."""
     fov_deg: float = 60.0
     """Horizontal field of view across the long side assumed for the essential matrix (the focal prior)."""
+    pose_steps: int = 0
+    """Poses tried along the rotation–translation valley of each epipolar fit (pose.resolve_pose:
+    a short baseline confuses a sideways step with a turn), e.g. 17; 0 (default) keeps the essential
+    matrix's pose. Off by default: on dev it cuts the follow cameras' pose error from 116° to 12° and
+    the orbit cameras' from 6° to 1° (benchmarks/pose_error.py), yet the tracks built on it lose
+    recall (20 → 17 of 45): segmentation and clean-up were tuned on the old poses."""
+    pose_span_deg: float = 8.0
+    """...turned up to this many degrees either way about the axis across the translation..."""
+    pose_grid_px: int = 12
+    """...scored on the dense flow sampled every this many pixels..."""
+    pose_behind_weight: float = 5.0
+    """...by the share of samples within essential_px minus this × the share put behind the camera;
+    the essential matrix's pose stays unless another scores more than..."""
+    pose_margin: float = 0.02
+    """...this much better."""
     depth_block_px: int = 8
     """Blocks (pixels) whose median inverse depth the background depth is built from..."""
     depth_window: int = 15
@@ -179,6 +194,9 @@ class ClassicTrackerConfig:
         if self.flow_descent_iterations < 1 or self.flow_refine_iterations < 0:
             fail(f"flow_descent_iterations must be at least 1 and flow_refine_iterations at least 0, got "
                  f"{self.flow_descent_iterations} and {self.flow_refine_iterations}.")
+        if self.pose_steps < 0 or self.pose_grid_px < 1 or self.pose_span_deg < 0:
+            fail(f"pose_steps and pose_span_deg must be at least 0 and pose_grid_px at least 1, got "
+                 f"{self.pose_steps}, {self.pose_span_deg} and {self.pose_grid_px}.")
         if self.plane_bound_planes < 0:
             fail(f"plane_bound_planes must be at least 0, got {self.plane_bound_planes}.")
         if self.max_planes < 1:

@@ -24,6 +24,7 @@ from recon4d.tracking.classic.background import (
     relative_residual,
 )
 from recon4d.tracking.classic.config import ClassicTrackerConfig
+from recon4d.tracking.classic.pose import resolve_pose
 from recon4d.tracking.classic.segment import moving_components
 from recon4d.types import FRAME_BATCH, FrameSequence, ProgressFn
 
@@ -223,10 +224,10 @@ def pair_motion(gray_a: np.ndarray, gray_b: np.ndarray, config: ClassicTrackerCo
     dis = dis or dense_flow(config)
     height, width = gray_a.shape
     points_a, points_b = corner_matches(gray_a, gray_b)
-    model = fit_background(points_a, points_b, (width, height), config)
     flow_ab = dis.calc(gray_a, gray_b, None)
     flow_ba = dis.calc(gray_b, gray_a, None)
     consistent = np.stack([consistent_flow(flow_ab, flow_ba), consistent_flow(flow_ba, flow_ab)])
+    model = resolve_pose(fit_background(points_a, points_b, (width, height), config), flow_ab, consistent[0], config)
     residual_a, object_a = _side(flow_ab, model, consistent[0], config)
     residual_b, object_b = _side(flow_ba, invert_background(model), consistent[1], config)
     if len(points_a):
