@@ -16,7 +16,9 @@ pipeline sampled (metrics defined in ``benchmarks/fidelity_metrics.py``):
   after the best global rotation, and the estimated path length of still cameras (static
   scenes: the GT path is exactly 0, so must the estimate's be; tripod (pan) scenes are
   reported apart: their position never moves either, but the view turns);
-- centres: error in each frame's camera frame after one global scale, over the scene spread;
+- centres: error in each frame's camera frame after one global scale, over the scene spread
+  (``centre_error_rel``), and the same over the frames where the track's box covers its GT
+  object (``centre_error_rel_covered``: the rest is the tracker's box on something else);
 - QA: questions compiled from the ESTIMATED store with the quality gate off, each answered
   again on the ground truth with every track replaced by its matched GT object; a question
   about an unmatched track, or naming an object by a box that does not cover its matched GT
@@ -293,6 +295,7 @@ def summarise(results: list[dict], settings: Settings) -> dict:
         "centre_error_rel_median_scene": (float(np.median([s["centre_error_rel"] for s in scenes
                                                            if s["centre_error_rel"] is not None]))
                                           if any(s["centre_error_rel"] is not None for s in scenes) else None),
+        "centre_error_rel_covered_mean": _mean(s["centre_error_rel_covered"] for s in scenes),
         "centre_rmse_sim3_rel_mean": _mean(s["centre_rmse_sim3_rel"] for s in scenes),
         "qa": fm.summarise_outcomes(outcomes),
         "gated": gated,

@@ -253,6 +253,20 @@ def test_centre_error_in_the_camera_frame():
     assert out["centres_compared"] == 3 * T
 
 
+def test_centre_error_over_covered_frames_leaves_out_a_box_on_something_else():
+    """A track whose box jumps onto another place for 4 frames (centre 3 m off there): the
+    covered figure is over the other frames only, and exact; the overall one counts them."""
+    gt, _ = truth()
+    est = similar(gt, 1.0, np.eye(3), np.zeros(3))
+    centres, boxes = est.center_world.copy(), est.box_xyxy.copy()
+    centres[0, 5:9] += 3.0 * est.cam_to_world[5:9, :3, 0]
+    boxes[0, 5:9] += np.array([200.0, 0.0, 200.0, 0.0])  # no overlap with the GT box there
+    out = fm.centre_errors(gt, replace(est, center_world=centres, box_xyxy=boxes), fm.match_tracks(gt, est))
+    assert out["centres_compared"] == 3 * T and out["centres_covered"] == 3 * T - 4
+    assert out["centre_error_rel_covered"] == pytest.approx(0.0, abs=1e-9)
+    assert out["centre_error_rel"] > 0.1
+
+
 def test_implausible_steps():
     gt, _ = truth()
     assert not fm.implausible_steps(gt).any()
