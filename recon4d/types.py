@@ -452,7 +452,8 @@ class ObjectQuality:
     smooth_lambda_s3: float32, λ of the smoother that made the stored trajectory (s³; 0 when not
                       smoothed): with ``noise_m`` it says how much error the stored trajectory keeps.
     score:            float32 in [0, 1], combined from the fields above (see
-                      :func:`recon4d.quality.object_score`).
+                      :func:`recon4d.quality.object_score`; :mod:`recon4d.lift.quality` also
+                      weighs in the clip's median and ``noise_m`` against the distance).
     issues:           K strings, the checks the object failed ("" when none), for people.
     frame_ok:         (K, T) bool, frames whose centre passed the per-frame checks (lifted, not
                       an outlier, within the speed and depth-jump limits, not at a suspected

@@ -41,7 +41,9 @@ def walking(depth=6.0, speed=1.2, noise=0.05, seed=0) -> np.ndarray:
         0, noise, (N_FRAMES, 3))
 
 
-def refine(tracks, lifted, intrinsics, camera_quality=None, config=RefineConfig()):
+def refine(tracks, lifted, intrinsics, camera_quality=None, config=RefineConfig(noise_fraction=None)):
+    """The trajectory step; steadiness off by default, so each test sees the factor it is about
+    (:func:`test_a_jittery_track_is_trusted_less_than_a_steady_one` tests it)."""
     times = np.arange(N_FRAMES) / FPS
     return refine_objects(times, np.tile(np.eye(4), (N_FRAMES, 1, 1)), tracks, lifted, intrinsics, (WIDTH, HEIGHT),
                           camera_quality, config)
@@ -239,7 +241,7 @@ def test_in_a_clip_where_most_tracks_are_no_object_every_track_is_trusted_less()
     person = walking()
     ghosts = [walking(depth=6.0 + i, noise=2.0, seed=i + 1) for i in range(3)]  # jumping metres per frame
     tracks, lifted, intrinsics = scene_inputs([person, *ghosts], [(0.5, 1.7)] * 4, ["person"] * 4)
-    raw = refine(tracks, lifted, intrinsics, config=RefineConfig(clip_min_tracks=99)).quality.score  # no clip factor
+    raw = refine(tracks, lifted, intrinsics, config=RefineConfig(clip_min_tracks=99, noise_fraction=None)).quality.score  # no clip factor
     result = refine(tracks, lifted, intrinsics)
     median = float(np.median(raw))
     assert raw[0] > 0.9 and median < RefineConfig().clip_median_full
@@ -248,3 +250,22 @@ def test_in_a_clip_where_most_tracks_are_no_object_every_track_is_trusted_less()
     assert any("most tracks of this clip are no trustworthy object" in w for w in result.warnings)
     two = refine(*scene_inputs([person, ghosts[0]], [(0.5, 1.7)] * 2, ["person"] * 2)).quality.score
     assert two[0] == pytest.approx(raw[0])  # too few tracks to judge the clip
+
+
+def test_a_jittery_track_is_trusted_less_than_a_steady_one():
+    # Two people walking at 6 m: one lifted to within 5 cm (0.8 % of its distance), one whose
+    # centre jumps by 30 cm (5 %) from frame to frame without breaking any speed or depth limit
+    # (a false track's box changing shape). With steadiness the first keeps most of its trust,
+    # the second loses it; without (noise_fraction None, the score before) both pass.
+    steady, jittery = walking(noise=0.05), walking(noise=0.3, seed=3)
+    tracks, lifted, intrinsics = scene_inputs([steady, jittery], [(0.5, 1.7)] * 2, ["person"] * 2)
+    result = refine(tracks, lifted, intrinsics, config=RefineConfig())
+    quality = result.quality
+    assert quality.noise_m[1] > 4 * quality.noise_m[0]
+    assert quality.score[0] > 0.8 and quality.score[1] < 0.1
+    assert "of its distance" in quality.issues[1] and "of its distance" not in quality.issues[0]
+    off = refine(tracks, lifted, intrinsics, config=RefineConfig(noise_fraction=None)).quality
+    assert off.score[0] > 0.9 and off.score[1] > 0.5
+    distance = np.median(np.linalg.norm(np.stack([steady, jittery]), axis=-1), axis=1)
+    np.testing.assert_allclose(quality.score, off.score * np.exp(-(quality.noise_m / (0.025 * distance)) ** 2),
+                               rtol=1e-4, atol=1e-6)
