@@ -366,3 +366,15 @@ def test_clean_tracks_drops_background_texture_under_a_moving_camera_only():
     frames, motion, red, patch = panning_texture(camera_px=0.0)
     assert not background_texture(patch, motion, frames, config)
     assert len(clean_tracks([red, patch], motion, frames, config)) == 2
+
+
+def test_clean_tracks_drops_a_track_detected_in_under_nine_of_32_frames():
+    """Short-lived tracks were false on the development scenes: 8 detected frames of 32 are too
+    few, 9 are enough."""
+    frames, motion, _, _, _ = crossing(32)
+    config = ClassicTrackerConfig(min_area_fraction=0.001, min_point_support=0.0, min_travel=0.0,
+                                  min_steady_travel=0.0, background_contrast=0.0)
+    short = make_track({t: square(10 + 6.0 * t, 20) for t in range(8)})
+    enough = make_track({t: square(10 + 6.0 * t, 20) for t in range(9)})
+    assert clean_tracks([short], motion, frames, config) == []
+    assert clean_tracks([enough], motion, frames, config) == [enough]
