@@ -11,9 +11,14 @@ the camera), and its error is split into
 - ``depth``: along the viewing ray of the GT centre (a wrong distance),
 - ``across``: the rest (a wrong direction: the box or mask centre off the object's centre),
 
-with the classic recon's depth cue per frame (contact, bridged, size, triangulated) and the
-object's median ratio of estimated to true distance. Totals: each part's share of the summed
-squared error, by category and by cue, so the biggest cause is read off the table.
+with the classic recon's depth cue per frame (contact, bridged, size, triangulated), the
+object's median ratio of estimated to true distance, the frames whose track box overlaps the
+GT box less than 0.5 (the tracker's box on something else, or cut, or merged) and the frames
+the quality record passes. Totals: each part's share of the summed squared error, by category
+and by cue, so the biggest cause is read off the table. Every track (matched or not) is listed
+with its quality-record fields and its lifted centre's noise relative to its distance; per
+field, how well it tells matched from unmatched tracks (AUC) — what the QA gate's score is
+built from.
 
     python benchmarks/placement_diagnose.py [--set dev] [--seeds 111 112:pan] [--brief]
 """
@@ -164,6 +169,9 @@ def diagnose(seed: int, kind: str) -> dict:
                 value = getattr(quality, name)
                 row[name] = None if value is None or not np.isfinite(value[e]) else float(value[e])
             row["frame_ok_fraction"] = float(quality.frame_ok[e][est.visible[e]].mean()) if est.visible[e].any() else 0.0
+            distance = np.linalg.norm(est_cam[e], axis=-1)
+            row["relative_noise"] = (float(quality.noise_m[e] / np.nanmedian(distance))
+                                     if np.isfinite(distance).any() and np.isfinite(quality.noise_m[e]) else None)
         tracks_rows.append(row)
     n = sum(r["frames"] for r in rows)
     total = sum(r["depth_sq"] + r["across_sq"] for r in rows)
@@ -191,7 +199,20 @@ def summarise(scenes: list[dict]) -> dict:
                   for s in scenes if s["objects"]]
         return float(np.mean(values)) if values else None
 
-    return {"centre_error_rel_mean": float(np.mean([s["centre_error_rel"] for s in scenes if "centre_error_rel" in s])),
+    tracks = [t for s in scenes for t in s.get("tracks", [])]
+    matched = [t for t in tracks if t["counted"]]
+    false = [t for t in tracks if not t["matched"]]
+    fields = {}
+    for name in sorted({k for t in tracks for k, v in t.items() if isinstance(v, float) and k not in ("rms_rel", "covers_own")}):
+        a = np.array([t[name] for t in matched if t.get(name) is not None], float)
+        b = np.array([t[name] for t in false if t.get(name) is not None], float)
+        if len(a) and len(b):  # AUC: chance that a matched track's value exceeds an unmatched one's
+            auc = float(np.mean((a[:, None] > b[None]) + 0.5 * (a[:, None] == b[None])))
+            fields[name] = {"auc_matched_over_unmatched": round(auc, 3), "median_matched": float(np.median(a)),
+                            "median_unmatched": float(np.median(b))}
+
+    return {"tracks": {"matched": len(matched), "unmatched": len(false), "fields": fields},
+            "centre_error_rel_mean": float(np.mean([s["centre_error_rel"] for s in scenes if "centre_error_rel" in s])),
             "centre_error_rel_covered_frames_mean": rms("covered_frames", "covered_sq"),
             "centre_error_rel_ok_frames_mean": rms("ok_frames", "ok_sq"),
             "share_of_squared_error": share(rows), "by_category": by_cat, "by_main_cue": main_cue,
