@@ -33,9 +33,10 @@ pipeline sampled (metrics defined in ``benchmarks/fidelity_metrics.py``):
 - speed: seconds per stage and processed frames per second.
 
 Seed sets: ``--set dev`` (seeds 101–110) is for development; ``--set test`` (seeds
-7001–7010, the default) is held out and reported. In either set scene i uses camera kind
-i mod 5, so every kind, static included, appears twice. ``--seeds 5 9:walk`` runs other
-scenes (kinds cycle the same way unless given).
+7001–7010, the default) is held out and reported. Seed s uses camera kind (s − 1) mod 5
+(static, pan, orbit, walk, follow), so in either set every kind appears twice.
+``--seeds 5 9:walk`` runs other scenes (a seed keeps its kind wherever it is listed unless
+one is given).
 
     python benchmarks/pipeline_fidelity.py [--set test|dev] [--seeds S[:KIND] ...] [--frames 60]
         [--fps 12] [--size 640x360] [--process-frames 32] [--questions 40] [--jobs 1]
@@ -79,11 +80,14 @@ class Settings:
 
 
 def parse_specs(seeds: list[str]) -> list[tuple[int, str]]:
-    """"SEED" or "SEED:KIND" → (seed, camera kind); kinds cycle through CAMERA_KINDS by position."""
+    """"SEED" or "SEED:KIND" → (seed, camera kind); without a kind, seed s uses
+    ``CAMERA_KINDS[(s - 1) % 5]``: a property of the seed, not of its place in the list, so
+    ``--seeds 113`` renders the scene that 113 is in a 101–130 run (the dev and test sets,
+    which start at a seed ≡ 1 mod 5, keep the kinds they had when kinds followed positions)."""
     specs = []
-    for i, item in enumerate(seeds):
+    for item in seeds:
         seed, _, kind = str(item).partition(":")
-        kind = kind or CAMERA_KINDS[i % len(CAMERA_KINDS)]
+        kind = kind or CAMERA_KINDS[(int(seed) - 1) % len(CAMERA_KINDS)]
         if kind not in CAMERA_KINDS:
             raise SystemExit(f"unknown camera kind {kind!r} in {item!r}; valid: {', '.join(CAMERA_KINDS)}")
         specs.append((int(seed), kind))

@@ -281,7 +281,11 @@ def test_implausible_steps():
 
 
 def test_benchmark_options():
-    assert pf.parse_specs(["5", "9:walk", "11"]) == [(5, "static"), (9, "walk"), (11, "orbit")]
+    assert pf.parse_specs(["5", "9:walk", "11"]) == [(5, "follow"), (9, "walk"), (11, "static")]
+    # A seed's camera kind does not depend on where it is listed; the sets keep their kinds.
+    run = dict(pf.parse_specs([str(s) for s in range(101, 131)]))
+    assert all(pf.parse_specs([str(s)]) == [(s, run[s])] for s in (113, 124, 129))
+    assert [kind for _, kind in pf.parse_specs([str(s) for s in pf.SEED_SETS["dev"]])] == [*pf.CAMERA_KINDS] * 2
     assert pf.parse_backends("classic") == {"tracker": "classic", "recon": "classic", "orient": "motion"}
     assert pf.parse_backends("recon=pi3")["recon"] == "pi3"
     with pytest.raises(SystemExit):
