@@ -216,17 +216,19 @@ class ClassicTracker:
         # Bit-packed (1/8 of a bool array): K × T full-size masks were the largest thing a clip's
         # tracks held (issue 12); readers index them per object and frame like an array.
         masks = PackedMasks.zeros(n_tracks, n_frames, clip.frames.shape[1], clip.frames.shape[2])
+        # frame-major: the working frames are resized when read and only the last FRAME_BATCH are
+        # kept, so reading them track by track resized each frame once per track
+        for t, k in sorted((t, k) for k, track in enumerate(tracks) for t in track.boxes):
+            mask = tracks[k].masks[t]
+            if config.colour_trim:
+                mask = trim_to_colours(images[t], mask)
+            mask = fill_mask(mask, config.min_fill)
+            if not mask.any():
+                continue
+            boxes[k, t] = mask_box(mask)
+            visible[k, t] = True
+            masks[k, t] = _resize_mask(mask, clip.image_size)
         for k, track in enumerate(tracks):
-            for t in track.boxes:
-                mask = track.masks[t]
-                if config.colour_trim:
-                    mask = trim_to_colours(images[t], mask)
-                mask = fill_mask(mask, config.min_fill)
-                if not mask.any():
-                    continue
-                boxes[k, t] = mask_box(mask)
-                visible[k, t] = True
-                masks[k, t] = _resize_mask(mask, clip.image_size)
             detected[k, sorted(track.detected)] = True
         lap("masks")
         work_scale = np.array([clip.image_size[0] / size[0], clip.image_size[1] / size[1]] * 2)
