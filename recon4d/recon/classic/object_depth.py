@@ -285,15 +285,9 @@ def tilt_from_object_sizes(boxes: np.ndarray, usable: np.ndarray, intrinsics: np
     smallest median over their boxes of |log(height / the object's median height)| wins. Returns None when no
     object qualifies or the best fit misses by more than ``MAX_SIZE_MISFIT``.
     """
-    box_h = boxes[..., 3] - boxes[..., 1]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        spread = (np.nanpercentile(np.where(usable, box_h, np.nan), 90, axis=1)
-                  / np.nanpercentile(np.where(usable, box_h, np.nan), 10, axis=1))
-    moving = (usable.sum(axis=1) >= min_frames) & (spread >= MIN_SIZE_SPREAD)
-    if not moving.any():
+    chosen = _sized_boxes(boxes, usable, min_frames)
+    if chosen is None:
         return None
-    chosen = usable & moving[:, None]
     best = (np.inf, 0.0)
     for angle in _PITCH_GRID_DEG:
         cost = _size_misfit(boxes, chosen, intrinsics, world_to_cam, camera_height_m, math.radians(float(angle)))
@@ -307,15 +301,23 @@ def size_misfit(boxes: np.ndarray, usable: np.ndarray, intrinsics: np.ndarray, w
     """The cost :func:`tilt_from_object_sizes` minimises (median |log| deviation of implied
     heights from each object's own), at one tilt ``pitch_rad``; None when no object qualifies.
     Says whether a tilt found another way (people's boxes) keeps moving objects one size."""
+    chosen = _sized_boxes(boxes, usable, min_frames)
+    if chosen is None:
+        return None
+    return _size_misfit(boxes, chosen, intrinsics, world_to_cam, camera_height_m, pitch_rad)
+
+
+def _sized_boxes(boxes: np.ndarray, usable: np.ndarray, min_frames: int) -> np.ndarray | None:
+    """(K, T) bool: the usable boxes of the objects that size the ground (at least ``min_frames``
+    usable boxes whose heights span ``MIN_SIZE_SPREAD``, 90th over 10th percentile); None when
+    no object qualifies."""
     box_h = boxes[..., 3] - boxes[..., 1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         spread = (np.nanpercentile(np.where(usable, box_h, np.nan), 90, axis=1)
                   / np.nanpercentile(np.where(usable, box_h, np.nan), 10, axis=1))
     moving = (usable.sum(axis=1) >= min_frames) & (spread >= MIN_SIZE_SPREAD)
-    if not moving.any():
-        return None
-    return _size_misfit(boxes, usable & moving[:, None], intrinsics, world_to_cam, camera_height_m, pitch_rad)
+    return usable & moving[:, None] if moving.any() else None
 
 
 def _size_misfit(boxes, chosen, intrinsics, world_to_cam, camera_height_m: float, pitch_rad: float) -> float:
