@@ -24,12 +24,9 @@ of the tracks that cover them.
 
 from __future__ import annotations
 
-import argparse
 import json
-import multiprocessing
 import sys
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -38,8 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fidelity_metrics as fm  # noqa: E402
-from pipeline_fidelity import SEED_SETS, parse_options, parse_specs  # noqa: E402
-from track_diagnose import cache_motion, scene_paths  # noqa: E402
+from track_diagnose import cache_motion, run_scenes, scene_parser, scene_paths  # noqa: E402
 
 KINDS = ("duplicate", "near_miss", "part", "merge", "loose", "off", "background")
 
@@ -118,21 +114,7 @@ def classify(seed: int, kind: str, options: dict, reuse_motion: bool) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", dest="seed_set", choices=sorted(SEED_SETS), default="dev")
-    parser.add_argument("--seeds", nargs="+", default=None)
-    parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--reuse-motion", action="store_true",
-                        help="cache each scene's motion field and reuse it (only while the motion code is unchanged)")
-    parser.add_argument("-O", dest="options", action="append", default=[], help="tracker option key=value")
-    args = parser.parse_args()
-    options = parse_options(args.options)
-    specs = parse_specs(args.seeds if args.seeds else list(SEED_SETS[args.seed_set]))
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = list(pool.map(classify, *zip(*specs), [options] * len(specs), [args.reuse_motion] * len(specs)))
-    else:
-        results = [classify(seed, kind, options, args.reuse_motion) for seed, kind in specs]
+    options, results = run_scenes(classify, scene_parser(__doc__).parse_args())
     false = [row for r in results for row in r["false"]]
     summary = {
         "tracks": sum(r["tracks"] for r in results), "matched": sum(r["matched"] for r in results),

@@ -131,24 +131,36 @@ def diagnose(seed: int, kind: str, options: dict, reuse_motion: bool = False) ->
             "seconds": {k: round(v, 2) for k, v in tracker.last_stage_seconds.items()}}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def scene_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments of the per-scene tracker benchmarks (this one, false_tracks): --set, --seeds,
+    --jobs, --reuse-motion and -O."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--set", dest="seed_set", choices=sorted(SEED_SETS), default="dev")
     parser.add_argument("--seeds", nargs="+", default=None)
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--reuse-motion", action="store_true",
                         help="cache each scene's motion field and reuse it (only while the motion code is unchanged)")
-    parser.add_argument("--brief", action="store_true", help="totals and one line per scene only")
     parser.add_argument("-O", dest="options", action="append", default=[], help="tracker option key=value")
-    args = parser.parse_args()
+    return parser
+
+
+def run_scenes(function, args: argparse.Namespace) -> tuple[dict[str, str], list]:
+    """(tracker options, ``function(seed, kind, options, reuse_motion)`` of every scene args name, in
+    order), over ``args.jobs`` spawned processes when more than one."""
     options = parse_options(args.options)
     specs = parse_specs(args.seeds if args.seeds else list(SEED_SETS[args.seed_set]))
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = list(pool.map(diagnose, *zip(*specs), [options] * len(specs),
-                                    [args.reuse_motion] * len(specs)))
-    else:
-        results = [diagnose(seed, kind, options, args.reuse_motion) for seed, kind in specs]
+            return options, list(pool.map(function, *zip(*specs), [options] * len(specs),
+                                          [args.reuse_motion] * len(specs)))
+    return options, [function(seed, kind, options, args.reuse_motion) for seed, kind in specs]
+
+
+def main() -> None:
+    parser = scene_parser(__doc__)
+    parser.add_argument("--brief", action="store_true", help="totals and one line per scene only")
+    args = parser.parse_args()
+    options, results = run_scenes(diagnose, args)
     recall = [sum(r["recall"][i] for r in results) for i in (0, 1)]
     precision = [sum(r["precision"][i] for r in results) for i in (0, 1)]
     tracks = sum(r["tracks"] for r in results)
