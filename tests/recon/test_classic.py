@@ -730,22 +730,3 @@ def test_a_still_camera_without_people_takes_its_tilt_from_moving_objects():
     people = Tracks2D(tracks.ids, ("person", "person"), tracks.is_agent, tracks.boxes_xyxy, tracks.visible)
     assert recon._ground_prior(people, boxes, np.zeros((k, t), bool), intrinsics, (640, 360), 2.0,
                                np.tile(np.eye(3, 4), (t, 1, 1)))[1] == "people-prior"
-
-
-def test_a_people_prior_that_moving_objects_contradict_gives_way_to_their_tilt():
-    # A dog and a car coming nearer under a camera 2 m up, 9° down, and a track called a person
-    # whose boxes (a false track, a person's box taking in something else) fit a 20° tilt: at
-    # 20° the dog and the car would shrink and grow as they come nearer, so the tilt is theirs
-    # (9°) and people's boxes only set the height at it. The old prior took the person's 20°.
-    boxes, intrinsics = moving_objects_boxes(9.0, 2.0, [0.6, 1.4], 0.1)
-    person, _ = moving_objects_boxes(20.0, 2.0, [1.7])
-    boxes = np.concatenate([boxes, person])
-    k, t = boxes.shape[:2]
-    tracks = Tracks2D(np.arange(k), ("dog", "object", "person"), np.array([True, False, True]),
-                      boxes.astype(np.float32), np.ones((k, t), bool))
-    recon = ClassicReconstructor()
-    alone = recon._people_prior(tracks, boxes, np.zeros((k, t), bool), intrinsics, (640, 360), 2.0)
-    assert math.degrees(alone[0]) == pytest.approx(20.0, abs=1.5)
-    prior, source = recon._ground_prior(tracks, boxes, np.zeros((k, t), bool), intrinsics, (640, 360), 2.0,
-                                        np.tile(np.eye(3, 4), (t, 1, 1)))
-    assert source == "people-prior" and math.degrees(prior[0]) == pytest.approx(9.0, abs=1.0)

@@ -180,8 +180,7 @@ def level_up(pitch_rad: float) -> np.ndarray:
 
 
 def tilt_and_height_from_people(boxes: np.ndarray, usable: np.ndarray, intrinsics: np.ndarray, camera_height_m: float,
-                      person_height_m: float = PERSON_HEIGHT_M,
-                      pitch_rad: float | None = None) -> tuple[float, float] | None:
+                      person_height_m: float = PERSON_HEIGHT_M) -> tuple[float, float] | None:
     """Downward tilt (radians) and height (m) of a camera without roll that best explain people's boxes.
 
     boxes: (K, T, 4) xyxy clip pixels of people; usable: (K, T) bool, boxes whole (inside the
@@ -191,8 +190,7 @@ def tilt_and_height_from_people(boxes: np.ndarray, usable: np.ndarray, intrinsic
     [−30°, 60°) by 0.25°, h from 0.3 to 8 m), plus ``HEIGHT_PRIOR_MRAD`` per e-fold of h away from
     ``camera_height_m`` so that boxes all at one distance (which fix only a mix of θ and h)
     fall back on the nominal height. Needs at least 3 boxes; returns None otherwise (Hoiem et
-    al. 2006, "Putting objects in perspective"). With ``pitch_rad`` the tilt is known (from
-    :func:`tilt_from_object_sizes`) and only the height is searched.
+    al. 2006, "Putting objects in perspective").
     """
     boxes = boxes[usable]
     if len(boxes) < 3:
@@ -201,8 +199,7 @@ def tilt_and_height_from_people(boxes: np.ndarray, usable: np.ndarray, intrinsic
     bottom = np.stack([(u - intrinsics[0, 2]) / intrinsics[0, 0],
                        (boxes[:, 3] - 0.5 - intrinsics[1, 2]) / intrinsics[1, 1], np.ones(len(boxes))], axis=-1)
     top_row = boxes[:, 1] + 0.5
-    grid_deg = _PITCH_GRID_DEG if pitch_rad is None else np.array([math.degrees(pitch_rad)])
-    ups = np.stack([level_up(math.radians(angle)) for angle in grid_deg])  # (G, 3)
+    ups = np.stack([level_up(math.radians(angle)) for angle in _PITCH_GRID_DEG])  # (G, 3)
     facing = ups @ bottom.T  # (G, n)
     best = (np.inf, 0.0, camera_height_m)
     for height_m in _HEIGHT_GRID_M:
@@ -214,7 +211,7 @@ def tilt_and_height_from_people(boxes: np.ndarray, usable: np.ndarray, intrinsic
         cost = 1e3 * np.median(error, axis=1) / intrinsics[1, 1] + HEIGHT_PRIOR_MRAD * abs(math.log(height_m / camera_height_m))
         g = int(np.argmin(cost))
         if cost[g] < best[0]:
-            best = (float(cost[g]), math.radians(float(grid_deg[g])), float(height_m))
+            best = (float(cost[g]), math.radians(float(_PITCH_GRID_DEG[g])), float(height_m))
     return None if not np.isfinite(best[0]) else (best[1], best[2])
 
 
@@ -285,50 +282,28 @@ def tilt_from_object_sizes(boxes: np.ndarray, usable: np.ndarray, intrinsics: np
     smallest median over their boxes of |log(height / the object's median height)| wins. Returns None when no
     object qualifies or the best fit misses by more than ``MAX_SIZE_MISFIT``.
     """
-    chosen = _sized_boxes(boxes, usable, min_frames)
-    if chosen is None:
-        return None
-    best = (np.inf, 0.0)
-    for angle in _PITCH_GRID_DEG:
-        cost = _size_misfit(boxes, chosen, intrinsics, world_to_cam, camera_height_m, math.radians(float(angle)))
-        if cost < best[0]:
-            best = (cost, math.radians(float(angle)))
-    return best[1] if best[0] <= MAX_SIZE_MISFIT else None
-
-
-def size_misfit(boxes: np.ndarray, usable: np.ndarray, intrinsics: np.ndarray, world_to_cam: np.ndarray,
-                camera_height_m: float, pitch_rad: float, min_frames: int = 4) -> float | None:
-    """The cost :func:`tilt_from_object_sizes` minimises (median |log| deviation of implied
-    heights from each object's own), at one tilt ``pitch_rad``; None when no object qualifies.
-    Says whether a tilt found another way (people's boxes) keeps moving objects one size."""
-    chosen = _sized_boxes(boxes, usable, min_frames)
-    if chosen is None:
-        return None
-    return _size_misfit(boxes, chosen, intrinsics, world_to_cam, camera_height_m, pitch_rad)
-
-
-def _sized_boxes(boxes: np.ndarray, usable: np.ndarray, min_frames: int) -> np.ndarray | None:
-    """(K, T) bool: the usable boxes of the objects that size the ground (at least ``min_frames``
-    usable boxes whose heights span ``MIN_SIZE_SPREAD``, 90th over 10th percentile); None when
-    no object qualifies."""
     box_h = boxes[..., 3] - boxes[..., 1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         spread = (np.nanpercentile(np.where(usable, box_h, np.nan), 90, axis=1)
                   / np.nanpercentile(np.where(usable, box_h, np.nan), 10, axis=1))
     moving = (usable.sum(axis=1) >= min_frames) & (spread >= MIN_SIZE_SPREAD)
-    return usable & moving[:, None] if moving.any() else None
-
-
-def _size_misfit(boxes, chosen, intrinsics, world_to_cam, camera_height_m: float, pitch_rad: float) -> float:
-    plane = plane_in_cameras(world_to_cam, level_up(pitch_rad), camera_height_m)
-    heights = implied_heights(boxes, chosen, plane, intrinsics)
-    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        logs = np.log(np.where(heights > 0, heights, np.nan))
-        misfit = np.abs(logs - np.nanmedian(logs, axis=1, keepdims=True))
-    misfit = np.where(chosen & ~np.isfinite(misfit), 1.0, np.nan_to_num(misfit, nan=1.0))  # off the ground: a miss
-    return float(np.median(misfit[chosen]))
+    if not moving.any():
+        return None
+    chosen = usable & moving[:, None]
+    best = (np.inf, 0.0)
+    for angle in _PITCH_GRID_DEG:
+        plane = plane_in_cameras(world_to_cam, level_up(math.radians(angle)), camera_height_m)
+        heights = implied_heights(boxes, chosen, plane, intrinsics)
+        with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            logs = np.log(np.where(heights > 0, heights, np.nan))
+            misfit = np.abs(logs - np.nanmedian(logs, axis=1, keepdims=True))
+        misfit = np.where(chosen & ~np.isfinite(misfit), 1.0, np.nan_to_num(misfit, nan=1.0))  # off the ground: a miss
+        cost = float(np.median(misfit[chosen]))
+        if cost < best[0]:
+            best = (cost, math.radians(float(angle)))
+    return best[1] if best[0] <= MAX_SIZE_MISFIT else None
 
 
 MIN_PEOPLE_BOXES = 8

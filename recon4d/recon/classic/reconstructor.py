@@ -27,11 +27,10 @@
    Without parallax there is
    nothing to fit: the ground is a prior under camera 0 (world), tilted and raised as the
    boxes of people (1.7 m tall) say
-   (:func:`~recon4d.recon.classic.object_depth.tilt_and_height_from_people`) unless objects
-   moving nearer or farther do not keep one size at that tilt; then (and without people)
-   tilted so that they do (:func:`~recon4d.recon.classic.object_depth.tilt_from_object_sizes`)
-   and raised as people's boxes say at that tilt, else ``camera_height_m`` up (scale source
-   ``size-prior``); else level at ``camera_height_m``.
+   (:func:`~recon4d.recon.classic.object_depth.tilt_and_height_from_people`), else tilted so
+   that objects of any kind moving nearer or farther keep one size
+   (:func:`~recon4d.recon.classic.object_depth.tilt_from_object_sizes`, ``camera_height_m``
+   up; scale source ``size-prior``), else level at ``camera_height_m``.
 4. Geometry per frame (OpenCV camera frame, clip resolution; :func:`render_depth`, here):
    ground pixels from the ray ∩ ground, a fronto-parallel backdrop at the 90th percentile
    depth of the map points seen (conf 0.05, below the lifting threshold), map points
@@ -109,8 +108,6 @@ from recon4d.recon.classic.object_depth import (
     object_point_depths,
     bottom_occluded,
     bottom_occluded_masks,
-    MAX_SIZE_MISFIT,
-    size_misfit,
     contact_depth,
     fit_ground_plane,
     level_up,
@@ -515,41 +512,30 @@ class ClassicReconstructor:
                      & (boxes[..., 3] <= height - border))
         return whole & ~occluded & people[:, None]
 
-    def _people_prior(self, tracks, boxes, occluded, intrinsics, image_size, border,
-                      pitch_rad: float | None = None) -> tuple[float, float] | None:
-        """Camera tilt and height from whole, unhidden boxes of people (see :func:`tilt_and_height_from_people`);
-        only the height when ``pitch_rad`` is known."""
+    def _people_prior(self, tracks, boxes, occluded, intrinsics, image_size, border) -> tuple[float, float] | None:
+        """Camera tilt and height from whole, unhidden boxes of people (see :func:`tilt_and_height_from_people`)."""
         usable = self._whole_people(tracks, boxes, occluded, image_size, border)
-        return tilt_and_height_from_people(boxes, usable, intrinsics, self.config.camera_height_m, pitch_rad=pitch_rad)
+        return tilt_and_height_from_people(boxes, usable, intrinsics, self.config.camera_height_m)
 
     def _ground_prior(self, tracks, boxes, occluded, intrinsics, image_size, border, world_to_cam):
         """((tilt rad, height m) or None, scale source) of the ground under a camera without parallax.
 
-        People's boxes, 1.7 m tall, fix tilt and height (``people-prior``), unless objects of
-        any kind moving nearer or farther say that tilt is wrong: at it they do not keep one
-        size (:func:`size_misfit` over ``MAX_SIZE_MISFIT``, a track called a person that is
-        none, a person's box that takes in a dog). Then, as when there are no people, the tilt
-        is the one at which they keep their size (:func:`tilt_from_object_sizes`), with the
-        height people's boxes give at that tilt (``people-prior``) or ``camera_height_m``
-        (``size-prior``). Else the camera is level.
+        People's boxes, 1.7 m tall, fix tilt and height (``people-prior``); else objects of any
+        kind that move nearer or farther fix the tilt (:func:`tilt_from_object_sizes`, scale
+        source ``size-prior``, height ``camera_height_m``); else the camera is level.
         """
-        width, height = image_size
-        with np.errstate(invalid="ignore"):
-            whole = ((boxes[..., 0] >= border) & (boxes[..., 1] >= border) & (boxes[..., 2] <= width - border)
-                     & (boxes[..., 3] <= height - border)) & ~occluded
-        nominal = self.config.camera_height_m
         people = self._people_prior(tracks, boxes, occluded, intrinsics, image_size, border)
         if people is not None:
-            misfit = size_misfit(boxes, whole, intrinsics, world_to_cam, nominal, people[0])
-            if misfit is None or misfit <= MAX_SIZE_MISFIT:
-                return people, "people-prior"
-        pitch = None
+            return people, "people-prior"
         if tracks is not None and tracks.n_objects:
-            pitch = tilt_from_object_sizes(boxes, whole, intrinsics, world_to_cam, nominal)
-        if pitch is None:
-            return (people, "people-prior") if people is not None else (None, "level-prior")
-        refit = self._people_prior(tracks, boxes, occluded, intrinsics, image_size, border, pitch_rad=pitch)
-        return (refit, "people-prior") if refit is not None else ((pitch, nominal), "size-prior")
+            width, height = image_size
+            with np.errstate(invalid="ignore"):
+                whole = ((boxes[..., 0] >= border) & (boxes[..., 1] >= border) & (boxes[..., 2] <= width - border)
+                         & (boxes[..., 3] <= height - border)) & ~occluded
+            pitch = tilt_from_object_sizes(boxes, whole, intrinsics, world_to_cam, self.config.camera_height_m)
+            if pitch is not None:
+                return (pitch, self.config.camera_height_m), "size-prior"
+        return None, "level-prior"
 
 
 def _object_conf(cue: int, ground_fitted: bool) -> float:
