@@ -34,18 +34,27 @@ MIN_VISIBLE_PX = 20
 """An object covering fewer working pixels than this in a frame is not counted there."""
 
 
-def evidence(seed: int, kind: str, options: dict[str, str]) -> dict:
-    """Per-object and background figures of one scene (see the module docstring)."""
+def working_scene(seed: int, kind: str, options: dict[str, str]):
+    """(tracker config, the 32-frame clip, its ground-truth scene, (T, h, w) working-size grey frames)
+    of one synthetic scene, as the classic tracker sees it (this benchmark and pose_error)."""
     from recon4d.store import open_scene
-    from recon4d.tracking.classic.motion import compute_motion, to_working, working_size
+    from recon4d.tracking.classic.motion import to_working, working_size
     from recon4d.tracking.classic.tracker import ClassicTracker
     from recon4d.video import read_clip
 
     config = ClassicTracker.from_config(options).config
     video, store = scene_paths(seed, kind)
-    clip, full = read_clip(video, n_frames=32), open_scene(store)
-    size = working_size(*clip.image_size, config.work_long_side)
-    _, gray = to_working(clip.frames, size)
+    clip, scene = read_clip(video, n_frames=32), open_scene(store)
+    _, gray = to_working(clip.frames, working_size(*clip.image_size, config.work_long_side))
+    return config, clip, scene, gray
+
+
+def evidence(seed: int, kind: str, options: dict[str, str]) -> dict:
+    """Per-object and background figures of one scene (see the module docstring)."""
+    from recon4d.tracking.classic.motion import compute_motion
+
+    config, clip, full, gray = working_scene(seed, kind, options)
+    size = (gray.shape[2], gray.shape[1])  # working (w, h)
     start = time.process_time()
     moving = np.asarray(compute_motion(gray, config).moving)
     seconds = time.process_time() - start

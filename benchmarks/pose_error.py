@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pipeline_fidelity import SEED_SETS, parse_options, parse_specs  # noqa: E402
-from track_diagnose import scene_paths  # noqa: E402
+from motion_evidence import working_scene  # noqa: E402
 
 
 def true_relative(cam_to_world: np.ndarray, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
@@ -49,18 +49,12 @@ def rotation_deg(rot_a: np.ndarray, rot_b: np.ndarray) -> float:
 
 def scene_errors(seed: int, kind: str, options: dict[str, str]) -> dict:
     """Per-pair pose errors of one scene (see the module docstring)."""
-    from recon4d.store import open_scene
     from recon4d.tracking.classic.background import fit_background
-    from recon4d.tracking.classic.motion import consistent_flow, corner_matches, dense_flow, to_working, working_size
+    from recon4d.tracking.classic.motion import consistent_flow, corner_matches, dense_flow
     from recon4d.tracking.classic.pose import resolve_pose
-    from recon4d.tracking.classic.tracker import ClassicTracker
-    from recon4d.video import read_clip
 
-    config = ClassicTracker.from_config(options).config
-    video, store = scene_paths(seed, kind)
-    clip, scene = read_clip(video, n_frames=32), open_scene(store)
-    size = working_size(*clip.image_size, config.work_long_side)
-    _, gray = to_working(clip.frames, size)
+    config, clip, scene, gray = working_scene(seed, kind, options)
+    size = (gray.shape[2], gray.shape[1])  # working (w, h)
     cameras = np.asarray(scene.cam_to_world)[np.asarray(clip.frame_index)]
     dis, models, seconds = dense_flow(config), [], 0.0
     for t in range(len(gray) - 1):  # as motion.pair_motion fits them, timing only the fits
