@@ -65,13 +65,22 @@ def to_working(frames: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, n
     return images, gray
 
 
+WORKING_CACHE_BYTES = 8 << 20
+"""Bytes of recent working RGB frames :func:`working_frames` keeps (at least ``FRAME_BATCH`` frames)."""
+
+
 def working_frames(frames, size: tuple[int, int]) -> tuple[FrameSequence, FrameSequence]:
     """Lazy :func:`to_working`: RGB (T, h, w, 3) and grey (T, h, w) uint8 sequences at ``size``,
     each frame resized from ``frames`` (T, H, W, 3) when it is read (the same pixels as
-    :func:`to_working`), the last ``FRAME_BATCH`` kept, so no (T, h, w, 3) copy of the clip is held."""
+    :func:`to_working`), the last ``FRAME_BATCH`` grey frames and the last
+    max(``FRAME_BATCH``, ``WORKING_CACHE_BYTES`` / frame bytes) RGB frames kept, so no
+    (T, h, w, 3) copy of a long clip is held. The tracker reads the RGB frames in several passes
+    (motion, association, clean-up, masks): with 8 kept each 640×360 → 384×216 frame was
+    resized ~4 times; 8 MiB holds the 32 frames ``recon4d process`` samples by default."""
     n_frames = len(frames)
+    keep = max(FRAME_BATCH, WORKING_CACHE_BYTES // (size[0] * size[1] * 3))
 
-    @functools.lru_cache(maxsize=FRAME_BATCH)
+    @functools.lru_cache(maxsize=keep)
     def image(t: int) -> np.ndarray:
         frame = frames[t]
         return frame if frame.shape[1::-1] == size else cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
@@ -476,7 +485,8 @@ def compute_motion(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
             frame_sums.plain += pair.residual[side]
             frame_sums.trusted += pair.residual[side] * weight
             frame_sums.n_trusted += weight
-            weight = (sign * weight)[..., None]
+            weight = sign * weight
+            weight = np.stack([weight, weight], -1)  # not [..., None]: broadcasting a length-1 last axis is ~5× slower
             for kind, field in enumerate(((pair.flow_ab, pair.flow_ba)[side], pair.object_flow[side])):
                 (np.add if sign > 0 else np.subtract)(frame_sums.plain_velocity[kind], field,
                                                       out=frame_sums.plain_velocity[kind])
