@@ -55,7 +55,12 @@ class ClassicTrackerConfig:
     a short baseline confuses a sideways step with a turn), e.g. 17; 0 (default) keeps the essential
     matrix's pose. Off by default: on dev it cuts the follow cameras' pose error from 116° to 12° and
     the orbit cameras' from 6° to 1° (benchmarks/pose_error.py), yet the tracks built on it lose
-    recall (20 → 17 of 45): segmentation and clean-up were tuned on the old poses."""
+    recall (20 → 17 of 45): segmentation and clean-up were tuned on the old poses. Per frame
+    (benchmarks/detection_audit.py, orbit/walk/follow seeds 103–105, 108–110, 113–115, 118–120) its detections are as good
+    (good boxes 369 vs 362) but merge more (210 vs 193 holding two objects or more): a group the
+    camera follows is one halo of smeared flow around it (its blank bodies show no motion), and
+    the feet of walls become background tracks; tracks: recall 14/61 either way, precision 14/34
+    vs 14/27 (benchmarks/track_diagnose.py)."""
     pose_span_deg: float = 8.0
     """...turned up to this many degrees either way about the axis across the translation..."""
     pose_grid_px: int = 12
