@@ -13,7 +13,10 @@ frame is judged against the ground-truth objects of that frame (:func:`judge_fra
 
 and every object visible in the frame as ``found`` (some detection good on it), ``merged``
 (held by a merge) or ``split`` (two or more detections each lying at least half inside its box,
-none good on it). Per scene and per camera kind: those counts and the pixel-weighted halo.
+none good on it). Per scene and per camera kind: those counts and the pixel-weighted halo; per
+object of a scene (``per_object``): its frames visible, found, merged and split (an object
+found in few frames is lost at the motion step; one found in many yet unmatched by
+``track_diagnose.py`` is lost by association or clean-up).
 
 ``--panels DIR`` also writes, for the frames of ``--frames`` (default 4 spread over the clip),
 a PNG per frame: the frame with the objects' outlines, the residual (scaled to 3× the
@@ -60,13 +63,15 @@ def judge_frame(detections: list[np.ndarray], objects: list[np.ndarray]) -> dict
     """How one frame's detections meet its objects.
 
     detections: (h, w) bool masks; objects: (h, w) bool masks of the objects visible in the
-    frame (empty ones are ignored). Returns per detection ``good`` (bool), ``holds`` (object
-    indices), ``halo`` (share of its pixels off every object grown by ``HALO_PX``) and
-    ``pixels``; per object ``found``, ``merged``, ``split`` (see the module docstring).
+    frame (empty ones are ignored). Returns per detection ``good`` (bool), ``holds`` (indices
+    into ``objects``), ``halo`` (share of its pixels off every object grown by ``HALO_PX``) and
+    ``pixels``; per non-empty object its index ``g`` and ``found``, ``merged``, ``split`` (see
+    the module docstring).
     """
     from recon4d.tracking.classic.boxes import box_iou, mask_box
 
-    objects = [o for o in objects if o.any()]
+    index = [g for g, o in enumerate(objects) if o.any()]
+    objects = [objects[g] for g in index]
     det_boxes = np.array([mask_box(d) for d in detections]).reshape(-1, 4)
     obj_boxes = np.array([mask_box(o) for o in objects]).reshape(-1, 4)
     iou = box_iou(det_boxes, obj_boxes) if len(detections) and objects else np.zeros((len(detections), len(objects)))
@@ -79,13 +84,13 @@ def judge_frame(detections: list[np.ndarray], objects: list[np.ndarray]) -> dict
     rows = []
     for d, mask in enumerate(detections):
         pixels = int(np.count_nonzero(mask))
-        rows.append({"good": bool((iou[d] >= MIN_IOU).any()), "holds": [int(o) for o in np.flatnonzero(held[d])],
+        rows.append({"good": bool((iou[d] >= MIN_IOU).any()), "holds": [index[o] for o in np.flatnonzero(held[d])],
                      "halo": round(1.0 - np.count_nonzero(mask & on_objects) / max(pixels, 1), 3), "pixels": pixels})
     merges = [len(row["holds"]) >= 2 for row in rows]
     per_object = []
     for o in range(len(objects)):
         found = bool((iou[:, o] >= MIN_IOU).any())
-        per_object.append({"found": found, "merged": bool(any(m and held[d, o] for d, m in enumerate(merges))),
+        per_object.append({"g": index[o], "found": found, "merged": bool(any(m and held[d, o] for d, m in enumerate(merges))),
                            "split": bool(not found and np.count_nonzero(parts[:, o]) >= 2)})
     return {"detections": rows, "objects": per_object}
 
@@ -101,6 +106,7 @@ def audit(seed: int, kind: str, options: dict[str, str], panels: Path | None, fr
     masks = np.asarray(full.masks[:, clip.frame_index])
     totals = dict.fromkeys(("detections", "good", "merges", "objects", "found", "merged", "split"), 0)
     halo = on = 0
+    per_object = {}  # g -> [visible, found, merged, split] frames
     wanted = set(frames if frames is not None else np.linspace(0, n_frames - 1, 6).round().astype(int)[1:-1])
     for t in range(n_frames):
         objects = [cv2.resize(m.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
@@ -114,13 +120,20 @@ def audit(seed: int, kind: str, options: dict[str, str], panels: Path | None, fr
         totals["merges"] += sum(len(row["holds"]) >= 2 for row in rows)
         for key in ("found", "merged", "split"):
             totals[key] += sum(o[key] for o in judged["objects"])
+        for o in judged["objects"]:
+            counts = per_object.setdefault(o["g"], [0, 0, 0, 0])
+            for i, key in enumerate(("found", "merged", "split")):
+                counts[i + 1] += o[key]
+            counts[0] += 1
         totals["objects"] += len(judged["objects"])
         halo += sum(row["halo"] * row["pixels"] for row in rows)
         on += sum(row["pixels"] for row in rows)
         if panels is not None and t in wanted:
             _write_panel(panels / f"{seed}_{kind}_{t:02d}.png", clip.frames[t], (width, height), motion, t,
                          moving, detections, objects)
-    return {"seed": seed, "camera": kind, **totals, "halo": round(halo / max(on, 1), 3)}
+    rows = [{"g": g, "cat": full.categories[g], "visible": counts[0], "found": counts[1], "merged": counts[2],
+             "split": counts[3]} for g, counts in sorted(per_object.items())]
+    return {"seed": seed, "camera": kind, **totals, "halo": round(halo / max(on, 1), 3), "per_object": rows}
 
 
 def _write_panel(path: Path, frame: np.ndarray, size: tuple[int, int], motion, t: int, moving: np.ndarray,
@@ -161,7 +174,7 @@ def main() -> None:
     for scene in scenes:
         entry = by_camera.setdefault(scene["camera"], {})
         for key, value in scene.items():
-            if key not in ("seed", "camera", "halo"):
+            if key not in ("seed", "camera", "halo", "per_object"):
                 entry[key] = entry.get(key, 0) + value
         entry.setdefault("halo", []).append(scene["halo"])
     for entry in by_camera.values():

@@ -23,12 +23,12 @@ def test_merge_split_good_and_halo():
     car = _rect(90, 40, 150, 70)
     group = _rect(8, 18, 57, 82)  # one detection around both people
     halves = [_rect(90, 40, 104, 70), _rect(136, 40, 150, 70)]  # the car's two ends, its middle missed
-    judged = judge_frame([group, *halves], [*people, car, np.zeros((100, 160), bool)])
+    judged = judge_frame([group, *halves], [np.zeros((100, 160), bool), *people, car])
     merge, *ends = judged["detections"]
-    assert merge["holds"] == [0, 1] and not merge["good"]
+    assert merge["holds"] == [1, 2] and not merge["good"]  # indices into the objects given
     assert abs(merge["halo"] - 576 / 3136) < 1e-3  # the 9 columns between them more than 3 px from both
     assert all(end["holds"] == [] and not end["good"] and end["halo"] == 0.0 for end in ends)
-    assert len(judged["objects"]) == 3  # the empty mask is not an object
+    assert [o["g"] for o in judged["objects"]] == [1, 2, 3]  # the empty mask is not an object
     assert [o["merged"] for o in judged["objects"]] == [True, True, False]
     assert [o["split"] for o in judged["objects"]] == [False, False, True]
     assert not any(o["found"] for o in judged["objects"])
@@ -40,5 +40,5 @@ def test_good_detection_and_background_halo():
     on, off = judged["detections"]
     assert on["good"] and on["holds"] == [0] and on["halo"] == 0.0
     assert not off["good"] and off["halo"] == 1.0
-    assert judged["objects"] == [{"found": True, "merged": False, "split": False}]
-    assert judge_frame([], [person])["objects"] == [{"found": False, "merged": False, "split": False}]
+    assert judged["objects"] == [{"g": 0, "found": True, "merged": False, "split": False}]
+    assert judge_frame([], [person])["objects"] == [{"g": 0, "found": False, "merged": False, "split": False}]
