@@ -3,8 +3,9 @@
 The ground is a RANSAC plane under the cameras (:func:`fit_ground_plane`), scaled so people
 standing on it are 1.7 m tall where enough are seen whole (:func:`people_heights`), or without
 parallax a prior tilted and raised as people's boxes say (:func:`tilt_and_height_from_people`). Each
-object's depth per frame comes from its ground contact, bridged over gaps, its apparent size
-or triangulated points on it (:func:`object_depths`).
+object's depth per frame comes from its ground contact (not where the bottom is hidden behind
+another track or a prop: :func:`bottom_occluded_masks`, :func:`hidden_bottoms`), bridged over
+gaps, its apparent size or triangulated points on it (:func:`object_depths`).
 """
 
 from __future__ import annotations
@@ -114,6 +115,57 @@ def bottom_occluded_masks(masks: Callable[[int, int], np.ndarray | None], n_obje
             below = owner[bottom + 1 : bottom + 3][:, cols]
             occluded[k, t] = bool(((below >= 0) & (below != k)).any())
     return occluded
+
+
+BOTTOM_RISE_FRACTION = 0.15
+"""A box bottom rising by more than this fraction of the box height in one step, its top not
+following, is hidden from then on (:func:`hidden_bottoms`)."""
+TOP_SHARE = 0.5
+"""... where "not following" is the top moving less than this share of the bottom's move."""
+MAX_HIDDEN_GAP = 2
+"""Frames a track may go unseen without losing its hidden-bottom state."""
+
+
+def hidden_bottoms(boxes: np.ndarray, rise_fraction: float = BOTTOM_RISE_FRACTION,
+                   top_share: float = TOP_SHARE, max_gap: int = MAX_HIDDEN_GAP) -> np.ndarray:
+    """(K, T) bool: frames whose box bottom is hidden by something in front (a prop, a car, a wall).
+
+    boxes: (K, T, 4) xyxy, NaN when not visible. An object walking behind an occluder keeps
+    its box top where its motion puts it while its bottom jumps up to the occluder's edge: a
+    step between consecutive visible frames whose bottom rises by more than ``rise_fraction``
+    of the box height while the top moves less than ``top_share`` of that starts a hidden span;
+    a step whose bottom drops back as abruptly (the top again not following) ends it, and so
+    does a gap of more than ``max_gap`` unseen frames. Real motion moves a standing object's
+    bottom a few per cent of its height per frame, and a camera that tilts or pans moves top and
+    bottom together, so neither starts a span. The contact under a hidden bottom is the
+    occluder's, farther than the object (near the horizon, tens of metres farther), so it must
+    not place the object (:func:`contact_depth`) nor calibrate its size; the depth is then
+    bridged between the frames around the span, else unknown. (The box width is no help: an
+    occluder that hides the feet often cuts a side too — on dev seed 112 a car's width-size
+    depth went to 49 m.) A box whose bottom drops abruptly without a span to end (a merge with
+    something below, a track that starts hidden) is left alone.
+    """
+    n_objects, n_frames = boxes.shape[:2]
+    hidden = np.zeros((n_objects, n_frames), bool)
+    visible = np.isfinite(boxes).all(axis=-1)
+    top, bottom = boxes[..., 1], boxes[..., 3]
+    for k in range(n_objects):
+        frames = np.flatnonzero(visible[k])
+        if len(frames) < 2:
+            continue
+        s, t = frames[:-1], frames[1:]
+        drop = bottom[k, t] - bottom[k, s]  # image rows grow downwards: a rise is negative
+        follows = np.abs(top[k, t] - top[k, s])
+        size = np.maximum(bottom[k, s] - top[k, s], bottom[k, t] - top[k, t])
+        abrupt = (np.abs(drop) > rise_fraction * size) & (follows < top_share * np.abs(drop))
+        state = False
+        for i in range(len(t)):
+            if t[i] - s[i] > max_gap + 1:
+                state = False
+            if abrupt[i]:
+                state = drop[i] < 0
+            hidden[k, t[i]] = state
+    return hidden
 
 
 def contact_depth(boxes: np.ndarray, plane_camera: np.ndarray, intrinsics: np.ndarray, max_depth: np.ndarray,
