@@ -42,6 +42,12 @@ The ``classic`` track backend (DESIGN §4). At a reduced working resolution (lon
    it than around it (``colour_trim``, :func:`.segment.trim_to_colours`: flow smear, the ground
    a mover uncovers, its shadow), with its holes filled, or its convex hull when that covers
    less than ``min_fill`` of its box; boxes are the masks' bounding boxes in source-video pixels.
+   On a still or only-turning camera (``background_model``, :mod:`.stabilised`: most frame pairs
+   on one homography, the aligned frames agreeing with their temporal median) the mask is instead
+   the foreground of that background near the track's mask (``background_reach``; shadows set
+   aside): the mover's whole silhouette, its blank interior and feet, without the flow's smear.
+   With ``background_hold`` an object that stops stays detected while it differs from the
+   background, so its track goes on.
 7. Labels (:mod:`~recon4d.tracking.classic.people`): OpenCV's HOG people detector on crops
    around a track's box in up to ``person_samples`` frames; "person" when it finds a person
    in enough of them and the box is upright, else "object" (cars, dogs and balls are not
@@ -67,6 +73,7 @@ Sizes in metres are unknown here (tracking runs before reconstruction).
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -81,6 +88,7 @@ from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.people import PeopleDetector, label_tracks, person_evidence
 from recon4d.tracking.classic.motion import compute_motion, to_working, working_frames, working_size
 from recon4d.tracking.classic.segment import detect_moving_regions, fill_mask, trim_to_colours
+from recon4d.tracking.classic.stabilised import StabilisedBackground, foreground_detections, silhouettes
 from recon4d.tracking.classic.user_boxes import (
     AGENT_CATEGORIES,
     anchor_frame,
@@ -128,8 +136,10 @@ class _FrameDetections:
     walks the frames once): their full-frame masks are never all held at once (issue 12).
     ``seconds`` adds up the time spent finding them."""
 
-    def __init__(self, motion, config: ClassicTrackerConfig) -> None:
+    def __init__(self, motion, config: ClassicTrackerConfig, background: StabilisedBackground | None = None,
+                 images=None) -> None:
         self._motion, self._config = motion, config
+        self._background, self._images, self._previous = background, images, []
         self.seconds = 0.0
 
     def __len__(self) -> int:
@@ -140,6 +150,12 @@ class _FrameDetections:
         moving = self._motion.moving[t]
         found = (detect_moving_regions(moving, self._config, self._motion.image_flow[t], self._motion.velocity[t])
                  if moving.any() else [])
+        if self._background is not None and self._config.background_hold:  # stopped objects stay found
+            height, width = moving.shape
+            previous = [self._background.carry(detection.mask, t - 1, t) for detection in self._previous]
+            found = self._previous = foreground_detections(
+                found, self._background.foreground(t, self._images[t]), previous,
+                max(self._config.min_area_fraction * height * width, 4), self._config.background_reach)
         self.seconds += time.perf_counter() - started
         return found
 
@@ -157,8 +173,8 @@ class ClassicTracker:
         self.people = people
         """Optional people detector ``frame (H, W, 3) → (N, 4) xyxy``; overrides HOG/shape."""
         self.last_stage_seconds: dict[str, float] = {}
-        """Seconds of each step of the last discovery (motion, segment, associate, cleanup, masks,
-        people), for benchmarks."""
+        """Seconds of each step of the last discovery (motion, background, segment, associate, cleanup,
+        masks, people), for benchmarks."""
 
     @classmethod
     def from_config(cls, options: dict, device: str = "cpu") -> "ClassicTracker":
@@ -201,7 +217,9 @@ class ClassicTracker:
 
         motion = compute_motion(gray, config, progress, compact=True)
         lap("motion")
-        detections = _FrameDetections(motion, config)
+        background = StabilisedBackground.build(motion.backgrounds, images, config) if config.background_model else None
+        lap("background")
+        detections = _FrameDetections(motion, config, background, images)
         tracks = associate(detections, motion, images, config)
         lap("associate")
         seconds["segment"] = detections.seconds  # found during association
@@ -218,16 +236,24 @@ class ClassicTracker:
         masks = PackedMasks.zeros(n_tracks, n_frames, clip.frames.shape[1], clip.frames.shape[2])
         # frame-major: the working frames are resized when read and only the last FRAME_BATCH are
         # kept, so reading them track by track resized each frame once per track
-        for t, k in sorted((t, k) for k, track in enumerate(tracks) for t in track.boxes):
-            mask = tracks[k].masks[t]
-            if config.colour_trim:
-                mask = trim_to_colours(images[t], mask)
-            mask = fill_mask(mask, config.min_fill)
-            if not mask.any():
-                continue
-            boxes[k, t] = mask_box(mask)
-            visible[k, t] = True
-            masks[k, t] = _resize_mask(mask, clip.image_size)
+        present = sorted((t, k) for k, track in enumerate(tracks) for t in track.boxes)
+        for t, group in itertools.groupby(present, key=lambda pair: pair[0]):
+            keys = [k for _, k in group]
+            own = [tracks[k].masks[t] for k in keys]
+            whole = ([None] * len(keys) if background is None
+                     else silhouettes(background.foreground(t, images[t]), own, background.known(t, images[t]),
+                                    config.background_reach))
+            for k, mask, silhouette in zip(keys, own, whole):
+                if silhouette is not None:
+                    mask = silhouette
+                elif config.colour_trim:
+                    mask = trim_to_colours(images[t], mask)
+                mask = fill_mask(mask, config.min_fill)
+                if not mask.any():
+                    continue
+                boxes[k, t] = mask_box(mask)
+                visible[k, t] = True
+                masks[k, t] = _resize_mask(mask, clip.image_size)
         for k, track in enumerate(tracks):
             detected[k, sorted(track.detected)] = True
         lap("masks")
