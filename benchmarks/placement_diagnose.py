@@ -44,7 +44,7 @@ from track_diagnose import scene_paths  # noqa: E402
 CACHE = Path(os.environ.get("TMPDIR", "/tmp")) / "recon4d_placement"
 GOOD_BOX_IOU = 0.5
 """A frame whose track box overlaps the GT box less than this is counted as a tracker box error."""
-CUES = {0: "none", 1: "contact", 2: "bridged", 3: "size", 4: "triangulated"}
+CUES = {0: "none", 1: "contact", 2: "bridged", 3: "size", 4: "triangulated", 5: "held"}
 
 
 class _CachedTracker:

@@ -23,10 +23,15 @@ from recon4d.recon.classic.config import ClassicConfig, ClassicReconstructionErr
 from recon4d.errors import Recon4dError, ShapeError
 from recon4d.geometry import umeyama_sim3
 from recon4d.recon.classic.object_depth import (
+    CUE_BRIDGED,
+    CUE_HELD,
+    CUE_NONE,
     contact_depth,
     fit_ground_plane,
     hidden_bottoms,
+    hold_nearest,
     interpolate_gaps,
+    object_depths,
     level_up,
     size_depth,
     tilt_and_height_from_people,
@@ -780,3 +785,34 @@ def test_a_bottom_hidden_behind_a_prop_does_not_push_the_object_away():
         x1, y1, x2, y2 = hidden[0, t]
         depth = recon.local_points[t][int(0.5 * (y1 + y2)), int(0.5 * (x1 + x2)), 2]
         assert depth == pytest.approx(truth[t], rel=0.05), t
+
+
+def test_a_bottom_hidden_to_the_end_holds_the_last_depth():
+    depth = np.array([[5.0, 5.2, np.nan, np.nan, np.nan], [np.nan, 4.0, np.nan, 6.0, np.nan]])
+    hidden = np.array([[False, False, True, True, False], [True, False, True, False, True]])
+    held = hold_nearest(depth, hidden)
+    np.testing.assert_array_equal(held, [[5.0, 5.2, 5.2, 5.2, np.nan], [4.0, 4.0, 4.0, 6.0, 6.0]])
+    # In object_depths, a bridge between placed frames wins; only the frames no cue reaches are held,
+    # with their own cue, and frames that are not hidden stay unknown.
+    contact = np.array([[8.0, np.nan, np.nan, 10.0, np.nan, np.nan]])
+    unknown = np.full_like(contact, np.nan)
+    behind = np.array([[False, True, True, False, True, False]])
+    found, cue = object_depths(contact, unknown, unknown, behind)
+    assert found[0, 4] == 10.0 and cue[0, 4] == CUE_HELD and np.isnan(found[0, 5]) and cue[0, 5] == CUE_NONE
+    assert cue[0, 1] == cue[0, 2] == CUE_BRIDGED
+    # No track drops out of the scene behind a prop: a person hidden at the feet from frame 6 to
+    # the end stays placed in every frame, at the depth of its last whole frame (before: no depth
+    # from frame 6 on, so not lifted there).
+    boxes, intrinsics = moving_objects_boxes(0.0, 1.6, [1.7])
+    n_frames = boxes.shape[1]
+    hidden_boxes = behind_a_prop(boxes, slice(6, None), 0.3)
+    clip = make_clip(np.full((n_frames, 360, 640, 3), 128, np.uint8))
+    tracks = Tracks2D(np.array([1]), ("person",), np.array([True]), hidden_boxes.astype(np.float32),
+                      np.ones((1, n_frames), bool))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ReconstructionWarning)
+        recon = ClassicReconstructor(ClassicConfig(focal_px=float(intrinsics[0, 0]))).reconstruct(clip, tracks)
+    centres = [recon.local_points[t][int(0.5 * (y1 + y2)), int(0.5 * (x1 + x2)), 2]
+               for t, (x1, y1, x2, y2) in enumerate(hidden_boxes[0])]
+    assert np.isfinite(centres).all()
+    np.testing.assert_allclose(centres[6:], centres[5], rtol=1e-6)

@@ -73,7 +73,7 @@ def ground_candidates(points: np.ndarray, xy_px: np.ndarray, height: int) -> np.
     return points[np.isfinite(points[:, 0]) & (mean_row > 0.5 * height)]
 
 
-CUE_NONE, CUE_CONTACT, CUE_BRIDGED, CUE_SIZE, CUE_TRIANGULATED = 0, 1, 2, 3, 4
+CUE_NONE, CUE_CONTACT, CUE_BRIDGED, CUE_SIZE, CUE_TRIANGULATED, CUE_HELD = 0, 1, 2, 3, 4, 5
 
 
 def bottom_occluded(boxes: np.ndarray) -> np.ndarray:
@@ -405,13 +405,35 @@ def interpolate_gaps(depth: np.ndarray) -> np.ndarray:
     return out
 
 
-def object_depths(contact: np.ndarray, size: np.ndarray, triangulated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def hold_nearest(depth: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """(K, T) ``depth`` with its NaN frames in ``where`` (K, T) bool set to the depth of the object's
+    nearest frame (in frames; the earlier one on a tie) that has one; the rest unchanged."""
+    out = depth.copy()
+    frames = np.arange(depth.shape[1])
+    for k in range(depth.shape[0]):
+        known = np.flatnonzero(np.isfinite(depth[k]))
+        todo = np.flatnonzero(where[k] & ~np.isfinite(depth[k]))
+        if len(known) == 0 or len(todo) == 0:
+            continue
+        after = np.clip(np.searchsorted(known, frames[todo]), 0, len(known) - 1)
+        before = np.clip(after - 1, 0, len(known) - 1)
+        nearer = np.where(np.abs(known[before] - todo) <= np.abs(known[after] - todo), known[before], known[after])
+        out[k, todo] = depth[k, nearer]
+    return out
+
+
+def object_depths(contact: np.ndarray, size: np.ndarray, triangulated: np.ndarray,
+                  hidden: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Pick each object's depth per frame by cue priority: contact (measured, then bridged over
     gaps), apparent size, triangulated points.
 
     All inputs (K, T) with NaN where a cue is unavailable. Triangulated depths of an object are
     dropped when they differ from its contact depths by over 15 % (median over the frames
-    with both). Returns depth (K, T) (NaN when no cue) and the cue used (K, T) int8 (CUE_*).
+    with both). Frames whose bottom is ``hidden`` (K, T) (:func:`hidden_bottoms`) and that no cue
+    reaches (a span that lasts to the end of the track) hold the depth of the nearest frame that
+    has one (``CUE_HELD``): an object whose feet a prop hides stays about where it was, and
+    without a depth it would drop out of the scene in those frames. Returns depth (K, T) (NaN
+    when no cue) and the cue used (K, T) int8 (CUE_*).
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -426,6 +448,10 @@ def object_depths(contact: np.ndarray, size: np.ndarray, triangulated: np.ndarra
         usable = np.isfinite(value) & (value > 0)
         depth = np.where(usable, value, depth)
         cue = np.where(usable, code, cue)
+    if hidden is not None:
+        held = hold_nearest(depth, hidden)
+        cue = np.where(np.isfinite(held) & ~np.isfinite(depth), CUE_HELD, cue).astype(np.int8)
+        depth = held
     return depth, cue
 
 

@@ -42,8 +42,9 @@
    such frames (linear in inverse depth); else from its apparent size (depth × box height,
    or width when the height is cut by the border, constant, calibrated on the contact
    frames); else from triangulated points on the object (a static object, checked against
-   the contact depth when there is one). Objects with no depth get NaN points and conf 0, so
-   they are not lifted.
+   the contact depth when there is one); else, where the bottom is hidden behind a prop to the
+   end of the track, the depth of its nearest placed frame (held). Objects with no depth get
+   NaN points and conf 0, so they are not lifted.
 
 The settings are :class:`~recon4d.recon.classic.config.ClassicConfig` (importable from here too);
 :class:`ClassicReconstructor` below runs the steps in this order.
@@ -101,6 +102,7 @@ from recon4d.errors import ShapeError
 from recon4d.recon.classic.object_depth import (
     CUE_BRIDGED,
     CUE_CONTACT,
+    CUE_HELD,
     CUE_NONE,
     CUE_SIZE,
     CUE_TRIANGULATED,
@@ -128,7 +130,7 @@ CONF_GROUND = 0.5
 """Confidence of ray ∩ fitted ground plane (halved when the plane is the prior)."""
 CONF_BACKDROP = 0.05
 """Confidence of the backdrop: below the lifting threshold (0.1), so it never feeds a centre."""
-CONF_OBJECT = {"contact": 0.8, "bridged": 0.7, "triangulated": 0.7, "size": 0.6}
+CONF_OBJECT = {"contact": 0.8, "bridged": 0.7, "triangulated": 0.7, "size": 0.6, "held": 0.5}
 """Confidence of object pixels by the cue that gave the object's depth."""
 
 
@@ -354,7 +356,7 @@ class ClassicReconstructor:
             triangulated = (unknown if motion.mode != "parallax" else
                             object_point_depths(xy, features.label, np.isfinite(xy[..., 0]), world_to_cam,
                                                  n_objects, config, focal))
-            depth_k, cue_k = object_depths(contact, size, triangulated)
+            depth_k, cue_k = object_depths(contact, size, triangulated, hidden)
 
         # Point maps are rendered when read, frame by frame (STYLE §9): nothing T × H × W is held.
         map_xy = features.xy[seen_rows]
@@ -548,10 +550,11 @@ class ClassicReconstructor:
 
 def _object_conf(cue: int, ground_fitted: bool) -> float:
     """Confidence of an object's pixels: by cue, halved for ground cues when the ground is a prior."""
-    name = {CUE_CONTACT: "contact", CUE_BRIDGED: "bridged", CUE_SIZE: "size", CUE_TRIANGULATED: "triangulated"}
+    name = {CUE_CONTACT: "contact", CUE_BRIDGED: "bridged", CUE_SIZE: "size", CUE_TRIANGULATED: "triangulated",
+            CUE_HELD: "held"}
     if cue == CUE_NONE:
         return 0.0
-    ground_based = cue in (CUE_CONTACT, CUE_BRIDGED, CUE_SIZE)
+    ground_based = cue in (CUE_CONTACT, CUE_BRIDGED, CUE_SIZE, CUE_HELD)
     return CONF_OBJECT[name[cue]] * (0.5 if ground_based and not ground_fitted else 1.0)
 
 
