@@ -29,7 +29,6 @@ the image speed (0–15 px/step).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -39,8 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from motion_evidence import working_scene  # noqa: E402
-from pipeline_fidelity import SEED_SETS, parse_options, parse_specs  # noqa: E402
+from motion_evidence import working_parser, working_scene, working_specs  # noqa: E402
 
 MIN_IOU = 0.3
 """A detection box is good on an object with this IoU (pipeline_fidelity's matching bar)."""
@@ -160,15 +158,11 @@ def _write_panel(path: Path, frame: np.ndarray, size: tuple[int, int], motion, t
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", dest="seed_set", choices=sorted(SEED_SETS), default="dev")
-    parser.add_argument("--seeds", nargs="+", default=None, help="SEED or SEED:KIND, instead of --set")
-    parser.add_argument("-O", dest="options", action="append", default=[], help="tracker option key=value")
+    parser = working_parser(__doc__)
     parser.add_argument("--panels", type=Path, default=None, help="write PNG panels of some frames here")
     parser.add_argument("--frames", type=int, nargs="+", default=None, help="frames of the panels")
     args = parser.parse_args()
-    options = parse_options(args.options)
-    specs = parse_specs(args.seeds if args.seeds else list(SEED_SETS[args.seed_set]))
+    options, specs = working_specs(args)
     scenes = [audit(seed, kind, options, args.panels, args.frames) for seed, kind in specs]
     by_camera: dict[str, dict] = {}
     for scene in scenes:

@@ -49,6 +49,21 @@ def working_scene(seed: int, kind: str, options: dict[str, str]):
     return config, clip, scene, gray
 
 
+def working_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments of the working-frame benchmarks (this one, pose_error, detection_audit): --set,
+    --seeds and -O; each adds its own."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--set", dest="seed_set", choices=sorted(SEED_SETS), default="dev")
+    parser.add_argument("--seeds", nargs="+", default=None, help="SEED or SEED:KIND, instead of --set")
+    parser.add_argument("-O", dest="options", action="append", default=[], help="tracker option key=value")
+    return parser
+
+
+def working_specs(args: argparse.Namespace) -> tuple[dict[str, str], list[tuple[int, str]]]:
+    """(tracker options, (seed, camera kind) of every scene) that :func:`working_parser`'s arguments name."""
+    return parse_options(args.options), parse_specs(args.seeds if args.seeds else list(SEED_SETS[args.seed_set]))
+
+
 def evidence(seed: int, kind: str, options: dict[str, str]) -> dict:
     """Per-object and background figures of one scene (see the module docstring)."""
     from recon4d.tracking.classic.motion import compute_motion
@@ -77,13 +92,9 @@ def evidence(seed: int, kind: str, options: dict[str, str]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", dest="seed_set", choices=sorted(SEED_SETS), default="dev")
-    parser.add_argument("--seeds", nargs="+", default=None, help="SEED or SEED:KIND, instead of --set")
-    parser.add_argument("-O", dest="options", action="append", default=[], help="tracker option key=value")
+    parser = working_parser(__doc__)
     args = parser.parse_args()
-    options = parse_options(args.options)
-    specs = parse_specs(args.seeds if args.seeds else list(SEED_SETS[args.seed_set]))
+    options, specs = working_specs(args)
     scenes = [evidence(seed, kind, options) for seed, kind in specs]
     by_camera: dict[str, dict] = {}
     for scene in scenes:

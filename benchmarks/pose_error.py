@@ -16,7 +16,6 @@ pairs fitted ``epipolar`` (the others are planar: no translation to be wrong).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -26,8 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pipeline_fidelity import SEED_SETS, parse_options, parse_specs  # noqa: E402
-from motion_evidence import working_scene  # noqa: E402
+from motion_evidence import working_parser, working_scene, working_specs  # noqa: E402
 
 
 def true_relative(cam_to_world: np.ndarray, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
@@ -76,14 +74,10 @@ def scene_errors(seed: int, kind: str, options: dict[str, str]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", dest="seed_set", choices=sorted(SEED_SETS), default="dev")
-    parser.add_argument("--seeds", nargs="+", default=None, help="SEED or SEED:KIND, instead of --set")
-    parser.add_argument("-O", dest="options", action="append", default=[], help="tracker option key=value")
+    parser = working_parser(__doc__)
     parser.add_argument("--pairs", action="store_true", help="list every pair, not only the summaries")
     args = parser.parse_args()
-    options = parse_options(args.options)
-    specs = parse_specs(args.seeds if args.seeds else list(SEED_SETS[args.seed_set]))
+    options, specs = working_specs(args)
     scenes = [scene_errors(seed, kind, options) for seed, kind in specs]
     by_camera: dict[str, dict] = {}
     for scene in scenes:
