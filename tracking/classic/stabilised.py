@@ -77,10 +77,7 @@ def chain_homographies(pairs: list[np.ndarray], reference: int, size: tuple[int,
 
     A pair whose homography moves no corner of the ``size`` = (w, h) frame by ``still_px`` or more is
     the identity (a still camera: its fit is noise, and chaining noise drifts)."""
-    width, height = size
-    corners = np.array([[0, 0], [width, 0], [0, height], [width, height]], np.float64)
-    pairs = [np.eye(3) if np.max(np.linalg.norm(_apply(h, corners) - corners, axis=1)) < still_px else h
-             for h in pairs]
+    pairs = [np.eye(3) if _corner_shift(h, size) < still_px else h for h in pairs]
     n_frames = len(pairs) + 1
     chained = np.tile(np.eye(3), (n_frames, 1, 1))
     for t in range(reference - 1, -1, -1):
@@ -88,6 +85,18 @@ def chain_homographies(pairs: list[np.ndarray], reference: int, size: tuple[int,
     for t in range(reference + 1, n_frames):
         chained[t] = chained[t - 1] @ np.linalg.inv(pairs[t - 1])
     return chained / chained[:, 2:3, 2:3]
+
+
+def _frame_corners(size: tuple[int, int]) -> np.ndarray:
+    """(4, 2) corners of a ``size`` = (w, h) frame."""
+    width, height = size
+    return np.array([[0, 0], [width, 0], [0, height], [width, height]], np.float64)
+
+
+def _corner_shift(homography: np.ndarray, size: tuple[int, int]) -> float:
+    """Pixels the homography moves the farthest-moved corner of a ``size`` = (w, h) frame."""
+    corners = _frame_corners(size)
+    return float(np.max(np.linalg.norm(_apply(homography, corners) - corners, axis=1)))
 
 
 def _apply(homography: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -178,11 +187,9 @@ class StabilisedBackground:
         height, width = images[0].shape[:2]
         reference = n_frames // 2
         chained = chain_homographies([model.planes[0] for model in backgrounds], reference, (width, height))
-        corners = np.array([[0, 0], [width, 0], [0, height], [width, height]], np.float64)
-        if not config.background_turning and max(
-                float(np.max(np.linalg.norm(_apply(h, corners) - corners, axis=1))) for h in chained) >= _STILL_PX:
+        if not config.background_turning and max(_corner_shift(h, (width, height)) for h in chained) >= _STILL_PX:
             return None
-        reach = np.concatenate([_apply(h, corners) for h in chained])
+        reach = np.concatenate([_apply(h, _frame_corners((width, height))) for h in chained])
         low = np.maximum(np.floor(reach.min(axis=0)), [-(_MAX_CANVAS - 1) / 2 * width, -(_MAX_CANVAS - 1) / 2 * height])
         high = np.minimum(np.ceil(reach.max(axis=0)), [(_MAX_CANVAS + 1) / 2 * width, (_MAX_CANVAS + 1) / 2 * height])
         size = (int(high[0] - low[0]), int(high[1] - low[1]))
