@@ -40,7 +40,7 @@ one is given).
 
     python benchmarks/pipeline_fidelity.py [--set test|dev] [--seeds S[:KIND] ...] [--frames 60]
         [--fps 12] [--size 640x360] [--process-frames 32] [--questions 40] [--jobs 1]
-        [--backends classic|auto|track=NAME,recon=NAME,orient=NAME]
+        [--backends classic|auto|track=NAME,recon=NAME,orient=NAME] [-O KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -77,6 +77,8 @@ class Settings:
     process_frames: int
     questions: int
     backends: dict
+    track_options: dict = dataclasses.field(default_factory=dict)
+    """``-O key=value`` options of the track backend (``ProcessConfig.backend_options["track"]``)."""
 
 
 def parse_specs(seeds: list[str]) -> list[tuple[int, str]]:
@@ -176,7 +178,8 @@ def run_scene(seed: int, kind: str, settings: Settings) -> dict:
     render_s = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as tmp:
         video = write_video(Path(tmp) / "video.mp4", synthetic.frames, config.fps)
-        result = process_video(video, ProcessConfig(n_frames=settings.process_frames, **settings.backends))
+        result = process_video(video, ProcessConfig(n_frames=settings.process_frames, **settings.backends,
+                                                    backend_options={"track": settings.track_options}))
     est = result.scene
     started = time.perf_counter()
     frames = est.frame_index
@@ -327,11 +330,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--questions", type=int, default=40, help="questions compiled per scene")
     parser.add_argument("--jobs", type=int, default=1, help="scenes processed in parallel (processes)")
     parser.add_argument("--backends", default="classic", help="classic, auto, or track=NAME,recon=NAME,orient=NAME")
+    parser.add_argument("-O", dest="options", action="append", default=[],
+                        help="track backend option key=value (e.g. background_model=false), repeatable")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     specs = parse_specs(args.seeds if args.seeds else list(SEED_SETS[args.seed_set]))
     settings = Settings(args.frames, args.fps, (width, height), args.process_frames, args.questions,
-                        parse_backends(args.backends))
+                        parse_backends(args.backends), parse_options(args.options))
 
     started = time.perf_counter()
     if args.jobs > 1:
@@ -343,6 +348,7 @@ def main(argv: list[str] | None = None) -> None:
         "benchmark": "pipeline_fidelity",
         "seed_set": None if args.seeds else args.seed_set,
         "backends": settings.backends,
+        "track_options": settings.track_options,
         "video": f"{width}x{height}, {args.frames} frames at {args.fps:g} fps; process samples {args.process_frames}",
         "questions_per_scene": args.questions,
         "overall": summarise(results, settings),
