@@ -34,6 +34,11 @@ class ClassicTrackerConfig:
     """Gradient-descent iterations of each dense-flow patch (DIS's medium preset: 25)."""
     flow_refine_iterations: int = 5
     """Variational refinement iterations of the dense flow at each pyramid level (DIS's medium preset: 5)."""
+    motion_threads: int = 0
+    """Frame pairs whose motion (flows, background model, residual) is computed at once, each in a
+    worker thread with its own DIS flow, while the caller sums the finished pairs in order (OpenCV and
+    large numpy operations release the GIL; the result is the same as with 1). 0 (default): 2 when at
+    least 2 CPUs are usable (``os.sched_getaffinity``), else 1; 1: one pair after another, no threads."""
     max_planes: int = 2
     """Background homographies per frame pair (1 = a single plane; more absorb parallax)."""
     plane_min_fraction: float = 0.15
@@ -233,6 +238,8 @@ class ClassicTrackerConfig:
         if self.flow_descent_iterations < 1 or self.flow_refine_iterations < 0:
             fail(f"flow_descent_iterations must be at least 1 and flow_refine_iterations at least 0, got "
                  f"{self.flow_descent_iterations} and {self.flow_refine_iterations}.")
+        if self.motion_threads < 0:
+            fail(f"motion_threads must be at least 0 (0: automatic), got {self.motion_threads}.")
         if self.pose_steps < 0 or self.pose_grid_px < 1 or self.pose_span_deg < 0:
             fail(f"pose_steps and pose_span_deg must be at least 0 and pose_grid_px at least 1, got "
                  f"{self.pose_steps}, {self.pose_span_deg} and {self.pose_grid_px}.")

@@ -10,7 +10,11 @@ a clip.
 from __future__ import annotations
 
 import functools
-from collections.abc import MutableMapping
+import os
+import queue
+from collections import deque
+from collections.abc import Iterator, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -39,7 +43,9 @@ __all__ = [
     "dense_flow",
     "corner_matches",
     "inside",
+    "motion_threads",
     "pair_motion",
+    "pair_motions",
     "robust_threshold",
     "textured",
     "to_working",
@@ -266,6 +272,59 @@ def pair_motion(gray_a: np.ndarray, gray_b: np.ndarray, config: ClassicTrackerCo
                       consistent, points_a, points_b, point_residual)
 
 
+def motion_threads(config: ClassicTrackerConfig) -> int:
+    """Worker threads of :func:`pair_motions`: ``config.motion_threads``, or when that is 0, 2 where
+    at least 2 CPUs are usable by this process (its affinity, not the machine's count), else 1."""
+    if config.motion_threads > 0:
+        return config.motion_threads
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 2 if usable >= 2 else 1
+
+
+def pair_motions(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
+                 threads: int | None = None) -> Iterator[PairMotion]:
+    """:func:`pair_motion` of the pairs (0, 1), (1, 2), … of the (T, h, w) uint8 frames ``gray``, in order.
+
+    With ``threads`` > 1 (default :func:`motion_threads`) up to that many pairs are computed ahead
+    in worker threads while the caller works on the pair it was given: pairs are independent and
+    OpenCV and numpy release the GIL, so a second core takes the flow of the next pair. Each worker
+    takes a DIS flow of its own from a pool (one DIS object must not serve two threads at once); the
+    frames are read here, on the caller's thread, in order (a lazy :func:`working_frames` cache is
+    not shared between threads). At most ``threads`` pairs wait, so memory does not grow with T.
+    The pairs are the same objects' values as without threads: nothing in a pair depends on another.
+    """
+    n_pairs = max(len(gray) - 1, 0)
+    threads = motion_threads(config) if threads is None else max(1, threads)
+    if threads == 1 or n_pairs < 2:
+        dis = dense_flow(config)
+        for t in range(n_pairs):
+            yield pair_motion(gray[t], gray[t + 1], config, dis)
+        return
+    flows: queue.SimpleQueue = queue.SimpleQueue()
+    for _ in range(threads):
+        flows.put(dense_flow(config))
+
+    def work(gray_a: np.ndarray, gray_b: np.ndarray) -> PairMotion:
+        dis = flows.get()
+        try:
+            return pair_motion(gray_a, gray_b, config, dis)
+        finally:
+            flows.put(dis)
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="recon4d-motion") as pool:
+        pending: deque = deque()
+        following = 0  # next pair to hand out
+        try:
+            for _ in range(n_pairs):
+                while following < n_pairs and len(pending) < threads:
+                    pending.append(pool.submit(work, gray[following], gray[following + 1]))
+                    following += 1
+                yield pending.popleft().result()
+        finally:  # the caller stopped early or a pair failed: drop what was not started
+            for future in pending:
+                future.cancel()
+
+
 class PackedFrames:
     """(T, h, w) bool frames held bit-packed along w (1/8 of the bytes); ``frames[t]`` unpacks one,
     ``frames[t] = mask`` packs one, ``np.asarray(frames)`` unpacks all."""
@@ -434,7 +493,9 @@ def compute_motion(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
     frame has no motion.
 
     ``gray`` may be any sequence of frames (``len``, ``gray[t]``, ``gray.shape``; a lazy
-    :func:`working_frames`): each frame is read twice, in order. A frame is finished (and its
+    :func:`working_frames`): each frame is read three times, in order, up to
+    :func:`motion_threads` pairs ahead of the one being summed (the pairs are computed in worker
+    threads by :func:`pair_motions`; the sums, in order, here). A frame is finished (and its
     sums dropped) as soon as its second pair is in, so only two frames' sums are held.
     ``compact`` holds only what the tracker reads (issue 12: a clip's motion was ~10 MiB a
     frame): float16 flows (|flow| ≪ 65504 px; the 1/2048 relative step is far below the
@@ -490,9 +551,7 @@ def compute_motion(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
             image_flow[frame], velocity[frame] = combined().reshape(2, height, width, 2)
 
     pairs = []  # only the sparse parts: the dense ones are accumulated as we go
-    dis = dense_flow(config)
-    for t in range(n_pairs):
-        pair = pair_motion(gray[t], gray[t + 1], config, dis)
+    for t, pair in enumerate(pair_motions(gray, config)):
         pairs.append((pair.background, pair.points_a, pair.points_b, pair.point_residual))
         if compact:
             forward[t], backward[t] = _to_half(pair.flow_ab), _to_half(pair.flow_ba)
