@@ -52,6 +52,7 @@ def main() -> None:
         "cpu_s": round(cpu_s, 3),
         "frames_per_cpu_s": round(args.frames / cpu_s, 2),
         "cpu_count": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)),
         "load_average_1min": [round(load_before, 2), round(load_after, 2)],
     }, indent=2))
 

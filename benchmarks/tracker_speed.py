@@ -7,7 +7,8 @@ process`` decodes them (``--process-frames`` uniform samples, its pixel budget).
 clip the tracker of this checkout and the baseline tracker (``tracking/classic`` of git
 revision ``--baseline``, extracted under another package name) run in turns (who goes first
 alternates), so both see the same machine load; each is timed in CPU seconds of this
-process (all threads: OpenCV's included) and wall seconds. Object recall, precision and
+process (all threads: OpenCV's and the motion workers' included) and wall seconds; the CPUs
+this process may use, the tracker's motion threads and the 1-minute load average are printed. Object recall, precision and
 identity switches are computed from the tracks' boxes with the definitions of
 ``benchmarks/fidelity_metrics.py`` (what ``pipeline_fidelity`` reports: its store holds the
 tracker's boxes), for both trackers, with the speed-ups baseline / this checkout.
@@ -154,6 +155,7 @@ def main() -> None:
     args = parser.parse_args()
     import cv2
 
+    from recon4d.tracking.classic.motion import motion_threads
     from recon4d.tracking.classic.tracker import ClassicTracker
 
     if args.threads is not None:
@@ -185,7 +187,9 @@ def main() -> None:
         "scenes": [f"{seed}:{kind}" for seed, kind in specs],
         "clip": f"{size[0]}x{size[1]}, {args.frames} frames at {args.fps:g} fps; {args.process_frames} sampled",
         "options": options, "threads": args.threads if args.threads is not None else cv2.getNumThreads(),
-        "cpu_count": os.cpu_count(), "load_average_1min": [round(v, 2) for v in load],
+        "cpu_count": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)),
+        "motion_threads": motion_threads(trackers["tracker"].config),
+        "load_average_1min": [round(v, 2) for v in load],
         **{key: summary(value) for key, value in entries.items()},
     }
     if "baseline" in entries:
