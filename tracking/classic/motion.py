@@ -10,11 +10,8 @@ a clip.
 from __future__ import annotations
 
 import functools
-import os
 import queue
-from collections import deque
 from collections.abc import Iterator, MutableMapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -31,6 +28,7 @@ from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.pose import resolve_pose
 from recon4d.tracking.classic.segment import moving_components
 from recon4d.types import FRAME_BATCH, FrameSequence, ProgressFn
+from recon4d.workers import ahead, worker_threads
 
 __all__ = [
     "MotionField",
@@ -275,10 +273,7 @@ def pair_motion(gray_a: np.ndarray, gray_b: np.ndarray, config: ClassicTrackerCo
 def motion_threads(config: ClassicTrackerConfig) -> int:
     """Worker threads of :func:`pair_motions`: ``config.motion_threads``, or when that is 0, 2 where
     at least 2 CPUs are usable by this process (its affinity, not the machine's count), else 1."""
-    if config.motion_threads > 0:
-        return config.motion_threads
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return 2 if usable >= 2 else 1
+    return worker_threads(config.motion_threads)
 
 
 def pair_motions(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
@@ -286,43 +281,28 @@ def pair_motions(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
     """:func:`pair_motion` of the pairs (0, 1), (1, 2), … of the (T, h, w) uint8 frames ``gray``, in order.
 
     With ``threads`` > 1 (default :func:`motion_threads`) up to that many pairs are computed ahead
-    in worker threads while the caller works on the pair it was given: pairs are independent and
-    OpenCV and numpy release the GIL, so a second core takes the flow of the next pair. Each worker
-    takes a DIS flow of its own from a pool (one DIS object must not serve two threads at once); the
-    frames are read here, on the caller's thread, in order (a lazy :func:`working_frames` cache is
-    not shared between threads). At most ``threads`` pairs wait, so memory does not grow with T.
-    The pairs are the same objects' values as without threads: nothing in a pair depends on another.
+    in worker threads while the caller works on the pair it was given (:func:`recon4d.workers.ahead`):
+    pairs are independent and OpenCV and numpy release the GIL, so a second core takes the flow of
+    the next pair. Each worker takes a DIS flow of its own from a pool (one DIS object must not
+    serve two threads at once: it crashes); the frames are read on the caller's thread, in order
+    (a lazy :func:`working_frames` cache is not shared between threads). At most ``threads`` pairs
+    wait, so memory does not grow with T. The pairs are the serial ones: nothing in a pair depends
+    on another.
     """
     n_pairs = max(len(gray) - 1, 0)
     threads = motion_threads(config) if threads is None else max(1, threads)
-    if threads == 1 or n_pairs < 2:
-        dis = dense_flow(config)
-        for t in range(n_pairs):
-            yield pair_motion(gray[t], gray[t + 1], config, dis)
-        return
     flows: queue.SimpleQueue = queue.SimpleQueue()
-    for _ in range(threads):
+    for _ in range(min(threads, max(n_pairs, 1))):
         flows.put(dense_flow(config))
 
-    def work(gray_a: np.ndarray, gray_b: np.ndarray) -> PairMotion:
+    def work(frames: tuple[np.ndarray, np.ndarray]) -> PairMotion:
         dis = flows.get()
         try:
-            return pair_motion(gray_a, gray_b, config, dis)
+            return pair_motion(*frames, config, dis)
         finally:
             flows.put(dis)
 
-    with ThreadPoolExecutor(threads, thread_name_prefix="recon4d-motion") as pool:
-        pending: deque = deque()
-        following = 0  # next pair to hand out
-        try:
-            for _ in range(n_pairs):
-                while following < n_pairs and len(pending) < threads:
-                    pending.append(pool.submit(work, gray[following], gray[following + 1]))
-                    following += 1
-                yield pending.popleft().result()
-        finally:  # the caller stopped early or a pair failed: drop what was not started
-            for future in pending:
-                future.cancel()
+    yield from ahead(((gray[t], gray[t + 1]) for t in range(n_pairs)), work, threads, "recon4d-motion")
 
 
 class PackedFrames:

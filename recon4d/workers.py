@@ -1,0 +1,76 @@
+"""Independent per-item work done ahead of its consumer in worker threads, results in order.
+
+The weights-free stages run on the CPU with OpenCV and numpy, which release the GIL in their
+large calls, so a second thread uses a second core where a loop's items are independent
+(the frame pairs of the tracker's motion, the frames of its segmentation). :func:`ahead`
+keeps at most ``threads`` items in flight, so memory does not grow with the clip, and hands
+back each result in order; :func:`worker_threads` turns a setting into a thread count (0:
+automatic, from the CPUs this process may use).
+
+    for pair in ahead(((gray[t], gray[t + 1]) for t in range(n - 1)), lambda ab: flow(*ab), 2): ...
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+__all__ = [
+    "ahead",
+    "usable_cpus",
+    "worker_threads",
+]
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one, not the machine's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def worker_threads(setting: int) -> int:
+    """Threads for a ``setting`` of N > 0 (N) or 0 (automatic: 2 where at least 2 CPUs are usable, else 1).
+
+    Two, not one per CPU: the work handed out is a sequence's next items, and more in flight
+    only holds more memory where the GIL-bound parts already keep the cores busy."""
+    if setting > 0:
+        return setting
+    return 2 if usable_cpus() >= 2 else 1
+
+
+def ahead(inputs: Iterable[Item], work: Callable[[Item], Result], threads: int,
+          name: str = "recon4d-worker") -> Iterator[Result]:
+    """``work(item)`` of each of ``inputs`` in order, up to ``threads`` items computed ahead in worker threads.
+
+    ``inputs`` is read on the caller's thread (lazy frame caches need not be thread-safe), up
+    to ``threads`` items ahead of the result being consumed; ``work`` runs on the workers and
+    must not share unsynchronised state between calls. With ``threads`` ≤ 1 everything runs
+    on the caller's thread, one item at a time. An exception of ``work`` is raised here, at its
+    item; items not yet started are then dropped (as when the consumer stops early).
+    """
+    if threads <= 1:
+        for item in inputs:
+            yield work(item)
+        return
+    items = iter(inputs)
+    with ThreadPoolExecutor(threads, thread_name_prefix=name) as pool:
+        pending: deque = deque()
+        try:
+            while True:
+                for item in items:
+                    pending.append(pool.submit(work, item))
+                    if len(pending) >= threads:
+                        break
+                if not pending:
+                    return
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()

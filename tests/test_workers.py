@@ -1,0 +1,67 @@
+"""recon4d.workers: work ahead in threads hands back results in order, holds at most ``threads``
+items in flight, raises a failure at its item and runs on the caller's thread when asked."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from recon4d.workers import ahead, usable_cpus, worker_threads
+
+
+def test_results_come_in_order_from_worker_threads():
+    names = set()
+
+    def work(item: int) -> int:
+        names.add(threading.current_thread().name)
+        time.sleep(0.002 * (item % 3))  # later items may finish first
+        return item * item
+
+    assert list(ahead(range(20), work, 3, name="test-ahead")) == [i * i for i in range(20)]
+    assert names and all(name.startswith("test-ahead") for name in names)
+
+
+def test_one_thread_runs_on_the_callers_thread():
+    names = set()
+    assert list(ahead(range(5), lambda i: names.add(threading.current_thread().name) or i, 1)) == list(range(5))
+    assert names == {threading.current_thread().name}
+
+
+def test_inputs_are_read_on_the_caller_and_at_most_threads_ahead():
+    read, readers = [], set()
+
+    def inputs():
+        for i in range(10):
+            readers.add(threading.current_thread().name)
+            read.append(i)
+            yield i
+
+    stream = ahead(inputs(), lambda i: i, 2)
+    for consumed in range(10):
+        assert next(stream) == consumed
+        assert len(read) <= consumed + 2  # the item handed back and the next one in flight
+    assert readers == {threading.current_thread().name}
+
+
+def test_a_failure_is_raised_at_its_item_and_later_items_are_dropped():
+    started = []
+
+    def work(item: int) -> int:
+        started.append(item)
+        if item == 3:
+            raise ValueError("item 3")
+        return item
+
+    stream = ahead(range(100), work, 2)
+    assert [next(stream) for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(ValueError, match="item 3"):
+        next(stream)
+    assert max(started) <= 5
+
+
+def test_thread_counts():
+    assert usable_cpus() >= 1
+    assert worker_threads(3) == 3 and worker_threads(1) == 1
+    assert worker_threads(0) == (2 if usable_cpus() >= 2 else 1)
