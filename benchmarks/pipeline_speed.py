@@ -5,9 +5,11 @@ the chosen backends (weights-free by default) on --frames sampled frames, twice,
 second (warm: numba kernels compiled and cached) run is reported: seconds per stage (wall),
 frames per second of wall time, and the CPU seconds of the run (this process, all threads:
 ``time.process_time``) with frames per CPU second, the figure that holds up on a loaded
-machine (the 1-minute load average before and after is printed with it).
+machine (the 1-minute load average before and after is printed with it, and the CPUs this
+process may use). ``-O KEY=VALUE`` sets an option of the track backend (as ``recon4d process -O
+track.KEY=VALUE``), e.g. ``-O motion_threads=1`` for the tracker's serial motion.
 
-    python benchmarks/pipeline_speed.py [--frames 32] [--video-frames 96]
+    python benchmarks/pipeline_speed.py [--frames 32] [--video-frames 96] [-O KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,17 +25,23 @@ from pathlib import Path
 from recon4d.pipeline import ProcessConfig, process_video
 from recon4d.synth.scene import SynthConfig, write_synthetic
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pipeline_fidelity import parse_options  # noqa: E402
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--video-frames", type=int, default=96)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("-O", dest="options", action="append", default=[], help="track backend option key=value")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_synthetic(Path(tmp), SynthConfig(seed=args.seed, n_frames=args.video_frames, width=640,
                                                        height=360))
-        config = ProcessConfig(n_frames=args.frames)
+        track_options = parse_options(args.options)
+        config = ProcessConfig(n_frames=args.frames, backend_options={"track": track_options} if track_options else {})
         process_video(paths.video, config)
         load_before = os.getloadavg()[0]
         started_cpu = time.process_time()
@@ -46,6 +55,7 @@ def main() -> None:
         "benchmark": "pipeline_speed",
         "video": f"640x360, {args.video_frames} frames", "frames_processed": args.frames,
         "clip_size": f"{result.scene.config.get('pixel_budget')} px budget",
+        "track_options": track_options,
         "stages": stages,
         "total_s": round(result.seconds, 3),
         "frames_per_s": round(args.frames / result.seconds, 2),
