@@ -2,12 +2,14 @@
 
 The weights-free stages run on the CPU with OpenCV and numpy, which release the GIL in their
 large calls, so a second thread uses a second core where a loop's items are independent
-(the frame pairs of the tracker's motion, the frames of its segmentation). :func:`ahead`
-keeps at most ``threads`` items in flight, so memory does not grow with the clip, and hands
-back each result in order; :func:`worker_threads` turns a setting into a thread count (0:
-automatic, from the CPUs this process may use).
+(the frame pairs of the tracker's motion). :func:`ahead` keeps at most ``threads`` items in
+flight, so memory does not grow with the clip, and hands back each result in order;
+:func:`read_ahead` runs a sequential producer (a video decoder, a frame-by-frame reader) one
+worker thread ahead of its consumer; :func:`worker_threads` turns a setting into a thread
+count (0: automatic, from the CPUs this process may use).
 
     for pair in ahead(((gray[t], gray[t + 1]) for t in range(n - 1)), lambda ab: flow(*ab), 2): ...
+    for gray in read_ahead(to_gray(frames[t]) for t in range(n)): ...
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import TypeVar
 
 __all__ = [
     "ahead",
+    "read_ahead",
     "usable_cpus",
     "worker_threads",
 ]
@@ -71,6 +74,36 @@ def ahead(inputs: Iterable[Item], work: Callable[[Item], Result], threads: int,
                 if not pending:
                     return
                 yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+_END = object()
+
+
+def read_ahead(items: Iterable[Item], depth: int = 1, name: str = "recon4d-reader") -> Iterator[Item]:
+    """The items of ``items`` in order, produced in one worker thread up to ``depth`` items ahead.
+
+    For producers that must run in order and on one thread at a time (a video decoder, a
+    generator): the worker advances ``items`` while the caller works on the item it was given.
+    ``depth`` ≤ 0 iterates on the caller's thread. An exception of the producer is raised here,
+    at its item; when the caller stops early, nothing more is produced.
+    """
+    if depth <= 0:
+        yield from items
+        return
+    source = iter(items)
+    with ThreadPoolExecutor(1, thread_name_prefix=name) as pool:
+        pending: deque = deque()
+        try:
+            while True:
+                while len(pending) <= depth:  # one worker: the next() calls run one after another, in order
+                    pending.append(pool.submit(next, source, _END))
+                item = pending.popleft().result()
+                if item is _END:
+                    return
+                yield item
         finally:
             for future in pending:
                 future.cancel()

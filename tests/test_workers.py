@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from recon4d.workers import ahead, usable_cpus, worker_threads
+from recon4d.workers import ahead, read_ahead, usable_cpus, worker_threads
 
 
 def test_results_come_in_order_from_worker_threads():
@@ -65,3 +65,36 @@ def test_thread_counts():
     assert usable_cpus() >= 1
     assert worker_threads(3) == 3 and worker_threads(1) == 1
     assert worker_threads(0) == (2 if usable_cpus() >= 2 else 1)
+
+
+def test_read_ahead_runs_the_producer_on_one_worker_in_order():
+    produced, producers = [], set()
+
+    def items():
+        for i in range(12):
+            producers.add(threading.current_thread().name)
+            produced.append(i)
+            yield i
+
+    stream = read_ahead(items(), depth=2, name="test-reader")
+    for consumed in range(12):
+        assert next(stream) == consumed
+        assert len(produced) <= consumed + 1 + 2  # at most depth items ahead
+    assert list(stream) == []
+    assert len(producers) == 1 and next(iter(producers)).startswith("test-reader")
+    assert produced == list(range(12))
+
+
+def test_read_ahead_depth_zero_stays_on_the_caller_and_failures_surface():
+    names = set()
+    assert list(read_ahead((names.add(threading.current_thread().name) or i for i in range(3)), 0)) == [0, 1, 2]
+    assert names == {threading.current_thread().name}
+
+    def failing():
+        yield 1
+        raise ValueError("producer broke")
+
+    stream = read_ahead(failing(), 1)
+    assert next(stream) == 1
+    with pytest.raises(ValueError, match="producer broke"):
+        next(stream)
