@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from recon4d.checks import check_shape
+from recon4d.workers import read_ahead, worker_threads
 
 BACKGROUND = 0
 NO_FEATURES = -1
@@ -146,8 +147,10 @@ def track_features(
 
     frames: (T, H, W, 3) uint8 RGB. regions(t): (H, W) int16 label map of frame t (see the
     module docstring). ``progress(t)`` is called after frame t. Returns :class:`FeatureTracks`.
-    Works frame to frame, so only two grey frames are held at a time; the (N, T, 2) output is
-    assembled at the end.
+    Works frame to frame, so only a few grey frames are held at a time; the (N, T, 2) output is
+    assembled at the end. Where two CPUs are usable the next frame is read (decoded, when the
+    clip's frames are), turned grey and given its regions in a worker thread while this one
+    follows the corners (:func:`recon4d.workers.read_ahead`; the same frames, in order).
     """
     dims = check_shape("frames", frames, ("T", "H", "W", 3), dtype_kind="u")
     n_frames, height, width = dims["T"], dims["H"], dims["W"]
@@ -159,9 +162,8 @@ def track_features(
     points = np.zeros((0, 2), np.float32)
     live_labels = np.zeros(0, np.int16)
     prev = None
-    for t in range(n_frames):
-        gray = to_gray(frames[t])
-        region = np.asarray(regions(t), np.int16)
+    inputs = ((to_gray(frames[t]), np.asarray(regions(t), np.int16)) for t in range(n_frames))
+    for t, (gray, region) in enumerate(read_ahead(inputs, 1 if worker_threads(0) > 1 else 0)):
         if prev is not None and len(points):
             points, kept = _follow(prev, gray, points, config)
             kept &= _labels_at(region, points) == live_labels
