@@ -379,11 +379,12 @@ def video_id_for(path: str, sha256: str) -> str:
 
 CAMERA_MOTIONS = ("static", "rotation", "parallax", "unknown")
 """How a reconstruction saw the camera move: still, turning in place, translating, or not said."""
-SCALE_SOURCES = ("ground-plane", "people-prior", "size-prior", "level-prior", "arbitrary", "learned", "unknown", "people-height")
+SCALE_SOURCES = ("ground-plane", "people-prior", "size-prior", "level-prior", "arbitrary", "learned", "unknown",
+                 "people-height", "vertical-prior")
 """Where the world scale comes from: a fitted floor under a camera of known height, a fitted
 floor on which people stand 1.7 m tall (``people-height``), a floor
-prior from people's boxes or a level camera (static cameras), none (the first baseline), a
-learned model, or not said."""
+prior from people's boxes, objects' sizes, vertical lines (the tilt; ``vertical-prior``, the height
+assumed) or a level camera (static cameras), none (the first baseline), a learned model, or not said."""
 
 
 @dataclass(frozen=True, eq=False)

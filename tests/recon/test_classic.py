@@ -729,13 +729,50 @@ def test_a_still_camera_without_people_takes_its_tilt_from_moving_objects():
     tracks = Tracks2D(np.arange(k), ("dog", "object"), np.array([True, False]), boxes.astype(np.float32),
                       np.ones((k, t), bool))
     recon = ClassicReconstructor()
+    blank = np.full((t, 360, 640, 3), 128, np.uint8)  # no vertical lines to read the tilt from
     prior, source = recon._ground_prior(tracks, boxes, np.zeros((k, t), bool), intrinsics, (640, 360), 2.0,
-                                        np.tile(np.eye(3, 4), (t, 1, 1)))
+                                        np.tile(np.eye(3, 4), (t, 1, 1)), blank)
     assert source == "size-prior" and math.degrees(prior[0]) == pytest.approx(9.0, abs=1.0)
     assert prior[1] == recon.config.camera_height_m
     people = Tracks2D(tracks.ids, ("person", "person"), tracks.is_agent, tracks.boxes_xyxy, tracks.visible)
     assert recon._ground_prior(people, boxes, np.zeros((k, t), bool), intrinsics, (640, 360), 2.0,
-                               np.tile(np.eye(3, 4), (t, 1, 1)))[1] == "people-prior"
+                               np.tile(np.eye(3, 4), (t, 1, 1)), blank)[1] == "people-prior"
+
+
+def test_tilt_and_height_from_people_under_a_camera_that_tilts_as_it_pans():
+    # A tripod panning 20 deg while its tilt goes from 8 to 16 deg (as the synthetic "pan" camera
+    # does): each box must be judged in its own frame's camera. The still-camera fit (rotations
+    # ignored, the code before) averaged the tilts and missed camera 0's by several degrees.
+    intrinsics = np.array([[554.0, 0, 320], [0, 554.0, 180], [0, 0, 1]])
+    n_frames, height = 24, 2.0
+    tilts = np.radians(np.linspace(8.0, 16.0, n_frames))
+    yaws = np.radians(np.linspace(0.0, 20.0, n_frames))
+    rng = np.random.default_rng(3)
+    # world = camera 0: its level frame turned down by tilts[0]
+    level_to_cam0 = Rotation.from_euler("x", tilts[0]).as_matrix()
+    rotations = np.stack([Rotation.from_euler("x", a).as_matrix() @ Rotation.from_euler("y", y).as_matrix()
+                          @ level_to_cam0.T for a, y in zip(tilts, yaws)])
+    boxes = np.full((2, n_frames, 4), np.nan)
+    for k in range(2):
+        for t in range(n_frames):
+            # a person in front of the camera of frame t, 5-12 m away, in the level frame of camera 0
+            level_cam_t = Rotation.from_euler("y", yaws[t]).as_matrix()
+            ahead = level_cam_t.T @ np.array([rng.uniform(-1.5, 1.5), 0.0, rng.uniform(5.0, 12.0)])
+            feet = np.array([ahead[0], height, ahead[2]])
+            head = feet - np.array([0.0, 1.7, 0.0])
+            (uf, vf), (_, vh) = [(intrinsics[:2, :2] @ (q[:2] / q[2]) + intrinsics[:2, 2])
+                                 for q in (rotations[t] @ level_to_cam0 @ feet, rotations[t] @ level_to_cam0 @ head)]
+            boxes[k, t] = [uf - 10, vh - 0.5, uf + 10, vf + 0.5]
+    usable = np.ones((2, n_frames), bool)
+    still = tilt_and_height_from_people(boxes, usable, intrinsics, 1.6)  # what the code before did
+    assert abs(math.degrees(still[0]) - 8.0) > 2.0
+    found = tilt_and_height_from_people(boxes, usable, intrinsics, 1.6, rotations=rotations)
+    assert found is not None
+    assert math.degrees(found[0]) == pytest.approx(8.0, abs=0.5)
+    assert found[1] == pytest.approx(2.0, rel=0.05)
+    # a tilt known from elsewhere: only the height is searched
+    fixed = tilt_and_height_from_people(boxes, usable, intrinsics, 1.6, rotations=rotations, tilt_rad=tilts[0])
+    assert fixed[0] == pytest.approx(tilts[0]) and fixed[1] == pytest.approx(2.0, rel=0.05)
 
 
 def behind_a_prop(boxes: np.ndarray, frames: slice, fraction: float) -> np.ndarray:

@@ -232,7 +232,8 @@ def level_up(pitch_rad: float) -> np.ndarray:
 
 
 def tilt_and_height_from_people(boxes: np.ndarray, usable: np.ndarray, intrinsics: np.ndarray, camera_height_m: float,
-                      person_height_m: float = PERSON_HEIGHT_M) -> tuple[float, float] | None:
+                                person_height_m: float = PERSON_HEIGHT_M, rotations: np.ndarray | None = None,
+                                tilt_rad: float | None = None) -> tuple[float, float] | None:
     """Downward tilt (radians) and height (m) of a camera without roll that best explain people's boxes.
 
     boxes: (K, T, 4) xyxy clip pixels of people; usable: (K, T) bool, boxes whole (inside the
@@ -243,7 +244,14 @@ def tilt_and_height_from_people(boxes: np.ndarray, usable: np.ndarray, intrinsic
     ``camera_height_m`` so that boxes all at one distance (which fix only a mix of θ and h)
     fall back on the nominal height. Needs at least 3 boxes; returns None otherwise (Hoiem et
     al. 2006, "Putting objects in perspective").
+
+    rotations: (T, 3, 3) world-to-camera rotations of a turning camera (world = camera 0; the
+    tilt is camera 0's), None for a still one: each box is judged in its own frame's camera,
+    where the ground's up is Rₜ · up. (Taking a panning camera as still put the ground of the
+    panning dev scenes 117 and 122 off by 3° and 11°.) tilt_rad: a tilt known from elsewhere
+    (:mod:`recon4d.recon.classic.vertical`); then only the height is searched.
     """
+    frames = np.nonzero(usable)[1]
     boxes = boxes[usable]
     if len(boxes) < 3:
         return None
@@ -251,19 +259,24 @@ def tilt_and_height_from_people(boxes: np.ndarray, usable: np.ndarray, intrinsic
     bottom = np.stack([(u - intrinsics[0, 2]) / intrinsics[0, 0],
                        (boxes[:, 3] - 0.5 - intrinsics[1, 2]) / intrinsics[1, 1], np.ones(len(boxes))], axis=-1)
     top_row = boxes[:, 1] + 0.5
-    ups = np.stack([level_up(math.radians(angle)) for angle in _PITCH_GRID_DEG])  # (G, 3)
-    facing = ups @ bottom.T  # (G, n)
+    angles = _PITCH_GRID_DEG if tilt_rad is None else np.array([math.degrees(tilt_rad)])
+    ups = np.stack([level_up(math.radians(angle)) for angle in angles])  # (G, 3) in camera 0
+    if rotations is None:
+        ups_n = np.broadcast_to(ups[:, None, :], (len(ups), len(boxes), 3))  # (G, n, 3) in each box's camera
+    else:
+        ups_n = np.einsum("nij,gj->gni", rotations[frames], ups)
+    facing = np.einsum("gni,ni->gn", ups_n, bottom)  # (G, n)
     best = (np.inf, 0.0, camera_height_m)
     for height_m in _HEIGHT_GRID_M:
         with np.errstate(divide="ignore", invalid="ignore"):
             feet = (-height_m / facing)[..., None] * bottom  # (G, n, 3)
-            head = feet + person_height_m * ups[:, None, :]
+            head = feet + person_height_m * ups_n
             predicted = intrinsics[1, 1] * head[..., 1] / head[..., 2] + intrinsics[1, 2]
             error = np.where((facing < -1e-6) & (head[..., 2] > 0), np.abs(predicted - top_row), np.inf)
         cost = 1e3 * np.median(error, axis=1) / intrinsics[1, 1] + HEIGHT_PRIOR_MRAD * abs(math.log(height_m / camera_height_m))
         g = int(np.argmin(cost))
         if cost[g] < best[0]:
-            best = (float(cost[g]), math.radians(float(_PITCH_GRID_DEG[g])), float(height_m))
+            best = (float(cost[g]), math.radians(float(angles[g])), float(height_m))
     return None if not np.isfinite(best[0]) else (best[1], best[2])
 
 
