@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+import cv2
 import numpy as np
 import pytest
 
@@ -58,22 +59,33 @@ def test_threaded_motion_field_equals_serial(compact):
 
 
 def test_pairs_run_in_worker_threads_only_when_asked(monkeypatch):
-    seen = []
+    seen, opencv_threads = [], []
     original = motion_module.pair_motion
 
     def recording(gray_a, gray_b, config, dis=None):
         seen.append((threading.current_thread().name, id(dis)))
+        opencv_threads.append(cv2.getNumThreads())
         return original(gray_a, gray_b, config, dis)
 
     monkeypatch.setattr(motion_module, "pair_motion", recording)
     gray = to_working(_scene(5).frames, (96, 54))[1]
-    list(pair_motions(gray, ClassicTrackerConfig(), threads=1))
-    assert {name for name, _ in seen} == {threading.current_thread().name}
-    seen.clear()
-    list(pair_motions(gray, ClassicTrackerConfig(), threads=2))
+    original_threads = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        before = cv2.getNumThreads()
+        list(pair_motions(gray, ClassicTrackerConfig(), threads=1))
+        serial = list(seen)
+        seen.clear()
+        list(pair_motions(gray, ClassicTrackerConfig(), threads=2))
+        after = cv2.getNumThreads()
+    finally:
+        cv2.setNumThreads(original_threads)
+    assert {name for name, _ in serial} == {threading.current_thread().name}
+    assert set(opencv_threads[:4]) == {before}
     assert all(name.startswith("recon4d-motion") for name, _ in seen)
     assert len(seen) == 4 and len({dis for _, dis in seen}) == 2  # one DIS per worker, reused
-
+    assert set(opencv_threads[4:]) == {1}  # the workers are the parallelism: OpenCV's pool is off meanwhile...
+    assert after == before  # ...and back afterwards
 
 def test_a_failing_pair_reaches_the_caller(monkeypatch):
     original = motion_module.pair_motion

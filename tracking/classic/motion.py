@@ -287,7 +287,7 @@ def pair_motions(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
     serve two threads at once: it crashes); the frames are read on the caller's thread, in order
     (a lazy :func:`working_frames` cache is not shared between threads). At most ``threads`` pairs
     wait, so memory does not grow with T. The pairs are the serial ones: nothing in a pair depends
-    on another.
+    on another. Meanwhile OpenCV's own thread pool is set to one thread (restored after).
     """
     n_pairs = max(len(gray) - 1, 0)
     threads = motion_threads(config) if threads is None else max(1, threads)
@@ -302,7 +302,19 @@ def pair_motions(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
         finally:
             flows.put(dis)
 
-    yield from ahead(((gray[t], gray[t + 1]) for t in range(n_pairs)), work, threads, "recon4d-motion")
+    pairs = ((gray[t], gray[t + 1]) for t in range(n_pairs))
+    if threads == 1:
+        yield from ahead(pairs, work, 1)
+        return
+    # Each worker keeps a core busy already: OpenCV's own pool splitting every DIS and LK call too
+    # (what the serial path gains from it) oversubscribes the cores (dev 104: motion 2.8 -> 2.55 s wall,
+    # CPU 4.8 -> 4.6 s with it off; DIS gives the same flow with any thread count).
+    opencv_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield from ahead(pairs, work, threads, "recon4d-motion")
+    finally:
+        cv2.setNumThreads(opencv_threads)
 
 
 class PackedFrames:
