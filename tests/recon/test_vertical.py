@@ -90,3 +90,16 @@ def test_no_vertical_lines_give_no_tilt():
 def test_one_post_alone_fixes_no_direction():
     normals = segment_normals(np.array([[320.0, 50.0 + i, 321.0, 300.0 + i] for i in range(10)]), INTRINSICS)
     assert common_direction(normals, np.ones(len(normals)), np.random.default_rng(0)) is None
+
+
+@pytest.mark.parametrize(("roll_deg", "found"), [(3.0, True), (10.0, False)])
+def test_a_rolled_camera_keeps_its_tilt_up_to_max_roll(roll_deg, found):
+    # The ground prior has no roll: a vertical leaning further sideways than MAX_ROLL_DEG (slanted
+    # edges such as the tapered sides of cups agree on one) is not believed.
+    rotation = Rotation.from_euler("z", math.radians(roll_deg)).as_matrix() @ level_to_camera(12.0)
+    frames = np.repeat(draw(rotation, ground_lines=False)[None], 3, axis=0)
+    result = vertical_tilt(frames, INTRINSICS, np.tile(np.eye(3, 4), (3, 1, 1)), np.random.default_rng(0))
+    assert (result is not None) == found
+    if found:
+        assert math.degrees(result.tilt_rad) == pytest.approx(12.0, abs=0.5)
+        assert abs(math.degrees(result.roll_rad)) == pytest.approx(roll_deg, abs=0.5)
