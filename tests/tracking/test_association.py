@@ -144,6 +144,47 @@ def test_associate_joins_pieces_of_one_mover():
     assert len(tracks) == 2  # no third track from the extra piece
 
 
+def walking_together(pieces: tuple[int, int], n_frames: int = 7, cut: int = 3):
+    """Two squares 4 px apart moving right alike (people walking side by side): one detection holds both
+    (and the ground between them) until frame ``cut``, then one detection each, labelled ``pieces`` (the
+    background model's foreground pieces, or 0 when no model saw them apart). Returns the tracks of
+    :func:`associate` and the right square's masks."""
+    rng = np.random.default_rng(3)
+    frames = np.repeat(rng.integers(90, 170, (1, HEIGHT, WIDTH, 3)).astype(np.uint8), n_frames, axis=0)
+    flow = np.zeros((n_frames, HEIGHT, WIDTH, 2), np.float32)
+    detections, rights, moving = [], [], np.zeros((n_frames, HEIGHT, WIDTH), bool)
+    for t in range(n_frames):
+        left, right = square(10 + 3.0 * t, 20), square(26 + 3.0 * t, 20)
+        frames[t][left] = (230, 40, 30)
+        frames[t][right] = (200, 60, 40)
+        between = np.zeros_like(left)
+        between[20:32, int(22 + 3 * t):int(26 + 3 * t)] = True
+        moving[t] = left | right | between
+        flow[t][moving[t]] = (3.0, 0.0)
+        rights.append(right)
+        if t < cut:
+            detections.append([detection(moving[t])])
+        else:
+            detections.append([Detection(detection(left).box, left, pieces[0]),
+                               Detection(detection(right).box, right, pieces[1])])
+    motion = MotionField(flow[:-1], -flow[1:], [], np.where(moving, 5.0, 0.0).astype(np.float32), flow, flow, moving,
+                         np.ones(n_frames, np.float32), [np.argwhere(m)[:, ::-1].astype(np.float32) for m in moving])
+    return associate(detections, motion, frames, ClassicTrackerConfig(min_area_fraction=0.001)), rights
+
+
+def test_associate_does_not_join_separate_silhouettes_again():
+    # without the background model the two detections are pieces of the merged track's object
+    joined, _ = walking_together((0, 0))
+    assert len(joined) == 1
+    # the background model saw two silhouettes: the second square gets its own track
+    tracks, rights = walking_together((1, 2))
+    assert len(tracks) == 2
+    late = max(tracks, key=lambda track: min(track.boxes))
+    assert min(late.boxes) == 3
+    for t in range(3, 7):
+        np.testing.assert_allclose(late.boxes[t], detection(rights[t]).box)
+
+
 def joining(n_frames: int = 7, join: int = 3, blue_flow: tuple[float, float] = (3.0, -2.5)):
     """A red square moving right (3 px per frame) alone until frame ``join``, when a blue square
     appears right next to it, touching it, and moves by ``blue_flow``: from then on the motion

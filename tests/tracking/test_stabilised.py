@@ -17,6 +17,7 @@ from recon4d.tracking.classic.stabilised import (
     colour_distance,
     foreground_detections,
     silhouettes,
+    split_by_foreground,
     still_or_turning,
     temporal_median,
 )
@@ -149,6 +150,30 @@ def test_silhouettes_take_the_foreground_near_each_mask_and_split_what_two_take(
     missed = np.zeros_like(foreground)
     missed[32:38, 50:58] = True
     assert silhouettes(foreground, [missed])[0] is None  # the model does not see it: keep the mask
+
+
+def test_split_by_foreground_cuts_a_detection_holding_two_silhouettes():
+    foreground = np.zeros((40, 80), bool)
+    foreground[10:30, 10:25] = True  # two movers 6 px apart ...
+    foreground[12:30, 31:44] = True
+    foreground[5:7, 60:62] = True  # ... and a speck elsewhere
+    smear = np.zeros_like(foreground)
+    smear[8:32, 8:47] = True  # ... that one motion detection holds (flow smear, the ground between them)
+    found = [Detection(np.array([8.0, 8, 47, 32]), smear)]
+    cut = split_by_foreground(found, foreground, 20.0)
+    assert len(cut) == 2
+    left, right = sorted(cut, key=lambda detection: detection.box[0])
+    assert left.mask[10:30, 10:25].all() and not left.mask[:, 31:].any()
+    assert right.mask[12:30, 31:44].all() and not right.mask[:, :25].any()
+    assert not (left.mask & right.mask).any() and (left.mask | right.mask).sum() == smear.sum()
+    assert left.piece != right.piece and left.piece > 0 and right.piece > 0
+    np.testing.assert_array_equal(right.box, [28, 8, 47, 32])
+    # one silhouette (with a speck too small to count inside the detection): left as it was
+    joined = foreground.copy()
+    joined[15:20, 25:31] = True
+    joined[30:32, 45:46] = True
+    assert split_by_foreground(found, joined, 20.0) is found
+    assert split_by_foreground(found, np.zeros_like(foreground), 20.0) is found
 
 
 def test_foreground_detections_hold_a_stopped_object():

@@ -192,6 +192,8 @@ class _Frame:
     velocity: np.ndarray
     moving: np.ndarray
     hsv: np.ndarray
+    pieces: list = field(default_factory=list)
+    """Per detection its foreground piece (:attr:`.segment.Detection.piece`; 0 none)."""
 
     @classmethod
     def build(cls, detections: list[Detection], hsv: np.ndarray, flow: np.ndarray, velocity: np.ndarray,
@@ -200,8 +202,8 @@ class _Frame:
         for index, detection in enumerate(detections):
             labels[detection.mask & (labels == 0)] = index + 1
         frame = cls([], [], [], [], labels, flow, velocity, moving, hsv)
-        for index in range(len(detections)):
-            frame._describe(labels == index + 1)
+        for index, detection in enumerate(detections):
+            frame._describe(labels == index + 1, detection.piece)
         return frame
 
     def add(self, mask: np.ndarray) -> int:
@@ -209,9 +211,14 @@ class _Frame:
         self.labels[mask] = len(self.masks) + 1
         return self._describe(mask)
 
-    def _describe(self, mask: np.ndarray) -> int:
+    def separate(self, detections: list[int]) -> bool:
+        """Whether two of the detections are different pieces of the background model's foreground."""
+        return len({self.pieces[d] for d in detections} - {0}) > 1
+
+    def _describe(self, mask: np.ndarray, piece: int = 0) -> int:
         """Append a detection's mask, colours, image flow and compensated speed; returns its index."""
         self.masks.append(mask)
+        self.pieces.append(piece)
         self.colours.append(colour_histogram(self.hsv, mask))
         self.flows.append(_mean_velocity(self.flow, mask, self.moving))
         self.speeds.append(float(np.linalg.norm(_mean_velocity(self.velocity, mask, self.moving))))
@@ -309,7 +316,8 @@ def _resolve(predicted: list[np.ndarray], colours: list[np.ndarray], ages: list[
     nearest predicted mask (movers that touch), unless they move alike (pieces of one
     object, :func:`_distinct_movers`: the oldest takes it whole);
     a track whose predicted mask holds most (60 %) of two or more unclaimed detections that
-    move alike takes their union (one object the motion mask cut in pieces); the rest is a
+    move alike takes their union (one object the motion mask cut in pieces), unless the
+    background model saw them as separate silhouettes (:meth:`_Frame.separate`); the rest is a
     Hungarian assignment on mask IoU + 0.3 · colour similarity, a pair needing IoU ≥
     ``match_iou``, or centres within half the predicted box's diagonal and colours
     ``colour_min_similarity`` alike.
@@ -339,7 +347,7 @@ def _resolve(predicted: list[np.ndarray], colours: list[np.ndarray], ages: list[
             continue
         pieces = [d for d in range(n_detections) if d not in used and inside_prediction[k, d] >= 0.6
                   and all(inside_prediction[j, d] < 0.3 for j in range(len(predicted)) if j != k)]
-        if len(pieces) >= 2 and all(same_motion(frame.flows[pieces[0]], frame.flows[d],
+        if len(pieces) >= 2 and not frame.separate(pieces) and all(same_motion(frame.flows[pieces[0]], frame.flows[d],
                                                 max(frame.speeds[pieces[0]], frame.speeds[d]), config)
                                     for d in pieces[1:]):
             assigned[k] = np.logical_or.reduce([frame.masks[d] for d in pieces])

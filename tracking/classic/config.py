@@ -196,6 +196,10 @@ class ClassicTrackerConfig:
     """With the background model, an object that stops moving stays detected while it differs from the
     background (stabilised.foreground_detections), so its track goes on; off by default: on dev seeds
     101-117 (static and pan) it changed no recall or precision and added identity switches (7.7 -> 8.1 per 10 tracks)."""
+    background_split: bool = True
+    """With the background model, a motion detection that holds separate pieces of the foreground (movers
+    a few pixels apart that the flow's smear joined) is cut into one detection per piece
+    (stabilised.split_by_foreground)."""
     background_reach: float = 0.04
     """A mask takes the foreground within this fraction of its box diagonal of it (its object's feet or blank
     interior the motion missed; not the whole connected foreground, which joins movers that touch)..."""

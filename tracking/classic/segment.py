@@ -44,6 +44,9 @@ class Detection:
     """(4,) float64 xyxy, pixel edges."""
     mask: np.ndarray
     """(h, w) bool."""
+    piece: int = 0
+    """The background model's foreground component this was cut to (stabilised.split_by_foreground), else 0:
+    detections of different pieces are separate silhouettes, which association does not join again."""
 
 
 def ellipse(diameter: int) -> np.ndarray:

@@ -48,6 +48,7 @@ __all__ = [
     "foreground_detections",
     "near_foreground",
     "silhouettes",
+    "split_by_foreground",
     "still_or_turning",
     "temporal_median",
 ]
@@ -346,3 +347,45 @@ def foreground_detections(found: list, foreground: np.ndarray, previous: list[np
             taken |= held
     regions.sort(key=lambda mask: -int(np.count_nonzero(mask)))
     return [Detection(mask_box(mask), mask) for mask in regions]
+
+
+def split_by_foreground(found: list, foreground: np.ndarray, min_area: float, min_share: float = 0.15) -> list:
+    """One frame's motion detections (:class:`.segment.Detection`) with each one that holds several separate
+    pieces of the foreground cut into one detection per piece, largest first.
+
+    foreground: the frame's (h, w) bool foreground (:meth:`StabilisedBackground.foreground`). The flow
+    smears motion past a mover's outline and the detection step closes gaps, so movers a few pixels
+    apart (people walking in a row, a dog beside a car) come as one motion detection; the background
+    model sees the ground between them. A piece counts when the detection holds at least ``min_area``
+    pixels of it and ``min_share`` of the detection's foreground; each pixel of the detection goes to
+    the nearest counted piece (the smear, the ground between them, pieces too small to count), and the
+    cut detections carry their piece's label (:attr:`.segment.Detection.piece`: association does not
+    join them again). Where the foreground joins two movers (they touch, or a shadow bridges them)
+    nothing is cut."""
+    if not found or not foreground.any():
+        return found
+    n_labels, labels = cv2.connectedComponents(foreground.astype(np.uint8), connectivity=8)
+    if n_labels < 3:
+        return found
+    regions: list[tuple[np.ndarray, int]] = []
+    for detection in found:
+        window = mask_window(detection.mask)
+        mask, local = detection.mask[window], labels[window]
+        counts = np.bincount(local[mask], minlength=n_labels)
+        counts[0] = 0
+        pieces = np.flatnonzero((counts >= min_area) & (counts >= min_share * counts.sum()))
+        if len(pieces) < 2:
+            regions.append((detection.mask, detection.piece))
+            continue
+        # a piece's own pixels, not the whole component: what lies outside the detection is another story
+        distance = np.stack([cv2.distanceTransform((~(mask & (local == piece))).astype(np.uint8), cv2.DIST_L2, 3)
+                             for piece in pieces])
+        nearest = np.argmin(distance, axis=0)
+        for i in range(len(pieces)):
+            part = np.zeros(detection.mask.shape, bool)
+            part[window] = mask & (nearest == i)
+            regions.append((part, int(pieces[i])))
+    if len(regions) == len(found):
+        return found
+    regions.sort(key=lambda region: -int(np.count_nonzero(region[0])))
+    return [Detection(mask_box(mask), mask, piece) for mask, piece in regions]

@@ -88,7 +88,12 @@ from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.people import PeopleDetector, label_tracks, person_evidence
 from recon4d.tracking.classic.motion import compute_motion, to_working, working_frames, working_size
 from recon4d.tracking.classic.segment import detect_moving_regions, fill_mask, trim_to_colours
-from recon4d.tracking.classic.stabilised import StabilisedBackground, foreground_detections, silhouettes
+from recon4d.tracking.classic.stabilised import (
+    StabilisedBackground,
+    foreground_detections,
+    silhouettes,
+    split_by_foreground,
+)
 from recon4d.tracking.classic.user_boxes import (
     AGENT_CATEGORIES,
     anchor_frame,
@@ -150,6 +155,10 @@ class _FrameDetections:
         moving = self._motion.moving[t]
         found = (detect_moving_regions(moving, self._config, self._motion.image_flow[t], self._motion.velocity[t])
                  if moving.any() else [])
+        if self._background is not None and self._config.background_split and len(found):
+            height, width = moving.shape
+            found = split_by_foreground(found, self._background.foreground(t, self._images[t]),
+                                        max(self._config.min_area_fraction * height * width, 4))
         if self._background is not None and self._config.background_hold:  # stopped objects stay found
             height, width = moving.shape
             previous = [self._background.carry(detection.mask, t - 1, t) for detection in self._previous]
