@@ -9,8 +9,9 @@ is the background (each pixel shows background in most frames), on a canvas that
 frame; a frame's foreground is where its colour differs from the background warped back into it
 (:func:`colour_distance`, shadows set aside; :meth:`StabilisedBackground.foreground`). Unlike the
 flow residual this gives a mover's whole silhouette (its blank interior, its feet) without the
-flow's smear past its outline (:func:`silhouettes`, the tracker's final masks), and it still shows
-an object that has stopped (:func:`foreground_detections`, with ``background_hold``).
+flow's smear past its outline (:func:`silhouettes`, the tracker's final masks), it sees the ground
+between movers the smear joined into one motion detection (:func:`split_by_foreground`), and it
+still shows an object that has stopped (:func:`foreground_detections`, with ``background_hold``).
 
 The model is refused (``build`` returns None) when fewer than ``background_planar_fraction`` of the
 pairs keep one homography (a camera that translates over a 3D scene: no single image of the
