@@ -250,10 +250,10 @@ def test_movers_walking_side_by_side_get_a_track_each():
     the background model sees two silhouettes. With background_split each square has its own track
     (box IoU >= 0.5 in most of the frames); without it one track holds both and matches neither."""
     clip, truth = _pair_clip(gap=4)
-    joined = ClassicTracker.from_config({"background_split": False}).track(clip)
+    joined = ClassicTracker.from_config({}).track(clip)  # off by default
     assert joined.n_objects == 1
     assert all(np.mean(_track_ious(joined, true, 0) >= 0.5) < 0.1 for true in truth)
-    tracks = ClassicTracker.from_config({}).track(clip)
+    tracks = ClassicTracker.from_config({"background_split": True}).track(clip)
     assert tracks.n_objects == 2
     found = np.array([[np.mean(_track_ious(tracks, true, k) >= 0.5) for k in range(2)] for true in truth])
     best = found.argmax(axis=1)

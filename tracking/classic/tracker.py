@@ -46,9 +46,9 @@ The ``classic`` track backend (DESIGN §4). At a reduced working resolution (lon
    on one homography, the aligned frames agreeing with their temporal median) the mask is instead
    the foreground of that background near the track's mask (``background_reach``; shadows set
    aside): the mover's whole silhouette, its blank interior and feet, without the flow's smear;
-   a motion detection that holds separate pieces of that foreground (movers a few pixels apart
-   the smear joined) is cut in one detection per piece (``background_split``), which association
-   does not join again.
+   with ``background_split`` a motion detection that holds separate pieces of that foreground
+   (movers a few pixels apart the smear joined) is cut in one detection per piece, which
+   association does not join again.
    With ``background_hold`` an object that stops stays detected while it differs from the
    background, so its track goes on.
 7. Labels (:mod:`~recon4d.tracking.classic.people`): OpenCV's HOG people detector on crops
