@@ -18,6 +18,15 @@ object of a scene (``per_object``): its frames visible, found, merged and split 
 found in few frames is lost at the motion step; one found in many yet unmatched by
 ``track_diagnose.py`` is lost by association or clean-up).
 
+Every object of every frame also gets a ``cause`` (:func:`miss_cause`): ``found``, else
+``merged`` or ``split`` as above, else ``untextured`` (under ``UNTEXTURED`` of its pixels have
+the texture the motion test needs), ``weak`` (under ``WEAK`` of its pixels flagged as moving:
+its residual stays under the frame's threshold) or ``segment`` (flagged, yet no detection of its
+own: lost to the opening, the minimum area or the cut to the core speed). Counts per scene, per
+camera kind and per object (``causes``), with ``weak_ratio`` per scene: the median over its
+weak object-frames of the 75th percentile of the object's residual over the frame's threshold
+(near 1: a lower threshold would find it; well under 1: the motion is not there to find).
+
 ``--panels DIR`` also writes, for the frames of ``--frames`` (default 4 spread over the clip),
 a PNG per frame: the frame with the objects' outlines, the residual (scaled to 3× the
 frame's threshold), the moving mask, the detections, the compensated speed (0–8 px/step) and
@@ -46,6 +55,30 @@ HOLD = 0.5
 """An object is held by a detection when this share of its box lies inside the detection's box."""
 HALO_PX = 3
 """Object masks are grown by this many pixels before a detection's pixels are called off them."""
+UNTEXTURED = 0.3
+"""An object missed with fewer of its pixels textured than this is ``untextured`` (see miss_cause)."""
+WEAK = 0.15
+"""An object missed with fewer of its pixels flagged as moving than this is ``weak`` (see miss_cause)."""
+CAUSES = ("found", "merged", "split", "untextured", "weak", "segment")
+"""The causes of :func:`miss_cause`, in the order they are tested."""
+
+
+def miss_cause(judged: dict, textured: float, flagged: float) -> str:
+    """Why an object of a frame has no good detection (one of ``CAUSES``; ``found`` when it has one).
+
+    judged: the object's row of :func:`judge_frame` (``found``, ``merged``, ``split``);
+    textured: the fraction of its pixels with the texture the motion test needs; flagged: the
+    fraction of its pixels flagged as moving. Tested in the order of ``CAUSES``: a detection good
+    on it, one holding it with another object, several pieces of it, too little texture
+    (``UNTEXTURED``), too little flagged (``WEAK``: its residual is under the threshold), else
+    ``segment`` (flagged, but segmentation left it no detection of its own).
+    """
+    for key in ("found", "merged", "split"):
+        if judged[key]:
+            return key
+    if textured < UNTEXTURED:
+        return "untextured"
+    return "weak" if flagged < WEAK else "segment"
 
 
 def _inside(inner: np.ndarray, outer: np.ndarray) -> np.ndarray:
@@ -95,7 +128,7 @@ def judge_frame(detections: list[np.ndarray], objects: list[np.ndarray]) -> dict
 
 def audit(seed: int, kind: str, options: dict[str, str], panels: Path | None, frames: list[int] | None) -> dict:
     """Counts of one scene (see the module docstring); writes its panels when ``panels`` is given."""
-    from recon4d.tracking.classic.motion import compute_motion
+    from recon4d.tracking.classic.motion import compute_motion, textured
     from recon4d.tracking.classic.segment import detect_moving_regions
 
     config, clip, full, gray = working_scene(seed, kind, options)
@@ -103,8 +136,11 @@ def audit(seed: int, kind: str, options: dict[str, str], panels: Path | None, fr
     motion = compute_motion(gray, config)
     masks = np.asarray(full.masks[:, clip.frame_index])
     totals = dict.fromkeys(("detections", "good", "merges", "objects", "found", "merged", "split"), 0)
+    causes = dict.fromkeys(CAUSES, 0)
+    weak_ratios = []
     halo = on = 0
     per_object = {}  # g -> [visible, found, merged, split] frames
+    object_causes = {}  # g -> cause -> frames
     wanted = set(frames if frames is not None else np.linspace(0, n_frames - 1, 6).round().astype(int)[1:-1])
     for t in range(n_frames):
         objects = [cv2.resize(m.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
@@ -118,7 +154,15 @@ def audit(seed: int, kind: str, options: dict[str, str], panels: Path | None, fr
         totals["merges"] += sum(len(row["holds"]) >= 2 for row in rows)
         for key in ("found", "merged", "split"):
             totals[key] += sum(o[key] for o in judged["objects"])
+        observable = textured(gray[t], config.min_texture)
         for o in judged["objects"]:
+            mask = objects[o["g"]]
+            cause = miss_cause(o, float(observable[mask].mean()), float(moving[mask].mean()))
+            causes[cause] += 1
+            object_causes.setdefault(o["g"], dict.fromkeys(CAUSES, 0))[cause] += 1
+            if cause == "weak" and (mask & observable).any():
+                weak_ratios.append(float(np.percentile(motion.residual[t][mask & observable], 75))
+                                   / max(float(motion.thresholds[t]), 1e-9))
             counts = per_object.setdefault(o["g"], [0, 0, 0, 0])
             for i, key in enumerate(("found", "merged", "split")):
                 counts[i + 1] += o[key]
@@ -130,8 +174,9 @@ def audit(seed: int, kind: str, options: dict[str, str], panels: Path | None, fr
             _write_panel(panels / f"{seed}_{kind}_{t:02d}.png", clip.frames[t], (width, height), motion, t,
                          moving, detections, objects)
     rows = [{"g": g, "cat": full.categories[g], "visible": counts[0], "found": counts[1], "merged": counts[2],
-             "split": counts[3]} for g, counts in sorted(per_object.items())]
-    return {"seed": seed, "camera": kind, **totals, "halo": round(halo / max(on, 1), 3), "per_object": rows}
+             "split": counts[3], "causes": object_causes[g]} for g, counts in sorted(per_object.items())]
+    return {"seed": seed, "camera": kind, **totals, "halo": round(halo / max(on, 1), 3), "causes": causes,
+            "weak_ratio": round(float(np.median(weak_ratios)), 3) if weak_ratios else None, "per_object": rows}
 
 
 def _write_panel(path: Path, frame: np.ndarray, size: tuple[int, int], motion, t: int, moving: np.ndarray,
@@ -168,9 +213,12 @@ def main() -> None:
     for scene in scenes:
         entry = by_camera.setdefault(scene["camera"], {})
         for key, value in scene.items():
-            if key not in ("seed", "camera", "halo", "per_object"):
+            if key not in ("seed", "camera", "halo", "causes", "weak_ratio", "per_object"):
                 entry[key] = entry.get(key, 0) + value
         entry.setdefault("halo", []).append(scene["halo"])
+        counts = entry.setdefault("causes", dict.fromkeys(CAUSES, 0))
+        for key, value in scene["causes"].items():
+            counts[key] += value
     for entry in by_camera.values():
         entry["halo"] = round(float(np.mean(entry["halo"])), 3)
     print(json.dumps({"benchmark": "detection_audit", "options": options, "by_camera": by_camera,

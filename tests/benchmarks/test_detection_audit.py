@@ -1,4 +1,4 @@
-"""Tests of benchmarks/detection_audit.py's frame judge on hand-drawn masks whose answers are known."""
+"""Tests of benchmarks/detection_audit.py's frame judge and miss causes on hand-drawn masks whose answers are known."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from detection_audit import judge_frame  # noqa: E402
+from detection_audit import CAUSES, judge_frame, miss_cause  # noqa: E402
 
 
 def _rect(x0: int, y0: int, x1: int, y1: int, shape=(100, 160)) -> np.ndarray:
@@ -42,3 +42,26 @@ def test_good_detection_and_background_halo():
     assert not off["good"] and off["halo"] == 1.0
     assert judged["objects"] == [{"g": 0, "found": True, "merged": False, "split": False}]
     assert judge_frame([], [person])["objects"] == [{"g": 0, "found": False, "merged": False, "split": False}]
+
+
+def test_miss_cause_order_and_thresholds():
+    def row(found=False, merged=False, split=False):
+        return {"g": 0, "found": found, "merged": merged, "split": split}
+
+    # a good detection wins over everything, then a merge, then a split, whatever the pixels say
+    assert miss_cause(row(found=True, merged=True), 0.0, 0.0) == "found"
+    assert miss_cause(row(merged=True, split=True), 0.0, 1.0) == "merged"
+    assert miss_cause(row(split=True), 0.0, 0.0) == "split"
+    # missed outright: too little texture, then too little flagged, else lost by segmentation
+    assert miss_cause(row(), 0.29, 1.0) == "untextured"
+    assert miss_cause(row(), 0.3, 0.14) == "weak"
+    assert miss_cause(row(), 1.0, 0.15) == "segment"
+    assert CAUSES == ("found", "merged", "split", "untextured", "weak", "segment")
+
+
+def test_judged_objects_get_their_causes():
+    people = [_rect(10, 20, 25, 80), _rect(40, 20, 55, 80)]
+    lone = _rect(100, 20, 115, 80)
+    judged = judge_frame([_rect(8, 18, 57, 82)], [*people, lone])
+    flagged = {0: 1.0, 1: 1.0, 2: 0.05}
+    assert [miss_cause(o, 1.0, flagged[o["g"]]) for o in judged["objects"]] == ["merged", "merged", "weak"]
