@@ -98,3 +98,30 @@ def test_read_ahead_depth_zero_stays_on_the_caller_and_failures_surface():
     assert next(stream) == 1
     with pytest.raises(ValueError, match="producer broke"):
         next(stream)
+
+
+def test_worker_threads_share_the_main_malloc_arena(monkeypatch):
+    import ctypes
+
+    import recon4d.workers as workers_module
+
+    calls = []
+
+    class FakeLibc:
+        def mallopt(self, parameter, value):
+            calls.append((parameter, value))
+            return 1
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: FakeLibc())
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    workers_module.share_malloc_arena.cache_clear()
+    try:
+        assert list(ahead(range(3), lambda i: i, 2)) == [0, 1, 2]
+        assert calls == [(workers_module.M_ARENA_MAX, 1)]  # once, before the workers start
+        list(read_ahead(range(3)))
+        assert len(calls) == 1
+        workers_module.share_malloc_arena.cache_clear()
+        monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # the user's setting wins
+        assert workers_module.share_malloc_arena() is False and len(calls) == 1
+    finally:
+        workers_module.share_malloc_arena.cache_clear()
