@@ -35,6 +35,12 @@ def quiet_library_progress() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
+def malloc_arenas_set() -> bool:
+    """Whether the user chose glibc's malloc arena count (``MALLOC_ARENA_MAX``), which
+    :func:`recon4d.workers.share_malloc_arena` then leaves alone."""
+    return "MALLOC_ARENA_MAX" in os.environ
+
+
 def environ() -> dict[str, str]:
     """A copy of the environment, for configs that take secrets from a mapping."""
     return dict(os.environ)

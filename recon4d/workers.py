@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from recon4d.settings import malloc_arenas_set
+
 __all__ = [
     "ahead",
     "read_ahead",
@@ -65,7 +67,7 @@ def share_malloc_arena() -> bool:
     (benchmarks/memory.py: 1.91 → 2.03 MiB per frame, over issue 12's 2.0); with one arena, 814.
     The workers make a few large allocations per item, so sharing one lock costs nothing measurable.
     A no-op without glibc."""
-    if "MALLOC_ARENA_MAX" in os.environ:
+    if malloc_arenas_set():
         return False
     import ctypes
 
