@@ -24,6 +24,7 @@ from pathlib import Path
 
 from recon4d.pipeline import ProcessConfig, process_video
 from recon4d.synth.scene import SynthConfig, write_synthetic
+from recon4d.workers import usable_cpus
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -62,7 +63,7 @@ def main() -> None:
         "cpu_s": round(cpu_s, 3),
         "frames_per_cpu_s": round(args.frames / cpu_s, 2),
         "cpu_count": os.cpu_count(),
-        "usable_cpus": len(os.sched_getaffinity(0)),
+        "usable_cpus": usable_cpus(),
         "load_average_1min": [round(load_before, 2), round(load_after, 2)],
     }, indent=2))
 

@@ -157,6 +157,7 @@ def main() -> None:
 
     from recon4d.tracking.classic.motion import motion_threads
     from recon4d.tracking.classic.tracker import ClassicTracker
+    from recon4d.workers import usable_cpus
 
     if args.threads is not None:
         cv2.setNumThreads(args.threads)
@@ -187,7 +188,7 @@ def main() -> None:
         "scenes": [f"{seed}:{kind}" for seed, kind in specs],
         "clip": f"{size[0]}x{size[1]}, {args.frames} frames at {args.fps:g} fps; {args.process_frames} sampled",
         "options": options, "threads": args.threads if args.threads is not None else cv2.getNumThreads(),
-        "cpu_count": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)),
+        "cpu_count": os.cpu_count(), "usable_cpus": usable_cpus(),
         "motion_threads": motion_threads(trackers["tracker"].config),
         "load_average_1min": [round(v, 2) for v in load],
         **{key: summary(value) for key, value in entries.items()},

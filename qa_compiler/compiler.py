@@ -16,7 +16,6 @@ import hashlib
 import itertools
 import math
 import multiprocessing
-import os
 import sys
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -42,6 +41,7 @@ from recon4d.qa_compiler.sampler import (
     stable_hash,
 )
 from recon4d.types import Scene
+from recon4d.workers import usable_cpus
 
 
 @dataclass(frozen=True)
@@ -376,7 +376,7 @@ def default_workers(n_stores: int, n_per_scene: int) -> int:
     cannot be forked (not Linux)."""
     if sys.platform != "linux" or n_stores * n_per_scene < _MIN_PARALLEL_QUESTIONS:
         return 1
-    return max(1, min(n_stores, len(os.sched_getaffinity(0))))
+    return max(1, min(n_stores, usable_cpus()))
 
 
 def compile_scenes(
