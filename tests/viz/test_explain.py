@@ -70,7 +70,9 @@ def test_explain_shows_the_frames_boxes_series_and_options(compiled, tmp_path):
     from recon4d.video import iter_frames
 
     scene, records, paths, _ = compiled
-    record = next(r for r in records if "distance" in r.quantities or "speed" in r.quantities)
+    # A record that names an object (its boxes are drawn), not only the camera.
+    record = next(r for r in records if ("distance" in r.quantities or "speed" in r.quantities)
+                  and any(t != "camera" for t in (*r.targets, r.observer)))
     name = "distance" if "distance" in record.quantities else "speed"
     first, last = record.frame_range
     figure = explain_figure(record, scene, paths.video)
@@ -87,7 +89,7 @@ def test_explain_shows_the_frames_boxes_series_and_options(compiled, tmp_path):
                 continue
             x1, y1, x2, y2 = scene.box_xyxy[scene.object_index(int(target)), frame]
             expected.append(tuple(np.round([x1, y1, x2 - x1, y2 - y1], 3)))
-        assert boxes == sorted(expected) and boxes
+        assert boxes == sorted(expected) and boxes, (record.qtype, record.targets, record.observer, frame)
     series = [line.get_ydata() for line in series_axes.get_lines() if len(line.get_ydata()) > 2]
     assert any(np.allclose(y, record.quantities[name]) for y in series)
     text = text_axes.texts[0].get_text()
