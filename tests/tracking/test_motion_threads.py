@@ -1,5 +1,6 @@
-"""Issue 12 item 5 (tracker speed on two cores): frame pairs' motion computed in worker threads
-(``motion_threads``) gives exactly the serial results, in order, and failures reach the caller."""
+"""Issue 12 item 5 (tracker speed on two cores): frame pairs' motion, frames' detections and final
+masks computed in worker threads (``motion_threads``) give exactly the serial results, in order,
+and failures reach the caller."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import recon4d.tracking.classic.motion as motion_module
 from recon4d.errors import Recon4dError
 from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.motion import compute_motion, motion_threads, pair_motions, to_working, working_frames
-from recon4d.tracking.classic.tracker import ClassicTracker
+from recon4d.tracking.classic.association import associate
+from recon4d.tracking.classic.segment import detect_moving_regions
+from recon4d.tracking.classic.tracker import ClassicTracker, _FrameDetections
 from recon4d.types import Clip
 from tests.tracking.plane_scenes import walking_scene
 
@@ -125,3 +128,47 @@ def test_tracker_tracks_are_the_same_with_threads():
     np.testing.assert_array_equal(tracks[0].visible, tracks[1].visible)
     for k in range(tracks[0].n_objects):
         np.testing.assert_array_equal(np.asarray(tracks[0].masks[k]), np.asarray(tracks[1].masks[k]))
+
+
+class _Detections:
+    """Each frame's detections found when read (like the tracker's), recording the reading thread."""
+
+    def __init__(self, motion, config) -> None:
+        self._motion, self._config, self.threads = motion, config, []
+
+    def __len__(self) -> int:
+        return len(self._motion.moving)
+
+    def __getitem__(self, t: int) -> list:
+        self.threads.append(threading.current_thread().name)
+        moving = self._motion.moving[t]
+        return detect_moving_regions(moving, self._config, self._motion.image_flow[t], self._motion.velocity[t]) \
+            if moving.any() else []
+
+
+def test_association_finds_detections_ahead_on_workers_with_the_same_tracks():
+    scene = walking_scene(seed=1, n_frames=10, width=256, height=144)
+    config = ClassicTrackerConfig()
+    images, gray = working_frames(scene.frames, (256, 144))
+    motion = compute_motion(gray, config, compact=True)
+    runs = []
+    for threads in (1, 2):
+        detections = _Detections(motion, config)
+        runs.append((associate(detections, motion, images, config, threads), detections.threads))
+    (serial, serial_threads), (threaded, worker_threads) = runs
+    assert set(serial_threads) == {threading.current_thread().name}
+    assert len(worker_threads) == len(scene.frames) and all(name.startswith("recon4d-detect") for name in worker_threads)
+    assert len(serial) == len(threaded) > 0
+    for a, b in zip(serial, threaded):
+        assert sorted(a.boxes) == sorted(b.boxes) and a.detected == b.detected
+        for t in a.boxes:
+            np.testing.assert_array_equal(a.boxes[t], b.boxes[t])
+            np.testing.assert_array_equal(a.masks[t], b.masks[t])
+
+
+@pytest.mark.parametrize("option", ["background_split", "background_hold"])
+def test_detections_that_read_frames_or_the_previous_frame_stay_on_the_caller(option):
+    config = ClassicTrackerConfig(**{option: True})
+    assert not _FrameDetections(None, config, background=object()).independent
+    assert _FrameDetections(None, ClassicTrackerConfig(), background=object()).independent
+    assert _FrameDetections(None, config, background=None).independent

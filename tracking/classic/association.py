@@ -22,6 +22,7 @@ from recon4d.tracking.classic.boxes import box_iou, inside_fraction, mask_box, m
 from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.motion import MotionField, PackedMaskDict
 from recon4d.tracking.classic.segment import Detection, largest_component
+from recon4d.workers import ahead
 
 __all__ = [
     "Track",
@@ -406,10 +407,14 @@ def _revive(lost: list[Track], t: int, frame: _Frame, unused: list[int], size: t
 
 
 def associate(detections: list[list[Detection]], motion: MotionField, images: np.ndarray,
-              config: ClassicTrackerConfig = ClassicTrackerConfig()) -> list[Track]:
+              config: ClassicTrackerConfig = ClassicTrackerConfig(), threads: int = 1) -> list[Track]:
     """Link per-frame detections into tracks (all of them; :mod:`~recon4d.tracking.classic.cleanup` filters).
 
     detections: T lists of :class:`Detection`; images: (T, h, w, 3) uint8 RGB working frames.
+    threads > 1: each frame's detections (``detections[t]``, which may find them when read) and
+    their descriptions (colours, flows) are made up to that many frames ahead in worker threads,
+    while this thread links the frames before; the tracks are the same as with 1. ``detections``
+    must then be safe to read from a worker thread; ``images`` is read on this thread.
     A live track's mask is carried to the next frame on the forward flow (:func:`carry`)
     and given a mask by :func:`_resolve`. An unmatched track coasts for up to ``max_coast``
     frames while :func:`appearance_changed` says its object is still there; otherwise it is
@@ -422,9 +427,14 @@ def associate(detections: list[list[Detection]], motion: MotionField, images: np
     min_area = max(config.min_area_fraction * height * width, 4)
     live: list[Track] = []
     finished: list[Track] = []
-    for t in range(n_frames):
-        hsv = cv2.cvtColor(images[t], cv2.COLOR_RGB2HSV)
-        frame = _Frame.build(detections[t], hsv, motion.image_flow[t], motion.velocity[t], motion.moving[t])
+    def describe(item: tuple[int, np.ndarray]) -> _Frame:
+        t, image = item
+        hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+        return _Frame.build(detections[t], hsv, motion.image_flow[t], motion.velocity[t], motion.moving[t])
+
+    frames = ahead(((t, images[t]) for t in range(n_frames)), describe, threads, name="recon4d-detect")
+    for t, frame in enumerate(frames):
+        hsv = frame.hsv
         carried = [carry(track.boxes[t - 1], track.masks[t - 1], motion.forward_flow[t - 1])[1] for track in live]
         assigned, unused = _resolve(carried, [track.colours for track in live], [len(track.detected) for track in live],
                                     frame, min_area, config)

@@ -37,8 +37,10 @@ class ClassicTrackerConfig:
     motion_threads: int = 0
     """Frame pairs whose motion (flows, background model, residual) is computed at once, each in a
     worker thread with its own DIS flow, while the caller sums the finished pairs in order (OpenCV and
-    large numpy operations release the GIL; the result is the same as with 1). 0 (default): 2 when at
-    least 2 CPUs are usable (``os.sched_getaffinity``), else 1; 1: one pair after another, no threads."""
+    large numpy operations release the GIL; the result is the same as with 1); as many frames'
+    detections are found ahead of association, and final masks made, on worker threads too. 0
+    (default): 2 when at least 2 CPUs are usable (``os.sched_getaffinity``), else 1; 1: one pair
+    (frame) after another, no threads."""
     max_planes: int = 2
     """Background homographies per frame pair (1 = a single plane; more absorb parallax)."""
     plane_min_fraction: float = 0.15

@@ -77,6 +77,7 @@ Sizes in metres are unknown here (tracking runs before reconstruction).
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from pathlib import Path
 
@@ -89,7 +90,7 @@ from recon4d.tracking.classic.cleanup import clean_tracks
 from recon4d.tracking.classic.boxes import mask_box
 from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.people import PeopleDetector, label_tracks, person_evidence
-from recon4d.tracking.classic.motion import compute_motion, to_working, working_frames, working_size
+from recon4d.tracking.classic.motion import compute_motion, motion_threads, to_working, working_frames, working_size
 from recon4d.tracking.classic.segment import detect_moving_regions, fill_mask, trim_to_colours
 from recon4d.tracking.classic.stabilised import (
     StabilisedBackground,
@@ -106,6 +107,7 @@ from recon4d.tracking.classic.user_boxes import (
     validate_user_boxes,
 )
 from recon4d.types import Clip, PackedMasks, ProgressFn, Tracks2D
+from recon4d.workers import ahead
 
 __all__ = [
     "AGENT_CATEGORIES",
@@ -148,7 +150,14 @@ class _FrameDetections:
                  images=None) -> None:
         self._motion, self._config = motion, config
         self._background, self._images, self._previous = background, images, []
+        self._lock = threading.Lock()
         self.seconds = 0.0
+
+    @property
+    def independent(self) -> bool:
+        """Whether frames' detections may be found in any order and on worker threads: not when they
+        read the lazy working frames (``background_split``) or the previous frame's (``background_hold``)."""
+        return self._background is None or not (self._config.background_split or self._config.background_hold)
 
     def __len__(self) -> int:
         return len(self._motion.moving)
@@ -168,7 +177,8 @@ class _FrameDetections:
             found = self._previous = foreground_detections(
                 found, self._background.foreground(t, self._images[t]), previous,
                 max(self._config.min_area_fraction * height * width, 4), self._config.background_reach)
-        self.seconds += time.perf_counter() - started
+        with self._lock:
+            self.seconds += time.perf_counter() - started
         return found
 
 
@@ -232,10 +242,12 @@ class ClassicTracker:
         background = StabilisedBackground.build(motion.backgrounds, images, config) if config.background_model else None
         lap("background")
         detections = _FrameDetections(motion, config, background, images)
-        tracks = associate(detections, motion, images, config)
+        threads = motion_threads(config) if detections.independent else 1
+        tracks = associate(detections, motion, images, config, threads)
         lap("associate")
-        seconds["segment"] = detections.seconds  # found during association
-        seconds["associate"] -= detections.seconds
+        seconds["segment"] = detections.seconds  # found during association (on worker threads: overlapping it)
+        if threads == 1:
+            seconds["associate"] -= detections.seconds
         tracks = clean_tracks(tracks, motion, images, config)
         del motion, detections  # the flows are not needed for masks and labels
         lap("cleanup")
@@ -249,23 +261,32 @@ class ClassicTracker:
         # frame-major: the working frames are resized when read and only the last FRAME_BATCH are
         # kept, so reading them track by track resized each frame once per track
         present = sorted((t, k) for k, track in enumerate(tracks) for t in track.boxes)
-        for t, group in itertools.groupby(present, key=lambda pair: pair[0]):
-            keys = [k for _, k in group]
+
+        def final_masks(item: tuple[int, list[int], np.ndarray]) -> tuple[int, list]:
+            """t and frame t's (track, box, mask at the clip size) of the tracks it shows (on a worker thread)."""
+            t, keys, image = item
             own = [tracks[k].masks[t] for k in keys]
             whole = ([None] * len(keys) if background is None
-                     else silhouettes(background.foreground(t, images[t]), own, background.known(t, images[t]),
+                     else silhouettes(background.foreground(t, image), own, background.known(t, image),
                                     config.background_reach))
+            shown = []
             for k, mask, silhouette in zip(keys, own, whole):
                 if silhouette is not None:
                     mask = silhouette
                 elif config.colour_trim:
-                    mask = trim_to_colours(images[t], mask)
+                    mask = trim_to_colours(image, mask)
                 mask = fill_mask(mask, config.min_fill)
-                if not mask.any():
-                    continue
-                boxes[k, t] = mask_box(mask)
+                if mask.any():
+                    shown.append((k, mask_box(mask), _resize_mask(mask, clip.image_size)))
+            return t, shown
+
+        groups = ((t, [k for _, k in group], images[t])
+                  for t, group in itertools.groupby(present, key=lambda pair: pair[0]))
+        for t, shown in ahead(groups, final_masks, motion_threads(config), name="recon4d-masks"):
+            for k, box, mask in shown:
+                boxes[k, t] = box
                 visible[k, t] = True
-                masks[k, t] = _resize_mask(mask, clip.image_size)
+                masks[k, t] = mask
         for k, track in enumerate(tracks):
             detected[k, sorted(track.detected)] = True
         lap("masks")
