@@ -17,7 +17,11 @@ from recon4d.errors import Recon4dError
 from recon4d.tracking.classic.association import carry, shift_mask
 from recon4d.tracking.classic.background import (
     BackgroundMotion,
+    background_inverse_depth,
+    block_medians,
     inverse_depth,
+    nan_median,
+    plane_bound,
     prior_intrinsics,
     relative_residual,
     static_flow,
@@ -236,3 +240,102 @@ def test_carry_reads_the_mask_pixels_in_whole_frame_order():
         np.testing.assert_array_equal(shift, expected)
         np.testing.assert_array_equal(moved, shift_mask(mask, expected))
         np.testing.assert_array_equal(moved_box, box + np.tile(expected, 2))
+
+
+def _reference_background_inverse_depth(rho, usable, block=8, window=9, choose_from=None):
+    """background_inverse_depth as it was before the speed-ups (ad2b150): a median per window
+    through nan_median each round, each shift's fits gathered and chosen with numpy one by one."""
+    height, width = rho.shape
+    blocks = block_medians(rho, usable, block)
+    rows, cols = blocks.shape
+    overall = float(nan_median(blocks.ravel())) if np.isfinite(blocks).any() else 0.0
+    half = window // 2
+    values = np.lib.stride_tricks.sliding_window_view(np.pad(blocks, half, constant_values=np.nan),
+                                                      (window, window))[::2, ::2].reshape(-1, window * window)
+    offsets = np.arange(-half, window - half, dtype=np.float64)
+    design = np.stack(np.broadcast_arrays(np.ones((window, window)), offsets[None, :], offsets[:, None]),
+                      -1).reshape(-1, 3)
+    outer = (design[:, :, None] * design[:, None, :]).reshape(-1, 9)
+    present = np.isfinite(values)
+    samples = np.where(present, values, 0.0)
+    coefficients = np.zeros((len(values), 3))
+    coefficients[:, 0] = np.nan_to_num(nan_median(values), nan=overall)
+    for _ in range(3):
+        residual = samples - coefficients @ design.T
+        spread = np.abs(residual)
+        spread[~present] = np.nan
+        scale = np.maximum(np.nan_to_num(1.4826 * nan_median(spread), nan=1.0), 1e-6)[:, None]
+        residual /= 2.4 * scale
+        residual *= residual
+        residual += 1.0
+        weight = np.divide(present, residual)
+        normal = (weight @ outer).reshape(-1, 3, 3) + 1e-6 * np.eye(3)
+        coefficients = np.linalg.solve(normal, ((weight * samples) @ design)[..., None])[..., 0]
+    coefficients[present.sum(axis=1) < 4] = [overall, 0.0, 0.0]
+    fit_rows, fit_cols = (rows + 1) // 2, (cols + 1) // 2
+    coefficients = coefficients.reshape(fit_rows, fit_cols, 3)
+    row, col = np.arange(-1, rows + 1), np.arange(-1, cols + 1)
+    fit_row, fit_col = np.clip((row + 1) // 2, 0, fit_rows - 1), np.clip((col + 1) // 2, 0, fit_cols - 1)
+    reach = max(1, window // 8)
+    shifts = [(0, 0)] if choose_from is None else [(dr, dc) for dr in (-reach, 0, reach) for dc in (-reach, 0, reach)]
+    best, best_error = None, None
+    for dr, dc in shifts:
+        source_row, source_col = np.clip(fit_row + dr, 0, fit_rows - 1), np.clip(fit_col + dc, 0, fit_cols - 1)
+        nearest = coefficients[source_row[:, None], source_col[None, :]]
+        local = (nearest[..., 0] + nearest[..., 1] * (col - 2 * source_col)[None, :]
+                 + nearest[..., 2] * (row - 2 * source_row)[:, None])
+        candidate = cv2.resize(local.astype(np.float32), ((cols + 2) * block, (rows + 2) * block),
+                               interpolation=cv2.INTER_LINEAR)[block:block + height, block:block + width]
+        if choose_from is None:
+            return candidate
+        error = np.abs(candidate - choose_from)
+        if best is None:
+            best, best_error = candidate.copy(), error
+        else:
+            np.copyto(best, candidate, where=error < best_error)
+            np.minimum(error, best_error, out=best_error)
+    return best
+
+
+def _depth_scene(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(216, 384) float32 inverse depth of a ground, a wall and two movers with noise, and usable pixels with holes."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:SIZE[1], 0:SIZE[0]].astype(np.float32)
+    rho = np.where(yy > 120, 0.02 + 0.004 * (yy - 120), 0.05 + 0.0002 * xx).astype(np.float32)
+    rho[60:150, 100:140] = 0.9
+    rho[20:70, 250:330] = -0.3
+    rho += rng.normal(0.0, 0.01, rho.shape).astype(np.float32)
+    usable = rng.random(rho.shape) > 0.2
+    usable[:, :50] = False  # blocks with no usable pixel
+    usable[170:, 200:260] = rng.random((46, 60)) > 0.97  # blocks with a few
+    return rho, usable
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_block_medians_update_only_recomputes_changed_blocks_to_the_same_values(seed):
+    rho, usable = _depth_scene(seed)
+    rng = np.random.default_rng(seed + 10)
+    dropped = usable & (rng.random(rho.shape) > 0.995)
+    dropped[80:140, 90:150] |= usable[80:140, 90:150]  # a mover's pixels left out
+    kept = usable & ~dropped
+    full = block_medians(rho, kept, 8)
+    updated = block_medians(rho, kept, 8, block_medians(rho, usable, 8), dropped)
+    assert full.dtype == updated.dtype
+    np.testing.assert_array_equal(updated, full)
+    assert not np.array_equal(full, block_medians(rho, usable, 8), equal_nan=True)  # something did change
+    # nothing changed: the previous medians themselves
+    np.testing.assert_array_equal(block_medians(rho, kept, 8, full, np.zeros_like(kept)), full)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_background_inverse_depth_equals_the_reference_bit_for_bit(seed):
+    rho, usable = _depth_scene(seed)
+    smoothed = cv2.medianBlur(rho, 5)
+    for choose_from in (None, smoothed):
+        expected = _reference_background_inverse_depth(rho, usable, 8, 9, choose_from)
+        np.testing.assert_array_equal(background_inverse_depth(rho, usable, 8, 9, choose_from), expected)
+        given = background_inverse_depth(rho, usable, 8, 9, choose_from, blocks=block_medians(rho, usable, 8))
+        np.testing.assert_array_equal(given, expected)
+    blocks = block_medians(rho, usable, 8)
+    assert plane_bound(rho, usable, 8, blocks=blocks) is not None
+    np.testing.assert_array_equal(plane_bound(rho, usable, 8, blocks=blocks), plane_bound(rho, usable, 8))

@@ -286,16 +286,34 @@ def nan_median(values: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.where(count > 0, (low + high) / 2, np.nan)
 
 
-def block_medians(rho: np.ndarray, usable: np.ndarray, block: int) -> np.ndarray:
-    """(h // block, w // block) medians of ``rho`` (h, w) over the ``usable`` pixels of each block (NaN where none)."""
+def block_medians(rho: np.ndarray, usable: np.ndarray, block: int, previous: np.ndarray | None = None,
+                  changed: np.ndarray | None = None) -> np.ndarray:
+    """(h // block, w // block) medians of ``rho`` (h, w) over the ``usable`` pixels of each block (NaN where none).
+
+    ``previous``, ``changed``: the medians of the same ``rho`` over another pixel set and the (h, w)
+    bool pixels where that set differs from ``usable``; only the blocks holding such a pixel are
+    computed again (the same values: a block's median depends on its own pixels only). The second
+    pass of :func:`background_flow` leaves out a few movers' pixels, so most blocks are unchanged.
+    """
     height, width = rho.shape
     rows, cols = max(1, height // block), max(1, width // block)
-    cropped = np.where(usable, rho, np.nan)[:rows * block, :cols * block]
-    return nan_median(cropped.reshape(rows, block, cols, block).transpose(0, 2, 1, 3).reshape(rows, cols, -1))
+    if previous is None:
+        cropped = np.where(usable, rho, np.nan)[:rows * block, :cols * block]
+        return nan_median(cropped.reshape(rows, block, cols, block).transpose(0, 2, 1, 3).reshape(rows, cols, -1))
+    touched = changed[:rows * block, :cols * block].reshape(rows, block, cols, block).any(axis=(1, 3))
+    row, col = np.nonzero(touched)
+    blocks = previous.copy()
+    if len(row):
+        # (k, block, block) pixels of the touched blocks: rows r·block + i, columns c·block + j
+        ys = row[:, None, None] * block + np.arange(block)[None, :, None]
+        xs = col[:, None, None] * block + np.arange(block)[None, None, :]
+        blocks[row, col] = nan_median(np.where(usable[ys, xs], rho[ys, xs], np.nan).reshape(len(row), -1))
+    return blocks
 
 
 def plane_bound(rho: np.ndarray, usable: np.ndarray, block: int = 8, slack: float = 0.3, max_planes: int = 1,
-                tolerance: float = 0.15, min_fraction: float = 0.15, hypotheses: int = 64) -> np.ndarray | None:
+                tolerance: float = 0.15, min_fraction: float = 0.15, hypotheses: int = 64,
+                blocks: np.ndarray | None = None) -> np.ndarray | None:
     """(h, w) float32 least inverse depth anything static can show, from the scene's large planes; or None.
 
     Opaque surfaces hide what lies beyond them: along a ray that meets the ground (or a wall)
@@ -316,9 +334,10 @@ def plane_bound(rho: np.ndarray, usable: np.ndarray, block: int = 8, slack: floa
     reversed, whose ρ̂ is then close to an affine function of the true inverse depth, so planes
     stay planes and, on such footage, the followed mover still shows beyond the surfaces
     around it. The slack is wide (0.3; 0.15 made more fragments of followed people into
-    tracks of their own on the dev scenes).
+    tracks of their own on the dev scenes). ``blocks``: :func:`block_medians` of ``rho`` over
+    ``usable``, when already computed.
     """
-    blocks = block_medians(rho, usable, block)
+    blocks = block_medians(rho, usable, block) if blocks is None else blocks
     rows, cols = blocks.shape
     finite = np.isfinite(blocks)
     if finite.sum() < 30 or max_planes < 1:
@@ -372,7 +391,7 @@ def plane_bound(rho: np.ndarray, usable: np.ndarray, block: int = 8, slack: floa
 
 
 def background_inverse_depth(rho: np.ndarray, usable: np.ndarray, block: int = 8, window: int = 9,
-                             choose_from: np.ndarray | None = None) -> np.ndarray:
+                             choose_from: np.ndarray | None = None, blocks: np.ndarray | None = None) -> np.ndarray:
     """(h, w) float32 robust local background inverse depth of ``rho`` (h, w) over ``usable`` pixels.
 
     The inverse depth of a plane is an affine function of the pixel (1/Z = n·K⁻¹p / d), so
@@ -388,10 +407,11 @@ def background_inverse_depth(rho: np.ndarray, usable: np.ndarray, block: int = 8
     ``choose_from`` (h, w) each pixel takes, among the fit of its own window and the 8
     fits centred about a quarter of a window away, the one nearest ``choose_from`` there (a
     smoothed ρ̂: a static pixel finds the surface it is on; a mover's ρ̂ matches none of
-    the surfaces around it, unless it covers most of a window).
+    the surfaces around it, unless it covers most of a window). ``blocks``: :func:`block_medians`
+    of ``rho`` over ``usable``, when already computed.
     """
     height, width = rho.shape
-    blocks = block_medians(rho, usable, block)
+    blocks = block_medians(rho, usable, block) if blocks is None else blocks
     rows, cols = blocks.shape
     overall = float(nan_median(blocks.ravel())) if np.isfinite(blocks).any() else 0.0
     half = window // 2
@@ -408,18 +428,25 @@ def background_inverse_depth(rho: np.ndarray, usable: np.ndarray, block: int = 8
     coefficients = np.zeros((len(values), 3))
     coefficients[:, 0] = np.nan_to_num(nan_median(values), nan=overall)
     absent = ~present
+    # nan_median of the spreads, whose finite entries are the present samples' (same count each round)
+    count = present.sum(axis=1)
+    windows = np.arange(len(values))
+    middle = np.maximum((count - 1) // 2, 0), np.maximum(count // 2, 0)
+    regularise = 1e-6 * np.eye(3)
     for _ in range(3):
         residual = samples - coefficients @ design.T
         spread = np.abs(residual)
         spread[absent] = np.nan
-        scale = np.maximum(np.nan_to_num(1.4826 * nan_median(spread), nan=1.0), 1e-6)[:, None]
+        spread.sort(axis=1)  # NaN last
+        median = np.where(count > 0, (spread[windows, middle[0]] + spread[windows, middle[1]]) / 2, np.nan)
+        scale = np.maximum(np.nan_to_num(1.4826 * median, nan=1.0), 1e-6)[:, None]
         residual /= 2.4 * scale
         residual *= residual
         residual += 1.0
         weight = np.divide(present, residual)  # Cauchy weights, 0 where no sample
-        normal = (weight @ outer).reshape(-1, 3, 3) + 1e-6 * np.eye(3)
+        normal = (weight @ outer).reshape(-1, 3, 3) + regularise
         coefficients = np.linalg.solve(normal, ((weight * samples) @ design)[..., None])[..., 0]
-    coefficients[present.sum(axis=1) < 4] = [overall, 0.0, 0.0]
+    coefficients[count < 4] = [overall, 0.0, 0.0]
     fit_rows, fit_cols = (rows + 1) // 2, (cols + 1) // 2
     coefficients = coefficients.reshape(fit_rows, fit_cols, 3)
     # Each block (and a ring of blocks around the frame, so bilinear resampling is exact up
@@ -428,22 +455,26 @@ def background_inverse_depth(rho: np.ndarray, usable: np.ndarray, block: int = 8
     row, col = np.arange(-1, rows + 1), np.arange(-1, cols + 1)
     fit_row, fit_col = np.clip((row + 1) // 2, 0, fit_rows - 1), np.clip((col + 1) // 2, 0, fit_cols - 1)
     reach = max(1, window // 8)  # neighbouring fits a quarter of a window away, in fit steps of 2 blocks
-    shifts = [(0, 0)] if choose_from is None else [(dr, dc) for dr in (-reach, 0, reach) for dc in (-reach, 0, reach)]
+    shifts = np.array([(0, 0)] if choose_from is None else [(dr, dc) for dr in (-reach, 0, reach)
+                                                            for dc in (-reach, 0, reach)])
+    # all shifts at once: (S, rows + 2, cols + 2) block values of the chosen fits (small arrays)
+    source_row = np.clip(fit_row[None] + shifts[:, :1], 0, fit_rows - 1)
+    source_col = np.clip(fit_col[None] + shifts[:, 1:], 0, fit_cols - 1)
+    nearest = coefficients[source_row[:, :, None], source_col[:, None, :]]
+    local = (nearest[..., 0] + nearest[..., 1] * (col - 2 * source_col)[:, None, :]
+             + nearest[..., 2] * (row - 2 * source_row)[:, :, None]).astype(np.float32)
+    size = ((cols + 2) * block, (rows + 2) * block)
     best, best_error = None, None
-    for dr, dc in shifts:
-        source_row, source_col = np.clip(fit_row + dr, 0, fit_rows - 1), np.clip(fit_col + dc, 0, fit_cols - 1)
-        nearest = coefficients[source_row[:, None], source_col[None, :]]
-        local = (nearest[..., 0] + nearest[..., 1] * (col - 2 * source_col)[None, :]
-                 + nearest[..., 2] * (row - 2 * source_row)[:, None])
-        candidate = cv2.resize(local.astype(np.float32), ((cols + 2) * block, (rows + 2) * block),
-                               interpolation=cv2.INTER_LINEAR)[block:block + height, block:block + width]
+    for values_at_blocks in local:
+        candidate = cv2.resize(values_at_blocks, size, interpolation=cv2.INTER_LINEAR)[block:block + height,
+                                                                                       block:block + width]
         if choose_from is None:
             return candidate
         error = cv2.absdiff(candidate, choose_from)
         if best is None:
             best, best_error = candidate.copy(), error
-        else:
-            np.copyto(best, candidate, where=error < best_error)
+        else:  # OpenCV's compare and masked copy: numpy's where= copy was slower
+            cv2.copyTo(candidate, cv2.compare(error, best_error, cv2.CMP_LT), best)
             np.minimum(error, best_error, out=best_error)
     return best
 
@@ -477,18 +508,23 @@ def background_flow(flow: np.ndarray, model: BackgroundMotion, usable: np.ndarra
     rho, sensitivity = inverse_depth(flow, model, terms)
     usable = usable & (sensitivity >= 0.5)
     smoothed = cv2.medianBlur(rho.astype(np.float32), 5)
-    bound = plane_bound(rho, usable, config.depth_block_px, max_planes=config.plane_bound_planes) \
+    blocks = block_medians(rho, usable, config.depth_block_px)  # shared by the bound and the first pass
+    bound = plane_bound(rho, usable, config.depth_block_px, max_planes=config.plane_bound_planes, blocks=blocks) \
         if config.plane_bound_planes else None
 
-    def background(pixels: np.ndarray) -> np.ndarray:
-        depth = background_inverse_depth(rho, pixels, config.depth_block_px, config.depth_window, smoothed)
+    def background(pixels: np.ndarray, pixel_blocks: np.ndarray) -> np.ndarray:
+        depth = background_inverse_depth(rho, pixels, config.depth_block_px, config.depth_window, smoothed,
+                                         pixel_blocks)
         return depth if bound is None else np.maximum(depth, bound, out=depth)
 
-    predicted = static_flow(model, background(usable), terms)
+    predicted = static_flow(model, background(usable, blocks), terms)
     if usable.any() and config.depth_passes > 1:
         residual = relative_residual(flow, predicted, config.flow_error_fraction)
         outliers = residual > 3.0 * max(float(np.percentile(residual[usable], 90)), config.residual_floor_px)
-        predicted = static_flow(model, background(usable & ~outliers), terms)
+        outliers &= usable
+        kept = usable & ~outliers
+        kept_blocks = block_medians(rho, kept, config.depth_block_px, blocks, outliers)
+        predicted = static_flow(model, background(kept, kept_blocks), terms)
     return predicted
 
 
