@@ -19,6 +19,7 @@ from recon4d.tracking.classic.background import (
     BackgroundMotion,
     background_inverse_depth,
     block_medians,
+    depth_fit,
     inverse_depth,
     nan_median,
     plane_bound,
@@ -339,3 +340,23 @@ def test_background_inverse_depth_equals_the_reference_bit_for_bit(seed):
     blocks = block_medians(rho, usable, 8)
     assert plane_bound(rho, usable, 8, blocks=blocks) is not None
     np.testing.assert_array_equal(plane_bound(rho, usable, 8, blocks=blocks), plane_bound(rho, usable, 8))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_depth_fit_refit_equals_a_fit_from_scratch(seed):
+    rho, usable = _depth_scene(seed)
+    smoothed = cv2.medianBlur(rho, 5)
+    left_out = np.zeros_like(usable)
+    left_out[60:150, 100:140] = usable[60:150, 100:140]  # the first mover's pixels: a local refit
+    kept = usable & ~left_out
+    for choose_from in (None, smoothed):
+        first = depth_fit(rho, usable, 8, 9, choose_from)
+        np.testing.assert_array_equal(first.depth, _reference_background_inverse_depth(rho, usable, 8, 9, choose_from))
+        refit = depth_fit(rho, kept, 8, 9, choose_from, previous=first, changed=left_out)
+        scratch = depth_fit(rho, kept, 8, 9, choose_from)
+        np.testing.assert_array_equal(refit.blocks, scratch.blocks)
+        np.testing.assert_allclose(refit.coefficients, scratch.coefficients, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(refit.depth, scratch.depth, rtol=1e-5, atol=1e-6)
+        assert not np.allclose(scratch.depth, first.depth, atol=1e-3)  # the refit had something to do
+        unchanged = depth_fit(rho, usable, 8, 9, choose_from, previous=first, changed=np.zeros_like(usable))
+        assert unchanged.depth is first.depth
