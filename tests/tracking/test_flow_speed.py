@@ -360,3 +360,34 @@ def test_depth_fit_refit_equals_a_fit_from_scratch(seed):
         assert not np.allclose(scratch.depth, first.depth, atol=1e-3)  # the refit had something to do
         unchanged = depth_fit(rho, usable, 8, 9, choose_from, previous=first, changed=np.zeros_like(usable))
         assert unchanged.depth is first.depth
+
+
+def _textured_pair(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(216, 384) uint8 grey frames: smoothed noise, the second shifted by (2.5, -1.5) px, with a blank band."""
+    rng = np.random.default_rng(seed)
+    base = cv2.GaussianBlur(rng.integers(0, 256, (SIZE[1] + 20, SIZE[0] + 20)).astype(np.float32), (0, 0), 2.0)
+    shift = np.float32([[1, 0, 2.5], [0, 1, -1.5]])
+    a = base[10:-10, 10:-10]
+    b = cv2.warpAffine(base, shift, base.shape[::-1], flags=cv2.INTER_LINEAR)[10:-10, 10:-10]
+    a, b = cv2.normalize(a, None, 0, 255, cv2.NORM_MINMAX), cv2.normalize(b, None, 0, 255, cv2.NORM_MINMAX)
+    b[:, 300:] = 128  # content that vanishes: LK loses points there
+    return a.astype(np.uint8), b.astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_track_points_back_tracks_only_found_points_with_the_same_result(seed):
+    from recon4d.tracking.classic.motion import _LK, track_points
+
+    a, b = _textured_pair(seed)
+    rng = np.random.default_rng(seed)
+    points = np.concatenate([rng.uniform(5, [379, 211], (300, 2)), [[-50.0, 10.0], [500.0, 300.0]]]).astype(np.float32)
+    start = points.reshape(-1, 1, 2)
+    forward, ok_f, _ = cv2.calcOpticalFlowPyrLK(a, b, start, None, **_LK)
+    back, ok_b, _ = cv2.calcOpticalFlowPyrLK(b, a, forward, None, **_LK)  # every point, as before
+    keep = (ok_f.ravel() == 1) & (ok_b.ravel() == 1) & (np.linalg.norm((back - start).reshape(-1, 2), axis=1) < 1.0)
+    assert (ok_f.ravel() == 0).any() and keep.sum() > 100
+    kept_a, kept_b = track_points(a, b, points)
+    np.testing.assert_array_equal(kept_a, points[keep])
+    np.testing.assert_array_equal(kept_b, forward.reshape(-1, 2)[keep])
+    assert track_points(a, b, np.float32([[-500.0, -500.0]]))[0].shape == (0, 2)
+

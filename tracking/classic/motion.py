@@ -118,9 +118,14 @@ def track_points(gray_a: np.ndarray, gray_b: np.ndarray, points_a: np.ndarray,
         return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
     start = np.ascontiguousarray(points_a, np.float32).reshape(-1, 1, 2)
     forward, ok_f, _ = cv2.calcOpticalFlowPyrLK(gray_a, gray_b, start, None, **_LK)
+    found = np.flatnonzero(ok_f.ravel() == 1)
+    if len(found) == 0:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
+    # back only the points found forwards (LK tracks each point on its own: the same result for them)
+    start, forward = start[found], forward[found]
     back, ok_b, _ = cv2.calcOpticalFlowPyrLK(gray_b, gray_a, forward, None, **_LK)
     error = np.linalg.norm((back - start).reshape(-1, 2), axis=1)
-    keep = (ok_f.ravel() == 1) & (ok_b.ravel() == 1) & (error < fb_max_px)
+    keep = (ok_b.ravel() == 1) & (error < fb_max_px)
     return start.reshape(-1, 2)[keep], forward.reshape(-1, 2)[keep]
 
 
