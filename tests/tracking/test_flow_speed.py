@@ -391,3 +391,33 @@ def test_track_points_back_tracks_only_found_points_with_the_same_result(seed):
     np.testing.assert_array_equal(kept_b, forward.reshape(-1, 2)[keep])
     assert track_points(a, b, np.float32([[-500.0, -500.0]]))[0].shape == (0, 2)
 
+
+def test_relative_pose_from_the_inliers_alone_is_the_pose_recover_pose_gave():
+    from recon4d.tracking.classic.background import fit_background
+
+    rng = np.random.default_rng(3)
+    intrinsics = prior_intrinsics(SIZE, 60.0)
+    depth = rng.uniform(3.0, 12.0, 500)
+    points = np.stack([rng.uniform(-0.5, 0.5, 500) * depth, rng.uniform(-0.3, 0.3, 500) * depth, depth], axis=1)
+    rotation, translation = _rotation([0.1, 1, 0], 1.5), np.array([0.25, 0.02, 0.05])
+    moved = points @ rotation.T + translation
+
+    def project(camera_points):
+        projected = camera_points @ intrinsics.T
+        return projected[:, :2] / projected[:, 2:]
+
+    a = project(points).astype(np.float32)
+    b = project(moved).astype(np.float32)
+    b[:60] += rng.normal(0, 6, (60, 2)).astype(np.float32)  # outliers: movers
+    model = fit_background(a, b, SIZE, ClassicTrackerConfig())
+    assert model.kind == "epipolar"
+    # what _relative_pose did before: recoverPose over every point with the RANSAC mask
+    inverse = np.linalg.inv(intrinsics)
+    rays_a = a.astype(np.float64) @ inverse[:2, :2].T + inverse[:2, 2]
+    rays_b = b.astype(np.float64) @ inverse[:2, :2].T + inverse[:2, 2]
+    essential, mask = cv2.findEssentialMat(rays_a, rays_b, np.eye(3), cv2.USAC_MAGSAC, 0.999,
+                                           ClassicTrackerConfig().essential_px / intrinsics[0, 0])
+    _, expected_rotation, expected_translation, _ = cv2.recoverPose(essential[:3], rays_a, rays_b, np.eye(3),
+                                                                    mask=mask.copy())
+    np.testing.assert_array_equal(model.rotation, expected_rotation)
+    np.testing.assert_array_equal(model.translation, expected_translation.ravel() / np.linalg.norm(expected_translation))

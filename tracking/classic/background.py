@@ -151,12 +151,17 @@ def _relative_pose(points_a: np.ndarray, points_b: np.ndarray, intrinsics: np.nd
                                                ransac_px / intrinsics[0, 0])
         if essential is None or essential.shape[0] < 3:
             return None
+        inliers = mask.ravel() > 0
+        if inliers.sum() < 16:  # fit_background keeps the planar model then
+            return None
         # recoverPose's own mask also drops points farther than 50 baselines (most of a
-        # scene seen over a short baseline), so the RANSAC mask is the inlier set.
-        _, rotation, translation, _ = cv2.recoverPose(essential[:3], rays_a, rays_b, np.eye(3), mask=mask.copy())
+        # scene seen over a short baseline), so the RANSAC mask is the inlier set. It counts the
+        # points in front of each of the four poses among the masked ones only, so it is given
+        # the inliers alone (the same pose; it triangulated every point).
+        _, rotation, translation, _ = cv2.recoverPose(essential[:3], rays_a[inliers], rays_b[inliers], np.eye(3))
     except cv2.error:
         return None
-    return rotation, translation.ravel() / max(np.linalg.norm(translation), 1e-12), mask.ravel() > 0
+    return rotation, translation.ravel() / max(np.linalg.norm(translation), 1e-12), inliers
 
 
 def fit_background(points_a: np.ndarray, points_b: np.ndarray, image_size: tuple[int, int],
