@@ -60,7 +60,8 @@ def cache_motion(folder: Path) -> None:
                   "plane_min_spread", "ransac_px", "essential_px", "still_px", "planar_inlier_ratio", "fov_deg",
                   "pose_steps", "pose_span_deg", "pose_grid_px", "pose_behind_weight", "pose_margin",
                   "depth_block_px", "depth_window", "depth_passes", "plane_bound_planes", "flow_error_fraction",
-                  "residual_sigma", "residual_floor_px", "border_fraction", "min_texture")
+                  "residual_sigma", "residual_floor_px", "border_fraction", "min_texture", "long_baseline_decay",
+                  "long_baseline_sigma", "long_baseline_floor_px", "long_baseline_support")
         key = hashlib.sha1(repr([getattr(config, f) for f in fields]).encode()).hexdigest()[:12]
         path = folder / f"motion_{key}_{int(compact)}.pkl"
         if path.exists():

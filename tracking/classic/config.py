@@ -93,6 +93,16 @@ class ClassicTrackerConfig:
     """Motion threshold: median + residual_sigma · 1.4826 · MAD of the frame's residual flow..."""
     residual_floor_px: float = 1.0
     """...and never below this many pixels per sampled-frame step."""
+    long_baseline_decay: float = 0.0
+    """Longer-baseline evidence (long_baseline.MotionMemory): each frame's normalised compensated motion
+    is summed along the flow with the earlier frames' at this decay (a mover's adds up, the flow's
+    noise much less), so slow movers under a moving camera are found; 0 turns it off..."""
+    long_baseline_sigma: float = 4.0
+    """...a pixel moves when that sum exceeds median + this · 1.4826 · MAD of the frame's sums..."""
+    long_baseline_floor_px: float = 0.5
+    """...and this many px per step..."""
+    long_baseline_support: float = 0.3
+    """...and its one-step residual reaches this fraction of the frame's threshold."""
     border_fraction: float = 0.03
     """Pixels this close to the border (fraction of the long side), or that the background moves as
     close, show no motion: dense flow is unreliable where content enters or leaves the frame."""
@@ -252,6 +262,9 @@ class ClassicTrackerConfig:
         if self.pose_steps < 0 or self.pose_grid_px < 1 or self.pose_span_deg < 0:
             fail(f"pose_steps and pose_span_deg must be at least 0 and pose_grid_px at least 1, got "
                  f"{self.pose_steps}, {self.pose_span_deg} and {self.pose_grid_px}.")
+        if not 0.0 <= self.long_baseline_decay < 1.0 or self.long_baseline_floor_px < 0:
+            fail(f"long_baseline_decay must lie in [0, 1) and long_baseline_floor_px be at least 0, got "
+                 f"{self.long_baseline_decay} and {self.long_baseline_floor_px}.")
         if self.plane_bound_planes < 0:
             fail(f"plane_bound_planes must be at least 0, got {self.plane_bound_planes}.")
         if self.max_planes < 1:

@@ -25,6 +25,7 @@ from recon4d.tracking.classic.background import (
     relative_residual,
 )
 from recon4d.tracking.classic.config import ClassicTrackerConfig
+from recon4d.tracking.classic.long_baseline import ClipMemory
 from recon4d.tracking.classic.pose import resolve_pose
 from recon4d.tracking.classic.segment import moving_components
 from recon4d.types import FRAME_BATCH, FrameSequence, ProgressFn
@@ -515,6 +516,7 @@ def compute_motion(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
         velocity = np.zeros((n_frames, height, width, 2), np.float32)
     thresholds = np.zeros(n_frames, np.float32)
     sums: dict[int, _FrameSums] = {}
+    memory = ClipMemory(config, height, width) if config.long_baseline_decay > 0 else None
 
     def finish(frame: int) -> None:
         done = sums.pop(frame, None) or _FrameSums.zeros(height, width)
@@ -535,17 +537,25 @@ def compute_motion(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
         thresholds[frame] = robust_threshold(value[observable] if observable.any() else value,
                                              config.residual_sigma, config.residual_floor_px)
         mask = value > thresholds[frame] if n_pairs else np.zeros(value.shape, bool)
+        whole = None
+        # slow movers under a translating camera: the motion summed along the flow (long_baseline); a still or
+        # turning camera has no parallax noise to beat and the stabilised background finds its slow movers
+        if memory is not None and any(background.kind == "epipolar" for background, *_ in pairs[max(frame - 1, 0):]):
+            whole = combined()
+            mask |= memory.moving(frame, value, float(thresholds[frame]), observable, whole, forward, backward)
+        elif memory is not None:
+            memory.forget()
         moving[frame] = mask
         if compact:
             components = moving_components(mask, config) if mask.any() else []
             support = np.logical_or.reduce(components) if components else np.zeros(mask.shape, bool)
             pixels = np.flatnonzero(support)
-            flows = combined(pixels)  # only what is kept (speed)
+            flows = combined(pixels) if whole is None else whole[:, pixels]  # only what is kept (speed)
             image_flow.hold(frame, pixels, flows[0])
             velocity.hold(frame, pixels, flows[1])
         else:
             residual[frame] = value
-            image_flow[frame], velocity[frame] = combined().reshape(2, height, width, 2)
+            image_flow[frame], velocity[frame] = (combined() if whole is None else whole).reshape(2, height, width, 2)
 
     pairs = []  # only the sparse parts: the dense ones are accumulated as we go
     for t, pair in enumerate(pair_motions(gray, config)):
