@@ -27,6 +27,7 @@ from recon4d.recon.classic.object_depth import (
     CUE_HELD,
     CUE_NONE,
     contact_depth,
+    depth_outliers,
     fit_ground_plane,
     hidden_bottoms,
     hold_nearest,
@@ -179,6 +180,7 @@ def test_prior_intrinsics_from_fov_focal_or_user_values():
     ({"intrinsics": [1.0, 2.0]}, "intrinsics must be"),
     ({"focal_px": 0.0}, "focal_px must be positive"),
     ({"max_features": 10}, "max_features"),
+    ({"depth_outlier_rel": 0.0}, "depth_outlier_rel must be"),
 ])
 def test_config_rejects_bad_options(options, match):
     with pytest.raises(ClassicReconstructionError, match=match):
@@ -853,3 +855,47 @@ def test_a_bottom_hidden_to_the_end_holds_the_last_depth():
                for t, (x1, y1, x2, y2) in enumerate(hidden_boxes[0])]
     assert np.isfinite(centres).all()
     np.testing.assert_allclose(centres[6:], centres[5], rtol=1e-6)
+
+
+def test_depth_outliers_flags_a_one_frame_jump_not_a_steady_approach():
+    times = np.arange(16) / 6.0
+    approach = np.linspace(12.0, 5.0, 16)  # 2.6 m/s, the ends judged from one side only
+    depth = np.stack([approach, approach.copy(), np.full(16, np.nan)])
+    depth[1, 7] *= 0.6  # one box merged with something below: its contact 40 % nearer
+    depth[2, [3, 4, 5]] = [8.0, 4.0, 8.0]  # too few frames to judge
+    flags = depth_outliers(depth, times)
+    assert not flags[0].any() and not flags[2].any()
+    # The jump is caught; a good frame whose neighbours include it may be too (a cheap mistake:
+    # it is bridged from its neighbours, about where it was).
+    assert flags[1, 7] and flags[1].sum() <= 2
+    # Neighbours farther than max_gap_s away do not count: alone in its second, nothing is judged.
+    sparse = np.full((1, 16), np.nan)
+    sparse[0, [0, 1, 2, 15]] = [10.0, 10.0, 10.0, 5.0]
+    assert not depth_outliers(sparse, times)[0, 15]
+
+
+def test_a_box_on_something_else_for_a_frame_keeps_its_depth():
+    # A still camera 1.6 m up, level, watches a person walk from 12 m to 5 m; in frame 7 the box
+    # lands on something 40 px lower (top and bottom move together, so no hidden bottom). Its
+    # contact would be ~30 % too near (measured before depth_outliers, and as now by default);
+    # with depth_outlier_rel set it is bridged from its neighbours and stays within 5 % of the truth.
+    boxes, intrinsics = moving_objects_boxes(0.0, 1.6, [1.7])
+    n_frames = boxes.shape[1]
+    moved = boxes.copy()
+    moved[0, 7, [1, 3]] += 40.0
+    clip = make_clip(np.full((n_frames, 360, 640, 3), 128, np.uint8))
+    tracks = Tracks2D(np.array([1]), ("person",), np.array([True]), moved.astype(np.float32),
+                      np.ones((1, n_frames), bool))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ReconstructionWarning)
+        recon = ClassicReconstructor(ClassicConfig(focal_px=float(intrinsics[0, 0]),
+                                                   depth_outlier_rel=0.1)).reconstruct(clip, tracks)
+        plain = ClassicReconstructor(ClassicConfig(focal_px=float(intrinsics[0, 0]))).reconstruct(clip, tracks)
+    truth = np.linspace(12.0, 5.0, n_frames)
+    assert not hidden_bottoms(moved).any()
+    x1, y1, x2, y2 = moved[0, 7]
+    assert plain.local_points[7][int(0.5 * (y1 + y2)), int(0.5 * (x1 + x2)), 2] < 0.8 * truth[7]  # off: unchanged
+    for t in range(n_frames - 1):  # in the last frame the feet leave the image
+        x1, y1, x2, y2 = moved[0, t]
+        depth = recon.local_points[t][int(0.5 * (y1 + y2)), int(0.5 * (x1 + x2)), 2]
+        assert depth == pytest.approx(truth[t], rel=0.05), t

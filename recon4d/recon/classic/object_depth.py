@@ -418,6 +418,51 @@ def interpolate_gaps(depth: np.ndarray) -> np.ndarray:
     return out
 
 
+DEPTH_OUTLIER_REL = 0.10
+"""A contact depth more than this fraction off the median of its neighbours' (plus what the
+object can move meanwhile, :data:`DEPTH_RATE_MPS`) is not believed (:func:`depth_outliers`;
+the classic reconstructor's ``depth_outlier_rel``, off by default)."""
+DEPTH_RATE_MPS = 3.0
+"""Change of an object's distance from the camera per second that is plausible between
+neighbouring frames (a person walking, a camera walking towards it)."""
+DEPTH_NEIGHBOURS = 3
+"""Measured frames on each side that :func:`depth_outliers` compares a frame with."""
+
+
+def depth_outliers(depth: np.ndarray, times: np.ndarray, rel_tol: float = DEPTH_OUTLIER_REL,
+                   rate_mps: float = DEPTH_RATE_MPS, neighbours: int = DEPTH_NEIGHBOURS,
+                   max_gap_s: float = 1.0) -> np.ndarray:
+    """(K, T) bool: frames whose depth the object's neighbouring frames contradict.
+
+    depth: (K, T) contact depths, NaN where unmeasured; times: (T,) seconds. Each measured
+    frame is compared with the median of up to ``neighbours`` measured frames on each side
+    within ``max_gap_s``; it is an outlier when |log(depth / median)| exceeds
+    log(1 + ``rel_tol``) + ``rate_mps`` · |Δt| / median, Δt the time from the frame to the
+    neighbours' median time (a steady approach moves the median of one-sided neighbours). At
+    least three neighbours must be known, else the frame is left alone. One box whose
+    bottom lands on something else (a merge with an object below, a shadow, a piece of another
+    track) moves the contact by metres in one frame; a rigid object on the ground cannot, and
+    the gap is better bridged from its neighbours (:func:`interpolate_gaps`).
+    """
+    out = np.zeros(depth.shape, bool)
+    for k in range(depth.shape[0]):
+        known = np.flatnonzero(np.isfinite(depth[k]) & (depth[k] > 0))
+        if len(known) < 4:
+            continue
+        logs = np.log(depth[k, known])
+        at = times[known]
+        for i in range(len(known)):
+            side = np.r_[max(0, i - neighbours):i, i + 1:min(len(known), i + 1 + neighbours)]
+            side = side[np.abs(at[side] - at[i]) <= max_gap_s]
+            if len(side) < 3:
+                continue
+            median_log = float(np.median(logs[side]))
+            shift = abs(float(np.median(at[side])) - at[i])
+            limit = np.log1p(rel_tol) + rate_mps * shift / math.exp(median_log)
+            out[k, known[i]] = abs(logs[i] - median_log) > limit
+    return out
+
+
 def hold_nearest(depth: np.ndarray, where: np.ndarray) -> np.ndarray:
     """(K, T) ``depth`` with its NaN frames in ``where`` (K, T) bool set to the depth of the object's
     nearest frame (in frames; the earlier one on a tie) that has one; the rest unchanged."""

@@ -39,13 +39,17 @@
    splatted over 3×3 pixels (conf 0.9), then each object's pixels at the object's depth, far
    objects first. An object's depth (:func:`~recon4d.recon.classic.object_depth.object_depths`) comes from
    its ground contact (the ray through the bottom centre of its box ∩ ground) when the box
-   bottom is inside the image and not hidden behind another object or a prop
-   (:func:`~recon4d.recon.classic.object_depth.hidden_bottoms`); else bridged between
+   bottom is inside the image, not hidden behind another object or a prop
+   (:func:`~recon4d.recon.classic.object_depth.hidden_bottoms`) and, with ``depth_outlier_rel``
+   set (off by default), not contradicted by the neighbouring frames' contacts
+   (:func:`~recon4d.recon.classic.object_depth.depth_outliers`: a box on something else for a
+   frame or two); else bridged between
    such frames (linear in inverse depth); else from its apparent size (depth × box height,
    or width when the height is cut by the border, constant, calibrated on the contact
-   frames); else from triangulated points on the object (a static object, checked against
-   the contact depth when there is one); else, where the bottom is hidden behind a prop to the
-   end of the track, the depth of its nearest placed frame (held). Objects with no depth get
+   frames; not in a contradicted frame, whose box is as wrong); else from triangulated points
+   on the object (a static object, checked against the contact depth when there is one); else,
+   where the bottom is hidden behind a prop or the contact contradicted to the end of the
+   track, the depth of its nearest placed frame (held). Objects with no depth get
    NaN points and conf 0, so they are not lifted.
 
 The settings are :class:`~recon4d.recon.classic.config.ClassicConfig` (importable from here too);
@@ -115,6 +119,7 @@ from recon4d.recon.classic.object_depth import (
     bottom_occluded,
     bottom_occluded_masks,
     contact_depth,
+    depth_outliers,
     fit_ground_plane,
     hidden_bottoms,
     level_up,
@@ -355,11 +360,16 @@ class ClassicReconstructor:
             unknown = np.full((n_objects, n_frames), np.nan)
             contact = (unknown if plane_camera is None else
                        contact_depth(boxes, plane_camera, clip_k, backdrop, clip.image_size, border, cut))
-            size = size_depth(boxes, contact, clip.image_size, border, cut)
+            # A box whose bottom lands on something else for a frame or two moves its contact by
+            # metres: bridged from the neighbours instead (its size is as wrong; held at the ends).
+            jumped = (np.zeros(contact.shape, bool) if config.depth_outlier_rel is None else
+                      depth_outliers(contact, np.asarray(clip.timestamps_s, np.float64), config.depth_outlier_rel))
+            contact = np.where(jumped, np.nan, contact)
+            size = size_depth(boxes, contact, clip.image_size, border, cut | jumped)
             triangulated = (unknown if motion.mode != "parallax" else
                             object_point_depths(xy, features.label, np.isfinite(xy[..., 0]), world_to_cam,
                                                  n_objects, config, focal))
-            depth_k, cue_k = object_depths(contact, size, triangulated, hidden)
+            depth_k, cue_k = object_depths(contact, size, triangulated, hidden | jumped)
 
         # Point maps are rendered when read, frame by frame (STYLE §9): nothing T × H × W is held.
         map_xy = features.xy[seen_rows]
