@@ -103,9 +103,9 @@ def test_compact_motion_is_the_same_motion():
 
 def full_array_tracker(monkeypatch) -> None:
     """Make ClassicTracker run on the full arrays (the path before issue 12)."""
-    dense = tracker_module.compute_motion
-    monkeypatch.setattr(tracker_module, "compute_motion", lambda gray, config, progress, compact: dense(gray, config,
-                                                                                                       progress))
+    stream = tracker_module.stream_motion
+    monkeypatch.setattr(tracker_module, "stream_motion", lambda gray, config, progress, compact: stream(gray, config,
+                                                                                                     progress))
     monkeypatch.setattr(tracker_module, "working_frames", to_working)
 
 

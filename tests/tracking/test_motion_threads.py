@@ -16,7 +16,7 @@ from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.motion import compute_motion, motion_threads, pair_motions, to_working, working_frames
 from recon4d.tracking.classic.association import associate
 from recon4d.tracking.classic.segment import detect_moving_regions
-from recon4d.tracking.classic.tracker import ClassicTracker, _FrameDetections
+from recon4d.tracking.classic.tracker import ClassicTracker
 from recon4d.types import Clip
 from tests.tracking.plane_scenes import walking_scene
 
@@ -164,11 +164,3 @@ def test_association_finds_detections_ahead_on_workers_with_the_same_tracks():
         for t in a.boxes:
             np.testing.assert_array_equal(a.boxes[t], b.boxes[t])
             np.testing.assert_array_equal(a.masks[t], b.masks[t])
-
-
-@pytest.mark.parametrize("option", ["background_split", "background_hold"])
-def test_detections_that_read_frames_or_the_previous_frame_stay_on_the_caller(option):
-    config = ClassicTrackerConfig(**{option: True})
-    assert not _FrameDetections(None, config, background=object()).independent
-    assert _FrameDetections(None, ClassicTrackerConfig(), background=object()).independent
-    assert _FrameDetections(None, config, background=None).independent

@@ -12,6 +12,7 @@ start new tracks. Clean-up afterwards lives in :mod:`~recon4d.tracking.classic.c
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import cv2
@@ -407,7 +408,8 @@ def _revive(lost: list[Track], t: int, frame: _Frame, unused: list[int], size: t
 
 
 def associate(detections: list[list[Detection]], motion: MotionField, images: np.ndarray,
-              config: ClassicTrackerConfig = ClassicTrackerConfig(), threads: int = 1) -> list[Track]:
+              config: ClassicTrackerConfig = ClassicTrackerConfig(), threads: int = 1,
+              ready: Iterable[int] | None = None) -> list[Track]:
     """Link per-frame detections into tracks (all of them; :mod:`~recon4d.tracking.classic.cleanup` filters).
 
     detections: T lists of :class:`Detection`; images: (T, h, w, 3) uint8 RGB working frames.
@@ -415,6 +417,8 @@ def associate(detections: list[list[Detection]], motion: MotionField, images: np
     their descriptions (colours, flows) are made up to that many frames ahead in worker threads,
     while this thread links the frames before; the tracks are the same as with 1. ``detections``
     must then be safe to read from a worker thread; ``images`` is read on this thread.
+    ready: the frames 0, 1, … T − 1 in order as ``motion`` finishes them (:func:`.motion.stream_motion`),
+    so frames are linked while later ones' motion is computed; default: all are ready.
     A live track's mask is carried to the next frame on the forward flow (:func:`carry`)
     and given a mask by :func:`_resolve`. An unmatched track coasts for up to ``max_coast``
     frames while :func:`appearance_changed` says its object is still there; otherwise it is
@@ -427,13 +431,14 @@ def associate(detections: list[list[Detection]], motion: MotionField, images: np
     min_area = max(config.min_area_fraction * height * width, 4)
     live: list[Track] = []
     finished: list[Track] = []
-    def describe(item: tuple[int, np.ndarray]) -> _Frame:
+    def describe(item: tuple[int, np.ndarray]) -> tuple[int, _Frame]:
         t, image = item
         hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
-        return _Frame.build(detections[t], hsv, motion.image_flow[t], motion.velocity[t], motion.moving[t])
+        return t, _Frame.build(detections[t], hsv, motion.image_flow[t], motion.velocity[t], motion.moving[t])
 
-    frames = ahead(((t, images[t]) for t in range(n_frames)), describe, threads, name="recon4d-detect")
-    for t, frame in enumerate(frames):
+    frames = ahead(((t, images[t]) for t in (range(n_frames) if ready is None else ready)), describe, threads,
+                   name="recon4d-detect")
+    for t, frame in frames:
         hsv = frame.hsv
         carried = [carry(track.boxes[t - 1], track.masks[t - 1], motion.forward_flow[t - 1])[1] for track in live]
         assigned, unused = _resolve(carried, [track.colours for track in live], [len(track.detected) for track in live],

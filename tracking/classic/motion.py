@@ -46,6 +46,7 @@ __all__ = [
     "pair_motion",
     "pair_motions",
     "robust_threshold",
+    "stream_motion",
     "textured",
     "to_working",
     "track_points",
@@ -477,7 +478,21 @@ class _FrameSums:
 
 def compute_motion(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
                    progress: ProgressFn | None = None, compact: bool = False) -> MotionField:
-    """Background models, dense flow and residual-motion masks of (T, h, w) uint8 grey frames.
+    """Background models, dense flow and residual-motion masks of (T, h, w) uint8 grey frames
+    (:func:`stream_motion`, run to its end)."""
+    motion, finished = stream_motion(gray, config, progress, compact)
+    for _ in finished:
+        pass
+    return motion
+
+
+def stream_motion(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(), progress: ProgressFn | None = None,
+                  compact: bool = False) -> tuple[MotionField, Iterator[int]]:
+    """The clip's :class:`MotionField`, filled as the returned iterator runs, and that iterator of the
+    frames finished so far, in order: once it yields t, frame t's ``moving``, ``image_flow``,
+    ``velocity`` and ``thresholds`` and the flows of the pairs before it are final, so a consumer
+    (association) can work on frame t while later pairs are computed; ``backgrounds`` and
+    ``moving_points`` are filled when it ends.
 
     The residual of frame t combines its residuals against frames t − 1 and t + 1: the mean
     over the directions whose flow is forward–backward consistent, so background a mover
@@ -501,7 +516,12 @@ def compute_motion(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
     the pixels of each frame's moving components only (segmentation, association and
     clean-up read them under detections, which lie inside those components).
     """
-    n_frames, height, width = gray.shape[:3]
+    motion = _empty_motion(*gray.shape[:3], compact)
+    return motion, _fill_motion(motion, gray, config, progress, compact)
+
+
+def _empty_motion(n_frames: int, height: int, width: int, compact: bool) -> MotionField:
+    """A clip's motion field with its arrays allocated (zeros) and no backgrounds or moving points yet."""
     n_pairs = max(n_frames - 1, 0)
     flow_dtype = np.float16 if compact else np.float32
     forward = np.zeros((n_pairs, height, width, 2), flow_dtype)
@@ -514,7 +534,18 @@ def compute_motion(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
         moving = np.zeros((n_frames, height, width), bool)
         image_flow = np.zeros((n_frames, height, width, 2), np.float32)
         velocity = np.zeros((n_frames, height, width, 2), np.float32)
-    thresholds = np.zeros(n_frames, np.float32)
+    return MotionField(forward_flow=forward, backward_flow=backward, backgrounds=[], residual=residual,
+                       image_flow=image_flow, velocity=velocity, moving=moving,
+                       thresholds=np.zeros(n_frames, np.float32), moving_points=[])
+
+
+def _fill_motion(motion: MotionField, gray, config: ClassicTrackerConfig, progress: ProgressFn | None,
+                 compact: bool) -> Iterator[int]:
+    """Compute ``motion``'s arrays pair by pair (:func:`stream_motion`), yielding each finished frame."""
+    n_frames, height, width = gray.shape[:3]
+    n_pairs = max(n_frames - 1, 0)
+    forward, backward, residual = motion.forward_flow, motion.backward_flow, motion.residual
+    image_flow, velocity, moving, thresholds = motion.image_flow, motion.velocity, motion.moving, motion.thresholds
     sums: dict[int, _FrameSums] = {}
     memory = ClipMemory(config, height, width) if config.long_baseline_decay > 0 else None
 
@@ -581,12 +612,17 @@ def compute_motion(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
         finish(t)  # frame t has both its pairs now
         if progress is not None:
             progress(t + 1, n_pairs)
+        yield t
     for frame in range(n_pairs, n_frames):
         finish(frame)
+        if frame < n_frames - 1:
+            yield frame
     moving_points = [[] for _ in range(n_frames)]
     for t, (_, points_a, points_b, point_residual) in enumerate(pairs):
         moving_points[t].append(points_a[point_residual > thresholds[t]])
         moving_points[t + 1].append(points_b[point_residual > thresholds[t + 1]])
-    moving_points = [np.concatenate(points) if points else np.zeros((0, 2), np.float32) for points in moving_points]
-    return MotionField(forward, backward, [background for background, *_ in pairs], residual, image_flow, velocity,
-                       moving, thresholds, moving_points)
+    motion.backgrounds.extend(background for background, *_ in pairs)
+    motion.moving_points.extend(np.concatenate(points) if points else np.zeros((0, 2), np.float32)
+                                for points in moving_points)
+    if n_frames:
+        yield n_frames - 1  # the last frame once the whole field is filled

@@ -90,7 +90,7 @@ from recon4d.tracking.classic.cleanup import clean_tracks
 from recon4d.tracking.classic.boxes import mask_box
 from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.people import PeopleDetector, label_tracks, person_evidence
-from recon4d.tracking.classic.motion import compute_motion, motion_threads, to_working, working_frames, working_size
+from recon4d.tracking.classic.motion import motion_threads, stream_motion, to_working, working_frames, working_size
 from recon4d.tracking.classic.segment import detect_moving_regions, fill_mask, trim_to_colours
 from recon4d.tracking.classic.stabilised import (
     StabilisedBackground,
@@ -153,12 +153,6 @@ class _FrameDetections:
         self._lock = threading.Lock()
         self.seconds = 0.0
 
-    @property
-    def independent(self) -> bool:
-        """Whether frames' detections may be found in any order and on worker threads: not when they
-        read the lazy working frames (``background_split``) or the previous frame's (``background_hold``)."""
-        return self._background is None or not (self._config.background_split or self._config.background_hold)
-
     def __len__(self) -> int:
         return len(self._motion.moving)
 
@@ -180,6 +174,23 @@ class _FrameDetections:
         with self._lock:
             self.seconds += time.perf_counter() - started
         return found
+
+
+class _Timed:
+    """An iterator that adds up the seconds its source takes to produce each item."""
+
+    def __init__(self, items) -> None:
+        self._items, self.seconds = iter(items), 0.0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        started = time.perf_counter()
+        try:
+            return next(self._items)
+        finally:
+            self.seconds += time.perf_counter() - started
 
 
 class ClassicTracker:
@@ -225,7 +236,10 @@ class ClassicTracker:
 
     def _discover(self, clip: Clip, size: tuple[int, int], progress) -> Tracks2D:
         """Discovery holds little per frame (issue 12): working frames are resized from the clip
-        when read, motion is compact (:func:`compute_motion`), detections are found frame by frame."""
+        when read, motion is compact (:func:`stream_motion`), detections are found frame by frame.
+        Each frame is linked (association) as soon as its motion is finished, while worker threads
+        compute the next frame pairs' (issue 12: the caller mostly waited on them) and find the next
+        frames' detections; the tracks are those of one step after another."""
         config, n_frames = self.config, clip.n_frames
         images, gray = working_frames(clip.frames, size)
         seconds: dict[str, float] = {}
@@ -237,17 +251,28 @@ class ClassicTracker:
             seconds[step] = now - started
             started = now
 
-        motion = compute_motion(gray, config, progress, compact=True)
-        lap("motion")
-        background = StabilisedBackground.build(motion.backgrounds, images, config) if config.background_model else None
-        lap("background")
-        detections = _FrameDetections(motion, config, background, images)
-        threads = motion_threads(config) if detections.independent else 1
-        tracks = associate(detections, motion, images, config, threads)
-        lap("associate")
-        seconds["segment"] = detections.seconds  # found during association (on worker threads: overlapping it)
-        if threads == 1:
+        motion, finished = stream_motion(gray, config, progress, compact=True)
+        if config.background_model and (config.background_split or config.background_hold):
+            # detections read the background model, which needs every frame pair's: motion first
+            for _ in finished:
+                pass
+            lap("motion")
+            background = StabilisedBackground.build(motion.backgrounds, images, config)
+            lap("background")
+            detections = _FrameDetections(motion, config, background, images)
+            tracks = associate(detections, motion, images, config)
+            lap("associate")
             seconds["associate"] -= detections.seconds
+        else:
+            # frames are linked as their motion is finished, while worker threads compute later pairs
+            detections, ready = _FrameDetections(motion, config), _Timed(finished)
+            tracks = associate(detections, motion, images, config, motion_threads(config), ready)
+            lap("associate")
+            seconds["motion"], seconds["associate"] = ready.seconds, seconds["associate"] - ready.seconds
+            background = StabilisedBackground.build(motion.backgrounds, images, config) if config.background_model \
+                else None
+            lap("background")
+        seconds["segment"] = detections.seconds  # found during association (on worker threads: overlapping it)
         tracks = clean_tracks(tracks, motion, images, config)
         del motion, detections  # the flows are not needed for masks and labels
         lap("cleanup")
