@@ -11,19 +11,17 @@ import pytest
 from recon4d.tracking.classic.background import (
     BackgroundMotion,
     background_flow,
-    background_inverse_depth,
-    block_medians,
     fit_background,
     fit_background_planes,
     homography_flow,
     inverse_depth,
     invert_background,
-    nan_median,
     plane_bound,
     prior_intrinsics,
     relative_residual,
     static_flow,
 )
+from recon4d.tracking.classic.local_depth import background_inverse_depth, block_medians, nan_median
 from recon4d.tracking.classic.config import ClassicTrackerConfig
 
 SIZE = (160, 90)

@@ -17,16 +17,13 @@ from recon4d.errors import Recon4dError
 from recon4d.tracking.classic.association import carry, shift_mask
 from recon4d.tracking.classic.background import (
     BackgroundMotion,
-    background_inverse_depth,
-    block_medians,
-    depth_fit,
     inverse_depth,
-    nan_median,
     plane_bound,
     prior_intrinsics,
     relative_residual,
     static_flow,
 )
+from recon4d.tracking.classic.local_depth import background_inverse_depth, block_medians, depth_fit, nan_median
 from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.motion import consistent_flow, dense_flow
 from recon4d.tracking.classic.segment import (
