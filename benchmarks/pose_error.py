@@ -47,8 +47,8 @@ def rotation_deg(rot_a: np.ndarray, rot_b: np.ndarray) -> float:
 
 def scene_errors(seed: int, kind: str, options: dict[str, str]) -> dict:
     """Per-pair pose errors of one scene (see the module docstring)."""
-    from recon4d.tracking.classic.background import fit_background
-    from recon4d.tracking.classic.motion import consistent_flow, corner_matches, dense_flow
+    from recon4d.tracking.classic.background import consistent_flow, fit_background
+    from recon4d.tracking.classic.motion import corner_matches, dense_flow
     from recon4d.tracking.classic.pose import resolve_pose
 
     config, clip, scene, gray = working_scene(seed, kind, options)

@@ -17,6 +17,7 @@ from recon4d.errors import Recon4dError
 from recon4d.tracking.classic.association import carry, shift_mask
 from recon4d.tracking.classic.background import (
     BackgroundMotion,
+    consistent_flow,
     inverse_depth,
     plane_bound,
     prior_intrinsics,
@@ -25,7 +26,7 @@ from recon4d.tracking.classic.background import (
 )
 from recon4d.tracking.classic.local_depth import background_inverse_depth, block_medians, depth_fit, nan_median
 from recon4d.tracking.classic.config import ClassicTrackerConfig
-from recon4d.tracking.classic.motion import consistent_flow, dense_flow
+from recon4d.tracking.classic.motion import dense_flow
 from recon4d.tracking.classic.segment import (
     detect_moving_regions,
     moving_components,

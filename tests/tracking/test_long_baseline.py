@@ -8,8 +8,9 @@ import pytest
 
 from recon4d.errors import Recon4dError
 from recon4d.tracking.classic.config import ClassicTrackerConfig
-from recon4d.tracking.classic.long_baseline import MotionMemory, apart, carry, undone
-from recon4d.tracking.classic.motion import compute_motion, consistent_flow
+from recon4d.tracking.classic.background import sample_along_flow
+from recon4d.tracking.classic.long_baseline import MotionMemory, apart
+from recon4d.tracking.classic.motion import compute_motion
 
 from .plane_scenes import walking_scene
 
@@ -30,19 +31,12 @@ def _slow_carry(field: np.ndarray, back: np.ndarray) -> np.ndarray:
     return out
 
 
-def test_carry_matches_a_slow_reference():
+def test_sampling_along_the_flow_matches_a_slow_reference():
     rng = np.random.default_rng(3)
     field = rng.uniform(0.0, 1.0, (9, 11, 2)).astype(np.float32)
     back = rng.uniform(-2.5, 2.5, (9, 11, 2)).astype(np.float32)
     # OpenCV's bilinear weights are steps of 1/32 px: values 1 apart at most err by 1/64 (+ rounding)
-    np.testing.assert_allclose(carry(field, back), _slow_carry(field, back), atol=0.02)
-
-
-def test_undone_is_the_forward_backward_test():
-    rng = np.random.default_rng(4)
-    back = rng.normal(scale=2.0, size=(20, 24, 2)).astype(np.float32)
-    forth = -back + rng.normal(scale=0.5, size=back.shape).astype(np.float32)
-    np.testing.assert_array_equal(undone(back, forth), consistent_flow(back, forth))
+    np.testing.assert_allclose(sample_along_flow(field, back), _slow_carry(field, back), atol=0.02)
 
 
 def test_memory_adds_up_steady_motion_and_not_noise():

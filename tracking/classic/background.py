@@ -45,6 +45,7 @@ from recon4d.tracking.classic.local_depth import DepthFit, block_medians, depth_
 
 __all__ = [
     "BackgroundMotion",
+    "consistent_flow",
     "background_flow",
     "fit_background",
     "fit_background_planes",
@@ -54,6 +55,7 @@ __all__ = [
     "plane_bound",
     "prior_intrinsics",
     "relative_residual",
+    "sample_along_flow",
     "reprojection_error",
     "static_flow",
 ]
@@ -218,6 +220,28 @@ def _pixel_grid(size: tuple[int, int]) -> np.ndarray:
     grid = np.stack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)), -1)
     grid.flags.writeable = False
     return grid
+
+
+def sample_along_flow(field: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """(h, w, C) or (h, w) float32 ``field`` of another frame read at each pixel p at p + ``flow``(p),
+    ``flow`` (h, w, 2) the flow to that frame (bilinear; the border replicated)."""
+    where = flow.astype(np.float32, copy=False) + _pixel_grid((flow.shape[1], flow.shape[0]))
+    sampled = cv2.remap(field.astype(np.float32, copy=False), where, None, cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE)
+    return sampled.reshape(field.shape)
+
+
+def consistent_flow(flow_ab: np.ndarray, flow_ba: np.ndarray) -> np.ndarray:
+    """(h, w) bool: pixels whose flow a → b is undone by the flow b → a (not occluded in b).
+
+    The usual forward–backward test: |f(p) + b(p + f(p))|² < 0.01 (|f|² + |b|²) + 0.5 px².
+    Background that a mover covers in b fails it, so its residual is not counted as motion.
+    """
+    flow_ab = flow_ab.astype(np.float32, copy=False)
+    back = sample_along_flow(flow_ba, flow_ab)
+    mismatch = cv2.magnitude(flow_ab[..., 0] + back[..., 0], flow_ab[..., 1] + back[..., 1]) ** 2
+    scale = cv2.magnitude(flow_ab[..., 0], flow_ab[..., 1]) ** 2 + cv2.magnitude(back[..., 0], back[..., 1]) ** 2
+    return mismatch < 0.01 * scale + 0.5
 
 
 def homography_flow(homography: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -29,30 +29,14 @@ background's persistent depth errors, not movers.
 
 from __future__ import annotations
 
-import functools
-
 import cv2
 import numpy as np
 
+from recon4d.tracking.classic.background import consistent_flow, sample_along_flow
 from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.segment import ellipse, moving_components
 
-__all__ = ["ClipMemory", "MotionMemory", "apart", "carry", "long_baseline_moving", "undone"]
-
-
-@functools.lru_cache(maxsize=4)
-def _grid(height: int, width: int) -> np.ndarray:
-    """(h, w, 2) float32 pixel coordinates (x, y), read-only (shared by every frame of a clip)."""
-    grid = np.stack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)), -1)
-    grid.flags.writeable = False
-    return grid
-
-
-def carry(field: np.ndarray, back: np.ndarray) -> np.ndarray:
-    """(h, w, C) float32 ``field`` of frame t − 1 read at each pixel p of frame t at p + ``back``(p),
-    where ``back`` (h, w, 2) is the flow t → t − 1 (bilinear; the border replicated)."""
-    where = _grid(*back.shape[:2]) + back.astype(np.float32, copy=False)
-    return cv2.remap(field, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(field.shape)
+__all__ = ["ClipMemory", "MotionMemory", "apart", "long_baseline_moving"]
 
 
 class MotionMemory:
@@ -84,7 +68,7 @@ class MotionMemory:
         if back is None or self._sum is None or self._sum.shape != motion.shape:
             total = motion.copy()
         else:
-            earlier = carry(self._sum, back)
+            earlier = sample_along_flow(self._sum, back)
             earlier *= np.float32(self.decay)
             if kept is not None:
                 earlier[~kept] = 0.0
@@ -110,16 +94,6 @@ def long_baseline_moving(evidence: np.ndarray, residual: np.ndarray, threshold: 
     mad = float(np.median(np.abs(values - median)))
     level = max(config.long_baseline_floor_px, median + config.long_baseline_sigma * 1.4826 * mad)
     return (evidence > level) & (residual >= config.long_baseline_support * threshold) & observable
-
-
-def undone(back: np.ndarray, forth: np.ndarray) -> np.ndarray:
-    """(h, w) bool: pixels of frame t whose flow t → t − 1 ``back`` is undone by the flow t − 1 → t ``forth``
-    (both (h, w, 2)); the forward–backward test of motion.consistent_flow."""
-    back = back.astype(np.float32, copy=False)
-    there = carry(forth.astype(np.float32, copy=False), back)
-    mismatch = cv2.magnitude(back[..., 0] + there[..., 0], back[..., 1] + there[..., 1]) ** 2
-    scale = cv2.magnitude(back[..., 0], back[..., 1]) ** 2 + cv2.magnitude(there[..., 0], there[..., 1]) ** 2
-    return mismatch < 0.01 * scale + 0.5
 
 
 class ClipMemory:
@@ -154,7 +128,7 @@ class ClipMemory:
             evidence = self.memory.update(motion)
         else:
             back, forth = backward[t - 1], forward[t - 1]
-            evidence = self.memory.update(motion, back, undone(back, forth))
+            evidence = self.memory.update(motion, back, consistent_flow(back, forth))
         return apart(long_baseline_moving(evidence, residual, threshold, observable, self.config),
                      residual > threshold, self.config)
 

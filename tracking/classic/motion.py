@@ -20,6 +20,7 @@ import numpy as np
 from recon4d.tracking.classic.background import (
     BackgroundMotion,
     background_flow,
+    consistent_flow,
     fit_background,
     invert_background,
     relative_residual,
@@ -38,7 +39,6 @@ __all__ = [
     "PairMotion",
     "SparseFrames",
     "compute_motion",
-    "consistent_flow",
     "dense_flow",
     "corner_matches",
     "inside",
@@ -153,36 +153,12 @@ def dense_flow(config: ClassicTrackerConfig = ClassicTrackerConfig()) -> cv2.DIS
     return dis
 
 
-@functools.lru_cache(maxsize=4)
-def _pixel_grid(height: int, width: int) -> np.ndarray:
-    """(h, w, 2) float32 pixel coordinates (x, y), read-only (shared by every pair of a clip)."""
-    grid = np.stack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)), -1)
-    grid.flags.writeable = False
-    return grid
-
-
 def _to_half(flow: np.ndarray) -> np.ndarray:
     """(h, w, 2) float32 → float16, the bits of ``flow.astype(np.float16)`` (round to nearest even):
     OpenCV's conversion is ~10× faster than numpy's, which ran twice per frame pair."""
     if not hasattr(cv2, "convertFp16"):
         return flow.astype(np.float16)
     return cv2.convertFp16(np.ascontiguousarray(flow, np.float32)).view(np.float16)
-
-
-def consistent_flow(flow_ab: np.ndarray, flow_ba: np.ndarray) -> np.ndarray:
-    """(h, w) bool: pixels whose flow a → b is undone by the flow b → a (not occluded in b).
-
-    The usual forward–backward test: |f(p) + b(p + f(p))|² < 0.01 (|f|² + |b|²) + 0.5 px².
-    Background that a mover covers in b fails it, so its residual is not counted as motion.
-    """
-    height, width = flow_ab.shape[:2]
-    flow_ab = flow_ab.astype(np.float32, copy=False)
-    # remap takes the flow itself as the map when it adds the pixel grid: (x + fx, y + fy)
-    where = flow_ab + _pixel_grid(height, width)
-    back = cv2.remap(flow_ba, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    mismatch = cv2.magnitude(flow_ab[..., 0] + back[..., 0], flow_ab[..., 1] + back[..., 1]) ** 2
-    scale = cv2.magnitude(flow_ab[..., 0], flow_ab[..., 1]) ** 2 + cv2.magnitude(back[..., 0], back[..., 1]) ** 2
-    return mismatch < 0.01 * scale + 0.5
 
 
 def textured(gray: np.ndarray, min_texture: float) -> np.ndarray:
@@ -613,10 +589,8 @@ def _fill_motion(motion: MotionField, gray, config: ClassicTrackerConfig, progre
         if progress is not None:
             progress(t + 1, n_pairs)
         yield t
-    for frame in range(n_pairs, n_frames):
-        finish(frame)
-        if frame < n_frames - 1:
-            yield frame
+    if n_frames:
+        finish(n_frames - 1)  # the last frame has one pair (a one-frame clip none)
     moving_points = [[] for _ in range(n_frames)]
     for t, (_, points_a, points_b, point_residual) in enumerate(pairs):
         moving_points[t].append(points_a[point_residual > thresholds[t]])
