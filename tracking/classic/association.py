@@ -431,6 +431,7 @@ def associate(detections: list[list[Detection]], motion: MotionField, images: np
     min_area = max(config.min_area_fraction * height * width, 4)
     live: list[Track] = []
     finished: list[Track] = []
+
     def describe(item: tuple[int, np.ndarray]) -> tuple[int, _Frame]:
         t, image = item
         hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
