@@ -131,12 +131,13 @@ def _print_summary(out: Path, summary: dict, result) -> None:
                    f"{camera['trusted_frames']}/{summary['n_frames']} frames trusted (quality {score})")
     click.echo(f"{len(summary['objects'])} objects:")
     for obj in summary["objects"]:
-        spans = ", ".join(f"{a:.1f}-{b:.1f}s" for a, b in obj["visible_spans_s"]) or "never visible"
+        # An object is visible where the lift located it in 3D; a 2D track without one stays listed, not dropped.
+        spans = ", ".join(f"{a:.1f}-{b:.1f}s" for a, b in obj["visible_spans_s"])
+        where = f"visible {spans}" if spans else "never located in 3D (no valid point under its masks)"
         kind = "agent" if obj["is_agent"] else "object"
         quality = obj.get("quality")
         trust = "" if quality is None else f"; quality {quality['score']:.2f}"
-        click.echo(f"  {obj['id']:>3} {obj['category']:<10} {kind:<6} visible {spans}; path {obj['path_length']:.2f}"
-                   f"{trust}")
+        click.echo(f"  {obj['id']:>3} {obj['category']:<10} {kind:<6} {where}; path {obj['path_length']:.2f}{trust}")
     timing = ", ".join(f"{s.stage} {s.seconds:.1f}s ({s.backend})" for s in result.stages)
     click.echo(f"time: {timing}; total {result.seconds:.1f}s")
     if result.warnings:

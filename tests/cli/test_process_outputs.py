@@ -62,3 +62,17 @@ def test_bad_output_path_is_refused_before_any_stage(tmp_path, video, setup, wor
     result = CliRunner().invoke(main, ["process", str(video), "-o", str(out), "--frames", "4", "--overwrite"])
     assert result.exit_code == 1 and words in result.output and "decode" not in result.output
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_summary_names_an_object_the_lift_never_located(capsys):
+    from types import SimpleNamespace
+
+    from recon4d.cli.process import _print_summary
+
+    summary = {"n_frames": 4, "duration_s": 0.3, "camera_path_length": 0.0, "objects": [
+        {"id": 0, "category": "person", "is_agent": True, "visible_spans_s": [[0.0, 0.2]], "path_length": 1.0},
+        {"id": 1, "category": "object", "is_agent": False, "visible_spans_s": [], "path_length": 0.0}]}
+    _print_summary("scene.zarr", summary, SimpleNamespace(stages=[], seconds=1.0, warnings=[]))
+    lines = capsys.readouterr().out.splitlines()
+    assert "visible 0.0-0.2s" in lines[2]
+    assert "never located in 3D" in lines[3] and "visible" not in lines[3]
