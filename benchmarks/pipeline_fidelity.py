@@ -22,7 +22,10 @@ pipeline sampled (metrics defined in ``benchmarks/fidelity_metrics.py``):
 - QA: questions compiled from the ESTIMATED store with the quality gate off, each answered
   again on the ground truth with every track replaced by its matched GT object; a question
   about an unmatched track, or naming an object by a box that does not cover its matched GT
-  object (IoU < 0.3 at that frame), counts as wrong; overall and per type. Where the QA compiler
+  object (IoU < 0.3 at that frame), counts as wrong; overall and per type. ``causes`` splits
+  the wrong answers about matched objects by the estimated quantity that decided them (camera
+  poses, object depth or direction from the camera, orientation, scale:
+  ``fidelity_metrics.attribute_causes``), overall and per type. Where the QA compiler
   offers its quality gate (feature-detected, else ``"gated": null``): ``gated`` is the same
   questions filtered by the gate (kept when the gated view of the store can still answer
   them and, as the compiler checks, the answer holds on the copies carrying the recorded
@@ -153,7 +156,7 @@ def quality_gate(config_type=None):
         from recon4d.qa_compiler.quality_gate import noisy_scenes
     except ImportError:
         noisy_scenes = None
-    extra = {"max_depth_jump_m": gated.max_depth_jump_m} if "max_depth_jump_m" in fields else {}
+    extra = {name: getattr(gated, name) for name in ("max_depth_jump_m", "min_pose_inliers") if name in fields}
     draws = getattr(gated, "stability_draws", 0)
 
     def gate(scene):
@@ -195,7 +198,11 @@ def run_scene(seed: int, kind: str, settings: Settings) -> dict:
     video_id = f"synth-{seed}-{kind}"
     records, _ = compile_scene(est, dataclasses.replace(offered[0], n_per_scene=settings.questions, seed=0)
                                if offered else base, video_id=video_id)
-    outcomes = fm.qa_outcomes(records, est, oracle, matching, gt)
+    centres = fm.centre_errors(gt, est, matching)
+    camera = fm.camera_errors(gt.cam_to_world, est.cam_to_world)
+    scale = centres["centre_scale"] or camera["sim3_scale"]  # metres per estimate unit, by objects or the path
+    outcomes = fm.attribute_causes(fm.qa_outcomes(records, est, oracle, matching, gt), records, est, oracle,
+                                   matching, scale)
     kept = compiled = None
     if offered is not None:
         if offered[2] is not None:  # the same questions, filtered by the gate
@@ -203,7 +210,8 @@ def run_scene(seed: int, kind: str, settings: Settings) -> dict:
             kept = fm.kept_by_gate(records, view, noisy, min_stability)
         gated_records, _ = compile_scene(est, dataclasses.replace(offered[1], n_per_scene=settings.questions,
                                                                   seed=0), video_id=video_id)
-        compiled = fm.qa_outcomes(gated_records, est, oracle, matching, gt)
+        compiled = fm.attribute_causes(fm.qa_outcomes(gated_records, est, oracle, matching, gt), gated_records, est,
+                                       oracle, matching, scale)
     evaluate_s = time.perf_counter() - started
 
     stages = {stage.stage: stage.seconds for stage in result.stages}
@@ -216,8 +224,8 @@ def run_scene(seed: int, kind: str, settings: Settings) -> dict:
         "_recall": matching.recall(), "_precision": matching.precision(est.n_objects),
         "id_switches": int(switches.sum()), "fragments": fm.fragments(covered, matching.counted),
         "categories_matched": fm.category_counts(gt, est, matching),
-        **fm.camera_errors(gt.cam_to_world, est.cam_to_world),
-        **fm.centre_errors(gt, est, matching),
+        **camera,
+        **centres,
         "gt_implausible_steps": int(fm.implausible_steps(gt).sum()),
         "qa": fm.summarise_outcomes(outcomes),
         "qa_gated": None if kept is None else _gated_summary([outcomes], [kept]),
