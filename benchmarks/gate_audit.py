@@ -80,7 +80,7 @@ def implausible(scene: Scene, record) -> bool:
 def audit(path: str, per_scene: int, seed: int) -> dict:
     scene = open_scene(path)
     config = CompileConfig(n_per_scene=per_scene, seed=seed)
-    gate = apply_quality_gate(scene, config.min_quality, config.max_depth_jump_m)
+    gate = apply_quality_gate(scene, config.min_quality, config.max_depth_jump_m, config.min_pose_inliers)
     out = {"store": path, "camera_path": round(float(np.linalg.norm(np.diff(scene.cam_to_world[:, :3, 3], axis=0),
                                                                        axis=1).sum()), 3),
            "camera_motion": None if scene.camera_quality is None else scene.camera_quality.motion,

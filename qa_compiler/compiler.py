@@ -31,6 +31,7 @@ from recon4d.qa_compiler.quality_gate import GateReport, apply_quality_gate, noi
 from recon4d.qa_compiler.questions import Answer, QuestionPlan, Skip, get_type, registered
 from recon4d.qa_compiler.records import QUESTION_TYPES, QARecord
 from recon4d.qa_compiler.rules import get_profile, load_kernels
+from recon4d.quality import MIN_POSE_INLIERS
 from recon4d.qa_compiler.sampler import (
     REASONS,
     SamplingConfig,
@@ -86,6 +87,8 @@ class CompileConfig:
     compiles from everything (``--no-quality-gate``). Scenes without a record are not gated."""
     max_depth_jump_m: float = 1.0
     """Quality gate: largest change of a target's distance from the camera between consecutive frames."""
+    min_pose_inliers: float | None = MIN_POSE_INLIERS
+    """Quality gate: camera frames whose pose fewer background tracks agree with are not used (None: off)."""
     stability_draws: int = 8
     """Quality gate: scenes with the measured trajectory noise added that each answer is checked on (0: off)."""
     min_stability: float = 0.75
@@ -113,6 +116,8 @@ class CompileConfig:
             object.__setattr__(self, "type_weights", tuple(sorted((k, float(v)) for k, v in weights.items())))
         if self.min_quality is not None and not 0.0 <= self.min_quality <= 1.0:
             raise ValueError(f"min_quality must lie in [0, 1] (or be None for no gate), got {self.min_quality}")
+        if self.min_pose_inliers is not None and not 0.0 <= self.min_pose_inliers <= 1.0:
+            raise ValueError(f"min_pose_inliers must lie in [0, 1] (or be None), got {self.min_pose_inliers}")
         if not self.max_depth_jump_m > 0:
             raise ValueError(f"max_depth_jump_m must be positive, got {self.max_depth_jump_m}")
         if self.stability_draws < 0 or not 0.0 <= self.min_stability <= 1.0:
@@ -317,7 +322,7 @@ def compile_scene(
     digest = scene_digest(scene)  # of the store as written, not of the gated view
     gate, noisy = None, []
     if config.min_quality is not None:
-        gate = apply_quality_gate(scene, config.min_quality, config.max_depth_jump_m)
+        gate = apply_quality_gate(scene, config.min_quality, config.max_depth_jump_m, config.min_pose_inliers)
         scene = gate.scene
         # its own generator, so the questions drawn do not depend on the number of draws
         noisy = noisy_scenes(scene, np.random.default_rng([int(config.seed) & (2**64 - 1), stable_hash(video_id), 1]),

@@ -6,7 +6,9 @@ scene in which everything the gate refuses is unknown (NaN), so the sampler neve
 
 1. **Camera frames** whose pose is not ok (lost, restarted at a guessed scale, too few tracks
    agreeing) lose their pose, and every object loses those frames too (its world position
-   rests on that pose).
+   rests on that pose). So do frames whose pose fewer than ``min_pose_inliers`` of the
+   background tracks agree with (:data:`recon4d.quality.MIN_POSE_INLIERS`): the record may still
+   use such a pose, but a label (a camera speed, a direction in its frame) does not rest on it.
 2. **Objects** whose score is below ``min_quality`` are dropped whole.
 3. **Object frames** not ok in the record (outliers that could not be repaired, breaks,
    suspected identity switches, implausible size, steps over the speed or depth-jump limit)
@@ -42,7 +44,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from recon4d.quality import MAX_DEPTH_JUMP_M, jitter_m, motion_limits, smoothed_noise
+from recon4d.quality import MAX_DEPTH_JUMP_M, MIN_POSE_INLIERS, jitter_m, motion_limits, smoothed_noise
 from recon4d.types import Scene
 
 GATE_REASONS = {
@@ -53,6 +55,7 @@ GATE_REASONS = {
     "object_frames_untrusted_camera": "visible frames of kept objects where the camera pose is not trusted",
     "object_frames_over_limits": "frames dropped by the gate's own speed / depth-jump check",
     "camera_frames_untrusted": "frames whose camera pose is not trusted",
+    "camera_frames_few_inliers": "frames whose pose too few background tracks agree with (min_pose_inliers)",
 }
 """Reason → meaning of every count in a gate report."""
 
@@ -142,11 +145,14 @@ def _over_limits(scene: Scene, keep: np.ndarray, max_depth_jump_m: float) -> np.
     return bad
 
 
-def apply_quality_gate(scene: Scene, min_quality: float, max_depth_jump_m: float = MAX_DEPTH_JUMP_M) -> GateResult:
+def apply_quality_gate(scene: Scene, min_quality: float, max_depth_jump_m: float = MAX_DEPTH_JUMP_M,
+                       min_pose_inliers: float | None = MIN_POSE_INLIERS) -> GateResult:
     """Hide what the scene's quality record does not trust (see the module docstring).
 
     min_quality: objects scoring below it are dropped whole; max_depth_jump_m: the largest
-    change of a target's distance from the camera between consecutive kept frames (world units).
+    change of a target's distance from the camera between consecutive kept frames (world units);
+    min_pose_inliers: camera frames whose measured inlier ratio is below it lose their pose
+    (None: not checked; frames where it was not measured are kept).
     """
     visible = scene.visible & np.isfinite(scene.center_world).all(axis=-1)
     n_frames = scene.n_frames
@@ -159,6 +165,10 @@ def apply_quality_gate(scene: Scene, min_quality: float, max_depth_jump_m: float
     camera_ok = np.ones(n_frames, bool) if camera is None else camera.frame_ok.copy()
     counts = {reason: 0 for reason in GATE_REASONS if reason != "scene_without_quality_record"}
     counts["camera_frames_untrusted"] = int((~camera_ok).sum())
+    if camera is not None and min_pose_inliers is not None:
+        few = camera_ok & (np.asarray(camera.inlier_ratio, np.float64) < min_pose_inliers)  # NaN: not measured
+        counts["camera_frames_few_inliers"] = int(few.sum())
+        camera_ok &= ~few
     passing = objects.score >= min_quality
     counts["object_below_min_quality"] = int((~passing & visible.any(axis=1)).sum())
     counts["object_frames_of_dropped_objects"] = int(visible[~passing].sum())

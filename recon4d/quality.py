@@ -63,6 +63,15 @@ table, placed where a person would stand, comes out wider)."""
 MAX_DEPTH_JUMP_M = 1.0
 """A centre whose distance from the camera (depth along its viewing ray) changes more than this
 between consecutive frames is not trusted (issue 11)."""
+MIN_POSE_INLIERS = 0.8
+"""Share of a frame's background tracks that must agree with its camera pose (RANSAC inliers,
+``CameraQuality.inlier_ratio``) for a label to rest on that pose. A still background seen by a
+right pose agrees at 0.9–1 (the rest is track noise); below 0.8 a fifth of the tracks move
+otherwise — a followed subject that stays still in the image, a large mover — and the pose is
+a compromise between them (on the dev scenes of ``benchmarks/pipeline_fidelity.py`` the
+following camera: 50–100 % of its frames below 0.8, its camera speed answers 16 % right; every
+other camera kind: at most 6 % of frames below 0.8)."""
+
 CAMERA_MAX_SPEED_MPS = 40.0
 """Fastest plausible camera (handheld, on a bike or a car), m/s."""
 TYPICAL_ACCEL_FRACTION = 0.025

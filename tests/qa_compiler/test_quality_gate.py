@@ -104,6 +104,32 @@ def test_untrusted_camera_frames_lose_the_pose_and_every_object():
     assert all(r.observer_time_s is None or r.observer_time_s < scene.timestamps_s[20] for r in records)
 
 
+def test_camera_frames_few_background_tracks_agree_with_lose_the_pose():
+    """The record trusts every frame, but from frame 20 on only 60 % of the background tracks agree
+    with the pose (a followed subject pulling it): the gate does not let labels rest on those
+    frames; unmeasured ratios (NaN) and the switch turned off keep them."""
+    base = with_record(rich_scene(seed=4))
+    inliers = np.full(base.n_frames, 0.97)
+    inliers[20:] = 0.6
+    inliers[5] = np.nan
+    scene = replace(base, camera_quality=replace(base.camera_quality, inlier_ratio=inliers))
+    result = apply_quality_gate(scene, 0.5)
+    assert np.isnan(result.scene.cam_to_world[20:]).all() and np.isfinite(result.scene.cam_to_world[:20]).all()
+    assert not result.object_ok[:, 20:].any() and result.object_ok[:, :20].all()
+    assert result.report.counts["camera_frames_few_inliers"] == 12
+    assert result.report.counts["camera_frames_untrusted"] == 0
+    records, report = compile_scene(scene, CompileConfig(n_per_scene=40, seed=2))
+    assert records and max(r.frame_range[1] for r in records) < 20
+    assert report.gate["counts"]["camera_frames_few_inliers"] == 12
+    assert "too few background tracks agree" in report.summary()
+    off = apply_quality_gate(scene, 0.5, min_pose_inliers=None)
+    assert off.object_ok.all() and off.report.counts["camera_frames_few_inliers"] == 0
+    lenient, _ = compile_scene(scene, CompileConfig(n_per_scene=40, seed=2, min_pose_inliers=0.5))
+    assert max(r.frame_range[1] for r in lenient) >= 20
+    with pytest.raises(ValueError, match="min_pose_inliers"):
+        CompileConfig(min_pose_inliers=1.5)
+
+
 def test_the_gate_rechecks_speed_and_depth_jumps_itself():
     base = rich_scene(seed=5)
     center = base.center_world.copy()
