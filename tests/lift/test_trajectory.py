@@ -9,6 +9,7 @@ from recon4d.lift.trajectory import (
     camera_distance,
     noise_scale,
     penalised_fit,
+    reanchor_pieces,
     repeated_median_prediction,
     smooth_track,
     spike_outliers,
@@ -69,6 +70,41 @@ def test_a_level_shift_breaks_the_track_and_keeps_the_longest_piece():
     assert track.frame_ok[:19].all()
     ok_steps = track.frame_ok[1:] & track.frame_ok[:-1]
     assert np.nanmax(track.depth_step_m[1:][ok_steps]) < 1.0
+
+
+def test_a_piece_placed_too_deep_is_moved_back_along_its_rays():
+    """From frame 22 on (and before frame 5) the lifted depth is 1.6 and 0.7 times the truth (the
+    contact on another surface): the pieces split off there continue the longest piece's depth,
+    so the stored trajectory has no 3 m step and keeps near the truth (up to how far the person
+    walks away while the spikes around the break are skipped); they stay not ok. The default
+    (``reanchor_breaks`` False) keeps the step."""
+    times, truth, noisy, cams = walk(seed=3, noise=0.03)
+    wrong = noisy.copy()
+    wrong[22:] *= 1.6  # the camera sits at the origin: a factor along each ray
+    wrong[:5] *= 0.7
+    track = smooth_track(times, wrong, cams, PERSON, SmoothConfig(reanchor_breaks=True))
+    assert track.breaks.sum() == 2 and not track.frame_ok[22:].any() and not track.frame_ok[:6].any()
+    assert np.abs(track.center - truth).max() < 0.5
+    assert np.nanmax(np.linalg.norm(np.diff(track.center, axis=0), axis=1) * 8.0) < 3.0  # true 1.5 m/s; kept: 24
+    kept = smooth_track(times, wrong, cams, PERSON)  # the default keeps the lifted depth
+    assert np.linalg.norm(kept.center[24:] - truth[24:], axis=1).min() > 2.0
+    np.testing.assert_array_equal(kept.frame_ok, track.frame_ok)
+
+
+def test_reanchor_pieces_scales_each_piece_about_the_camera():
+    camera = np.tile([1.0, 0.0, 0.0], (9, 1))
+    ray = np.tile([0.0, 0.0, 4.0], (9, 1))
+    center = camera + ray * np.array([2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5])[:, None]
+    out = reanchor_pieces(center, camera, np.array([0, 3, 7, 9]), keep=1)
+    np.testing.assert_allclose(out, camera + ray)
+    kept_first = reanchor_pieces(center, camera, np.array([0, 3, 7, 9]), keep=0)
+    np.testing.assert_allclose(kept_first[3:], camera[3:] + 2 * ray[3:])
+    spiked = center.copy()
+    spiked[2] = camera[2] + 9 * ray[2]  # a spike next to the break does not anchor
+    inlier = np.ones(9, bool)
+    inlier[2] = False
+    moved = reanchor_pieces(spiked, camera, np.array([0, 3, 7, 9]), keep=1, inlier=inlier)
+    np.testing.assert_allclose(np.delete(moved, 2, axis=0), np.delete(camera + ray, 2, axis=0))
 
 
 def test_speed_limit_marks_impossible_smooth_motion():
