@@ -25,7 +25,7 @@ pipeline sampled (metrics defined in ``benchmarks/fidelity_metrics.py``):
   object (IoU < 0.3 at that frame), counts as wrong; overall and per type. ``causes`` splits
   the wrong answers about matched objects by the estimated quantity that decided them (camera
   poses, object depth or direction from the camera, orientation, scale:
-  ``fidelity_metrics.attribute_causes``), overall and per type. Where the QA compiler
+  ``answer_causes.attribute_causes``), overall and per type. Where the QA compiler
   offers its quality gate (feature-detected, else ``"gated": null``): ``gated`` is the same
   questions filtered by the gate (kept when the gated view of the store can still answer
   them and, as the compiler checks, the answer holds on the copies carrying the recorded
@@ -62,6 +62,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import answer_causes as ac  # noqa: E402
 import fidelity_metrics as fm  # noqa: E402
 
 from recon4d.synth.cameras import CAMERA_KINDS  # noqa: E402
@@ -201,7 +202,7 @@ def run_scene(seed: int, kind: str, settings: Settings) -> dict:
     centres = fm.centre_errors(gt, est, matching)
     camera = fm.camera_errors(gt.cam_to_world, est.cam_to_world)
     scale = centres["centre_scale"] or camera["sim3_scale"]  # metres per estimate unit, by objects or the path
-    outcomes = fm.attribute_causes(fm.qa_outcomes(records, est, oracle, matching, gt), records, est, oracle,
+    outcomes = ac.attribute_causes(fm.qa_outcomes(records, est, oracle, matching, gt), records, est, oracle,
                                    matching, scale)
     kept = compiled = None
     if offered is not None:
@@ -210,7 +211,7 @@ def run_scene(seed: int, kind: str, settings: Settings) -> dict:
             kept = fm.kept_by_gate(records, view, noisy, min_stability)
         gated_records, _ = compile_scene(est, dataclasses.replace(offered[1], n_per_scene=settings.questions,
                                                                   seed=0), video_id=video_id)
-        compiled = fm.attribute_causes(fm.qa_outcomes(gated_records, est, oracle, matching, gt), gated_records, est,
+        compiled = ac.attribute_causes(fm.qa_outcomes(gated_records, est, oracle, matching, gt), gated_records, est,
                                        oracle, matching, scale)
     evaluate_s = time.perf_counter() - started
 
