@@ -215,7 +215,18 @@ def process_clip(clip: Clip, config: ProcessConfig = ProcessConfig(), source: So
 
     ``backends``: a dict the caller keeps across calls; built backends are stored in it by stage,
     name, options and device and reused, so a batch worker loads each model once, not per video.
+    The stages run with one BLAS thread (:func:`~recon4d.workers.one_blas_thread`): the weights-free
+    stages' BLAS calls are small and their own worker threads use the cores.
     """
+    from recon4d.workers import one_blas_thread
+
+    with one_blas_thread():
+        return _process_clip(clip, config, source, weights_dir, progress, log, backends)
+
+
+def _process_clip(clip: Clip, config: ProcessConfig, source: SourceInfo | None, weights_dir: Path | None,
+                  progress: ProgressFactory | None, log: Callable[[str], None] | None,
+                  backends: dict | None) -> ProcessResult:
     from recon4d.settings import weights_dir as default_weights_dir
 
     weights_dir = Path(weights_dir or default_weights_dir())

@@ -41,6 +41,12 @@ def malloc_arenas_set() -> bool:
     return "MALLOC_ARENA_MAX" in os.environ
 
 
+def blas_threads_set() -> bool:
+    """Whether the user chose OpenBLAS's thread count (``OPENBLAS_NUM_THREADS``), which
+    :func:`recon4d.workers.one_blas_thread` then leaves alone."""
+    return "OPENBLAS_NUM_THREADS" in os.environ
+
+
 def environ() -> dict[str, str]:
     """A copy of the environment, for configs that take secrets from a mapping."""
     return dict(os.environ)

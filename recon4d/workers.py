@@ -14,6 +14,7 @@ count (0: automatic, from the CPUs this process may use).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections import deque
@@ -21,10 +22,11 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from recon4d.settings import malloc_arenas_set
+from recon4d.settings import blas_threads_set, malloc_arenas_set
 
 __all__ = [
     "ahead",
+    "one_blas_thread",
     "read_ahead",
     "share_malloc_arena",
     "usable_cpus",
@@ -75,6 +77,63 @@ def share_malloc_arena() -> bool:
         return bool(ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, 1))
     except (OSError, AttributeError):
         return False
+
+
+_BLAS_THREAD_CALLS = (("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+                      ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
+                      ("openblas_get_num_threads", "openblas_set_num_threads"))
+"""(get, set) thread-count functions of an OpenBLAS: numpy's and scipy's builds (symbols prefixed
+``scipy_``, ``64_``: 64-bit integers) and a plain one (OpenCV's wheel bundles one)."""
+
+
+@functools.cache
+def _blas_thread_calls(path: str) -> tuple | None:
+    """The (get, set) ctypes functions of the OpenBLAS at ``path``, or None where it has none."""
+    import ctypes
+
+    try:
+        library = ctypes.CDLL(path)
+    except OSError:
+        return None
+    for get, set_ in _BLAS_THREAD_CALLS:
+        if hasattr(library, get) and hasattr(library, set_):
+            getter, setter = getattr(library, get), getattr(library, set_)
+            getter.restype, getter.argtypes, setter.restype, setter.argtypes = ctypes.c_int, [], None, [ctypes.c_int]
+            return getter, setter
+    return None
+
+
+def _loaded_openblas() -> list[str]:
+    """Paths of the OpenBLAS libraries this process has loaded (Linux's /proc/self/maps; none elsewhere)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split(maxsplit=5)[-1].strip() for line in maps if "openblas" in line.lower()}
+    except OSError:
+        return []
+    return sorted(path for path in paths if path.startswith("/"))
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Within the block every loaded OpenBLAS (numpy's, scipy's, OpenCV's) runs each call on its
+    caller's thread; their thread counts are restored after. Left alone where the user set
+    ``OPENBLAS_NUM_THREADS``; a no-op without OpenBLAS or outside Linux.
+
+    recon4d's BLAS calls are small (3 × 3 solves, (n, 81) @ (81, 9) window fits): a second
+    BLAS thread never shortened them, but OpenBLAS's idle threads spin waiting for the next
+    call and took a core from the tracker's motion workers (31 frame pairs of pipeline_speed's
+    clip in one thread: 5.2 s CPU with numpy's 2 BLAS threads, 2.7 s with one, the same wall
+    time; the same bits). Not thread-safe against BLAS calls already running elsewhere: enter
+    it before starting the workers that call BLAS."""
+    calls = [] if blas_threads_set() else [c for path in _loaded_openblas() if (c := _blas_thread_calls(path))]
+    previous = [(setter, getter()) for getter, setter in calls]
+    for setter, _ in previous:
+        setter(1)
+    try:
+        yield
+    finally:
+        for setter, count in previous:
+            setter(count)
 
 
 def ahead(inputs: Iterable[Item], work: Callable[[Item], Result], threads: int,

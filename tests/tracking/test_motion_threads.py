@@ -164,3 +164,25 @@ def test_association_finds_detections_ahead_on_workers_with_the_same_tracks():
         for t in a.boxes:
             np.testing.assert_array_equal(a.boxes[t], b.boxes[t])
             np.testing.assert_array_equal(a.masks[t], b.masks[t])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_pairs_run_with_one_blas_thread(monkeypatch, threads):
+    import recon4d.workers as workers_module
+
+    blas_threads, state = [], {"threads": 2}
+    monkeypatch.setattr(workers_module, "_loaded_openblas", lambda: ["/lib/openblas.so"])
+    monkeypatch.setattr(workers_module, "_blas_thread_calls",
+                        lambda path: (lambda: state["threads"], lambda n: state.update(threads=n)))
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    original = motion_module.pair_motion
+
+    def recording(gray_a, gray_b, config, dis=None):
+        blas_threads.append(state["threads"])
+        return original(gray_a, gray_b, config, dis)
+
+    monkeypatch.setattr(motion_module, "pair_motion", recording)
+    gray = to_working(_scene(4).frames, (96, 54))[1]
+    list(pair_motions(gray, ClassicTrackerConfig(), threads=threads))
+    assert blas_threads == [1, 1, 1]  # OpenBLAS's idle threads would spin beside the workers...
+    assert state["threads"] == 2  # ...and it is back afterwards

@@ -30,7 +30,7 @@ from recon4d.tracking.classic.long_baseline import ClipMemory
 from recon4d.tracking.classic.pose import resolve_pose
 from recon4d.tracking.classic.segment import moving_components
 from recon4d.types import FRAME_BATCH, FrameSequence, ProgressFn
-from recon4d.workers import ahead, worker_threads
+from recon4d.workers import ahead, one_blas_thread, worker_threads
 
 __all__ = [
     "MotionField",
@@ -270,7 +270,8 @@ def pair_motions(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
     serve two threads at once: it crashes); the frames are read on the caller's thread, in order
     (a lazy :func:`working_frames` cache is not shared between threads). At most ``threads`` pairs
     wait, so memory does not grow with T. The pairs are the serial ones: nothing in a pair depends
-    on another. Meanwhile OpenCV's own thread pool is set to one thread (restored after).
+    on another. Meanwhile OpenCV's own thread pool is set to one thread, and OpenBLAS's to one with any
+    ``threads`` (:func:`recon4d.workers.one_blas_thread`; both restored after).
     """
     n_pairs = max(len(gray) - 1, 0)
     threads = motion_threads(config) if threads is None else max(1, threads)
@@ -287,7 +288,8 @@ def pair_motions(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
 
     pairs = ((gray[t], gray[t + 1]) for t in range(n_pairs))
     if threads == 1:
-        yield from ahead(pairs, work, 1)
+        with one_blas_thread():  # OpenBLAS's idle threads spin: CPU time for no gain (one_blas_thread)
+            yield from ahead(pairs, work, 1)
         return
     # Each worker keeps a core busy already: OpenCV's own pool splitting every DIS and LK call too
     # (what the serial path gains from it) oversubscribes the cores (dev 104: motion 2.8 -> 2.55 s wall,
@@ -295,7 +297,8 @@ def pair_motions(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
     opencv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
-        yield from ahead(pairs, work, threads, "recon4d-motion")
+        with one_blas_thread():
+            yield from ahead(pairs, work, threads, "recon4d-motion")
     finally:
         cv2.setNumThreads(opencv_threads)
 
