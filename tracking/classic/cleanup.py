@@ -5,7 +5,9 @@ fragments of one mover are joined (:func:`stitch`), tracks too brief, too small 
 sparse motion evidence are dropped, small tracks that cling to a larger one join it
 (:func:`absorb_fragments`), tracks that are a piece of another are dropped
 (:func:`drop_duplicates`), tracks that look like the background around them and move with the
-camera are dropped (:func:`background_texture`), and each track is carried back before its
+camera are dropped (:func:`background_texture`), as are, when asked, tracks whose image motion the
+scene right around them shares (:func:`scene_share`: a patch of static scene at a depth the
+background model got wrong, a piece of a larger mover), and each track is carried back before its
 first detection, out of the track it was merged with (:func:`extend_backwards`);
 :func:`clean_tracks` runs it all.
 """
@@ -19,7 +21,7 @@ import numpy as np
 
 from recon4d.tracking.classic.association import Track, carry, coast, colour_histogram, colour_similarity
 from recon4d.tracking.classic.boxes import inside_fraction, mask_box, mask_window
-from recon4d.tracking.classic.config import ClassicTrackerConfig
+from recon4d.tracking.classic.config import SMEAR_PX, ClassicTrackerConfig
 from recon4d.tracking.classic.epipolar import epipolar_offset
 from recon4d.tracking.classic.motion import MotionField
 from recon4d.tracking.classic.segment import bin_histogram, hsv_bins, surroundings
@@ -31,6 +33,7 @@ __all__ = [
     "drop_duplicates",
     "extend_backwards",
     "point_support",
+    "scene_share",
     "stitch",
     "surround_contrast",
     "travel",
@@ -120,6 +123,44 @@ def background_texture(track: Track, motion: MotionField, images: np.ndarray,
         return False
     return (float(np.median(contrasts)) < config.background_contrast
             and float(np.median(ratios)) < config.background_speed_ratio)
+
+
+def scene_share(track: Track, motion: MotionField, config: ClassicTrackerConfig = ClassicTrackerConfig()) -> float:
+    """How much of the scene right around a track moves as it does in the image: median over its
+    detected frames t < T − 1 of the fraction of the ring of pixels between ``SMEAR_PX`` and
+    ``scene_ring_px`` from its mask whose forward flow t → t + 1 is within max(``scene_flow_px``,
+    ``scene_flow_relative`` · the track's compensated speed) of the track's (medians under its
+    moving pixels; frames where none of them moves are left out); 0 when no frame is left.
+
+    A mover's flow differs from the ground or wall around it by its own motion, which is what
+    made it a detection; a patch of static scene whose depth the background model guessed wrong
+    (the top of a pillar before a far wall, the textureless windshield of a parked car: the
+    residual comes from the predicted flow, not from the patch) moves with the rest of its
+    surface beside it, and so does a piece cut out of a larger mover. Under a following camera a
+    mover's own image motion is small, but the scene around it flows past it. Reads the full
+    ``forward_flow`` (the ring lies off the moving components the compact flows keep).
+    """
+    kernel_near = np.ones((2 * SMEAR_PX + 1,) * 2, np.uint8)
+    kernel_far = np.ones((2 * config.scene_ring_px + 1,) * 2, np.uint8)
+    shares = []
+    for t in sorted(track.detected):
+        mask = track.masks[t]
+        if t >= len(motion.forward_flow) or not mask.any():
+            continue
+        window = mask_window(mask, config.scene_ring_px)
+        inner = mask[window]
+        ring = cv2.dilate(inner.view(np.uint8), kernel_far) > cv2.dilate(inner.view(np.uint8), kernel_near)
+        if not ring.any():
+            continue
+        own = inner & np.asarray(motion.moving[t])[window]
+        if not own.any():  # held by the background model while it stood still: no motion to compare
+            continue
+        flow = np.asarray(motion.forward_flow[t][window], np.float32)
+        speed = float(np.median(np.linalg.norm(np.asarray(motion.velocity[t])[window][own], axis=-1)))
+        tolerance = max(config.scene_flow_px, config.scene_flow_relative * speed)
+        apart = np.linalg.norm(flow[ring] - np.median(flow[own], axis=0), axis=-1)
+        shares.append(float(np.mean(apart <= tolerance)))
+    return float(np.median(shares)) if shares else 0.0
 
 
 def stitch(tracks: list[Track], size: tuple[int, int], config: ClassicTrackerConfig) -> list[Track]:
@@ -328,8 +369,10 @@ def clean_tracks(tracks: list[Track], motion: MotionField, images: np.ndarray,
     share), whose box never gets ``min_travel`` of its diagonal away from where it
     started against the background (:func:`travel`; ``min_steady_travel`` for tracks detected
     in at least ``steady_fraction`` of the frames), that keep to their epipolar lines under
-    a translating camera (:func:`off_epipolar`), or that look like the background around them
-    and move no more than the camera's flow error (:func:`background_texture`) are dropped.
+    a translating camera (:func:`off_epipolar`), that look like the background around them
+    and move no more than the camera's flow error (:func:`background_texture`), or whose image
+    motion at least ``scene_share`` (0: off, the default) of the ring around them shares (:func:`scene_share`)
+    are dropped.
     Returns the tracks in order of first appearance.
     """
     n_frames, height, width = images.shape[:3]
@@ -343,6 +386,7 @@ def clean_tracks(tracks: list[Track], motion: MotionField, images: np.ndarray,
             and point_support(track, motion.moving_points) >= config.min_point_support
             and travel(track, motion) >= _min_travel(track, n_frames, config) * _median_diagonal(track)
             and off_epipolar(track, motion, config, noise_cache)
+            and not (config.scene_share > 0 and scene_share(track, motion, config) >= config.scene_share)
             and not background_texture(track, motion, images, config)]
     kept = drop_duplicates(absorb_fragments(kept, config), config)
     extend_backwards(kept, motion, images, config)

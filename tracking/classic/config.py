@@ -13,11 +13,15 @@ import cv2
 from recon4d.errors import Recon4dError
 
 __all__ = [
+    "SMEAR_PX",
     "ClassicTrackerConfig",
     "hog_available",
 ]
 
 _PERSON_DETECTORS = ("auto", "hog", "shape", "none")
+SMEAR_PX = 4
+"""Dense flow smears a mover's motion this far past its outline (working px): the ring of
+cleanup.scene_share starts beyond it."""
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,26 @@ class ClassicTrackerConfig:
     """...and whose compensated speed is under this many times the background's displacement under
     them (medians; a still camera's is 0) are dropped: ground or wall texture a moving camera's flow was mis-compensated on
     (see cleanup.background_texture); 0 contrast keeps them."""
+    scene_share: float = 0.0
+    """Tracks whose image motion (median forward flow of their moving pixels) is shared by at least this
+    fraction of the ring around them (``scene_ring_px``; median over detected frames) are dropped: they move
+    with the scene beside them, so they are part of it (the top of a pillar or the windshield of a parked
+    car whose depth the background model guessed wrong, a piece of a larger mover), not a mover of their
+    own (see cleanup.scene_share). 0 (the default) keeps them. At 0.25, the tracker alone
+    (benchmarks/track_diagnose.py): dev 101-120 58 -> 52 tracks, the same 38 matched; 121-140 63 -> 59,
+    the same 31 (at 0.2 a matched track of 121-140 went too: share 0.23, the highest of the 69 matched).
+    Off because of what it does downstream (pipeline_fidelity, dev 101-120): precision .638 -> .712,
+    recall .374 both, ID switches 40 both, centre error .709 -> .702, gated QA .870 -> .878 (kept .087
+    -> .093) and as compiled .806 -> .825, but QA over all questions .264 -> .252 (orbit 113: its
+    questions went to the two false tracks left) and camera ATE .031 -> .040 of the path (follow 110:
+    .056 -> .188, its three tracks, a merge and parts of a walking group, no longer kept the group out
+    of the background the camera is fitted on)."""
+    scene_ring_px: int = 10
+    """...the ring: pixels between 4 (flow smear past an outline) and this many px from the mask..."""
+    scene_flow_px: float = 0.5
+    """...sharing the track's motion when their flow is within this many px of it..."""
+    scene_flow_relative: float = 0.3
+    """...or within this fraction of the track's compensated speed (median under its moving pixels)."""
     max_coast: int = 4
     """Frames a track is carried on its median flow without a matching detection."""
     coast_max_changed: float = 0.2
@@ -280,6 +304,9 @@ class ClassicTrackerConfig:
         if not 0.0 <= self.background_shadow_low <= self.background_shadow_high <= 1.0:
             fail(f"background_shadow_low and background_shadow_high must satisfy 0 <= low <= high <= 1, got "
                  f"{self.background_shadow_low} and {self.background_shadow_high}.")
+        if self.scene_ring_px <= SMEAR_PX or self.scene_flow_px < 0 or self.scene_flow_relative < 0:
+            fail(f"scene_ring_px must exceed {SMEAR_PX} and scene_flow_px, scene_flow_relative be at least 0, got "
+                 f"{self.scene_ring_px}, {self.scene_flow_px} and {self.scene_flow_relative}.")
         if self.stitch_max_gap < 0:
             fail(f"stitch_max_gap must be at least 0, got {self.stitch_max_gap}.")
         if self.min_frames < 1 or self.max_coast < 0:
@@ -287,7 +314,7 @@ class ClassicTrackerConfig:
         for name in ("plane_min_fraction", "plane_min_spread", "min_area_fraction", "min_frame_fraction",
                      "min_point_support", "coast_max_changed", "core_fraction", "planar_inlier_ratio", "duplicate_min_frames", "hidden_min_similarity", "fragment_max_area", "border_fraction", "colour_min_similarity", "match_iou", "min_fill",
                      "person_min_fraction", "person_weak_fraction", "steady_fraction", "background_contrast",
-                     "background_planar_fraction"):
+                     "background_planar_fraction", "scene_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 fail(f"{name} must lie in [0, 1], got {getattr(self, name)}.")
         if self.person_detector not in _PERSON_DETECTORS:

@@ -35,7 +35,9 @@ The ``classic`` track backend (DESIGN §4). At a reduced working resolution (lon
    stitched; tracks detected too briefly (``min_frames``, ``min_frame_fraction``), without
    moving corners (``min_point_support``), that never move away from their start against
    the background (``min_travel``: ghosts, flow errors) or that keep to their epipolar lines
-   under a translating camera (``min_epipolar_px``: depth errors of the background) are
+   under a translating camera (``min_epipolar_px``: depth errors of the background) or whose
+   image motion the scene right around them shares (``scene_share``, off by default: a patch of a pillar or a
+   parked car at a depth the background model got wrong, a piece of a larger mover) are
    dropped; small tracks clinging to a larger one join it, pieces of another are dropped;
    each track is carried back before its first detection, out of the track it was merged with.
 6. Masks at the clip frame size: the mask cut to the pixels whose colours are more common in
