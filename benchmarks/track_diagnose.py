@@ -47,16 +47,21 @@ def scene_paths(seed: int, kind: str) -> tuple[Path, Path]:
 
 def cache_motion(folder: Path) -> None:
     """Make the tracker reuse the scene's motion field from ``folder`` (computed once per motion
-    setting): for iterating on the steps after it. Only valid while the motion code is unchanged."""
+    setting): for iterating on the steps after it. Only valid while the motion code is unchanged.
+
+    Wraps the tracker's ``stream_motion``: the first run streams as usual and writes the field when
+    its last frame is finished; later runs read it and hand association every frame at once (the
+    tracks are the same: association links frames in order either way)."""
     import hashlib
     import pickle
 
     from recon4d.tracking.classic import tracker as module
 
-    compute = getattr(module.compute_motion, "original", module.compute_motion)
+    stream = getattr(module.stream_motion, "original", module.stream_motion)
 
     def cached(gray, config, progress=None, compact=False):
-        fields = ("work_long_side", "flow_finest_scale", "flow_patch_stride", "max_planes", "plane_min_fraction",
+        fields = ("work_long_side", "flow_finest_scale", "flow_patch_stride", "flow_descent_iterations",
+                  "flow_refine_iterations", "max_planes", "plane_min_fraction",
                   "plane_min_spread", "ransac_px", "essential_px", "still_px", "planar_inlier_ratio", "fov_deg",
                   "pose_steps", "pose_span_deg", "pose_grid_px", "pose_behind_weight", "pose_margin",
                   "depth_block_px", "depth_window", "depth_passes", "plane_bound_planes", "flow_error_fraction",
@@ -65,13 +70,18 @@ def cache_motion(folder: Path) -> None:
         key = hashlib.sha1(repr([getattr(config, f) for f in fields]).encode()).hexdigest()[:12]
         path = folder / f"motion_{key}_{int(compact)}.pkl"
         if path.exists():
-            return pickle.loads(path.read_bytes())
-        motion = compute(gray, config, progress, compact=compact)
-        path.write_bytes(pickle.dumps(motion))
-        return motion
+            motion = pickle.loads(path.read_bytes())
+            return motion, iter(range(len(motion.moving)))
+        motion, finished = stream(gray, config, progress, compact=compact)
 
-    cached.original = compute
-    module.compute_motion = cached
+        def saved():
+            yield from finished
+            path.write_bytes(pickle.dumps(motion))  # backgrounds and moving points are filled at the end
+
+        return motion, saved()
+
+    cached.original = stream
+    module.stream_motion = cached
 
 
 def diagnose(seed: int, kind: str, options: dict, reuse_motion: bool = False) -> dict:
