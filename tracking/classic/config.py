@@ -177,7 +177,9 @@ class ClassicTrackerConfig:
     -> .093) and as compiled .806 -> .825, but QA over all questions .264 -> .252 (orbit 113: its
     questions went to the two false tracks left) and camera ATE .031 -> .040 of the path (follow 110:
     .056 -> .188, its three tracks, a merge and parts of a walking group, no longer kept the group out
-    of the background the camera is fitted on)."""
+    of the background the camera is fitted on). On 121-140: precision .444 -> .475, recall .298 both,
+    ID switches 22 -> 21, ATE .0205 both, QA over all .236 -> .281, gated .782 -> .829 (kept .109 ->
+    .154), but as compiled .859 -> .818."""
     scene_ring_px: int = 10
     """...the ring: pixels between 4 (flow smear past an outline) and this many px from the mask..."""
     scene_flow_px: float = 0.5
