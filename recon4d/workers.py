@@ -79,45 +79,11 @@ def share_malloc_arena() -> bool:
         return False
 
 
-_BLAS_THREAD_CALLS = (("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
-                      ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
-                      ("openblas_get_num_threads", "openblas_set_num_threads"))
-"""(get, set) thread-count functions of an OpenBLAS: numpy's and scipy's builds (symbols prefixed
-``scipy_``, ``64_``: 64-bit integers) and a plain one (OpenCV's wheel bundles one)."""
-
-
-@functools.cache
-def _blas_thread_calls(path: str) -> tuple | None:
-    """The (get, set) ctypes functions of the OpenBLAS at ``path``, or None where it has none."""
-    import ctypes
-
-    try:
-        library = ctypes.CDLL(path)
-    except OSError:
-        return None
-    for get, set_ in _BLAS_THREAD_CALLS:
-        if hasattr(library, get) and hasattr(library, set_):
-            getter, setter = getattr(library, get), getattr(library, set_)
-            getter.restype, getter.argtypes, setter.restype, setter.argtypes = ctypes.c_int, [], None, [ctypes.c_int]
-            return getter, setter
-    return None
-
-
-def _loaded_openblas() -> list[str]:
-    """Paths of the OpenBLAS libraries this process has loaded (Linux's /proc/self/maps; none elsewhere)."""
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split(maxsplit=5)[-1].strip() for line in maps if "openblas" in line.lower()}
-    except OSError:
-        return []
-    return sorted(path for path in paths if path.startswith("/"))
-
-
 @contextlib.contextmanager
 def one_blas_thread() -> Iterator[None]:
-    """Within the block every loaded OpenBLAS (numpy's, scipy's, OpenCV's) runs each call on its
-    caller's thread; their thread counts are restored after. Left alone where the user set
-    ``OPENBLAS_NUM_THREADS``; a no-op without OpenBLAS or outside Linux.
+    """Within the block every loaded BLAS (numpy's and scipy's OpenBLAS, the one OpenCV's wheel
+    bundles) runs each call on its caller's thread; their thread counts are restored after
+    (threadpoolctl). Left alone where the user set ``OPENBLAS_NUM_THREADS``.
 
     recon4d's BLAS calls are small (3 × 3 solves, (n, 81) @ (81, 9) window fits): a second
     BLAS thread never shortened them, but OpenBLAS's idle threads spin waiting for the next
@@ -125,15 +91,13 @@ def one_blas_thread() -> Iterator[None]:
     clip in one thread: 5.2 s CPU with numpy's 2 BLAS threads, 2.7 s with one, the same wall
     time; the same bits). Not thread-safe against BLAS calls already running elsewhere: enter
     it before starting the workers that call BLAS."""
-    calls = [] if blas_threads_set() else [c for path in _loaded_openblas() if (c := _blas_thread_calls(path))]
-    previous = [(setter, getter()) for getter, setter in calls]
-    for setter, _ in previous:
-        setter(1)
-    try:
+    if blas_threads_set():
         yield
-    finally:
-        for setter, count in previous:
-            setter(count)
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def ahead(inputs: Iterable[Item], work: Callable[[Item], Result], threads: int,

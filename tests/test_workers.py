@@ -127,52 +127,32 @@ def test_worker_threads_share_the_main_malloc_arena(monkeypatch):
         workers_module.share_malloc_arena.cache_clear()
 
 
-class _FakeBlas:
-    def __init__(self, threads: int) -> None:
-        self.threads, self.history = threads, []
+def _blas_thread_counts() -> list[int]:
+    from threadpoolctl import threadpool_info
 
-    def get(self) -> int:
-        return self.threads
-
-    def set(self, threads: int) -> None:
-        self.history.append(threads)
-        self.threads = threads
+    return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
 
 
-def test_one_blas_thread_sets_every_loaded_openblas_to_one_and_restores_it(monkeypatch):
-    import recon4d.workers as workers_module
-
-    libraries = {"/lib/numpy_openblas.so": _FakeBlas(4), "/lib/scipy_openblas.so": _FakeBlas(2)}
-    monkeypatch.setattr(workers_module, "_loaded_openblas", lambda: sorted(libraries))
-    monkeypatch.setattr(workers_module, "_blas_thread_calls", lambda path: (libraries[path].get, libraries[path].set))
-    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
-    with workers_module.one_blas_thread():
-        assert [blas.threads for blas in libraries.values()] == [1, 1]
-        with workers_module.one_blas_thread():  # nested: still one, and one after the inner block
-            pass
-        assert [blas.threads for blas in libraries.values()] == [1, 1]
-    assert [blas.threads for blas in libraries.values()] == [4, 2]
-    with pytest.raises(ValueError), workers_module.one_blas_thread():
-        raise ValueError("a failing block restores the counts too")
-    assert [blas.threads for blas in libraries.values()] == [4, 2]
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")  # the user's setting wins
-    history = [list(blas.history) for blas in libraries.values()]
-    with workers_module.one_blas_thread():
-        assert [blas.threads for blas in libraries.values()] == [4, 2]
-    assert [blas.history for blas in libraries.values()] == history
-
-
-def test_one_blas_thread_finds_numpys_openblas(monkeypatch):
-    import numpy as np
+def test_one_blas_thread_sets_every_loaded_blas_to_one_and_restores_it(monkeypatch):
+    import cv2  # noqa: F401  (its wheel bundles a third OpenBLAS)
+    import scipy.linalg  # noqa: F401
+    from threadpoolctl import threadpool_limits
 
     import recon4d.workers as workers_module
 
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
-    np.ones((64, 64)) @ np.ones((64, 64))  # BLAS loaded and used
-    paths = workers_module._loaded_openblas()
-    calls = [c for path in paths if (c := workers_module._blas_thread_calls(path)) is not None]
-    assert any("numpy" in path for path in paths) and calls  # numpy's Linux wheels bundle OpenBLAS
-    before = [get() for get, _ in calls]
-    with workers_module.one_blas_thread():
-        assert [get() for get, _ in calls] == [1] * len(calls)
-    assert [get() for get, _ in calls] == before
+    with threadpool_limits(limits=3, user_api="blas"):
+        before = _blas_thread_counts()
+        assert len(before) >= 2 and set(before) == {3}  # numpy's and scipy's OpenBLAS at least
+        with workers_module.one_blas_thread():
+            assert set(_blas_thread_counts()) == {1}
+            with workers_module.one_blas_thread():  # nested: still one, and one after the inner block
+                pass
+            assert set(_blas_thread_counts()) == {1}
+        assert _blas_thread_counts() == before
+        with pytest.raises(ValueError), workers_module.one_blas_thread():
+            raise ValueError("a failing block restores the counts too")
+        assert _blas_thread_counts() == before
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")  # the user's setting wins
+        with workers_module.one_blas_thread():
+            assert _blas_thread_counts() == before

@@ -331,22 +331,24 @@ def test_point_maps_are_read_frame_by_frame_never_whole(monkeypatch, tmp_path):
 
 def test_stages_run_with_one_blas_thread(monkeypatch):
     """OpenBLAS's idle threads spin beside the stages' own workers: every stage runs with one, restored after."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
     import recon4d.recon.classic.reconstructor as classic
-    import recon4d.workers as workers_module
     from recon4d.types import Clip, Reconstruction
 
-    state, seen = {"threads": 4}, []
-    monkeypatch.setattr(workers_module, "_loaded_openblas", lambda: ["/lib/openblas.so"])
-    monkeypatch.setattr(workers_module, "_blas_thread_calls",
-                        lambda path: (lambda: state["threads"], lambda n: state.update(threads=n)))
+    def blas_threads():
+        return {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
+
+    seen = []
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
 
     def reconstruct(self, clip, tracks=None, progress=None):
-        seen.append(state["threads"])
+        seen.append(blas_threads())
         return Reconstruction(cam_to_world=np.tile(np.eye(4), (clip.n_frames, 1, 1)), unit="arbitrary")
 
     monkeypatch.setattr(classic.ClassicReconstructor, "reconstruct", reconstruct)
     clip = Clip(frames=np.zeros((4, 28, 42, 3), np.uint8), timestamps_s=np.arange(4) / 10, frame_index=np.arange(4),
                 fps=10.0, source="x", source_size=(42, 28))
-    process_clip(clip, ProcessConfig(n_frames=4, recon="classic", tracker="classic", orient="motion"))
-    assert seen == [1] and state["threads"] == 4
+    with threadpool_limits(limits=4, user_api="blas"):
+        process_clip(clip, ProcessConfig(n_frames=4, recon="classic", tracker="classic", orient="motion"))
+        assert seen == [{1}] and blas_threads() == {4}

@@ -168,21 +168,22 @@ def test_association_finds_detections_ahead_on_workers_with_the_same_tracks():
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_pairs_run_with_one_blas_thread(monkeypatch, threads):
-    import recon4d.workers as workers_module
+    from threadpoolctl import threadpool_info, threadpool_limits
 
-    blas_threads, state = [], {"threads": 2}
-    monkeypatch.setattr(workers_module, "_loaded_openblas", lambda: ["/lib/openblas.so"])
-    monkeypatch.setattr(workers_module, "_blas_thread_calls",
-                        lambda path: (lambda: state["threads"], lambda n: state.update(threads=n)))
+    def counts():
+        return {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
+
+    blas_threads = []
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
     original = motion_module.pair_motion
 
     def recording(gray_a, gray_b, config, dis=None):
-        blas_threads.append(state["threads"])
+        blas_threads.append(counts())
         return original(gray_a, gray_b, config, dis)
 
     monkeypatch.setattr(motion_module, "pair_motion", recording)
     gray = to_working(_scene(4).frames, (96, 54))[1]
-    list(pair_motions(gray, ClassicTrackerConfig(), threads=threads))
-    assert blas_threads == [1, 1, 1]  # OpenBLAS's idle threads would spin beside the workers...
-    assert state["threads"] == 2  # ...and it is back afterwards
+    with threadpool_limits(limits=2, user_api="blas"):
+        list(pair_motions(gray, ClassicTrackerConfig(), threads=threads))
+        assert blas_threads == [{1}] * 3  # OpenBLAS's idle threads would spin beside the workers...
+        assert counts() == {2}  # ...and it is back afterwards
