@@ -123,6 +123,32 @@ class CameraMotion:
         return int(self.frozen.sum())
 
 
+def held_still(xy: np.ndarray, bg_seen: np.ndarray, focal: float, min_shift_px: float,
+               ratio: float = 0.3) -> np.ndarray:
+    """(N,) bool tracks that stay put in the image while the frame moves: a thing that moves with
+    the camera (a followed subject no tracker masked out, its shadow), not a static point.
+
+    xy: (N, T, 2) normalised coordinates; bg_seen: (N, T) bool. A step t → t + 1 is judged when
+    the median displacement of the tracks seen at both is at least ``min_shift_px`` pixels
+    (``focal`` converts); a track's step is still when it moves less than ``ratio`` of that median.
+    A track still in at least half of its judged steps is flagged. A static point moves with the
+    camera's turn wherever it is in the image (a point at the focus of expansion by exactly the
+    turn), so it is never still while the frame moves; the subject at the focus of expansion
+    agrees with every essential matrix, and no RANSAC rejects it.
+    """
+    step = xy[:, 1:] - xy[:, :-1]  # (N, T - 1, 2)
+    both = bg_seen[:, 1:] & bg_seen[:, :-1]
+    median = np.zeros(both.shape[1])
+    for t in range(both.shape[1]):  # T - 1 medians over the tracks of one step
+        if both[:, t].sum() >= MIN_MAP_POINTS:
+            median[t] = np.linalg.norm(np.median(step[both[:, t], t], axis=0)) * focal
+    judged = both & (median >= min_shift_px)[None]
+    with np.errstate(invalid="ignore"):
+        still = judged & (np.linalg.norm(step, axis=-1) * focal < ratio * median[None])
+    n_judged = judged.sum(axis=1)
+    return (n_judged > 0) & (2 * still.sum(axis=1) >= n_judged)
+
+
 def _median_motion_px(xy_a: np.ndarray, xy_b: np.ndarray, focal: float) -> float:
     return float(np.median(np.linalg.norm(xy_b - xy_a, axis=-1)) * focal) if len(xy_a) else 0.0
 
@@ -348,6 +374,8 @@ def estimate_motion(xy: np.ndarray, background: np.ndarray, focal: float, config
     rng = np.random.default_rng(config.seed) if rng is None else rng
     cv2.setRNGSeed(config.seed)
     bg_seen = np.isfinite(xy[..., 0]) & background[:, None]
+    if config.still_track_px is not None:
+        bg_seen &= ~held_still(xy, bg_seen, focal, config.still_track_px)[:, None]
     n_tracks, n_frames = bg_seen.shape
     still = still_steps(xy, bg_seen, focal, config.static_px, config.still_fraction)
     if still.all():  # nothing in the background moves: exactly still, whatever else moves

@@ -6,7 +6,9 @@ frame where tracks are missing. A ``regions(t)`` callback gives an (H, W) int16 
 frame: 0 background, k + 1 object k, −1 a no-feature zone (the ring a dilated object mask adds
 around the object, the frame border). A track keeps the label of the region it was born in
 and ends as soon as it lands in a pixel with another label, so background tracks never slide
-onto a moving object and object tracks never leave their object.
+onto a moving object and object tracks never leave their object. When the frame moves by more
+than ``shift_guess_px`` (a camera that turns fast), Lucas–Kanade starts from the frame's global
+shift (phase correlation), then from the last step's, and only then from where the point was.
 
     track_features(frames, regions, config) -> FeatureTracks
 
@@ -16,6 +18,7 @@ Pixel coordinates follow the synthetic-scene convention: pixel (row i, column j)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -49,6 +52,19 @@ class TrackerConfig:
     """Forward–backward error above which a tracked point is dropped, pixels."""
     min_eigen: float = 1e-4
     """Lucas–Kanade minimum eigenvalue threshold (textureless windows fail)."""
+    shift_guess_px: float | None = None
+    """Start Lucas–Kanade at the frame's global shift (phase correlation at 1/``guess_scale``
+    size) when that shift is at least this many pixels, the points lost so at the last step's
+    median shift, and the points still lost from where they were; None: always start where the
+    point was. A camera that
+    turns 5–12° between sampled frames (the follow scenes of ``pipeline_fidelity``) moves the
+    image by 45–120 px, where the pyramid alone lost 50–80 % of the tracks at every frame or slid
+    them onto a neighbouring brick of a repeated texture."""
+    guess_scale: int = 4
+    """Down-sampling of the frames the global shift is measured on (it is only a start for
+    Lucas–Kanade, and a repeated fine texture blurs away there)."""
+    min_shift_response: float = 0.05
+    """Phase-correlation peak below which the global shift is not trusted (no start is given)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,21 +136,88 @@ def _detect(gray: np.ndarray, mask: np.ndarray, n_wanted: int, spacing: float, c
     return corners.reshape(-1, 2).astype(np.float32)
 
 
-def _follow(prev: np.ndarray, cur: np.ndarray, points: np.ndarray,
-            config: TrackerConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Lucas–Kanade forward and back: new points (n, 2) and a (n,) bool of the kept ones."""
-    if len(points) == 0:
-        return points, np.zeros(0, bool)
+def _phase_shift(a: np.ndarray, b: np.ndarray, min_response: float) -> np.ndarray | None:
+    """(2,) shift (dx, dy) of float32 image ``b`` against ``a`` (both (h, w)) by Hanning-windowed
+    phase correlation, or None when its peak is under ``min_response``."""
+    height, width = a.shape
+    (dx, dy), response = cv2.phaseCorrelate(a, b, cv2.createHanningWindow((width, height), cv2.CV_32F))
+    return np.array([dx, dy]) if response >= min_response and math.isfinite(dx + dy) else None
+
+
+def global_shift(prev: np.ndarray, cur: np.ndarray, config: TrackerConfig) -> np.ndarray | None:
+    """(2,) float32 pixel shift (dx, dy) that moves most of ``prev`` onto ``cur`` (both (H, W)
+    uint8), or None when it is off, not measured or under ``shift_guess_px`` (Lucas–Kanade needs
+    no start there).
+
+    Phase correlation at 1/``guess_scale`` size of the whole frames and of their left and right
+    halves, the median of those measured: a window weighs the centre of the image most, where
+    a followed subject that stays put in the image stands, and the halves' windows weigh it
+    least (a 24 px still patch at the centre of a 320 px frame held the whole frame's shift at 0).
+    """
+    if config.shift_guess_px is None:
+        return None
+    height, width = prev.shape
+    size = (max(16, width // config.guess_scale), max(8, height // config.guess_scale))
+    a, b = (cv2.resize(image, size, interpolation=cv2.INTER_AREA).astype(np.float32) for image in (prev, cur))
+    half = size[0] // 2
+    parts = [(a, b), (a[:, :half].copy(), b[:, :half].copy()), (a[:, half:2 * half].copy(), b[:, half:2 * half].copy())]
+    shifts = [shift for shift in (_phase_shift(x, y, config.min_shift_response) for x, y in parts) if shift is not None]
+    if not shifts:
+        return None
+    shift = np.median(shifts, axis=0) * np.array([width / size[0], height / size[1]])
+    return shift.astype(np.float32) if np.linalg.norm(shift) >= config.shift_guess_px else None
+
+
+def _lucas_kanade(prev, cur, points, guess, config: TrackerConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Lucas–Kanade forward (from ``guess`` (n, 2), or from the points where None) and back:
+    new points (n, 2) and a (n,) bool of those that came back within ``fb_max_px``."""
     lk = dict(winSize=(config.win_size, config.win_size), maxLevel=config.max_level,
               criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01),
               minEigThreshold=config.min_eigen)
     start = points.reshape(-1, 1, 2)
-    ahead, ok_ahead, _ = cv2.calcOpticalFlowPyrLK(prev, cur, start, None, **lk)
-    back, ok_back, _ = cv2.calcOpticalFlowPyrLK(cur, prev, ahead, None, **lk)
+    if guess is None:
+        ahead, ok_ahead, _ = cv2.calcOpticalFlowPyrLK(prev, cur, start, None, **lk)
+        back, ok_back, _ = cv2.calcOpticalFlowPyrLK(cur, prev, ahead, None, **lk)
+    else:
+        ahead = np.ascontiguousarray(guess.reshape(-1, 1, 2), np.float32)
+        ahead, ok_ahead, _ = cv2.calcOpticalFlowPyrLK(prev, cur, start, ahead, flags=cv2.OPTFLOW_USE_INITIAL_FLOW,
+                                                      **lk)
+        back = ahead - (guess - points).reshape(-1, 1, 2)
+        back, ok_back, _ = cv2.calcOpticalFlowPyrLK(cur, prev, ahead, back.astype(np.float32),
+                                                    flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **lk)
     ahead, back = ahead.reshape(-1, 2), back.reshape(-1, 2)
     fb_error = np.linalg.norm(back - points, axis=1)
     kept = ok_ahead.ravel().astype(bool) & ok_back.ravel().astype(bool) & (fb_error < config.fb_max_px)
     return ahead, kept & np.isfinite(ahead).all(axis=1)
+
+
+def _follow(prev: np.ndarray, cur: np.ndarray, points: np.ndarray, config: TrackerConfig,
+            starts: list[np.ndarray] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """Lucas–Kanade forward and back: new points (n, 2) and a (n,) bool of the kept ones.
+
+    The points start shifted by each of ``starts`` ((2,) shifts: :func:`global_shift`, the last
+    step's) in turn, those still lost, and finally where they were (things that do not move with
+    most of the frame: a followed subject, the near ground).
+    """
+    if len(points) == 0:
+        return points, np.zeros(0, bool)
+    ahead, kept = points.copy(), np.zeros(len(points), bool)
+    for shift in [*starts, None]:
+        lost = np.flatnonzero(~kept)
+        if len(lost) == 0:
+            break
+        guess = None if shift is None else points[lost] + shift
+        ahead[lost], kept[lost] = _lucas_kanade(prev, cur, points[lost], guess, config)
+    return ahead, kept
+
+
+def _step_shift(before: np.ndarray, after: np.ndarray, config: TrackerConfig) -> np.ndarray | None:
+    """Median displacement (2,) of tracks followed from ``before`` to ``after`` (n, 2): the next
+    step's second start (a camera turns smoothly), or None when off or under ``shift_guess_px``."""
+    if config.shift_guess_px is None or len(before) < 8:
+        return None
+    shift = np.median(after - before, axis=0)
+    return shift.astype(np.float32) if np.linalg.norm(shift) >= config.shift_guess_px else None
 
 
 def track_features(
@@ -161,12 +244,15 @@ def track_features(
     ids = np.zeros(0, np.int64)
     points = np.zeros((0, 2), np.float32)
     live_labels = np.zeros(0, np.int16)
-    prev = None
+    prev, last_shift = None, None
     inputs = ((to_gray(frames[t]), np.asarray(regions(t), np.int16)) for t in range(n_frames))
     for t, (gray, region) in enumerate(read_ahead(inputs, 1 if worker_threads(0) > 1 else 0)):
         if prev is not None and len(points):
-            points, kept = _follow(prev, gray, points, config)
+            starts = [shift for shift in (global_shift(prev, gray, config), last_shift) if shift is not None]
+            before = points
+            points, kept = _follow(prev, gray, points, config, starts)
             kept &= _labels_at(region, points) == live_labels
+            last_shift = _step_shift(before[kept], points[kept], config)
             ids, points, live_labels = ids[kept], points[kept], live_labels[kept]
         new = _detect(gray, _free_mask(region, points, spacing), config.max_corners - len(points), spacing, config)
         new_labels = _labels_at(region, new)
