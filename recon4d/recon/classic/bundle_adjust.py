@@ -2,13 +2,16 @@
 
 Levenberg–Marquardt on the Huber reprojection error, with the points eliminated by the Schur
 complement (:func:`bundle_adjust`); the per-observation normal equations, the reduced camera
-system and its Cholesky solve are numba loops.
+system and its Cholesky solve are numba loops; the reduced system's rows are shared out among worker
+threads.
 """
 
 from __future__ import annotations
 
 import numba
 import numpy as np
+
+from recon4d.workers import ahead, worker_threads
 
 MIN_MAP_POINTS = 30  # triangulated points an initial pair must give (and a bundle adjustment needs)
 
@@ -53,7 +56,7 @@ def _robust_cost(residual: np.ndarray, huber_px: float) -> float:
 
 
 def bundle_adjust(world_to_cam: np.ndarray, points: np.ndarray, xy: np.ndarray, seen: np.ndarray, focal: float,
-                  n_iterations: int = 30, huber_px: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+                  n_iterations: int = 30, huber_px: float = 1.0, threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Jointly refine poses (T, 3, 4) and points (N, 3) against observations xy (N, T, 2).
 
     Levenberg–Marquardt on the Huber-robust reprojection error in pixels (iteratively
@@ -61,8 +64,11 @@ def bundle_adjust(world_to_cam: np.ndarray, points: np.ndarray, xy: np.ndarray, 
     6(T−1) camera system. Camera 0 is held fixed; the remaining scale freedom is held by the
     damping. Rotations are updated on the left, R ← exp(δω) R. Returns refined copies; NaN
     points stay NaN. Cost per iteration: Σ (track length)² small blocks plus a (6T)³/3
-    Cholesky (about 1 s for 48 frames in all, tens of seconds for 200).
+    Cholesky (about 1 s for 48 frames in all, tens of seconds for 200). The Schur complement, most
+    of an iteration's time, is shared out among ``threads`` worker threads (0: automatic,
+    :func:`~recon4d.workers.worker_threads`), with the same result to the bit.
     """
+    threads = worker_threads(threads)
     have = np.flatnonzero(np.isfinite(points[:, 0]))
     obs_point, obs_frame = np.nonzero(seen[have])  # sorted by point
     n_frames, n_points = world_to_cam.shape[0], len(have)
@@ -82,7 +88,8 @@ def bundle_adjust(world_to_cam: np.ndarray, points: np.ndarray, xy: np.ndarray, 
             damped_c = cam_block + damping * _diagonal(cam_block)
             damped_p = point_block + damping * _diagonal(point_block)
             inv_p = np.linalg.inv(damped_p)
-            reduced, reduced_rhs = _schur_complement(obs_frame, point_start, cross, inv_p, grad_p, n_frames)
+            reduced, reduced_rhs = _schur_complement(obs_frame, point_start, cross, inv_p, grad_p, n_frames,
+                                                     threads)
             schur = _block_diag(damped_c[1:]) - reduced[6:, 6:]
             step_c = _solve_spd(schur, -grad_c[1:].ravel() + reduced_rhs[6:])
             if step_c is None:
@@ -143,16 +150,34 @@ def _normal_equations(obs_frame, point_start, residual, weight, jac_c, jac_p, n_
     return cam_block, point_block, cross, grad_c, grad_p
 
 
-@numba.njit(fastmath=False, cache=True)
-def _schur_complement(obs_frame, point_start, cross, inv_p, grad_p, n_frames):
+def _schur_complement(obs_frame, point_start, cross, inv_p, grad_p, n_frames, threads: int = 1):
     """Σ_p W_p V_p⁻¹ W_pᵀ as a (6T, 6T) matrix and Σ_p W_p V_p⁻¹ g_p (6T,), visiting only the
-    pairs of frames that see a common point."""
+    pairs of frames that see a common point.
+
+    cross: (M, 6, 3) camera–point blocks W per observation (sorted by point); inv_p (P, 3, 3),
+    grad_p (P, 3). With ``threads`` > 1 the frames' rows are shared out among worker threads
+    (frame t to part t mod threads; :func:`_schur_rows` releases the GIL): each entry gets the same
+    additions in the same order as in one thread, so the result is the same to the bit.
+    """
     reduced = np.zeros((6 * n_frames, 6 * n_frames))
     rhs = np.zeros(6 * n_frames)
+    parts = max(1, min(threads, n_frames))
+    for _ in ahead(range(parts), lambda part: _schur_rows(obs_frame, point_start, cross, inv_p, grad_p,
+                                                          reduced, rhs, part, parts), parts, "recon4d-schur"):
+        pass
+    return reduced, rhs
+
+
+@numba.njit(fastmath=False, cache=True, nogil=True)
+def _schur_rows(obs_frame, point_start, cross, inv_p, grad_p, reduced, rhs, part, parts):
+    """Add to ``reduced`` (6T, 6T) and ``rhs`` (6T,) the rows of the frames t with t mod ``parts`` = ``part``
+    (:func:`_schur_complement`)."""
     scaled = np.zeros((6, 3))
     for p in range(len(point_start) - 1):
         for a in range(point_start[p], point_start[p + 1]):
             ta = obs_frame[a]
+            if ta % parts != part:
+                continue
             for i in range(6):
                 for j in range(3):
                     scaled[i, j] = cross[a, i, 0] * inv_p[p, 0, j] + cross[a, i, 1] * inv_p[p, 1, j] \
@@ -161,11 +186,12 @@ def _schur_complement(obs_frame, point_start, cross, inv_p, grad_p, n_frames):
                     + scaled[i, 2] * grad_p[p, 2]
             for b in range(point_start[p], point_start[p + 1]):
                 tb = obs_frame[b]
+                w_b = cross[b]
                 for i in range(6):
+                    s0, s1, s2 = scaled[i, 0], scaled[i, 1], scaled[i, 2]
+                    row = reduced[6 * ta + i, 6 * tb:6 * tb + 6]
                     for j in range(6):
-                        reduced[6 * ta + i, 6 * tb + j] += scaled[i, 0] * cross[b, j, 0] \
-                            + scaled[i, 1] * cross[b, j, 1] + scaled[i, 2] * cross[b, j, 2]
-    return reduced, rhs
+                        row[j] += s0 * w_b[j, 0] + s1 * w_b[j, 1] + s2 * w_b[j, 2]
 
 
 @numba.njit(fastmath=False, cache=True)

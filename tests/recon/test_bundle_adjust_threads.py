@@ -1,0 +1,82 @@
+"""Classic recon's bundle adjustment shares the Schur complement's rows out among worker threads:
+the reduced system, and so the refined poses and points, are those of one thread to the bit."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+import recon4d.recon.classic.bundle_adjust as ba_module
+from recon4d.recon.classic.bundle_adjust import _schur_complement, bundle_adjust
+from tests.recon.test_classic import orbit, synthetic_tracks
+
+
+def _blocks(n_frames: int = 7, n_points: int = 40, seed: int = 3):
+    """Observations sorted by point, each point seen by a random run of frames, and random blocks."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(n_points):
+        first = int(rng.integers(0, n_frames - 1))
+        frames.append(np.arange(first, int(rng.integers(first + 1, n_frames + 1))))
+    obs_frame = np.concatenate(frames)
+    point_start = np.concatenate([[0], np.cumsum([len(f) for f in frames])])
+    cross = rng.normal(size=(len(obs_frame), 6, 3))
+    spd = rng.normal(size=(n_points, 3, 3))
+    inv_p = spd @ np.swapaxes(spd, 1, 2) + np.eye(3)
+    return obs_frame, point_start, cross, inv_p, rng.normal(size=(n_points, 3)), n_frames
+
+
+def _slow_schur(obs_frame, point_start, cross, inv_p, grad_p, n_frames):
+    reduced, rhs = np.zeros((6 * n_frames, 6 * n_frames)), np.zeros(6 * n_frames)
+    for p in range(len(point_start) - 1):
+        for a in range(point_start[p], point_start[p + 1]):
+            ta = obs_frame[a]
+            rhs[6 * ta:6 * ta + 6] += cross[a] @ inv_p[p] @ grad_p[p]
+            for b in range(point_start[p], point_start[p + 1]):
+                tb = obs_frame[b]
+                reduced[6 * ta:6 * ta + 6, 6 * tb:6 * tb + 6] += cross[a] @ inv_p[p] @ cross[b].T
+    return reduced, rhs
+
+
+@pytest.mark.parametrize("threads", [2, 3, 8])
+def test_threaded_schur_complement_equals_one_thread_to_the_bit(threads):
+    args = _blocks()
+    serial = _schur_complement(*args, 1)
+    shared = _schur_complement(*args, threads)
+    np.testing.assert_array_equal(shared[0], serial[0])
+    np.testing.assert_array_equal(shared[1], serial[1])
+    slow = _slow_schur(*args)
+    np.testing.assert_allclose(serial[0], slow[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(serial[1], slow[1], rtol=1e-12, atol=1e-12)
+
+
+def test_schur_rows_run_in_worker_threads(monkeypatch):
+    names = []
+    original = ba_module._schur_rows
+
+    def recording(*args):
+        names.append(threading.current_thread().name)
+        return original(*args)
+
+    monkeypatch.setattr(ba_module, "_schur_rows", recording)
+    _schur_complement(*_blocks(), 2)
+    assert len(names) == 2 and all(name.startswith("recon4d-schur") for name in names)
+
+
+def test_bundle_adjust_with_threads_equals_one_thread():
+    truth = orbit(6, 0.3, 1.0)
+    observed, points = synthetic_tracks(truth, n_points=200)
+    rng = np.random.default_rng(7)
+    start = truth.copy()
+    start[1:, :, :3] = Rotation.from_rotvec(rng.normal(scale=0.01, size=(5, 3))).as_matrix() @ truth[1:, :, :3]
+    start[1:, :, 3] += rng.normal(scale=0.02, size=(5, 3))
+    noisy_points = points + rng.normal(scale=0.05, size=points.shape)
+    seen = rng.uniform(size=observed.shape[:2]) < 0.8
+    serial = bundle_adjust(start, noisy_points, observed, seen, 300.0, threads=1)
+    shared = bundle_adjust(start, noisy_points, observed, seen, 300.0, threads=2)
+    assert not np.array_equal(serial[0], start)  # it moved, so the comparison says something
+    np.testing.assert_array_equal(shared[0], serial[0])
+    np.testing.assert_array_equal(shared[1], serial[1])
