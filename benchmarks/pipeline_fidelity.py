@@ -43,7 +43,7 @@ one is given).
 
     python benchmarks/pipeline_fidelity.py [--set test|dev] [--seeds S[:KIND] ...] [--frames 60]
         [--fps 12] [--size 640x360] [--process-frames 32] [--questions 40] [--jobs 1]
-        [--backends classic|auto|track=NAME,recon=NAME,orient=NAME] [-O KEY=VALUE ...]
+        [--backends classic|auto|track=NAME,recon=NAME,orient=NAME] [-O [STAGE.]KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -81,8 +81,8 @@ class Settings:
     process_frames: int
     questions: int
     backends: dict
-    track_options: dict = dataclasses.field(default_factory=dict)
-    """``-O key=value`` options of the track backend (``ProcessConfig.backend_options["track"]``)."""
+    backend_options: dict = dataclasses.field(default_factory=dict)
+    """``-O [STAGE.]KEY=VALUE`` options per stage (``ProcessConfig.backend_options``)."""
 
 
 def parse_specs(seeds: list[str]) -> list[tuple[int, str]]:
@@ -110,6 +110,21 @@ def parse_options(pairs: list[str]) -> dict[str, str]:
         if not separator or not key:
             raise SystemExit(f"-O takes key=value, got {pair!r}")
         options[key] = value
+    return options
+
+
+def parse_stage_options(pairs: list[str]) -> dict[str, dict[str, str]]:
+    """``-O [STAGE.]KEY=VALUE`` pairs → ``ProcessConfig.backend_options`` ({stage: {key: raw value}}):
+    STAGE is one of ``recon4d process``'s option stages (track, recon, orient, lift); a key
+    without one is the tracker's, as in the tracker benchmarks. Values are parsed against the
+    stage's config by the pipeline, which also rejects unknown keys."""
+    from recon4d.pipeline import OPTION_STAGES
+
+    options: dict[str, dict[str, str]] = {}
+    for key, value in parse_options(pairs).items():
+        stage, dot, name = key.partition(".")
+        stage, name = (stage, name) if dot and stage in OPTION_STAGES else ("track", key)
+        options.setdefault(stage, {})[name] = value
     return options
 
 
@@ -183,7 +198,7 @@ def run_scene(seed: int, kind: str, settings: Settings) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         video = write_video(Path(tmp) / "video.mp4", synthetic.frames, config.fps)
         result = process_video(video, ProcessConfig(n_frames=settings.process_frames, **settings.backends,
-                                                    backend_options={"track": settings.track_options}))
+                                                    backend_options=settings.backend_options))
     est = result.scene
     started = time.perf_counter()
     frames = est.frame_index
@@ -340,12 +355,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="scenes processed in parallel (processes)")
     parser.add_argument("--backends", default="classic", help="classic, auto, or track=NAME,recon=NAME,orient=NAME")
     parser.add_argument("-O", dest="options", action="append", default=[],
-                        help="track backend option key=value (e.g. background_model=false), repeatable")
+                        help="[STAGE.]KEY=VALUE: an option of the track (default), recon, orient or lift stage, "
+                             "as `recon4d process -O` takes it (e.g. scene_share=0.25, recon.still_track_px=15), repeatable")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     specs = parse_specs(args.seeds if args.seeds else list(SEED_SETS[args.seed_set]))
     settings = Settings(args.frames, args.fps, (width, height), args.process_frames, args.questions,
-                        parse_backends(args.backends), parse_options(args.options))
+                        parse_backends(args.backends), parse_stage_options(args.options))
 
     started = time.perf_counter()
     if args.jobs > 1:
@@ -357,7 +373,8 @@ def main(argv: list[str] | None = None) -> None:
         "benchmark": "pipeline_fidelity",
         "seed_set": None if args.seeds else args.seed_set,
         "backends": settings.backends,
-        "track_options": settings.track_options,
+        "track_options": settings.backend_options.get("track", {}),
+        "backend_options": settings.backend_options,
         "video": f"{width}x{height}, {args.frames} frames at {args.fps:g} fps; process samples {args.process_frames}",
         "questions_per_scene": args.questions,
         "overall": summarise(results, settings),

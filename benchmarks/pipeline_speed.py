@@ -28,7 +28,7 @@ from recon4d.workers import usable_cpus
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pipeline_fidelity import parse_options  # noqa: E402
+from pipeline_fidelity import parse_stage_options  # noqa: E402
 
 
 def main() -> None:
@@ -36,13 +36,13 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--video-frames", type=int, default=96)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("-O", dest="options", action="append", default=[], help="track backend option key=value")
+    parser.add_argument("-O", dest="options", action="append", default=[], help="[STAGE.]KEY=VALUE option (track stage without a prefix), as `recon4d process -O`")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_synthetic(Path(tmp), SynthConfig(seed=args.seed, n_frames=args.video_frames, width=640,
                                                        height=360))
-        track_options = parse_options(args.options)
-        config = ProcessConfig(n_frames=args.frames, backend_options={"track": track_options} if track_options else {})
+        options = parse_stage_options(args.options)
+        config = ProcessConfig(n_frames=args.frames, backend_options=options)
         process_video(paths.video, config)
         load_before = os.getloadavg()[0]
         started_cpu = time.process_time()
@@ -56,7 +56,8 @@ def main() -> None:
         "benchmark": "pipeline_speed",
         "video": f"640x360, {args.video_frames} frames", "frames_processed": args.frames,
         "clip_size": f"{result.scene.config.get('pixel_budget')} px budget",
-        "track_options": track_options,
+        "track_options": options.get("track", {}),
+        "backend_options": options,
         "stages": stages,
         "total_s": round(result.seconds, 3),
         "frames_per_s": round(args.frames / result.seconds, 2),
