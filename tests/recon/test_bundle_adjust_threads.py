@@ -7,11 +7,10 @@ import threading
 
 import numpy as np
 import pytest
-from scipy.spatial.transform import Rotation
 
 import recon4d.recon.classic.bundle_adjust as ba_module
 from recon4d.recon.classic.bundle_adjust import _schur_complement, bundle_adjust
-from tests.recon.test_classic import orbit, synthetic_tracks
+from tests.recon.test_classic import orbit, perturbed_start, synthetic_tracks
 
 
 def _blocks(n_frames: int = 7, n_points: int = 40, seed: int = 3):
@@ -70,10 +69,7 @@ def test_bundle_adjust_with_threads_equals_one_thread():
     truth = orbit(6, 0.3, 1.0)
     observed, points = synthetic_tracks(truth, n_points=200)
     rng = np.random.default_rng(7)
-    start = truth.copy()
-    start[1:, :, :3] = Rotation.from_rotvec(rng.normal(scale=0.01, size=(5, 3))).as_matrix() @ truth[1:, :, :3]
-    start[1:, :, 3] += rng.normal(scale=0.02, size=(5, 3))
-    noisy_points = points + rng.normal(scale=0.05, size=points.shape)
+    start, noisy_points = perturbed_start(truth, points, rng)
     seen = rng.uniform(size=observed.shape[:2]) < 0.8
     serial = bundle_adjust(start, noisy_points, observed, seen, 300.0, threads=1)
     shared = bundle_adjust(start, noisy_points, observed, seen, 300.0, threads=2)
