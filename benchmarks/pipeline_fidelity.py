@@ -172,12 +172,15 @@ def quality_gate(config_type=None):
         from recon4d.qa_compiler.quality_gate import noisy_scenes
     except ImportError:
         noisy_scenes = None
-    extra = {name: getattr(gated, name) for name in ("max_depth_jump_m", "min_pose_inliers") if name in fields}
+    extra = {name: getattr(gated, name) for name in ("max_depth_jump_m", "min_pose_inliers", "exact_camera_inliers")
+             if name in fields}
+    noise_extra = {"exact_camera_inliers": extra["exact_camera_inliers"]} if "exact_camera_inliers" in extra else {}
     draws = getattr(gated, "stability_draws", 0)
 
     def gate(scene):
         view = apply_quality_gate(scene, gated.min_quality, **extra).scene
-        noisy = noisy_scenes(view, np.random.default_rng(0), draws) if noisy_scenes is not None and draws else []
+        noisy = (noisy_scenes(view, np.random.default_rng(0), draws, **noise_extra)
+                 if noisy_scenes is not None and draws else [])
         return view, noisy, getattr(gated, "min_stability", 1.0)
 
     return ungated, gated, gate

@@ -131,8 +131,9 @@ def implausible(scene: Scene, record) -> bool:
 def question_figures(gt: Scene, est: Scene, seed: int, per_scene: int) -> dict:
     config = CompileConfig(n_per_scene=per_scene, seed=seed)
     records, _ = compile_scene(est, replace(config, min_quality=None), video_id=f"synth{seed}")
-    gated = apply_quality_gate(est, config.min_quality, config.max_depth_jump_m, config.min_pose_inliers).scene
-    noisy = noisy_scenes(gated, np.random.default_rng(seed), config.stability_draws)
+    gated = apply_quality_gate(est, config.min_quality, config.max_depth_jump_m, config.min_pose_inliers,
+                               config.exact_camera_inliers).scene
+    noisy = noisy_scenes(gated, np.random.default_rng(seed), config.stability_draws, config.exact_camera_inliers)
     profile = get_profile(config.profile)
     outcome = defaultdict(list)
     for record in records:

@@ -31,7 +31,7 @@ from recon4d.qa_compiler.quality_gate import GateReport, apply_quality_gate, noi
 from recon4d.qa_compiler.questions import Answer, QuestionPlan, Skip, get_type, registered
 from recon4d.qa_compiler.records import QUESTION_TYPES, QARecord
 from recon4d.qa_compiler.rules import get_profile, load_kernels
-from recon4d.quality import MIN_POSE_INLIERS
+from recon4d.quality import EXACT_CAMERA_INLIERS, MIN_POSE_INLIERS
 from recon4d.qa_compiler.sampler import (
     REASONS,
     SamplingConfig,
@@ -93,6 +93,10 @@ class CompileConfig:
     """Quality gate: scenes with the measured trajectory noise added that each answer is checked on (0: off)."""
     min_stability: float = 0.75
     """Quality gate: share of those scenes that must give the same answer, else the question is dropped."""
+    exact_camera_inliers: float | None = EXACT_CAMERA_INLIERS
+    """Quality gate: a camera the record trusts is taken as exact in those scenes only when the median
+    share of background tracks agreeing with its kept poses is at least this; else its answers must hold
+    under its own jitter (``quality_gate.camera_taken_as_exact``; None: a trusted camera is always exact)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "types", tuple(self.types))
@@ -118,6 +122,8 @@ class CompileConfig:
             raise ValueError(f"min_quality must lie in [0, 1] (or be None for no gate), got {self.min_quality}")
         if self.min_pose_inliers is not None and not 0.0 <= self.min_pose_inliers <= 1.0:
             raise ValueError(f"min_pose_inliers must lie in [0, 1] (or be None), got {self.min_pose_inliers}")
+        if self.exact_camera_inliers is not None and not 0.0 <= self.exact_camera_inliers <= 1.0:
+            raise ValueError(f"exact_camera_inliers must lie in [0, 1] (or be None), got {self.exact_camera_inliers}")
         if not self.max_depth_jump_m > 0:
             raise ValueError(f"max_depth_jump_m must be positive, got {self.max_depth_jump_m}")
         if self.stability_draws < 0 or not 0.0 <= self.min_stability <= 1.0:
@@ -322,11 +328,12 @@ def compile_scene(
     digest = scene_digest(scene)  # of the store as written, not of the gated view
     gate, noisy = None, []
     if config.min_quality is not None:
-        gate = apply_quality_gate(scene, config.min_quality, config.max_depth_jump_m, config.min_pose_inliers)
+        gate = apply_quality_gate(scene, config.min_quality, config.max_depth_jump_m, config.min_pose_inliers,
+                                  config.exact_camera_inliers)
         scene = gate.scene
         # its own generator, so the questions drawn do not depend on the number of draws
         noisy = noisy_scenes(scene, np.random.default_rng([int(config.seed) & (2**64 - 1), stable_hash(video_id), 1]),
-                             config.stability_draws)
+                             config.stability_draws, config.exact_camera_inliers)
     index = SceneIndex(scene, config.sampling)
     weights = None if config.type_weights is None else dict(config.type_weights)
     active = [t for t in config.types if weights is None or weights.get(t, 0.0) > 0]

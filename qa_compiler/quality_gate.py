@@ -34,8 +34,13 @@ Every refused object, frame and camera frame is counted by reason in :class:`Gat
    noise of its own measured jitter on its positions (:func:`recon4d.quality.jitter_m` over
    its trusted frames: a pose chain that wobbles from frame to frame makes its own speed and
    direction answers unstable); a fully trusted camera is taken as exact, since its jitter
-   is then mostly the real bob of a hand or a walk, which the answers rightly contain. Camera
-   rotations are not perturbed.
+   is then mostly the real bob of a hand or a walk, which the answers rightly contain — unless
+   its poses are a compromise: when the median share of background tracks agreeing with the
+   kept poses is below ``exact_camera_inliers`` (:data:`recon4d.quality.EXACT_CAMERA_INLIERS`,
+   a following camera whose subject was left out of the pose), part of that jitter is pose
+   error, and the camera gets it as noise too (:func:`camera_taken_as_exact`; such scenes are
+   counted as ``camera_jitter_checked``, the answers it unsettles as ``unstable_answer``).
+   Camera rotations are not perturbed.
 """
 
 from __future__ import annotations
@@ -44,7 +49,14 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from recon4d.quality import MAX_DEPTH_JUMP_M, MIN_POSE_INLIERS, jitter_m, motion_limits, smoothed_noise
+from recon4d.quality import (
+    EXACT_CAMERA_INLIERS,
+    MAX_DEPTH_JUMP_M,
+    MIN_POSE_INLIERS,
+    jitter_m,
+    motion_limits,
+    smoothed_noise,
+)
 from recon4d.types import Scene
 
 GATE_REASONS = {
@@ -56,8 +68,13 @@ GATE_REASONS = {
     "object_frames_over_limits": "frames dropped by the gate's own speed / depth-jump check",
     "camera_frames_untrusted": "frames whose camera pose is not trusted",
     "camera_frames_few_inliers": "frames whose pose too few background tracks agree with (min_pose_inliers)",
+    "camera_jitter_checked": "scenes whose trusted camera was not taken as exact: the median share of background "
+                             "tracks agreeing with its poses is below exact_camera_inliers, so its answers must "
+                             "hold under its own jitter (those that do not count as unstable_answer)",
 }
 """Reason → meaning of every count in a gate report."""
+CHECKS = frozenset({"camera_jitter_checked"})
+"""Reasons that count what the gate checks harder rather than what it refuses."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +122,8 @@ class GateReport:
                  f"{self.object_frames_kept}/{self.object_frames} object frames"]
         for reason, count in self.counts.items():
             if count:
-                lines.append(f"  skipped {count}: {GATE_REASONS.get(reason, reason)}")
+                verb = "checked" if reason in CHECKS else "skipped"
+                lines.append(f"  {verb} {count}: {GATE_REASONS.get(reason, reason)}")
         return "\n".join(lines)
 
 
@@ -145,14 +163,39 @@ def _over_limits(scene: Scene, keep: np.ndarray, max_depth_jump_m: float) -> np.
     return bad
 
 
+def camera_taken_as_exact(gated: Scene, exact_camera_inliers: float | None = EXACT_CAMERA_INLIERS) -> bool:
+    """Whether the stable-answer check takes a gated scene's camera path as exact (no noise).
+
+    True when the scene has no camera record, or the record fully trusts the camera (its score
+    is 1 or not said) and the median inlier ratio over the frames that kept a pose (finite
+    ``cam_to_world``; unmeasured ratios ignored) is at least ``exact_camera_inliers`` (None: not
+    checked; no measured ratio: passes). A camera whose poses a twentieth of the background
+    tracks typically disagree with is a compromise whose jitter is partly its own error.
+    """
+    camera = gated.camera_quality
+    if camera is None:
+        return True
+    if camera.score < 1.0:  # NaN (not said) counts as trusted
+        return False
+    if exact_camera_inliers is None:
+        return True
+    kept = np.isfinite(gated.cam_to_world).all(axis=(1, 2))
+    ratios = np.asarray(camera.inlier_ratio, np.float64)[kept]
+    ratios = ratios[np.isfinite(ratios)]
+    return not (len(ratios) and np.median(ratios) < exact_camera_inliers)
+
+
 def apply_quality_gate(scene: Scene, min_quality: float, max_depth_jump_m: float = MAX_DEPTH_JUMP_M,
-                       min_pose_inliers: float | None = MIN_POSE_INLIERS) -> GateResult:
+                       min_pose_inliers: float | None = MIN_POSE_INLIERS,
+                       exact_camera_inliers: float | None = EXACT_CAMERA_INLIERS) -> GateResult:
     """Hide what the scene's quality record does not trust (see the module docstring).
 
     min_quality: objects scoring below it are dropped whole; max_depth_jump_m: the largest
     change of a target's distance from the camera between consecutive kept frames (world units);
     min_pose_inliers: camera frames whose measured inlier ratio is below it lose their pose
-    (None: not checked; frames where it was not measured are kept).
+    (None: not checked; frames where it was not measured are kept); exact_camera_inliers: only
+    counted here (``camera_jitter_checked``, :func:`camera_taken_as_exact` on the gated view):
+    :func:`noisy_scenes` applies it.
     """
     visible = scene.visible & np.isfinite(scene.center_world).all(axis=-1)
     n_frames = scene.n_frames
@@ -190,14 +233,21 @@ def apply_quality_gate(scene: Scene, min_quality: float, max_depth_jump_m: float
                     orient_conf=np.where(hide, np.nan, scene.orient_conf),
                     extent=None if scene.extent is None else np.where(hide[..., None], np.nan, scene.extent),
                     cam_to_world=cam_to_world)
+    posed = np.isfinite(cam_to_world[:, :3, 3]).all(axis=1)
+    moves = posed.any() and np.ptp(cam_to_world[posed, :3, 3], axis=0).max() > 0  # a still path has no jitter
+    trusted = camera is not None and not camera.score < 1.0  # an untrusted camera gets its jitter anyway
+    counts["camera_jitter_checked"] = int(bool(moves) and trusted and not camera_taken_as_exact(gated, exact_camera_inliers))
     report = GateReport(counts=counts, objects=scene.n_objects, objects_kept=int(keep.any(axis=1).sum()),
                         object_frames=int(visible.sum()), object_frames_kept=int(keep.sum()))
     return GateResult(gated, keep, camera_ok, report)
 
 
-def noisy_scenes(gated: Scene, rng: np.random.Generator, n_draws: int) -> list[Scene]:
+def noisy_scenes(gated: Scene, rng: np.random.Generator, n_draws: int,
+                 exact_camera_inliers: float | None = EXACT_CAMERA_INLIERS) -> list[Scene]:
     """``n_draws`` copies of a gated scene whose object centres carry the error their quality
     record implies (see the module docstring); [] when the scene has no record or no draws.
+    The camera path gets its own jitter as noise unless :func:`camera_taken_as_exact`
+    (``exact_camera_inliers``) says it is exact.
 
     Each run of consecutive visible frames of an object gets smoothed noise of its own. An
     agent's azimuth turns with it by the heading error that noise gives a direction of travel
@@ -232,9 +282,8 @@ def noisy_scenes(gated: Scene, rng: np.random.Generator, n_draws: int) -> list[S
     orientation = np.repeat(gated.orientation[None], n_draws, axis=0)
     orientation[..., 0] = np.mod(azimuths, 360.0)
     cameras = np.repeat(gated.cam_to_world[None], n_draws, axis=0)  # (D, T, 4, 4)
-    camera = gated.camera_quality
-    trusted = camera is None or not camera.score < 1.0  # NaN (not said) counts as trusted
-    camera_sigma = np.zeros(3) if trusted else jitter_m(times, gated.cam_to_world[:, :3, 3])
+    exact = camera_taken_as_exact(gated, exact_camera_inliers)
+    camera_sigma = np.zeros(3) if exact else jitter_m(times, gated.cam_to_world[:, :3, 3])
     if np.isfinite(camera_sigma).all() and (camera_sigma > 0).any():
         cameras[:, :, :3, 3] += rng.normal(0.0, 1.0, (n_draws, gated.n_frames, 3)) * camera_sigma
     return [replace(gated, center_world=center, orientation=angles, cam_to_world=camera)

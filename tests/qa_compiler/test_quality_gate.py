@@ -247,3 +247,61 @@ def test_jitter_of_a_smooth_path_is_zero_and_of_white_noise_its_sigma():
     noisy = smooth + np.random.default_rng(0).normal(0.0, 0.1, smooth.shape)
     np.testing.assert_allclose(jitter_m(times, noisy), 0.1, rtol=0.2)
     assert np.isnan(jitter_m(times[:2], smooth[:2])).all()
+
+
+def test_a_trusted_camera_few_background_tracks_agree_with_is_not_taken_as_exact():
+    """A camera the record fully trusts, whose path wobbles (a bob, or pose error): while ≥ 95 % of
+    the background tracks agree with its poses it is taken as exact; at a median of 85 % (above
+    min_pose_inliers, so every frame keeps its pose) its answers must hold under its own jitter,
+    and the scene is counted as checked."""
+    from recon4d.qa_compiler.quality_gate import camera_taken_as_exact, noisy_scenes
+
+    calm = noisy_record(rich_scene(seed=12), 0.0)
+    cam_to_world = calm.cam_to_world.copy()
+    cam_to_world[:, :3, 3] += np.random.default_rng(3).normal(0.0, 0.3, (calm.n_frames, 3))
+    agreeing = replace(calm, cam_to_world=cam_to_world)
+    pulled = replace(agreeing, camera_quality=replace(agreeing.camera_quality,
+                                                      inlier_ratio=np.full(calm.n_frames, 0.85)))
+    assert agreeing.camera_quality.score == pulled.camera_quality.score == 1.0
+    assert camera_taken_as_exact(agreeing) and not camera_taken_as_exact(pulled)
+    assert camera_taken_as_exact(pulled, exact_camera_inliers=None)
+
+    def moved(scene, **kwargs):
+        return np.mean([np.linalg.norm(d.cam_to_world[:, :3, 3] - scene.cam_to_world[:, :3, 3], axis=1).mean()
+                        for d in noisy_scenes(scene, np.random.default_rng(0), 3, **kwargs)])
+
+    assert moved(agreeing) == 0.0 and moved(pulled, exact_camera_inliers=None) == 0.0
+    assert 0.2 < moved(pulled) < 0.9  # ~ the wobble's size (0.3 per axis)
+    config = CompileConfig(n_per_scene=20, seed=4, types=("abs_spd", "abs_dir_pred"))
+    _, agreeing_report = compile_scene(agreeing, config)
+    _, pulled_report = compile_scene(pulled, config)
+    _, lenient_report = compile_scene(pulled, replace(config, exact_camera_inliers=None))
+    assert agreeing_report.failures.get("unstable_answer", 0) == lenient_report.failures.get("unstable_answer", 0) == 0
+    assert pulled_report.failures.get("unstable_answer", 0) > 0
+    assert pulled_report.gate["counts"]["camera_jitter_checked"] == 1
+    assert agreeing_report.gate["counts"]["camera_jitter_checked"] == 0
+    assert "checked 1: scenes whose trusted camera was not taken as exact" in pulled_report.summary()
+    with pytest.raises(ValueError, match="exact_camera_inliers"):
+        CompileConfig(exact_camera_inliers=1.5)
+
+
+def test_exactness_looks_only_at_kept_measured_poses_of_a_moving_camera():
+    """Frames the gate took the pose from (NaN) and unmeasured ratios do not count towards the
+    median; a still camera (no path, no jitter) is never counted as checked."""
+    from recon4d.qa_compiler.quality_gate import camera_taken_as_exact
+
+    scene = with_record(rich_scene(seed=13))
+    inliers = np.full(scene.n_frames, 0.97)
+    inliers[:20] = 0.85  # most frames low ...
+    inliers[20:] = np.nan  # ... but unmeasured after
+    inliers[25:] = 0.99
+    low = replace(scene, camera_quality=replace(scene.camera_quality, inlier_ratio=inliers))
+    assert not camera_taken_as_exact(low)
+    unposed = replace(low, cam_to_world=np.where((np.arange(scene.n_frames) < 20)[:, None, None], np.nan,
+                                                 low.cam_to_world))
+    assert camera_taken_as_exact(unposed)  # only 0.99s left
+    assert camera_taken_as_exact(replace(low, camera_quality=replace(low.camera_quality, inlier_ratio=np.full(
+        scene.n_frames, np.nan))))
+    still = replace(low, cam_to_world=np.repeat(low.cam_to_world[:1], scene.n_frames, axis=0))
+    assert apply_quality_gate(still, 0.5).report.counts["camera_jitter_checked"] == 0
+    assert apply_quality_gate(low, 0.5).report.counts["camera_jitter_checked"] == 1
