@@ -7,10 +7,10 @@
 1. Features: Shi–Tomasi corners tracked by pyramidal Lucas–Kanade with a forward–backward
    check (:mod:`recon4d.recon.classic.features`). Tracked objects (masks, or boxes when there are no
    masks), grown by ``mask_margin_frac``, are kept out of the background tracks. With
-   ``feature_shift_px`` set (off by default), where the frame moves by that much between frames
+   ``feature_shift_px`` set (8 px by default; None: off), where the frame moves by that much between frames
    (a camera that turns fast), the points start from the frame's global shift.
 2. Camera motion (:mod:`recon4d.recon.classic.camera_motion`), world = camera of frame 0. With
-   ``still_track_px`` set (off by default), background tracks that stay put in the image while
+   ``still_track_px`` set (15 px by default; None: off), background tracks that stay put in the image while
    the frame moves by that much (a followed subject no tracker masked out) are left out. The first frame
    pair (a, b) whose background tracks move, are not explained by a pure rotation
    (``min_parallax_px``) and whose essential matrix (``findEssentialMat`` RANSAC +
