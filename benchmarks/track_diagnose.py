@@ -63,8 +63,10 @@ def cache_motion(folder: Path) -> None:
         fields = ("work_long_side", "flow_finest_scale", "flow_patch_stride", "flow_descent_iterations",
                   "flow_refine_iterations", "max_planes", "plane_min_fraction",
                   "plane_min_spread", "ransac_px", "essential_px", "still_px", "planar_inlier_ratio", "fov_deg",
+                  "turn_max_stretch",
                   "pose_steps", "pose_span_deg", "pose_grid_px", "pose_behind_weight", "pose_margin",
-                  "depth_block_px", "depth_window", "depth_passes", "plane_bound_planes", "flow_error_fraction",
+                  "depth_block_px", "depth_window", "depth_passes", "plane_bound_planes", "plane_bound_columns",
+                  "flow_error_fraction",
                   "residual_sigma", "residual_floor_px", "border_fraction", "min_texture", "long_baseline_decay",
                   "long_baseline_sigma", "long_baseline_floor_px", "long_baseline_support")
         key = hashlib.sha1(repr([getattr(config, f) for f in fields]).encode()).hexdigest()[:12]

@@ -19,6 +19,7 @@ from recon4d.tracking.classic.background import (
     plane_bound,
     prior_intrinsics,
     relative_residual,
+    rotation_stretch,
     static_flow,
 )
 from recon4d.tracking.classic.local_depth import background_inverse_depth, block_medians, nan_median
@@ -77,6 +78,42 @@ def test_fit_background_translating_camera_is_epipolar_with_the_true_pose():
     assert model.kind == "epipolar"
     np.testing.assert_allclose(model.rotation, rotation, atol=5e-3)
     np.testing.assert_allclose(model.translation, translation / np.linalg.norm(translation), atol=0.02)
+
+
+def test_rotation_stretch_is_zero_for_a_turn_only():
+    intrinsics = prior_intrinsics(SIZE, 60.0)
+    turn = intrinsics @ rotation_about([0.2, 1, 0.1], 3.0) @ np.linalg.inv(intrinsics)
+    assert rotation_stretch(3.0 * turn, intrinsics) < 1e-9  # whatever the homography's scale
+    # the ground 1.5 m below a camera that steps 0.3 m forward while it turns: stretched by about |t| / d
+    normal, distance = np.array([0.0, -1.0, 0.0]), 1.5
+    plane = rotation_about([0.2, 1, 0.1], 3.0) + np.outer([0.0, 0.0, -0.3], normal) / distance
+    assert rotation_stretch(intrinsics @ plane @ np.linalg.inv(intrinsics), intrinsics) > 0.05
+
+
+def turning_camera_with_movers(rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Corner matches a → b (N, 2) of a camera that turns 2° about its vertical axis (no step), 60 %
+    of them (the majority: a crowd) on movers walking sideways, and the rotation's homography (3, 3)."""
+    intrinsics = prior_intrinsics(SIZE, 60.0)
+    points = scene_points(rng, 300)
+    rotation = rotation_about([0, 1, 0], 2.0)
+    moved = points @ rotation.T
+    movers = np.arange(len(points)) < 180
+    moved[movers] = (points[movers] + [0.25, 0.0, 0.0]) @ rotation.T  # walking sideways: along the lines of a step
+    a, b = project(points, intrinsics), project(moved, intrinsics)
+    return a.astype(np.float32), b.astype(np.float32), intrinsics @ rotation @ np.linalg.inv(intrinsics)
+
+
+def test_turn_max_stretch_keeps_a_turning_camera_planar_whatever_its_movers():
+    a, b, turn = turning_camera_with_movers(np.random.default_rng(5))
+    # an essential matrix explains the movers as near static points of a sideways step: epipolar before
+    assert fit_background(a, b, SIZE, ClassicTrackerConfig(turn_max_stretch=0.0)).kind == "epipolar"
+    model = fit_background(a, b, SIZE, ClassicTrackerConfig(turn_max_stretch=0.002))
+    assert model.kind == "planar" and len(model.planes) == 1
+    np.testing.assert_allclose(model.planes[0] / model.planes[0][2, 2], turn / turn[2, 2], atol=2e-3)
+    # the movers stand out against that one homography
+    mapped = cv2.perspectiveTransform(a.reshape(-1, 1, 2).astype(np.float64), model.planes[0]).reshape(-1, 2)
+    error = np.linalg.norm(mapped - b, axis=1)
+    assert error[:180].min() > 1.0 and np.percentile(error[180:], 95) < 0.1
 
 
 def epipolar_model() -> BackgroundMotion:
@@ -251,6 +288,23 @@ def test_plane_bound_flags_a_mover_the_camera_follows():
     assert np.percentile(new[static], 95) < 0.3  # the static ground stays explained
     # a static thing nearer than the ground is never pushed back by the bound
     np.testing.assert_allclose(new[box], old[box], atol=0.05)
+
+
+def test_plane_bound_columns_reach_a_mover_as_wide_as_the_plane():
+    yy, xx = np.mgrid[0:96, 0:160]
+    ground = (0.02 + 0.002 * yy).astype(np.float32)
+    rho = ground.copy()
+    rho[40:72, :] = 0.0  # a mover (or a group) across the whole width: its rows hold no ground
+    usable = np.ones(rho.shape, bool)
+    rows_only = plane_bound(rho, usable, block=8, slack=0.15, max_planes=1)
+    assert np.isneginf(rows_only[40:72]).all()  # no inlier left and right of it in its rows
+    bound = plane_bound(rho, usable, block=8, slack=0.15, max_planes=1, columns=True)
+    blocks = block_medians(rho, usable, 8)
+    scale = float(np.median(np.abs(blocks[np.isfinite(blocks)])))
+    expected = ground - 0.15 * (np.abs(ground) + scale)
+    # the ground above and below it in every column bounds it: nothing static shows beyond the ground
+    np.testing.assert_allclose(bound[40:72], expected[40:72], atol=2e-3)
+    np.testing.assert_array_equal(bound[:40], rows_only[:40])
 
 
 def test_block_medians_match_a_per_block_reference():

@@ -55,6 +55,7 @@ __all__ = [
     "plane_bound",
     "prior_intrinsics",
     "relative_residual",
+    "rotation_stretch",
     "sample_along_flow",
     "reprojection_error",
     "static_flow",
@@ -136,6 +137,17 @@ def fit_background_planes(points_a: np.ndarray, points_b: np.ndarray, image_size
     return planes
 
 
+def rotation_stretch(homography: np.ndarray, intrinsics: np.ndarray) -> float:
+    """How far the (3, 3) ``homography`` is from a pure rotation under the (3, 3) ``intrinsics``:
+    σ_max / σ_min − 1 of K⁻¹ H K (0 for K R K⁻¹, whatever R).
+
+    A camera that only turns moves every static pixel, near or far, by K R K⁻¹; the homography of
+    a plane seen from a camera that also moves by t is K (R + t nᵀ / d) K⁻¹, stretched by about |t| / d.
+    """
+    singular = np.linalg.svd(np.linalg.inv(intrinsics) @ homography @ intrinsics, compute_uv=False)
+    return float(singular[0] / max(singular[2], 1e-12) - 1.0)
+
+
 def _relative_pose(points_a: np.ndarray, points_b: np.ndarray, intrinsics: np.ndarray, ransac_px: float):
     """(R, unit t, inlier mask) from an essential matrix fitted with MAGSAC++, or None."""
     inverse = np.linalg.inv(intrinsics)
@@ -183,6 +195,8 @@ def fit_background(points_a: np.ndarray, points_b: np.ndarray, image_size: tuple
     if not plane_inliers.any() or np.median(shift[plane_inliers]) < config.still_px:
         return BackgroundMotion("planar", tuple(planes))
     intrinsics = prior_intrinsics(image_size, config.fov_deg)
+    if config.turn_max_stretch > 0 and rotation_stretch(planes[0], intrinsics) < config.turn_max_stretch:
+        return BackgroundMotion("planar", (planes[0],))  # a turn: one homography moves every static pixel
     pose = _relative_pose(points_a, points_b, intrinsics, config.essential_px)
     if pose is None:
         return BackgroundMotion("planar", tuple(planes))
@@ -305,7 +319,7 @@ def inverse_depth(flow: np.ndarray, model: BackgroundMotion, terms=None) -> tupl
 
 def plane_bound(rho: np.ndarray, usable: np.ndarray, block: int = 8, slack: float = 0.3, max_planes: int = 1,
                 tolerance: float = 0.15, min_fraction: float = 0.15, hypotheses: int = 64,
-                blocks: np.ndarray | None = None) -> np.ndarray | None:
+                blocks: np.ndarray | None = None, columns: bool = False) -> np.ndarray | None:
     """(h, w) float32 least inverse depth anything static can show, from the scene's large planes; or None.
 
     Opaque surfaces hide what lies beyond them: along a ray that meets the ground (or a wall)
@@ -319,7 +333,9 @@ def plane_bound(rho: np.ndarray, usable: np.ndarray, block: int = 8, slack: floa
     inliers; up to ``max_planes`` planes one after the other on the blocks left, each with at
     least ``min_fraction`` of the usable blocks. Each bounds the rows' spans between its
     leftmost and rightmost inliers (a mover that covers the plane where it stands lies
-    inside; open space beyond the plane's extent does not), lowered by ``slack`` × (|ρ_plane|
+    inside; open space beyond the plane's extent does not), and with ``columns`` the columns' spans
+    between its topmost and bottommost inliers too (a mover, or a group, as wide as the plane's gap in
+    its rows: the ground below it and the ground or wall above it still enclose it), lowered by ``slack`` × (|ρ_plane|
     + median |ρ̂|) for the flow's noise; the bound is the largest (−inf where none reaches).
     No plane orientation is assumed (the ground need not come out nearer towards the bottom):
     a camera that circles the subject it follows can get a two-view pose with the depth order
@@ -369,6 +385,10 @@ def plane_bound(rho: np.ndarray, usable: np.ndarray, block: int = 8, slack: floa
         for r in np.unique(row[chosen]):
             in_row = col[chosen & (row == r)]
             span[r, in_row.min():in_row.max() + 1] = True
+        if columns:  # and the columns' spans: a mover as wide as the gap in its rows is still enclosed above and below
+            for c in np.unique(col[chosen]):
+                in_column = row[chosen & (col == c)]
+                span[in_column.min():in_column.max() + 1, c] = True
         # the plane at every pixel, lowered by the slack: an (h, 1) plus a (1, w) term
         surface = (np.float32(plane[0]) - centre * np.float32((plane[1] + plane[2]) / block)
                    + np.float32(plane[2] / block) * ys) + np.float32(plane[1] / block) * xs
@@ -412,8 +432,8 @@ def background_flow(flow: np.ndarray, model: BackgroundMotion, usable: np.ndarra
     usable = usable & (sensitivity >= 0.5)
     smoothed = cv2.medianBlur(rho.astype(np.float32), 5)
     blocks = block_medians(rho, usable, config.depth_block_px)  # shared by the bound and the first pass
-    bound = plane_bound(rho, usable, config.depth_block_px, max_planes=config.plane_bound_planes, blocks=blocks) \
-        if config.plane_bound_planes else None
+    bound = plane_bound(rho, usable, config.depth_block_px, max_planes=config.plane_bound_planes, blocks=blocks,
+                        columns=config.plane_bound_columns) if config.plane_bound_planes else None
 
     def bounded(fit: DepthFit) -> np.ndarray:
         return fit.depth if bound is None else np.maximum(fit.depth, bound)

@@ -59,6 +59,16 @@ class ClassicTrackerConfig:
     """A camera whose background corners move less than this (median) is still: no parallax model."""
     planar_inlier_ratio: float = 0.97
     """The homography model is kept when its inliers are at least this fraction of the essential matrix's."""
+    turn_max_stretch: float = 0.0
+    """A frame pair whose dominant homography is this close to a pure rotation under the focal prior
+    (background.rotation_stretch: σ_max / σ_min − 1 of K⁻¹ H K) keeps that one homography as its background
+    model: a camera that only turns moves every static pixel, near or far, with it, so the residual against it
+    flags movers at any depth, while an essential matrix fitted to such a pair invents a translation along which
+    movers pass for parallax. 0 (the default) turns the test off: at 0.002 (dev 101-120: the 23 of 124 pan pairs
+    fitted epipolar have stretches .0003-.0014 (median), the orbit, walk and follow pairs at least .0028) the pan
+    seeds' movers are flagged in .633 of their pixels instead of .626 (benchmarks/motion_evidence.py, 102-117),
+    and the tracks of 101-130 (benchmarks/track_diagnose.py, with plane_bound_columns) change only by an
+    identity switch more on 112: the pan misses are merged groups and broken tracks, not motion evidence."""
     fov_deg: float = 60.0
     """Horizontal field of view across the long side assumed for the essential matrix (the focal prior)."""
     pose_steps: int = 0
@@ -91,6 +101,15 @@ class ClassicTrackerConfig:
     """Scene planes (ground, walls) whose inverse depth bounds the background's from below (nothing static
     shows beyond an opaque surface; see background.plane_bound): a mover that covers most of a depth
     window is not taken for background. 0 turns the bound off."""
+    plane_bound_columns: bool = False
+    """A plane bounds the pixels between its topmost and bottommost inliers in their column too, not only
+    those between its leftmost and rightmost inliers in their row (background.plane_bound): a followed group as
+    wide as the plane's gap in its rows, which a pose from the wrong side of the rotation–translation valley puts
+    beyond the ground, is still enclosed by the ground below and the ground or wall above. Off by default: it
+    finds more movers but the labels built on them are worse (pipeline_fidelity --seeds 101-130: recall .388 ->
+    .403 (54 -> 56 of 139; follow .139 -> .172, orbit .394 -> .422, walk .313 -> .337), precision .593 -> .602,
+    ID switches 5.38 per 10 tracks both, but centre error .654 -> .716 of the spread, camera ATE .025 -> .030 of
+    the path, QA over all .255 -> .235, gated .866 -> .840 (kept .081 -> .078), as compiled .833 -> .761)."""
     flow_error_fraction: float = 0.2
     """Residuals are divided by 1 + this · background displacement (dense flow errs in proportion)."""
     residual_sigma: float = 4.0
@@ -293,6 +312,8 @@ class ClassicTrackerConfig:
         if not 0.0 <= self.long_baseline_decay < 1.0 or self.long_baseline_floor_px < 0:
             fail(f"long_baseline_decay must lie in [0, 1) and long_baseline_floor_px be at least 0, got "
                  f"{self.long_baseline_decay} and {self.long_baseline_floor_px}.")
+        if self.turn_max_stretch < 0:
+            fail(f"turn_max_stretch must be at least 0 (0: off), got {self.turn_max_stretch}.")
         if self.plane_bound_planes < 0:
             fail(f"plane_bound_planes must be at least 0, got {self.plane_bound_planes}.")
         if self.max_planes < 1:
