@@ -216,11 +216,13 @@ def process_clip(clip: Clip, config: ProcessConfig = ProcessConfig(), source: So
     ``backends``: a dict the caller keeps across calls; built backends are stored in it by stage,
     name, options and device and reused, so a batch worker loads each model once, not per video.
     The stages run with one BLAS thread (:func:`~recon4d.workers.one_blas_thread`): the weights-free
-    stages' BLAS calls are small and their own worker threads use the cores.
+    stages' BLAS calls are small and their own worker threads use the cores; and with a short GIL
+    switch interval (:func:`~recon4d.workers.quick_gil_handoff`), so those threads do not idle
+    waiting for the GIL.
     """
-    from recon4d.workers import one_blas_thread
+    from recon4d.workers import one_blas_thread, quick_gil_handoff
 
-    with one_blas_thread():
+    with one_blas_thread(), quick_gil_handoff():
         return _process_clip(clip, config, source, weights_dir, progress, log, backends)
 
 

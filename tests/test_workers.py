@@ -156,3 +156,52 @@ def test_one_blas_thread_sets_every_loaded_blas_to_one_and_restores_it(monkeypat
         monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")  # the user's setting wins
         with workers_module.one_blas_thread():
             assert _blas_thread_counts() == before
+
+def test_queued_items_start_while_the_caller_holds_a_result():
+    """``queued`` more items wait for a free worker: with 2 workers and 1 queued, while the caller
+    holds item 0, items 1 and 2 both get computed (not only the one in flight), in order."""
+    started = []
+    lock = threading.Lock()
+
+    def work(item: int) -> int:
+        with lock:
+            started.append(item)
+        time.sleep(0.001 * ((item * 7) % 3))  # later items may finish first
+        return -item
+
+    stream = ahead(range(30), work, 2, queued=1)
+    assert next(stream) == 0
+    deadline = time.monotonic() + 10.0
+    while len(started) < 3 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert sorted(started) == [0, 1, 2]  # the third waited in the queue, then ran with no request
+    assert list(stream) == [-i for i in range(1, 30)]
+    plain = ahead(range(30), work, 2)
+    started.clear()
+    assert next(plain) == 0
+    time.sleep(0.05)
+    assert sorted(started) == [0, 1]  # without a queue: only the item in flight
+
+
+def test_quick_gil_handoff_shortens_the_switch_interval_and_restores_it():
+    import sys
+
+    from recon4d.workers import quick_gil_handoff
+
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        with quick_gil_handoff(0.001):
+            assert sys.getswitchinterval() == pytest.approx(0.001, rel=0.01)
+            with quick_gil_handoff(0.001):  # nested: the outer block still holds it after
+                pass
+            assert sys.getswitchinterval() == pytest.approx(0.001, rel=0.01)
+        assert sys.getswitchinterval() == pytest.approx(0.005, rel=0.01)
+        with pytest.raises(ValueError), quick_gil_handoff(0.001):
+            raise ValueError("a failing block restores it too")
+        assert sys.getswitchinterval() == pytest.approx(0.005, rel=0.01)
+        sys.setswitchinterval(0.0005)
+        with quick_gil_handoff(0.001):  # never lengthened
+            assert sys.getswitchinterval() == pytest.approx(0.0005, rel=0.01)
+    finally:
+        sys.setswitchinterval(before)

@@ -76,3 +76,36 @@ def test_bundle_adjust_with_threads_equals_one_thread():
     assert not np.array_equal(serial[0], start)  # it moved, so the comparison says something
     np.testing.assert_array_equal(shared[0], serial[0])
     np.testing.assert_array_equal(shared[1], serial[1])
+
+
+
+def test_trial_costs_use_the_residuals_only_with_the_same_values(monkeypatch):
+    """The cost of each trial step needs the residuals, not the Jacobians: those are built once per
+    iteration, and every residual is the projection error the full system computed before, to the bit."""
+    truth = orbit(6, 0.3, 1.0)
+    observed, points = synthetic_tracks(truth, n_points=200)
+    rng = np.random.default_rng(11)
+    start, noisy_points = perturbed_start(truth, points, rng)
+    seen = rng.uniform(size=observed.shape[:2]) < 0.8
+    systems, residuals = [], []
+    original_system, original_residual = ba_module._ba_system, ba_module._ba_residual
+
+    def counting_system(*args):
+        systems.append(1)
+        return original_system(*args)
+
+    def recording_residual(*args):
+        result = original_residual(*args)
+        residuals.append((args, result[0]))
+        return result
+
+    monkeypatch.setattr(ba_module, "_ba_system", counting_system)
+    monkeypatch.setattr(ba_module, "_ba_residual", recording_residual)
+    poses, _ = bundle_adjust(start, noisy_points, observed, seen, 300.0, threads=1)
+    assert not np.array_equal(poses, start)
+    assert len(systems) >= 2 and len(residuals) >= 2 * len(systems) + 1  # first cost, each system, each trial
+    for (world_to_cam, world, obs_frame, obs_point, obs, focal), residual in residuals:
+        camera = np.einsum("mij,mj->mi", world_to_cam[obs_frame, :, :3], world[obs_point]) \
+            + world_to_cam[obs_frame, :, 3]
+        z = camera[:, 2]
+        np.testing.assert_array_equal(residual, (camera[:, :2] / z[:, None] - obs) * focal)

@@ -352,3 +352,31 @@ def test_stages_run_with_one_blas_thread(monkeypatch):
     with threadpool_limits(limits=4, user_api="blas"):
         process_clip(clip, ProcessConfig(n_frames=4, recon="classic", tracker="classic", orient="motion"))
         assert seen == [{1}] and blas_threads() == {4}
+
+
+def test_stages_run_with_a_short_gil_switch_interval(monkeypatch):
+    """The stages' worker threads come back from OpenCV/numpy calls to a little Python: the stages
+    run with quick GIL hand-offs (``recon4d.workers.quick_gil_handoff``), restored after."""
+    import sys
+
+    import recon4d.recon.classic.reconstructor as classic
+    from recon4d.types import Clip, Reconstruction
+    from recon4d.workers import GIL_SWITCH_INTERVAL_S
+
+    seen = []
+
+    def reconstruct(self, clip, tracks=None, progress=None):
+        seen.append(sys.getswitchinterval())
+        return Reconstruction(cam_to_world=np.tile(np.eye(4), (clip.n_frames, 1, 1)), unit="arbitrary")
+
+    monkeypatch.setattr(classic.ClassicReconstructor, "reconstruct", reconstruct)
+    clip = Clip(frames=np.zeros((4, 28, 42, 3), np.uint8), timestamps_s=np.arange(4) / 10, frame_index=np.arange(4),
+                fps=10.0, source="x", source_size=(42, 28))
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        process_clip(clip, ProcessConfig(n_frames=4, recon="classic", tracker="classic", orient="motion"))
+        assert seen == [pytest.approx(GIL_SWITCH_INTERVAL_S, rel=0.01)]
+        assert sys.getswitchinterval() == pytest.approx(0.005, rel=0.01)
+    finally:
+        sys.setswitchinterval(before)

@@ -187,3 +187,32 @@ def test_pairs_run_with_one_blas_thread(monkeypatch, threads):
         list(pair_motions(gray, ClassicTrackerConfig(), threads=threads))
         assert blas_threads == [{1}] * 3  # OpenBLAS's idle threads would spin beside the workers...
         assert counts() == {2}  # ...and it is back afterwards
+
+
+def test_a_pair_waits_queued_for_the_next_free_worker(monkeypatch):
+    """While the caller works on a pair, both workers stay busy: with 2 threads the next two pairs are
+    computed (one was queued), not only the one in flight; the pairs still equal the serial ones."""
+    import time
+
+    started = []
+    original = motion_module.pair_motion
+
+    def recording(gray_a, gray_b, config, dis=None):
+        started.append(int(gray_a[0, 0]))
+        return original(gray_a, gray_b, config, dis)
+
+    gray = to_working(_scene(8).frames, (96, 54))[1].copy()
+    gray[:, 0, 0] = np.arange(len(gray))  # which pair a call is
+    serial = list(pair_motions(gray, ClassicTrackerConfig(), threads=1))
+    monkeypatch.setattr(motion_module, "pair_motion", recording)
+    stream = pair_motions(gray, ClassicTrackerConfig(), threads=2)
+    first = next(stream)
+    deadline = time.monotonic() + 30.0
+    while len(started) < 3 and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert sorted(started) == [0, 1, 2]
+    threaded = [first, *stream]
+    assert len(threaded) == len(serial) == len(gray) - 1
+    for left, right in zip(serial, threaded):
+        for name in ("flow_ab", "flow_ba", "residual", "object_flow", "consistent", "points_a", "points_b"):
+            np.testing.assert_array_equal(getattr(left, name), getattr(right, name), err_msg=name)

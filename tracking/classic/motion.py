@@ -268,8 +268,8 @@ def pair_motions(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
     pairs are independent and OpenCV and numpy release the GIL, so a second core takes the flow of
     the next pair. Each worker takes a DIS flow of its own from a pool (one DIS object must not
     serve two threads at once: it crashes); the frames are read on the caller's thread, in order
-    (a lazy :func:`working_frames` cache is not shared between threads). At most ``threads`` pairs
-    wait, so memory does not grow with T. The pairs are the serial ones: nothing in a pair depends
+    (a lazy :func:`working_frames` cache is not shared between threads). At most ``threads`` + 1
+    pairs wait (one queued for the next free worker), so memory does not grow with T. The pairs are the serial ones: nothing in a pair depends
     on another. Meanwhile OpenCV's own thread pool is set to one thread, and OpenBLAS's to one with any
     ``threads`` (:func:`recon4d.workers.one_blas_thread`; both restored after).
     """
@@ -298,7 +298,10 @@ def pair_motions(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
     cv2.setNumThreads(1)
     try:
         with one_blas_thread():
-            yield from ahead(pairs, work, threads, "recon4d-motion")
+            # one pair more than workers waits in the queue: a worker that finishes starts it at once
+            # instead of idling until the caller, busy summing a pair, asks for the next (one more
+            # PairMotion held, ~2 MiB at 384×216)
+            yield from ahead(pairs, work, threads, "recon4d-motion", queued=1)
     finally:
         cv2.setNumThreads(opencv_threads)
 

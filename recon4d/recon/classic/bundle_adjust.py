@@ -33,13 +33,20 @@ def _exp_so3(omega: np.ndarray) -> np.ndarray:
     return np.eye(3) + a * k + b * (k @ k)
 
 
-def _ba_system(world_to_cam, points, obs_frame, obs_point, observed, focal, huber_px):
-    """Residuals (M, 2) px, robust weights (M,), camera (M, 2, 6) and point (M, 2, 3) Jacobians."""
+def _ba_residual(world_to_cam, points, obs_frame, obs_point, observed, focal):
+    """Residuals (M, 2) px, with the rotation (M, 3, 3), rotated points (M, 3) and camera-frame
+    points (M, 3) they came from; the trial steps' cost needs only these, not the Jacobians."""
     rotation, translation = world_to_cam[obs_frame, :, :3], world_to_cam[obs_frame, :, 3]
     rotated = np.einsum("mij,mj->mi", rotation, points[obs_point])
     camera = rotated + translation
+    residual = (camera[:, :2] / camera[:, 2, None] - observed) * focal
+    return residual, rotation, rotated, camera
+
+
+def _ba_system(world_to_cam, points, obs_frame, obs_point, observed, focal, huber_px):
+    """Residuals (M, 2) px, robust weights (M,), camera (M, 2, 6) and point (M, 2, 3) Jacobians."""
+    residual, rotation, rotated, camera = _ba_residual(world_to_cam, points, obs_frame, obs_point, observed, focal)
     z = camera[:, 2]
-    residual = (camera[:, :2] / z[:, None] - observed) * focal
     d_proj = np.zeros((len(z), 2, 3))
     d_proj[:, 0, 0] = d_proj[:, 1, 1] = focal / z
     d_proj[:, :, 2] = -focal * camera[:, :2] / z[:, None] ** 2
@@ -78,7 +85,7 @@ def bundle_adjust(world_to_cam: np.ndarray, points: np.ndarray, xy: np.ndarray, 
     observed = xy[have[obs_point], obs_frame]
     poses, world = world_to_cam.copy(), points[have].copy()
     damping = 1e-3
-    cost = _robust_cost(_ba_system(poses, world, obs_frame, obs_point, observed, focal, huber_px)[0], huber_px)
+    cost = _robust_cost(_ba_residual(poses, world, obs_frame, obs_point, observed, focal)[0], huber_px)
     for _ in range(n_iterations):
         residual, weight, jac_c, jac_p = _ba_system(poses, world, obs_frame, obs_point, observed, focal, huber_px)
         cam_block, point_block, cross, grad_c, grad_p = _normal_equations(
@@ -103,7 +110,7 @@ def bundle_adjust(world_to_cam: np.ndarray, points: np.ndarray, xy: np.ndarray, 
             trial[:, :, 3] = poses[:, :, 3] + step_c[:, 3:]
             trial_world = world + step_p
             trial_cost = _robust_cost(
-                _ba_system(trial, trial_world, obs_frame, obs_point, observed, focal, huber_px)[0], huber_px)
+                _ba_residual(trial, trial_world, obs_frame, obs_point, observed, focal)[0], huber_px)
             if np.isfinite(trial_cost) and trial_cost < cost:
                 converged = cost - trial_cost < 1e-6 * cost
                 poses, world, cost, improved = trial, trial_world, trial_cost, not converged
