@@ -11,7 +11,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from recon4d.workers import ahead, worker_threads
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+
+from recon4d.workers import share_malloc_arena, worker_threads
 
 MIN_MAP_POINTS = 30  # triangulated points an initial pair must give (and a bundle adjustment needs)
 
@@ -72,8 +75,9 @@ def bundle_adjust(world_to_cam: np.ndarray, points: np.ndarray, xy: np.ndarray, 
     damping. Rotations are updated on the left, R ← exp(δω) R. Returns refined copies; NaN
     points stay NaN. Cost per iteration: Σ (track length)² small blocks plus a (6T)³/3
     Cholesky (about 1 s for 48 frames in all, tens of seconds for 200). The Schur complement, most
-    of an iteration's time, is shared out among ``threads`` worker threads (0: automatic,
-    :func:`~recon4d.workers.worker_threads`), with the same result to the bit.
+    of an iteration's time, is shared out in ``threads`` parts (0: automatic,
+    :func:`~recon4d.workers.worker_threads`): the caller's thread and ``threads`` − 1 workers started
+    once for all iterations, with the same result to the bit.
     """
     threads = worker_threads(threads)
     have = np.flatnonzero(np.isfinite(points[:, 0]))
@@ -83,6 +87,20 @@ def bundle_adjust(world_to_cam: np.ndarray, points: np.ndarray, xy: np.ndarray, 
         return world_to_cam, points
     point_start = np.searchsorted(obs_point, np.arange(n_points + 1))
     observed = xy[have[obs_point], obs_frame]
+    parts = max(1, min(threads, n_frames))
+    if parts > 1:
+        share_malloc_arena()
+    # one pool for every iteration's Schur complement: starting threads per call cost more than they saved
+    with ThreadPoolExecutor(parts - 1, thread_name_prefix="recon4d-schur") if parts > 1 else nullcontext() as pool:
+        return _levenberg_marquardt(world_to_cam, points, have, obs_frame, obs_point, point_start, observed, focal,
+                                    n_iterations, huber_px, parts, pool)
+
+
+def _levenberg_marquardt(world_to_cam, points, have, obs_frame, obs_point, point_start, observed, focal,
+                         n_iterations, huber_px, parts, pool):
+    """:func:`bundle_adjust`'s iterations, the Schur complement shared out in ``parts`` (``pool``: the
+    workers of all but the caller's part, or None for one part)."""
+    n_frames = world_to_cam.shape[0]
     poses, world = world_to_cam.copy(), points[have].copy()
     damping = 1e-3
     cost = _robust_cost(_ba_residual(poses, world, obs_frame, obs_point, observed, focal)[0], huber_px)
@@ -96,7 +114,7 @@ def bundle_adjust(world_to_cam: np.ndarray, points: np.ndarray, xy: np.ndarray, 
             damped_p = point_block + damping * _diagonal(point_block)
             inv_p = np.linalg.inv(damped_p)
             reduced, reduced_rhs = _schur_complement(obs_frame, point_start, cross, inv_p, grad_p, n_frames,
-                                                     threads)
+                                                     parts, pool)
             schur = _block_diag(damped_c[1:]) - reduced[6:, 6:]
             step_c = _solve_spd(schur, -grad_c[1:].ravel() + reduced_rhs[6:])
             if step_c is None:
@@ -157,21 +175,43 @@ def _normal_equations(obs_frame, point_start, residual, weight, jac_c, jac_p, n_
     return cam_block, point_block, cross, grad_c, grad_p
 
 
-def _schur_complement(obs_frame, point_start, cross, inv_p, grad_p, n_frames, threads: int = 1):
+def _schur_complement(obs_frame, point_start, cross, inv_p, grad_p, n_frames, threads: int = 1,
+                      pool: ThreadPoolExecutor | None = None):
     """Σ_p W_p V_p⁻¹ W_pᵀ as a (6T, 6T) matrix and Σ_p W_p V_p⁻¹ g_p (6T,), visiting only the
     pairs of frames that see a common point.
 
     cross: (M, 6, 3) camera–point blocks W per observation (sorted by point); inv_p (P, 3, 3),
-    grad_p (P, 3). With ``threads`` > 1 the frames' rows are shared out among worker threads
-    (frame t to part t mod threads; :func:`_schur_rows` releases the GIL): each entry gets the same
-    additions in the same order as in one thread, so the result is the same to the bit.
+    grad_p (P, 3). With ``threads`` > 1 the frames' rows are shared out in that many parts (frame
+    t to part t mod threads; :func:`_schur_rows` releases the GIL): part 0 on the caller's thread,
+    the others on ``pool``'s workers (a pool started for this call when None). Each entry gets the
+    same additions in the same order as in one thread, so the result is the same to the bit.
+    (The caller used to wait on a pool started per call: on pipeline_speed's clip, 1558 points
+    seen 26446 times, 19.5 ms a call against 13.8 ms in one thread; 9-11 ms now.)
     """
     reduced = np.zeros((6 * n_frames, 6 * n_frames))
     rhs = np.zeros(6 * n_frames)
     parts = max(1, min(threads, n_frames))
-    for _ in ahead(range(parts), lambda part: _schur_rows(obs_frame, point_start, cross, inv_p, grad_p,
-                                                          reduced, rhs, part, parts), parts, "recon4d-schur"):
-        pass
+
+    def rows(part: int) -> None:
+        _schur_rows(obs_frame, point_start, cross, inv_p, grad_p, reduced, rhs, part, parts)
+
+    if parts == 1:
+        rows(0)
+        return reduced, rhs
+    own = pool is None
+    if own:
+        share_malloc_arena()
+        pool = ThreadPoolExecutor(parts - 1, thread_name_prefix="recon4d-schur")
+    try:
+        others = [pool.submit(rows, part) for part in range(1, parts)]
+        try:
+            rows(0)
+        finally:
+            for future in others:
+                future.result()  # the workers write into reduced and rhs: wait for them, even on a failure
+    finally:
+        if own:
+            pool.shutdown()
     return reduced, rhs
 
 
