@@ -57,11 +57,15 @@ def test_moving_scene_end_to_end(moving_video):
 
 
 def test_frames_released_after_tracking_give_the_same_scene(monkeypatch, moving_video):
-    """Issue 12: process_video drops the decoded frames after tracking (reconstruction decodes
-    them again, in order); the scene is the one of the frames held in memory throughout."""
+    """Issue 12: process_video drops the decoded frames after tracking when they take more than
+    KEEP_FRAMES_BYTES (reconstruction decodes them again, in order); the scene is the one of the
+    frames held in memory throughout."""
+    import recon4d.pipeline as pipeline_module
+
     released = []
     release = ReleasableFrames.release
     monkeypatch.setattr(ReleasableFrames, "release", lambda self: released.append(1) or release(self))
+    monkeypatch.setattr(pipeline_module, "KEEP_FRAMES_BYTES", 0)
     config = ProcessConfig(n_frames=12)
     lean = process_video(moving_video.video, config).scene
     assert released == [1]
@@ -69,6 +73,29 @@ def test_frames_released_after_tracking_give_the_same_scene(monkeypatch, moving_
     assert lean.n_objects == held.n_objects >= 1
     for name in ("cam_to_world", "box_xyxy", "center_world", "visible", "orientation"):
         np.testing.assert_array_equal(getattr(lean, name), getattr(held, name), err_msg=name)
+
+
+def test_a_short_clips_frames_stay_decoded_and_are_not_decoded_again(monkeypatch, moving_video):
+    """Issue 11: frames within KEEP_FRAMES_BYTES are kept after tracking (decoding them again cost
+    reconstruction more time than they cost memory); a clip over the bound is released."""
+    import recon4d.pipeline as pipeline_module
+    import recon4d.video as video_module
+
+    passes = []
+    iter_frames = video_module.iter_frames
+    monkeypatch.setattr(video_module, "iter_frames", lambda *a, **k: passes.append(1) or iter_frames(*a, **k))
+    released = []
+    release = ReleasableFrames.release
+    monkeypatch.setattr(ReleasableFrames, "release", lambda self: released.append(1) or release(self))
+    clip = read_clip(moving_video.video, n_frames=12, releasable=True)
+    size = int(np.prod(clip.frames.shape))
+    monkeypatch.setattr(pipeline_module, "KEEP_FRAMES_BYTES", size)
+    passes.clear()
+    process_clip(clip, ProcessConfig(n_frames=12))
+    assert released == [] and not clip.frames.released and passes == []  # never decoded again
+    monkeypatch.setattr(pipeline_module, "KEEP_FRAMES_BYTES", size - 1)
+    process_clip(clip, ProcessConfig(n_frames=12))
+    assert released == [1] and clip.frames.released and len(passes) >= 1
 
 
 def test_static_camera_gives_an_exactly_static_camera(static_video):
