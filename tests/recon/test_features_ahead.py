@@ -52,3 +52,31 @@ def test_read_ahead_gives_the_same_tracks_reading_each_frame_once_in_order(monke
     np.testing.assert_array_equal(results[0].label, results[1].label)
     assert readers[0] == {threading.current_thread().name}
     assert len(readers[1]) == 1 and threading.current_thread().name not in readers[1]
+
+
+def test_the_global_shift_is_measured_on_the_reader_thread_with_the_same_tracks(monkeypatch):
+    """With shift guesses on (a camera that turns), each frame's global shift is measured with its
+    grey image on the reader thread, not between the caller's Lucas–Kanade calls: same tracks."""
+    frames = _panning(n_frames=7)
+    regions = np.zeros(frames.shape[1:3], np.int16)
+    config = TrackerConfig(max_corners=200, shift_guess_px=2.0)
+    measured = []
+    original = features_module.global_shift
+
+    def recording(prev, cur, config):
+        shift = original(prev, cur, config)
+        measured.append((threading.current_thread().name, shift is not None))
+        return shift
+
+    monkeypatch.setattr(features_module, "global_shift", recording)
+    results = []
+    for threads in (1, 2):
+        monkeypatch.setattr(features_module, "worker_threads", lambda setting, threads=threads: threads)
+        measured.clear()
+        results.append(track_features(frames, lambda t: regions, config))
+        names = {name for name, _ in measured}
+        assert len(measured) == len(frames) - 1 and all(found for _, found in measured)  # 4 px a frame: used
+        assert (names == {threading.current_thread().name}) if threads == 1 else \
+            (len(names) == 1 and threading.current_thread().name not in names)
+    np.testing.assert_array_equal(results[0].xy, results[1].xy)
+    np.testing.assert_array_equal(results[0].label, results[1].label)

@@ -220,6 +220,17 @@ def _step_shift(before: np.ndarray, after: np.ndarray, config: TrackerConfig) ->
     return shift.astype(np.float32) if np.linalg.norm(shift) >= config.shift_guess_px else None
 
 
+def _prepared(frames, regions: Callable[[int], np.ndarray], config: TrackerConfig):
+    """Frame t's grey image, (H, W) int16 regions and :func:`global_shift` from frame t − 1 (None
+    for frame 0), in order: what :func:`track_features` needs of a frame before its corners, none of
+    it depending on the tracks, so it is made on the reader thread."""
+    prev = None
+    for t in range(len(frames)):
+        gray = to_gray(frames[t])
+        yield gray, np.asarray(regions(t), np.int16), None if prev is None else global_shift(prev, gray, config)
+        prev = gray
+
+
 def track_features(
     frames: np.ndarray,
     regions: Callable[[int], np.ndarray],
@@ -232,8 +243,9 @@ def track_features(
     module docstring). ``progress(t)`` is called after frame t. Returns :class:`FeatureTracks`.
     Works frame to frame, so only a few grey frames are held at a time; the (N, T, 2) output is
     assembled at the end. Where two CPUs are usable the next frame is read (decoded, when the
-    clip's frames are), turned grey and given its regions in a worker thread while this one
-    follows the corners (:func:`recon4d.workers.read_ahead`; the same frames, in order).
+    clip's frames are), turned grey and given its regions and global shift (:func:`global_shift`)
+    in a worker thread while this one follows the corners (:func:`recon4d.workers.read_ahead`; the
+    same frames, in order).
     """
     dims = check_shape("frames", frames, ("T", "H", "W", 3), dtype_kind="u")
     n_frames, height, width = dims["T"], dims["H"], dims["W"]
@@ -245,10 +257,10 @@ def track_features(
     points = np.zeros((0, 2), np.float32)
     live_labels = np.zeros(0, np.int16)
     prev, last_shift = None, None
-    inputs = ((to_gray(frames[t]), np.asarray(regions(t), np.int16)) for t in range(n_frames))
-    for t, (gray, region) in enumerate(read_ahead(inputs, 1 if worker_threads(0) > 1 else 0)):
+    for t, (gray, region, frame_shift) in enumerate(read_ahead(_prepared(frames, regions, config),
+                                                               1 if worker_threads(0) > 1 else 0)):
         if prev is not None and len(points):
-            starts = [shift for shift in (global_shift(prev, gray, config), last_shift) if shift is not None]
+            starts = [shift for shift in (frame_shift, last_shift) if shift is not None]
             before = points
             points, kept = _follow(prev, gray, points, config, starts)
             kept &= _labels_at(region, points) == live_labels
