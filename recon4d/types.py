@@ -290,6 +290,10 @@ class Tracks2D:
     masks:      (K, T, H, W) bool at the clip's frame size, or None.
     scores:     (K, T) float32 detection confidence in [0, 1], NaN where not visible or not
                 known; None when the tracker gives no scores.
+    dropped:    how many candidate tracks the tracker found and dropped as no object, by reason
+                (the classic tracker's ``cleanup.drop_reason``: {"scene_share": 2, ...}); empty when
+                it dropped none or does not say. Evidence of how confused the tracker was by the
+                clip (``RefineConfig.clip_dropped``); not stored in the scene store.
     """
 
     ids: np.ndarray
@@ -299,6 +303,7 @@ class Tracks2D:
     visible: np.ndarray
     masks: Any = None
     scores: np.ndarray | None = None
+    dropped: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         dims = check_shape("ids", _coerce(self, "ids", np.int32), ("K",))
@@ -311,6 +316,8 @@ class Tracks2D:
             check_shape("masks", self.masks, ("K", "T", None, None), dims, "b")
         if self.scores is not None:
             check_shape("scores", _coerce(self, "scores", np.float32), ("K", "T"), dims)
+        if any(not isinstance(n, int) or n < 0 for n in self.dropped.values()):
+            raise ValueError(f"Tracks2D.dropped must count tracks (integers >= 0); got {self.dropped!r}.")
 
     @property
     def n_objects(self) -> int:

@@ -1,5 +1,7 @@
 """recon4d/lift/quality.py: the post-lift trajectory step and the quality record it builds."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -250,6 +252,34 @@ def test_in_a_clip_where_most_tracks_are_no_object_every_track_is_trusted_less()
     assert any("most tracks of this clip are no trustworthy object" in w for w in result.warnings)
     two = refine(*scene_inputs([person, ghosts[0]], [(0.5, 1.7)] * 2, ["person"] * 2)).quality.score
     assert two[0] == pytest.approx(raw[0])  # too few tracks to judge the clip
+
+
+def test_tracks_the_tracker_dropped_as_scene_count_in_the_clip_median_as_score_0():
+    # Two clean tracks (false ones, to the tracker's later eye: a wrongly deep patch of scene
+    # scores as well as a person) and one ghost kept, two tracks dropped as part of the scene:
+    # the clip is judged as one of 5 tracks, median the ghost's score, not one of 3 (median high).
+    people = [walking(), walking(depth=8.0, seed=5)]
+    ghost = walking(depth=7.0, noise=2.0, seed=1)
+    tracks, lifted, intrinsics = scene_inputs([*people, ghost], [(0.5, 1.7)] * 3, ["person"] * 3)
+    raw = refine(tracks, lifted, intrinsics, config=RefineConfig(clip_min_tracks=99, noise_fraction=None)).quality.score
+    assert raw[0] > 0.9 and raw[1] > 0.9 and raw[2] < RefineConfig().clip_median_full
+    assert np.array_equal(refine(tracks, lifted, intrinsics).quality.score, raw)  # median of the 3 kept: no factor
+    dropped = replace(tracks, dropped={"scene_share": 2, "epipolar": 4})
+    result = refine(dropped, lifted, intrinsics)
+    np.testing.assert_allclose(result.quality.score, raw * raw[2] / RefineConfig().clip_median_full, rtol=1e-5)
+    assert any("2 the tracker dropped as part of the scene" in w for w in result.warnings)
+    # only the reasons asked for count ("epipolar" drops flow ghosts in most clips)
+    ignored = RefineConfig(clip_dropped=(), noise_fraction=None)
+    assert np.array_equal(refine(dropped, lifted, intrinsics, config=ignored).quality.score, raw)
+    # dropped tracks count towards clip_min_tracks too: 1 kept ghost + 2 dropped is a clip of 3
+    alone = refine(replace(scene_inputs([ghost], [(0.5, 1.7)], ["person"])[0], dropped={"scene_share": 2}),
+                   *scene_inputs([ghost], [(0.5, 1.7)], ["person"])[1:]).quality.score
+    assert alone[0] == pytest.approx(0.0, abs=1e-6)  # median of (ghost, 0, 0) is 0
+    none_kept = refine(replace(scene_inputs([ghost], [(0.5, 1.7)], ["person"])[0], visible=np.zeros((1, N_FRAMES), bool),
+                               dropped={"scene_share": 3}), *scene_inputs([ghost], [(0.5, 1.7)], ["person"])[1:])
+    assert not any("most tracks of this clip" in w for w in none_kept.warnings)  # nothing to scale, nothing to say
+    with pytest.raises(ValueError, match="clip_dropped"):
+        RefineConfig(clip_dropped="scene_share")
 
 
 def test_a_jittery_track_is_trusted_less_than_a_steady_one():

@@ -45,6 +45,14 @@ def test_tracks_need_one_category_per_object_and_unique_ids():
                  visible=np.ones((2, 3), bool))
 
 
+def test_tracks_count_what_the_tracker_dropped_in_whole_tracks():
+    boxes, visible = np.zeros((1, 3, 4)), np.ones((1, 3), bool)
+    assert Tracks2D([0], ("ball",), [False], boxes, visible).dropped == {}
+    assert Tracks2D([0], ("ball",), [False], boxes, visible, dropped={"scene_share": 2}).dropped == {"scene_share": 2}
+    with pytest.raises(ValueError, match="dropped"):
+        Tracks2D([0], ("ball",), [False], boxes, visible, dropped={"scene_share": -1})
+
+
 def test_orientations_shapes():
     o = Orientations(angles_deg=np.zeros((2, 3, 3)), conf=np.zeros((2, 3)))
     assert o.angles_deg.dtype == np.float32

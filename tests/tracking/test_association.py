@@ -417,5 +417,7 @@ def test_clean_tracks_drops_a_track_detected_in_under_nine_of_32_frames():
                                   min_steady_travel=0.0, background_contrast=0.0)
     short = make_track({t: square(10 + 6.0 * t, 20) for t in range(8)})
     enough = make_track({t: square(10 + 6.0 * t, 20) for t in range(9)})
-    assert clean_tracks([short], motion, frames, config) == []
+    dropped: dict[str, int] = {}
+    assert clean_tracks([short], motion, frames, config, dropped) == []
+    assert dropped == {"frames": 1}
     assert clean_tracks([enough], motion, frames, config) == [enough]

@@ -188,6 +188,8 @@ def test_walking_camera_finds_the_mover_and_not_the_walls(seed):
     assert all(share < 0.5 for k, share in enumerate(on_walls) if k != mover), on_walls
     # Measured: seed 1 also has one track of ~60 px on the ground at the box's foot (frames 1-6).
     assert tracks.n_objects <= 2
+    # the clean-up's drops reach the quality step (measured: 3-5 brief flickers per seed)
+    assert tracks.dropped.get("frames", 0) >= 1, tracks.dropped
     _, empty = walking_clip(seed, with_mover=False)
     assert ClassicTracker().track(empty).n_objects == 0
 

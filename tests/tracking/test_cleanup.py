@@ -73,9 +73,13 @@ def test_clean_tracks_drops_a_track_that_moves_with_the_scene():
                   min_steady_travel=0.0, background_contrast=0.0)
     images = np.random.default_rng(1).integers(0, 255, (N_FRAMES, HEIGHT, WIDTH, 3), dtype=np.uint8)
     motion, patch = scene((0.0, 0.0))
-    assert clean_tracks([patch], motion, images, ClassicTrackerConfig(scene_share=0.25, **config)) == []
+    dropped: dict[str, int] = {}
+    assert clean_tracks([patch], motion, images, ClassicTrackerConfig(scene_share=0.25, **config), dropped) == []
+    assert dropped == {"scene_share": 1}  # counted by reason, for the quality step's clip rule
     motion, patch = scene((0.0, 0.0))
-    assert len(clean_tracks([patch], motion, images, ClassicTrackerConfig(**config))) == 1  # off by default
+    dropped = {}
+    assert len(clean_tracks([patch], motion, images, ClassicTrackerConfig(**config), dropped)) == 1  # off by default
+    assert dropped == {}
     motion, mover = scene((0.0, 2.0))
     assert len(clean_tracks([mover], motion, images, ClassicTrackerConfig(scene_share=0.25, **config))) == 1
 

@@ -31,6 +31,7 @@ __all__ = [
     "background_texture",
     "clean_tracks",
     "drop_duplicates",
+    "drop_reason",
     "extend_backwards",
     "point_support",
     "scene_share",
@@ -358,8 +359,32 @@ def off_epipolar(track: Track, motion: MotionField, config: ClassicTrackerConfig
     return used < 0.5 * len(frames) or offset >= min(config.min_epipolar_px, config.epipolar_noise_ratio * noise)
 
 
+def drop_reason(track: Track, motion: MotionField, images: np.ndarray, n_frames: int, config: ClassicTrackerConfig,
+                noise_cache: dict | None = None) -> str | None:
+    """Why :func:`clean_tracks` drops a track before joining fragments (None: kept), cheapest test first:
+    ``"frames"`` (detected in too few frames), ``"area"`` (too small), ``"point_support"``, ``"travel"``,
+    ``"epipolar"`` (keeps to its epipolar lines), ``"scene_share"``, ``"background_texture"``."""
+    height, width = images.shape[1:3]
+    # written as `not kept-test` so a NaN measure drops, as before
+    if not len(track.detected) >= max(config.min_frames, math.ceil(config.min_frame_fraction * n_frames - 1e-9)):
+        return "frames"
+    if not np.median([track.masks[t].sum() for t in track.detected]) >= config.min_area_fraction * height * width:
+        return "area"
+    if not point_support(track, motion.moving_points) >= config.min_point_support:
+        return "point_support"
+    if not travel(track, motion) >= _min_travel(track, n_frames, config) * _median_diagonal(track):
+        return "travel"
+    if not off_epipolar(track, motion, config, noise_cache):
+        return "epipolar"
+    if config.scene_share > 0 and scene_share(track, motion, config) >= config.scene_share:
+        return "scene_share"
+    if background_texture(track, motion, images, config):
+        return "background_texture"
+    return None
+
+
 def clean_tracks(tracks: list[Track], motion: MotionField, images: np.ndarray,
-                 config: ClassicTrackerConfig = ClassicTrackerConfig()) -> list[Track]:
+                 config: ClassicTrackerConfig = ClassicTrackerConfig(), dropped: dict[str, int] | None = None) -> list[Track]:
     """Stitch fragments, drop weak tracks, absorb fragments, drop duplicates, extend the rest backwards.
 
     Tracks detected in fewer than max(``min_frames``, ``min_frame_fraction`` · T) frames,
@@ -372,22 +397,21 @@ def clean_tracks(tracks: list[Track], motion: MotionField, images: np.ndarray,
     a translating camera (:func:`off_epipolar`), that look like the background around them
     and move no more than the camera's flow error (:func:`background_texture`), or whose image
     motion at least ``scene_share`` (0: off, the default) of the ring around them shares (:func:`scene_share`)
-    are dropped.
+    are dropped (:func:`drop_reason`). ``dropped``, when given, counts them in place by reason
+    (the quality step reads how confused the tracker was from it; fragments absorbed or dropped
+    as duplicates are pieces of a kept track and are not counted).
     Returns the tracks in order of first appearance.
     """
     n_frames, height, width = images.shape[:3]
     tracks = stitch(list(tracks), (width, height), config)
-    min_area = config.min_area_fraction * height * width
-    min_frames = max(config.min_frames, math.ceil(config.min_frame_fraction * n_frames - 1e-9))
     noise_cache: dict = {}
-    kept = [track for track in tracks
-            if len(track.detected) >= min_frames
-            and np.median([track.masks[t].sum() for t in track.detected]) >= min_area
-            and point_support(track, motion.moving_points) >= config.min_point_support
-            and travel(track, motion) >= _min_travel(track, n_frames, config) * _median_diagonal(track)
-            and off_epipolar(track, motion, config, noise_cache)
-            and not (config.scene_share > 0 and scene_share(track, motion, config) >= config.scene_share)
-            and not background_texture(track, motion, images, config)]
+    kept = []
+    for track in tracks:
+        reason = drop_reason(track, motion, images, n_frames, config, noise_cache)
+        if reason is None:
+            kept.append(track)
+        elif dropped is not None:
+            dropped[reason] = dropped.get(reason, 0) + 1
     kept = drop_duplicates(absorb_fragments(kept, config), config)
     extend_backwards(kept, motion, images, config)
     kept.sort(key=lambda track: (min(track.boxes), -len(track.detected)))

@@ -38,7 +38,8 @@ The ``classic`` track backend (DESIGN §4). At a reduced working resolution (lon
    under a translating camera (``min_epipolar_px``: depth errors of the background) or whose
    image motion the scene right around them shares (``scene_share``, off by default: a patch of a pillar or a
    parked car at a depth the background model got wrong, a piece of a larger mover) are
-   dropped; small tracks clinging to a larger one join it, pieces of another are dropped;
+   dropped (counted by reason in ``Tracks2D.dropped``: the quality step's clip rule reads
+   them); small tracks clinging to a larger one join it, pieces of another are dropped;
    each track is carried back before its first detection, out of the track it was merged with.
 6. Masks at the clip frame size: the mask cut to the pixels whose colours are more common in
    it than around it (``colour_trim``, :func:`.segment.trim_to_colours`: flow smear, the ground
@@ -275,7 +276,8 @@ class ClassicTracker:
                 else None
             lap("background")
         seconds["segment"] = detections.seconds  # found during association (on worker threads: overlapping it)
-        tracks = clean_tracks(tracks, motion, images, config)
+        dropped: dict[str, int] = {}
+        tracks = clean_tracks(tracks, motion, images, config, dropped)
         del motion, detections  # the flows are not needed for masks and labels
         lap("cleanup")
         n_tracks = len(tracks)
@@ -324,7 +326,7 @@ class ClassicTracker:
         self.last_stage_seconds = seconds
         return Tracks2D(ids=np.arange(n_tracks), categories=categories, is_agent=is_agent,
                         boxes_xyxy=_to_source(boxes, size, clip.source_size).astype(np.float32),
-                        visible=visible, masks=masks)
+                        visible=visible, masks=masks, dropped=dropped)
 
     def _track_user_boxes(self, clip: Clip, gray: np.ndarray, size: tuple[int, int], progress) -> Tracks2D:
         n_boxes = len(self.user_boxes)
