@@ -421,3 +421,27 @@ def test_clean_tracks_drops_a_track_detected_in_under_nine_of_32_frames():
     assert clean_tracks([short], motion, frames, config, dropped) == []
     assert dropped == {"frames": 1}
     assert clean_tracks([enough], motion, frames, config) == [enough]
+
+
+def test_stitch_near_joins_differently_coloured_pieces_where_the_velocity_puts_them():
+    """A mover cut by the motion mask into pieces of different colours (a person's shirt, then its
+    legs): the second piece starts 3 frames on where the first's velocity puts it. With
+    ``stitch_near_diagonals`` it continues the first whatever its colours; off (the old rule) or
+    far from the predicted place it does not."""
+
+    def pieces(x_late: float) -> list[Track]:
+        early = make_track({t: square(10 + 3 * t, 20) for t in range(4)})
+        late = make_track({t: square(x_late + 3 * (t - 6), 20) for t in range(6, 10)})
+        early.colours = np.zeros(128, np.float32)
+        early.colours[0] = 1.0
+        late.first_colours = np.zeros(128, np.float32)
+        late.first_colours[5] = 1.0
+        return [early, late]
+
+    near = ClassicTrackerConfig(stitch_near_diagonals=1.0)
+    joined = stitch(pieces(28), (WIDTH, HEIGHT), near)
+    assert len(joined) == 1 and sorted(joined[0].detected) == [0, 1, 2, 3, 6, 7, 8, 9]
+    assert len(stitch(pieces(28), (WIDTH, HEIGHT), ClassicTrackerConfig())) == 2
+    # 30 px past where the velocity puts it: more than a box diagonal (17 px) away
+    assert len(stitch(pieces(58), (WIDTH, HEIGHT), near)) == 2
+

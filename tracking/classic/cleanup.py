@@ -164,7 +164,8 @@ def scene_share(track: Track, motion: MotionField, config: ClassicTrackerConfig 
     return float(np.median(shares)) if shares else 0.0
 
 
-def stitch(tracks: list[Track], size: tuple[int, int], config: ClassicTrackerConfig) -> list[Track]:
+def stitch(tracks: list[Track], size: tuple[int, int], config: ClassicTrackerConfig,
+           short_frames: int | None = None) -> list[Track]:
     """Join track fragments: B continues A when B's first detection comes after A's last,
     within ``stitch_max_gap`` frames, with colours at least ``colour_min_similarity``
     alike, areas within a factor 3 (unless one is cut by the image border) and a jump from
@@ -172,7 +173,13 @@ def stitch(tracks: list[Track], size: tuple[int, int], config: ClassicTrackerCon
     2 · ``max_coast`` + 1 frames (what coasting could have bridged); after a longer gap, from
     there or from where A was last seen, under ``max_jump`` of the diagonal (an object hidden
     behind another for a while reappears near where it went, not anywhere of its colour). Best-matching pairs first; A's coasted
-    frames from B's start on give way."""
+    frames from B's start on give way.
+
+    With ``stitch_near_diagonals`` > 0, B also continues A whatever their colours when it starts within
+    2 · ``max_coast`` + 1 frames where A's velocity puts it within that many of A's last box diagonals,
+    and both are detected in fewer than ``short_frames`` frames (None: any): the pieces of one mover the
+    motion mask cut differently (a person's shirt, then legs), too short to be kept alone; tracks long
+    enough to stand on their own keep the colour test."""
     width, height = size
     diagonal = math.hypot(width, height)
     coast_gap = 2 * config.max_coast + 1
@@ -194,9 +201,14 @@ def stitch(tracks: list[Track], size: tuple[int, int], config: ClassicTrackerCon
                     continue
                 # cheapest tests first (speed): masks are unpacked for their areas only for a candidate
                 similarity = colour_similarity(early.colours, late.first_colours)
-                if not (similarity >= config.colour_min_similarity and (best is None or similarity > best[0])):
+                if best is not None and similarity <= best[0]:
                     continue
                 jump = np.linalg.norm(centre(late.boxes[start]) - centre(early.boxes[end] + np.tile(early.velocity * gap, 2)))
+                if similarity < config.colour_min_similarity and not (
+                        config.stitch_near_diagonals > 0 and 0 < gap <= coast_gap
+                        and (short_frames is None or max(len(early.detected), len(late.detected)) < short_frames)
+                        and jump <= config.stitch_near_diagonals * _diagonal(early.boxes[end])):
+                    continue
                 if gap > coast_gap:  # a velocity carried that far (often of a box cut by the border) misleads
                     jump = min(jump, np.linalg.norm(centre(late.boxes[start]) - centre(early.boxes[end])))
                 if not jump <= config.max_jump * diagonal * (gap if gap <= coast_gap else 1):
@@ -215,6 +227,10 @@ def stitch(tracks: list[Track], size: tuple[int, int], config: ClassicTrackerCon
         early.detected |= late.detected
         early.colours = late.colours
         del tracks[b]
+
+
+def _diagonal(box: np.ndarray) -> float:
+    return float(np.linalg.norm(box[2:] - box[:2]))
 
 
 def extend_backwards(tracks: list[Track], motion: MotionField, images: np.ndarray,
@@ -403,7 +419,8 @@ def clean_tracks(tracks: list[Track], motion: MotionField, images: np.ndarray,
     Returns the tracks in order of first appearance.
     """
     n_frames, height, width = images.shape[:3]
-    tracks = stitch(list(tracks), (width, height), config)
+    min_frames = max(config.min_frames, math.ceil(config.min_frame_fraction * n_frames - 1e-9))
+    tracks = stitch(list(tracks), (width, height), config, min_frames)
     noise_cache: dict = {}
     kept = []
     for track in tracks:

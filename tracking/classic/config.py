@@ -219,6 +219,12 @@ class ClassicTrackerConfig:
     stitch_max_gap: int = 13
     """Most frames between two fragments of one track that clean-up stitches (an object hidden
     behind another for a while; 2 · max_coast + 1 = 9 before, which left such objects in two tracks)."""
+    stitch_near_diagonals: float = 0.0
+    """A fragment that starts within 2 · ``max_coast`` + 1 frames of a track's last detection, where the
+    track's own velocity puts it within this many of the track's last box diagonals, continues it
+    whatever its colours (the pieces of one mover the motion mask cut differently: a person's shirt, then
+    legs), when both are too short to be kept alone (see cleanup.stitch). 0 (the default): colours must be
+    ``colour_min_similarity`` alike for every stitch."""
     hidden_min_similarity: float = 0.5
     """A track carried back into another's mask (merged movers) stays while its colours are this alike."""
     max_jump: float = 0.4
@@ -332,8 +338,9 @@ class ClassicTrackerConfig:
         if self.scene_ring_px <= SMEAR_PX or self.scene_flow_px < 0 or self.scene_flow_relative < 0:
             fail(f"scene_ring_px must exceed {SMEAR_PX} and scene_flow_px, scene_flow_relative be at least 0, got "
                  f"{self.scene_ring_px}, {self.scene_flow_px} and {self.scene_flow_relative}.")
-        if self.stitch_max_gap < 0:
-            fail(f"stitch_max_gap must be at least 0, got {self.stitch_max_gap}.")
+        if self.stitch_max_gap < 0 or self.stitch_near_diagonals < 0:
+            fail(f"stitch_max_gap and stitch_near_diagonals must be at least 0, got {self.stitch_max_gap} and "
+                 f"{self.stitch_near_diagonals}.")
         if self.min_frames < 1 or self.max_coast < 0:
             fail(f"min_frames must be ≥ 1 and max_coast ≥ 0, got {self.min_frames} and {self.max_coast}.")
         for name in ("plane_min_fraction", "plane_min_spread", "min_area_fraction", "min_frame_fraction",
