@@ -136,17 +136,21 @@ def held_still(xy: np.ndarray, bg_seen: np.ndarray, focal: float, min_shift_px: 
     turn), so it is never still while the frame moves; the subject at the focus of expansion
     agrees with every essential matrix, and no RANSAC rejects it.
     """
-    step = xy[:, 1:] - xy[:, :-1]  # (N, T - 1, 2)
-    both = bg_seen[:, 1:] & bg_seen[:, :-1]
-    median = np.zeros(both.shape[1])
-    for t in range(both.shape[1]):  # T - 1 medians over the tracks of one step
-        if both[:, t].sum() >= MIN_MAP_POINTS:
-            median[t] = np.linalg.norm(np.median(step[both[:, t], t], axis=0)) * focal
-    judged = both & (median >= min_shift_px)[None]
-    with np.errstate(invalid="ignore"):
-        still = judged & (np.linalg.norm(step, axis=-1) * focal < ratio * median[None])
-    n_judged = judged.sum(axis=1)
-    return (n_judged > 0) & (2 * still.sum(axis=1) >= n_judged)
+    # One step at a time: (N, T − 1) temporaries of a long clip's tracks (tens of thousands of
+    # tracks over 300 frames) took ~300 MiB at once (benchmarks/memory.py).
+    n_judged = np.zeros(len(xy), np.int64)
+    n_still = np.zeros(len(xy), np.int64)
+    for t in range(xy.shape[1] - 1):  # T − 1 steps, each vectorised over the tracks seen at both ends
+        rows = np.flatnonzero(bg_seen[:, t] & bg_seen[:, t + 1])
+        if len(rows) < MIN_MAP_POINTS:
+            continue
+        step = xy[rows, t + 1] - xy[rows, t]
+        median = np.linalg.norm(np.median(step, axis=0)) * focal
+        if not median >= min_shift_px:
+            continue
+        n_judged[rows] += 1
+        n_still[rows] += np.linalg.norm(step, axis=-1) * focal < ratio * median
+    return (n_judged > 0) & (2 * n_still >= n_judged)
 
 
 def _median_motion_px(xy_a: np.ndarray, xy_b: np.ndarray, focal: float) -> float:
