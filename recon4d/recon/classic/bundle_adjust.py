@@ -8,11 +8,11 @@ threads.
 
 from __future__ import annotations
 
-import numba
-import numpy as np
-
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
+
+import numba
+import numpy as np
 
 from recon4d.workers import share_malloc_arena, worker_threads
 
