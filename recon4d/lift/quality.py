@@ -90,7 +90,7 @@ class RefineConfig:
     """Tracks the tracker dropped for these reasons (``Tracks2D.dropped``) count in the clip's
     median as tracks scoring 0: dropping a track the scene around it moves with is evidence of
     the same confusion, not a clip that got cleaner. (Measured on seeds 101–130: with the
-    tracker's ``scene_share`` on (its default since), walk scene 124 kept 3 of its 5 tracks, the
+    tracker's ``scene_share`` on (off by default), walk scene 124 kept 3 of its 5 tracks, the
     median of the 3 rose above ``clip_median_full`` and its two false tracks passed the gate,
     40/40 → 13/40 of the default-gated questions right; counted, 35/40, the 5 wrong about the
     camera's speed.) Other

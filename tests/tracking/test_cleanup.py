@@ -78,18 +78,10 @@ def test_clean_tracks_drops_a_track_that_moves_with_the_scene():
     assert dropped == {"scene_share": 1}  # counted by reason, for the quality step's clip rule
     motion, patch = scene((0.0, 0.0))
     dropped = {}
-    assert len(clean_tracks([patch], motion, images, ClassicTrackerConfig(scene_share=0.0, **config), dropped)) == 1
-    assert dropped == {}  # 0 turns it off
-    motion, patch = scene((0.0, 0.0))
-    assert clean_tracks([patch], motion, images, ClassicTrackerConfig(**config)) == []  # on by default (0.25)
+    assert len(clean_tracks([patch], motion, images, ClassicTrackerConfig(**config), dropped)) == 1  # off by default
+    assert dropped == {}
     motion, mover = scene((0.0, 2.0))
     assert len(clean_tracks([mover], motion, images, ClassicTrackerConfig(scene_share=0.25, **config))) == 1
-
-
-def test_scene_share_is_on_by_default():
-    # 0.25: with the quality step counting its drops (RefineConfig.clip_dropped), it no longer lets a
-    # confused clip's false tracks pass the gate (pipeline_fidelity, dev 101-130 and 131-150)
-    assert ClassicTrackerConfig().scene_share == 0.25
 
 
 def test_scene_settings_are_validated():

@@ -5,7 +5,7 @@ fragments of one mover are joined (:func:`stitch`), tracks too brief, too small 
 sparse motion evidence are dropped, small tracks that cling to a larger one join it
 (:func:`absorb_fragments`), tracks that are a piece of another are dropped
 (:func:`drop_duplicates`), tracks that look like the background around them and move with the
-camera are dropped (:func:`background_texture`), as are tracks whose image motion the
+camera are dropped (:func:`background_texture`), as are, when asked, tracks whose image motion the
 scene right around them shares (:func:`scene_share`: a patch of static scene at a depth the
 background model got wrong, a piece of a larger mover), and each track is carried back before its
 first detection, out of the track it was merged with (:func:`extend_backwards`);
@@ -412,7 +412,7 @@ def clean_tracks(tracks: list[Track], motion: MotionField, images: np.ndarray,
     in at least ``steady_fraction`` of the frames), that keep to their epipolar lines under
     a translating camera (:func:`off_epipolar`), that look like the background around them
     and move no more than the camera's flow error (:func:`background_texture`), or whose image
-    motion at least ``scene_share`` (0.25 by default; 0: off) of the ring around them shares (:func:`scene_share`)
+    motion at least ``scene_share`` (0: off, the default) of the ring around them shares (:func:`scene_share`)
     are dropped (:func:`drop_reason`). ``dropped``, when given, counts them in place by reason
     (the quality step reads how confused the tracker was from it; fragments absorbed or dropped
     as duplicates are pieces of a kept track and are not counted).

@@ -36,7 +36,7 @@ The ``classic`` track backend (DESIGN §4). At a reduced working resolution (lon
    moving corners (``min_point_support``), that never move away from their start against
    the background (``min_travel``: ghosts, flow errors) or that keep to their epipolar lines
    under a translating camera (``min_epipolar_px``: depth errors of the background) or whose
-   image motion the scene right around them shares (``scene_share``, 0.25 by default: a patch of a pillar or a
+   image motion the scene right around them shares (``scene_share``, off by default: a patch of a pillar or a
    parked car at a depth the background model got wrong, a piece of a larger mover) are
    dropped (counted by reason in ``Tracks2D.dropped``: the quality step's clip rule reads
    them); small tracks clinging to a larger one join it, pieces of another are dropped;
