@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import recon4d.recon.classic.bundle_adjust as ba_module
-from recon4d.recon.classic.bundle_adjust import _schur_complement, bundle_adjust
+from recon4d.recon.classic.bundle_adjust import _schur_complement, bundle_adjust, schur_workers
 from tests.recon.test_classic import orbit, perturbed_start, synthetic_tracks
 
 
@@ -44,7 +44,8 @@ def _slow_schur(obs_frame, point_start, cross, inv_p, grad_p, n_frames):
 def test_threaded_schur_complement_equals_one_thread_to_the_bit(threads):
     args = _blocks()
     serial = _schur_complement(*args, 1)
-    shared = _schur_complement(*args, threads)
+    with schur_workers(threads) as pool:
+        shared = _schur_complement(*args, threads, pool)
     np.testing.assert_array_equal(shared[0], serial[0])
     np.testing.assert_array_equal(shared[1], serial[1])
     slow = _slow_schur(*args)
@@ -61,7 +62,8 @@ def test_schur_rows_run_in_worker_threads(monkeypatch):
         return original(*args)
 
     monkeypatch.setattr(ba_module, "_schur_rows", recording)
-    _schur_complement(*_blocks(), 2)
+    with schur_workers(2) as pool:
+        _schur_complement(*_blocks(), 2, pool)
     assert len(names) == 2 and names.count(threading.current_thread().name) == 1  # one part on the caller
     assert sum(name.startswith("recon4d-schur") for name in names) == 1  # the other on a worker
 

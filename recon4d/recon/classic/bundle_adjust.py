@@ -8,8 +8,9 @@ threads.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 
 import numba
 import numpy as np
@@ -88,10 +89,8 @@ def bundle_adjust(world_to_cam: np.ndarray, points: np.ndarray, xy: np.ndarray, 
     point_start = np.searchsorted(obs_point, np.arange(n_points + 1))
     observed = xy[have[obs_point], obs_frame]
     parts = max(1, min(threads, n_frames))
-    if parts > 1:
-        share_malloc_arena()
     # one pool for every iteration's Schur complement: starting threads per call cost more than they saved
-    with ThreadPoolExecutor(parts - 1, thread_name_prefix="recon4d-schur") if parts > 1 else nullcontext() as pool:
+    with schur_workers(parts) as pool:
         return _levenberg_marquardt(world_to_cam, points, have, obs_frame, obs_point, point_start, observed, focal,
                                     n_iterations, huber_px, parts, pool)
 
@@ -175,43 +174,43 @@ def _normal_equations(obs_frame, point_start, residual, weight, jac_c, jac_p, n_
     return cam_block, point_block, cross, grad_c, grad_p
 
 
-def _schur_complement(obs_frame, point_start, cross, inv_p, grad_p, n_frames, threads: int = 1,
+@contextlib.contextmanager
+def schur_workers(parts: int) -> Iterator[ThreadPoolExecutor | None]:
+    """The worker threads of all but the caller's part of :func:`_schur_complement` (None for one
+    part), started once for as many calls as the block makes."""
+    if parts <= 1:
+        yield None
+        return
+    share_malloc_arena()
+    with ThreadPoolExecutor(parts - 1, thread_name_prefix="recon4d-schur") as pool:
+        yield pool
+
+
+def _schur_complement(obs_frame, point_start, cross, inv_p, grad_p, n_frames, parts: int = 1,
                       pool: ThreadPoolExecutor | None = None):
     """Σ_p W_p V_p⁻¹ W_pᵀ as a (6T, 6T) matrix and Σ_p W_p V_p⁻¹ g_p (6T,), visiting only the
     pairs of frames that see a common point.
 
     cross: (M, 6, 3) camera–point blocks W per observation (sorted by point); inv_p (P, 3, 3),
-    grad_p (P, 3). With ``threads`` > 1 the frames' rows are shared out in that many parts (frame
-    t to part t mod threads; :func:`_schur_rows` releases the GIL): part 0 on the caller's thread,
-    the others on ``pool``'s workers (a pool started for this call when None). Each entry gets the
-    same additions in the same order as in one thread, so the result is the same to the bit.
-    (The caller used to wait on a pool started per call: on pipeline_speed's clip, 1558 points
-    seen 26446 times, 19.5 ms a call against 13.8 ms in one thread; 9-11 ms now.)
+    grad_p (P, 3). With ``parts`` > 1 the frames' rows are shared out in that many parts (frame
+    t to part t mod parts; :func:`_schur_rows` releases the GIL): part 0 on the caller's thread,
+    the others on ``pool``'s workers (:func:`schur_workers`). Each entry gets the same additions
+    in the same order as in one part, so the result is the same to the bit. (A pool started per
+    call, which the caller waited on, was slower than one thread: on pipeline_speed's clip, 1558
+    points seen 26446 times, 19.5 ms a call against 13.8 ms; 9-11 ms with the pool kept.)
     """
     reduced = np.zeros((6 * n_frames, 6 * n_frames))
     rhs = np.zeros(6 * n_frames)
-    parts = max(1, min(threads, n_frames))
 
     def rows(part: int) -> None:
         _schur_rows(obs_frame, point_start, cross, inv_p, grad_p, reduced, rhs, part, parts)
 
-    if parts == 1:
-        rows(0)
-        return reduced, rhs
-    own = pool is None
-    if own:
-        share_malloc_arena()
-        pool = ThreadPoolExecutor(parts - 1, thread_name_prefix="recon4d-schur")
+    others = [pool.submit(rows, part) for part in range(1, parts)]
     try:
-        others = [pool.submit(rows, part) for part in range(1, parts)]
-        try:
-            rows(0)
-        finally:
-            for future in others:
-                future.result()  # the workers write into reduced and rhs: wait for them, even on a failure
+        rows(0)
     finally:
-        if own:
-            pool.shutdown()
+        for future in others:
+            future.result()  # the workers write into reduced and rhs: wait for them, even on a failure
     return reduced, rhs
 
 
