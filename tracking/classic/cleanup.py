@@ -347,7 +347,12 @@ def drop_duplicates(tracks: list[Track], config: ClassicTrackerConfig) -> list[T
 
 
 def _median_diagonal(track: Track) -> float:
-    return float(np.median([np.linalg.norm(track.boxes[t][2:] - track.boxes[t][:2]) for t in track.detected]))
+    return float(np.median([_diagonal(track.boxes[t]) for t in track.detected]))
+
+
+def _min_frames(n_frames: int, config: ClassicTrackerConfig) -> int:
+    """Frames a track must be detected in to be kept: max(``min_frames``, ``min_frame_fraction`` · T)."""
+    return max(config.min_frames, math.ceil(config.min_frame_fraction * n_frames - 1e-9))
 
 
 def _min_travel(track: Track, n_frames: int, config: ClassicTrackerConfig) -> float:
@@ -382,7 +387,7 @@ def drop_reason(track: Track, motion: MotionField, images: np.ndarray, n_frames:
     ``"epipolar"`` (keeps to its epipolar lines), ``"scene_share"``, ``"background_texture"``."""
     height, width = images.shape[1:3]
     # written as `not kept-test` so a NaN measure drops, as before
-    if not len(track.detected) >= max(config.min_frames, math.ceil(config.min_frame_fraction * n_frames - 1e-9)):
+    if not len(track.detected) >= _min_frames(n_frames, config):
         return "frames"
     if not np.median([track.masks[t].sum() for t in track.detected]) >= config.min_area_fraction * height * width:
         return "area"
@@ -419,8 +424,7 @@ def clean_tracks(tracks: list[Track], motion: MotionField, images: np.ndarray,
     Returns the tracks in order of first appearance.
     """
     n_frames, height, width = images.shape[:3]
-    min_frames = max(config.min_frames, math.ceil(config.min_frame_fraction * n_frames - 1e-9))
-    tracks = stitch(list(tracks), (width, height), config, min_frames)
+    tracks = stitch(list(tracks), (width, height), config, _min_frames(n_frames, config))
     noise_cache: dict = {}
     kept = []
     for track in tracks:
