@@ -20,8 +20,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from recon4d.qa_compiler.compiler import CompileConfig, compile_scene
-from recon4d.qa_compiler.quality_gate import apply_quality_gate
+from recon4d.qa_compiler.compiler import CompileConfig, compile_scene, gate_scene
 from recon4d.quality import MAX_DEPTH_JUMP_M, motion_limits
 from recon4d.store import open_scene
 from recon4d.types import Scene
@@ -80,7 +79,7 @@ def implausible(scene: Scene, record) -> bool:
 def audit(path: str, per_scene: int, seed: int) -> dict:
     scene = open_scene(path)
     config = CompileConfig(n_per_scene=per_scene, seed=seed)
-    gate = apply_quality_gate(scene, config.min_quality, config.max_depth_jump_m, config.min_pose_inliers)
+    gate, _ = gate_scene(scene, config)
     out = {"store": path, "camera_path": round(float(np.linalg.norm(np.diff(scene.cam_to_world[:, :3, 3], axis=0),
                                                                        axis=1).sum()), 3),
            "camera_motion": None if scene.camera_quality is None else scene.camera_quality.motion,

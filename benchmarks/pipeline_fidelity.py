@@ -150,38 +150,25 @@ def quality_gate(config_type=None):
     Feature-detected, so the benchmark runs before and after the gate exists: the gate is
     offered when ``CompileConfig`` has a ``min_quality`` field (None = off). The gated config
     is the compiler's default (the gate a user gets); the ungated one sets ``min_quality``
-    to None. ``gate(scene) → (view, noisy, min_stability)`` when
-    ``qa_compiler.quality_gate.apply_quality_gate`` exists, else None: ``view`` is its gated
-    view (what the gate refuses is hidden); ``noisy`` the copies of that view carrying the
-    recorded trajectory error (``noisy_scenes``, when offered; else []) on which the compiler
+    to None. ``gate(scene) → (view, noisy, min_stability)`` when the compiler offers
+    ``gate_scene``, else None: ``view`` is the gated view (what the gate refuses is hidden);
+    ``noisy`` the copies of that view carrying the recorded trajectory error, on which the compiler
     keeps only answers that hold on ``min_stability`` of them.
     """
-    from recon4d.qa_compiler.compiler import CompileConfig
+    from recon4d.qa_compiler import compiler
 
-    config_type = config_type or CompileConfig
+    config_type = config_type or compiler.CompileConfig
     fields = {field.name for field in dataclasses.fields(config_type)}
     if "min_quality" not in fields:
         return None
     gated = config_type()
     ungated = dataclasses.replace(gated, min_quality=None)
-    try:
-        from recon4d.qa_compiler.quality_gate import apply_quality_gate
-    except ImportError:
+    if not hasattr(compiler, "gate_scene"):
         return ungated, gated, None
-    try:
-        from recon4d.qa_compiler.quality_gate import noisy_scenes
-    except ImportError:
-        noisy_scenes = None
-    extra = {name: getattr(gated, name) for name in ("max_depth_jump_m", "min_pose_inliers", "exact_camera_inliers")
-             if name in fields}
-    noise_extra = {"exact_camera_inliers": extra["exact_camera_inliers"]} if "exact_camera_inliers" in extra else {}
-    draws = getattr(gated, "stability_draws", 0)
 
     def gate(scene):
-        view = apply_quality_gate(scene, gated.min_quality, **extra).scene
-        noisy = (noisy_scenes(view, np.random.default_rng(0), draws, **noise_extra)
-                 if noisy_scenes is not None and draws else [])
-        return view, noisy, getattr(gated, "min_stability", 1.0)
+        result, noisy = compiler.gate_scene(scene, gated, np.random.default_rng(0))
+        return result.scene, noisy, gated.min_stability
 
     return ungated, gated, gate
 

@@ -35,8 +35,8 @@ from recon4d.geometry import umeyama_sim3
 from recon4d.lift.lifting import LiftConfig, lift_objects
 from recon4d.lift.quality import refine_objects
 from recon4d.orient.motion import MotionOrienter
-from recon4d.qa_compiler.compiler import CompileConfig, answer_stability, compile_scene, plan_from_record, reanswer
-from recon4d.qa_compiler.quality_gate import apply_quality_gate, noisy_scenes
+from recon4d.qa_compiler.compiler import (CompileConfig, answer_stability, compile_scene, gate_scene, plan_from_record,
+                                          reanswer)
 from recon4d.qa_compiler.questions import Skip, get_type
 from recon4d.qa_compiler.rules import get_profile
 from recon4d.quality import MAX_DEPTH_JUMP_M, motion_limits
@@ -131,9 +131,8 @@ def implausible(scene: Scene, record) -> bool:
 def question_figures(gt: Scene, est: Scene, seed: int, per_scene: int) -> dict:
     config = CompileConfig(n_per_scene=per_scene, seed=seed)
     records, _ = compile_scene(est, replace(config, min_quality=None), video_id=f"synth{seed}")
-    gated = apply_quality_gate(est, config.min_quality, config.max_depth_jump_m, config.min_pose_inliers,
-                               config.exact_camera_inliers).scene
-    noisy = noisy_scenes(gated, np.random.default_rng(seed), config.stability_draws, config.exact_camera_inliers)
+    gate, noisy = gate_scene(est, config, np.random.default_rng(seed))
+    gated = gate.scene
     profile = get_profile(config.profile)
     outcome = defaultdict(list)
     for record in records:

@@ -27,7 +27,7 @@ import numpy as np
 
 from recon4d.qa_compiler.distractors import MODES, DistractorError, make_distractors, place_answer
 from recon4d.qa_compiler.observers import CAMERA, entity_label
-from recon4d.qa_compiler.quality_gate import GateReport, apply_quality_gate, noisy_scenes
+from recon4d.qa_compiler.quality_gate import GateReport, GateResult, apply_quality_gate, noisy_scenes
 from recon4d.qa_compiler.questions import Answer, QuestionPlan, Skip, get_type, registered
 from recon4d.qa_compiler.records import QUESTION_TYPES, QARecord
 from recon4d.qa_compiler.rules import get_profile, load_kernels
@@ -229,6 +229,19 @@ class CompileReport:
         return "\n".join(lines)
 
 
+def gate_scene(scene: Scene, config: CompileConfig,
+               rng: np.random.Generator | None = None) -> tuple[GateResult, list[Scene]]:
+    """The quality gate with ``config``'s settings (``min_quality``, not None; ``max_depth_jump_m``,
+    ``min_pose_inliers``, ``exact_camera_inliers``): its result (:func:`.quality_gate.apply_quality_gate`)
+    and the ``stability_draws`` noisy copies of its view that answers must hold on
+    (:func:`.quality_gate.noisy_scenes`, drawn from ``rng``; none when ``rng`` is None). The one place
+    the gate's settings are passed on, for the compiler and the benchmarks that rebuild its view."""
+    gate = apply_quality_gate(scene, config.min_quality, config.max_depth_jump_m, config.min_pose_inliers,
+                              config.exact_camera_inliers)
+    noisy = [] if rng is None else noisy_scenes(gate.scene, rng, config.stability_draws, config.exact_camera_inliers)
+    return gate, noisy
+
+
 def scene_digest(scene: Scene) -> str:
     """sha256 of the scene content questions are compiled from (times, poses, objects)."""
     digest = hashlib.sha256()
@@ -328,12 +341,10 @@ def compile_scene(
     digest = scene_digest(scene)  # of the store as written, not of the gated view
     gate, noisy = None, []
     if config.min_quality is not None:
-        gate = apply_quality_gate(scene, config.min_quality, config.max_depth_jump_m, config.min_pose_inliers,
-                                  config.exact_camera_inliers)
-        scene = gate.scene
         # its own generator, so the questions drawn do not depend on the number of draws
-        noisy = noisy_scenes(scene, np.random.default_rng([int(config.seed) & (2**64 - 1), stable_hash(video_id), 1]),
-                             config.stability_draws, config.exact_camera_inliers)
+        gate, noisy = gate_scene(scene, config, np.random.default_rng([int(config.seed) & (2**64 - 1),
+                                                                        stable_hash(video_id), 1]))
+        scene = gate.scene
     index = SceneIndex(scene, config.sampling)
     weights = None if config.type_weights is None else dict(config.type_weights)
     active = [t for t in config.types if weights is None or weights.get(t, 0.0) > 0]
