@@ -213,7 +213,7 @@ def test_two_processes_train_like_one_with_their_batch(qa_copy, tmp_path):
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                            "-m", "recon4d.cli.main", "train", str(TINY_YAML), "-o", str(tmp_path / "two"),
                            *common], cwd=REPO, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stderr[-20000:]  # enough to hold every rank's own traceback
     assert "engine: plain on cpu" in done.stderr and "2 process(es)" in done.stderr
     one = train(tiny_config(qa_copy / "qa.jsonl", tmp_path / "one", model={"fusion": "gsm"},
                             run={"max_steps": 3, "batch_size": 2}), echo=lambda _: None)
