@@ -16,6 +16,7 @@ visual token (7B: 8192 × 2 bytes × 1728 tokens ≈ 28 MB per 32-frame 480² vi
 from __future__ import annotations
 
 import hashlib
+import time
 import warnings
 from pathlib import Path
 
@@ -24,6 +25,8 @@ import numpy as np
 from recon4d.errors import OutputError
 
 CACHE_FORMAT, CACHE_VERSION = "recon4d.geometry_cache", 1
+ROOT_TRIES, ROOT_RETRY_S = 20, 0.05
+"""How often, and how far apart, a process reads a root group another process is creating."""
 
 
 def default_cache_path(data_file: str | Path) -> Path:
@@ -70,18 +73,32 @@ class GeometryCache:
         self._ensure_root()
 
     def _ensure_root(self) -> None:
+        """Open the root group, or create it with its attributes in one write. The processes of one
+        launch (torchrun ranks) open the same root at the same moment: one that loses the race to
+        create it, or finds its ``zarr.json`` half written, reads it again."""
         import zarr
+        from zarr.errors import ContainsGroupError
 
-        if (self.root / "zarr.json").is_file():
-            attrs = dict(zarr.open_group(str(self.root), mode="r").attrs)
-            if attrs.get("format") != CACHE_FORMAT:
-                self.disable(f"{self.root} exists but is not a recon4d geometry cache")
-            return
-        try:
-            group = zarr.open_group(str(self.root), mode="a")
-            group.attrs.update({"format": CACHE_FORMAT, "version": CACHE_VERSION})
-        except OSError as exc:
-            self.disable(f"cannot create {self.root} ({exc.strerror or exc})")
+        marker = {"format": CACHE_FORMAT, "version": CACHE_VERSION}
+        for _ in range(ROOT_TRIES):
+            if (self.root / "zarr.json").is_file():
+                try:
+                    attrs = dict(zarr.open_group(str(self.root), mode="r").attrs)
+                except (ValueError, OSError):  # another process is writing it
+                    time.sleep(ROOT_RETRY_S)
+                    continue
+                if attrs.get("format") != CACHE_FORMAT:
+                    self.disable(f"{self.root} exists but is not a recon4d geometry cache")
+                return
+            try:
+                zarr.create_group(str(self.root), zarr_format=3, attributes=marker)
+                return
+            except ContainsGroupError:
+                continue  # another process created it first: read it
+            except OSError as exc:
+                self.disable(f"cannot create {self.root} ({exc.strerror or exc})")
+                return
+        self.disable(f"cannot read {self.root / 'zarr.json'} after {ROOT_TRIES} tries")
 
     def disable(self, reason: str) -> None:
         """Stop using the cache (say why once); training goes on with the encoder."""

@@ -136,6 +136,36 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(qa_copy, tmp_path):
     assert not np.array_equal(epoch_order(24, 0, 1), epoch_order(24, 0, 2))
 
 
+def test_processes_opening_one_new_cache_at_once_all_use_it(tmp_path):
+    """torchrun's ranks open the data's cache root at the same moment: none may fail or turn it off
+    (a rank that raised here died before DDP's first broadcast, and the launch with it)."""
+    import threading
+    import warnings
+
+    from recon4d.vlm.geometry_cache import GeometryCache
+
+    failures, enabled = [], []
+
+    def open_at(root, start):
+        start.wait()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # a cache turned off warns
+                enabled.append(GeometryCache(root, "encoder").enabled)
+        except Exception as exc:  # noqa: BLE001 - every failure is the finding
+            failures.append(f"{type(exc).__name__}: {exc}")
+
+    for n in range(40):
+        start = threading.Barrier(4)
+        threads = [threading.Thread(target=open_at, args=(tmp_path / f"c{n}.zarr", start)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert not failures, failures[:3]
+    assert enabled == [True] * 160
+
+
 def test_cached_geometry_features_equal_recomputed_and_spare_the_encoder(qa_copy, tmp_path):
     from recon4d.vlm.data import FrameConfig, load_items
     from recon4d.vlm.geometry_cache import GeometryCache, encoder_fingerprint
