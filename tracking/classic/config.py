@@ -128,6 +128,26 @@ class ClassicTrackerConfig:
     """...and this many px per step..."""
     long_baseline_support: float = 0.3
     """...and its one-step residual reaches this fraction of the frame's threshold."""
+    long_step_frames: int = 0
+    """Frames apart of the k-step motion test (long_baseline.long_step_moving: frame t against t − k on the flow
+    composed over the k steps, with a background model of its own), on frames with a translating camera; 0 (the
+    default) turns it off. At 3 it flags much more of the movers (benchmarks/motion_evidence.py, all its pixels:
+    orbit and walk of 103-124 object pixels .42/.39 -> .51/.55, frames .56/.50 -> .67/.73, false .043/.038 ->
+    .063/.062; follow 105-130 .224 -> .257, frames .31 -> .35, false .056 -> .063; motion CPU +24 %) but the
+    tracks built on it are worse (benchmarks/track_diagnose.py: orbit and walk 103-129 recall 19 -> 18 of 58,
+    precision 19/40 -> 18/48; only the parts apart from the one-step movers: 17/44; sigma 7: 18/43; follow
+    105-150 recall 6 of 49 either way, precision 6/15 -> 6/18), and so are the labels (pipeline_fidelity --seeds
+    101-130: recall .396 -> .388, precision .604 -> .519, ID switches 5.60 -> 4.90 per 10 tracks, centre error
+    .638 -> .627, camera ATE .017 -> .024 of the path (follow 110 .076 -> .146, 105 .004 -> .067), QA over all
+    .261 -> .266, gated .888 @ 7.4 % -> .880 @ 8.3 %, as compiled .842 (804/955) -> .850 (760/894)). The followed
+    subjects stay unfound (see long_step_moving: over these baselines a followed subject moves like a static
+    point)..."""
+    long_step_grid_px: int = 8
+    """...its background model fitted on the composed flow sampled every this many pixels..."""
+    long_step_sigma: float = 4.0
+    """...a pixel moves when its k-step relative residual exceeds median + this · 1.4826 · MAD of the frame's..."""
+    long_step_apart: bool = True
+    """...and only its parts clear of the one-step movers are added (long_baseline.apart)."""
     border_fraction: float = 0.03
     """Pixels this close to the border (fraction of the long side), or that the background moves as
     close, show no motion: dense flow is unreliable where content enters or leaves the frame."""
@@ -321,6 +341,9 @@ class ClassicTrackerConfig:
         if not 0.0 <= self.long_baseline_decay < 1.0 or self.long_baseline_floor_px < 0:
             fail(f"long_baseline_decay must lie in [0, 1) and long_baseline_floor_px be at least 0, got "
                  f"{self.long_baseline_decay} and {self.long_baseline_floor_px}.")
+        if self.long_step_frames < 0 or self.long_step_grid_px < 1:
+            fail(f"long_step_frames must be at least 0 and long_step_grid_px at least 1, got "
+                 f"{self.long_step_frames} and {self.long_step_grid_px}.")
         if self.turn_max_stretch < 0:
             fail(f"turn_max_stretch must be at least 0 (0: off), got {self.turn_max_stretch}.")
         if self.plane_bound_planes < 0:

@@ -26,7 +26,7 @@ from recon4d.tracking.classic.background import (
     relative_residual,
 )
 from recon4d.tracking.classic.config import ClassicTrackerConfig
-from recon4d.tracking.classic.long_baseline import ClipMemory
+from recon4d.tracking.classic.long_baseline import ClipMemory, apart, long_step_moving
 from recon4d.tracking.classic.pose import resolve_pose
 from recon4d.tracking.classic.segment import moving_components
 from recon4d.types import FRAME_BATCH, FrameSequence, ProgressFn
@@ -558,6 +558,11 @@ def _fill_motion(motion: MotionField, gray, config: ClassicTrackerConfig, progre
             mask |= memory.moving(frame, value, float(thresholds[frame]), observable, whole, forward, backward)
         elif memory is not None:
             memory.forget()
+        if config.long_step_frames and pairs[max(frame - 1, 0)][0].kind == "epipolar":
+            # a followed subject: still like the fixation point over one step, not over k (long_step_moving)
+            found = long_step_moving(observable, backward, forward, frame, config)
+            if found is not None:
+                mask |= apart(found[0], mask, config) if config.long_step_apart else found[0]
         moving[frame] = mask
         if compact:
             components = moving_components(mask, config) if mask.any() else []
