@@ -140,8 +140,7 @@ class ClassicTrackerConfig:
     101-130: recall .396 -> .388, precision .604 -> .519, ID switches 5.60 -> 4.90 per 10 tracks, centre error
     .638 -> .627, camera ATE .017 -> .024 of the path (follow 110 .076 -> .146, 105 .004 -> .067), QA over all
     .261 -> .266, gated .888 @ 7.4 % -> .880 @ 8.3 %, as compiled .842 (804/955) -> .850 (760/894)). The followed
-    subjects stay unfound (see long_step_moving: over these baselines a followed subject moves like a static
-    point)..."""
+    subjects of 115 and 120 stay unfound: their one-step flow, which it composes, is wrong (see long_step_moving)..."""
     long_step_grid_px: int = 8
     """...its background model fitted on the composed flow sampled every this many pixels..."""
     long_step_sigma: float = 4.0
