@@ -1,4 +1,5 @@
-"""Tests of tracking/classic/cleanup.py: the scene-share rule (cleanup.scene_share)."""
+"""Tests of tracking/classic/cleanup.py: the scene-share rule (cleanup.scene_share) and the cut of tracks
+whose object changes (cleanup.split_steps)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 
 from recon4d.tracking.classic.association import Track
 from recon4d.tracking.classic.background import BackgroundMotion
-from recon4d.tracking.classic.cleanup import clean_tracks, scene_share
+from recon4d.tracking.classic.cleanup import clean_tracks, scene_share, split_steps
 from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.motion import MotionField
 
@@ -89,3 +90,58 @@ def test_scene_settings_are_validated():
         ClassicTrackerConfig(scene_ring_px=4)
     with pytest.raises(Exception, match="scene_share"):
         ClassicTrackerConfig(scene_share=1.5)
+
+
+def joined_track(n_frames: int = 20, step_at: int = 10, later_colour=(0, 0, 255), skip: tuple[int, ...] = ()) \
+        -> tuple[Track, np.ndarray]:
+    """A track and its (n_frames, HEIGHT, WIDTH, 3) uint8 RGB images on grey: a 6 × 6 red patch before
+    ``step_at`` (a false start), then a 16 × 16 patch of ``later_colour`` that it took over (a mover
+    coming out next to it), both drifting right 1 px a frame; frames in ``skip`` have no detection."""
+    images = np.full((n_frames, HEIGHT, WIDTH, 3), 128, np.uint8)
+    track = Track()
+    for t in range(n_frames):
+        mask = np.zeros((HEIGHT, WIDTH), bool)
+        if t < step_at:
+            mask[10:16, 10 + t:16 + t] = True
+            images[t][mask] = (255, 0, 0)
+        else:
+            mask[30:46, 10 + t:26 + t] = True
+            images[t][mask] = later_colour
+        if t in skip:
+            track.add(t, mask)  # coasted
+        else:
+            track.add(t, mask, np.full(128, 1 / 128, np.float32))
+    return track, images
+
+
+def test_split_steps_cuts_a_false_start_from_the_mover_it_joined():
+    track, images = joined_track(skip=(9,))
+    early, late = split_steps([track], images, ClassicTrackerConfig(step_area_ratio=3.0))
+    assert early.detected == set(range(9)) and late.detected == set(range(10, 20))
+    assert sorted(early.boxes) == list(range(10))  # the coasted frame 9 goes with the detection it came from
+    assert sorted(late.boxes) == list(range(10, 20))
+    assert np.array_equal(late.masks[12], track.masks[12]) and np.array_equal(late.boxes[12], track.boxes[12])
+    # off by default: the same list back
+    tracks = [track]
+    assert split_steps(tracks, images, ClassicTrackerConfig()) is tracks
+
+
+def test_split_steps_keeps_what_is_one_object_or_too_short_to_cut():
+    config = ClassicTrackerConfig(step_area_ratio=3.0)
+    approaching, images = joined_track(later_colour=(255, 0, 0))  # grows, same colours: one object
+    assert len(split_steps([approaching], images, config)) == 1
+    short, images = joined_track(n_frames=20, step_at=17)  # 3 frames after the step: under min_frames
+    assert len(split_steps([short], images, config)) == 1
+    assert len(split_steps([short], images, ClassicTrackerConfig(step_area_ratio=3.0, min_frame_fraction=0.1))) == 2
+    hidden, images = joined_track(n_frames=26, step_at=13, skip=tuple(range(10, 16)))  # a gap stitch bridged
+    assert len(split_steps([hidden], images, config)) == 1
+    assert len(split_steps([hidden], images, ClassicTrackerConfig(step_area_ratio=3.0, max_coast=6))) == 2
+    gentle, images = joined_track()
+    assert len(split_steps([gentle], images, ClassicTrackerConfig(step_area_ratio=8.0))) == 1  # 7.1 times the area
+
+
+def test_step_settings_are_validated():
+    with pytest.raises(Exception, match="step_area_ratio"):
+        ClassicTrackerConfig(step_area_ratio=0.5)
+    with pytest.raises(Exception, match="step_max_similarity"):
+        ClassicTrackerConfig(step_max_similarity=1.5)

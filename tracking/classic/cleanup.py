@@ -35,6 +35,7 @@ __all__ = [
     "extend_backwards",
     "point_support",
     "scene_share",
+    "split_steps",
     "stitch",
     "surround_contrast",
     "travel",
@@ -229,6 +230,95 @@ def stitch(tracks: list[Track], size: tuple[int, int], config: ClassicTrackerCon
         del tracks[b]
 
 
+def _step_cut(track: Track, hsv: dict, images: np.ndarray, least: int,
+              config: ClassicTrackerConfig) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """The frame to cut ``track`` at (:func:`split_steps`) and the mean colour histograms of the w
+    detected frames before and after it, or None.
+
+    Over the track's detected frames f_0 < … < f_{n−1} (areas a_i of their masks) and w =
+    ``step_window``, a cut before f_i (w ≤ i ≤ n − w) is a step when median(a_i … a_{i+w−1}) and
+    median(a_{i−w} … a_{i−1}) differ by at least ``step_area_ratio`` and the mean hue–saturation
+    histograms of those two runs of frames are under ``step_max_similarity`` alike; both pieces must
+    keep at least ``least`` detected frames, and no two of the 2w frames may lie more than
+    ``max_coast`` + 1 apart (a join over a longer gap is :func:`stitch`'s). The largest step wins
+    (between equal ones, the largest change of area from f_{i−1} to f_i). ``hsv``: frame →
+    (h, w, 3) HSV image, filled on demand (colours are read only where the area steps).
+    """
+    frames, window = sorted(track.detected), config.step_window
+    if len(frames) < 2 * window:
+        return None
+    areas = np.array([np.count_nonzero(track.masks[t]) for t in frames], np.float64)
+    gaps = np.diff(frames)
+    steps = []
+    for i in range(window, len(frames) - window + 1):
+        if min(i, len(frames) - i) < least or np.max(gaps[i - window:i + window - 1]) > config.max_coast + 1:
+            continue  # across a longer gap stitch judged the join (an object hidden for a while)
+        before, after = np.median(areas[i - window:i]), np.median(areas[i:i + window])
+        step = abs(math.log(max(after, 1.0) / max(before, 1.0)))
+        if step >= math.log(config.step_area_ratio):
+            # ties (the medians hold over a few cuts around a step) go to the sharpest change between neighbours
+            steps.append((step, abs(math.log(max(areas[i], 1.0) / max(areas[i - 1], 1.0))), i))
+    colours: dict[int, np.ndarray] = {}
+
+    def mean_colours(run: list[int]) -> np.ndarray:
+        for t in run:
+            if t not in colours:
+                if t not in hsv:
+                    hsv[t] = cv2.cvtColor(images[t], cv2.COLOR_RGB2HSV)
+                window_slice = mask_window(track.masks[t])
+                colours[t] = colour_histogram(hsv[t][window_slice], track.masks[t][window_slice])
+        return np.mean([colours[t] for t in run], axis=0)
+
+    for _, _, i in sorted(steps, reverse=True):
+        similarity = colour_similarity(mean_colours(frames[i - window:i]), mean_colours(frames[i:i + window]))
+        if similarity < config.step_max_similarity:
+            return frames[i], mean_colours(frames[i - window:i]), mean_colours(frames[i:i + window])
+    return None
+
+
+def _cut(track: Track, start: int, colours_before: np.ndarray, colours_after: np.ndarray) -> tuple[Track, Track]:
+    """``track``'s frames before ``start`` and from it on, as two tracks (coasted frames go with the
+    detection they were carried from: the earlier piece keeps those before ``start``); the colours
+    each piece has at the cut (histograms) become the earlier one's last and the later one's first."""
+    early, late = Track(), Track()
+    for t in sorted(track.boxes):
+        piece = early if t < start else late
+        piece.boxes[t], piece.masks[t] = track.boxes[t], track.masks[t]
+    early.detected = {t for t in track.detected if t < start}
+    late.detected = {t for t in track.detected if t >= start}
+    early.colours, early.first_colours = colours_before, track.first_colours
+    late.colours, late.first_colours = track.colours, colours_after
+    early.velocity = late.velocity = track.velocity
+    return early, late
+
+
+def split_steps(tracks: list[Track], images: np.ndarray, config: ClassicTrackerConfig) -> list[Track]:
+    """Cut tracks where their object changes: where the mask area steps by ``step_area_ratio`` while
+    the colours change (:func:`_step_cut`), repeatedly; pieces keep the tracks' order.
+
+    Association joins a detection to a track by overlap, nearness and colour, one frame at a time:
+    a track born on a false mover (a road marking at the border moving with the background) takes
+    over a real mover that comes out next to it, and a track whose object stops may take another that
+    passes; the box then grows or shrinks several times over in a few frames. Cut there, each piece
+    faces :func:`drop_reason` as a track of its own (a piece that moved with the background fails it).
+    images: (T, h, w, 3) uint8 RGB. 0 ``step_area_ratio``: the tracks unchanged.
+    """
+    if config.step_area_ratio <= 0:
+        return tracks
+    least = _min_frames(len(images), config)
+    hsv: dict[int, np.ndarray] = {}
+    result: list[Track] = []
+    pending = list(reversed(tracks))
+    while pending:
+        track = pending.pop()
+        cut = _step_cut(track, hsv, images, least, config)
+        if cut is None:
+            result.append(track)
+        else:
+            pending.extend(reversed(_cut(track, *cut)))
+    return result
+
+
 def _diagonal(box: np.ndarray) -> float:
     return float(np.linalg.norm(box[2:] - box[:2]))
 
@@ -406,7 +496,8 @@ def drop_reason(track: Track, motion: MotionField, images: np.ndarray, n_frames:
 
 def clean_tracks(tracks: list[Track], motion: MotionField, images: np.ndarray,
                  config: ClassicTrackerConfig = ClassicTrackerConfig(), dropped: dict[str, int] | None = None) -> list[Track]:
-    """Stitch fragments, drop weak tracks, absorb fragments, drop duplicates, extend the rest backwards.
+    """Stitch fragments, cut tracks whose object changes (:func:`split_steps`, off by default), drop weak
+    tracks, absorb fragments, drop duplicates, extend the rest backwards.
 
     Tracks detected in fewer than max(``min_frames``, ``min_frame_fraction`` · T) frames,
     with a median detected area under ``min_area_fraction``, or with moving corners
@@ -425,6 +516,7 @@ def clean_tracks(tracks: list[Track], motion: MotionField, images: np.ndarray,
     """
     n_frames, height, width = images.shape[:3]
     tracks = stitch(list(tracks), (width, height), config, _min_frames(n_frames, config))
+    tracks = split_steps(tracks, images, config)
     noise_cache: dict = {}
     kept = []
     for track in tracks:
