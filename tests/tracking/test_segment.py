@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
+from recon4d.errors import Recon4dError
 from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.segment import (
     bin_histogram,
@@ -109,6 +111,23 @@ def test_moving_components_and_detections():
     assert len(detect_moving_regions(touching, config)) == 1
     assert len(detect_moving_regions(touching, config, touching_flow, touching_flow)) == 2
     assert detect_moving_regions(np.zeros((HEIGHT, WIDTH), bool), config) == []
+
+
+def test_component_floor_drops_small_components_only_from_detections():
+    moving = np.zeros((HEIGHT, WIDTH), bool)
+    moving[10:30, 10:30] = True  # a mover: 400 px, 8 % of the frame
+    moving[40:48, 50:58] = True  # a flow-error blob: 64 px, 1.3 %, over min_area_fraction's 0.1 %
+    config = ClassicTrackerConfig(close_fraction=0.01)
+    assert len(moving_components(moving, config)) == 2
+    floored = ClassicTrackerConfig(close_fraction=0.01, component_min_area_fraction=0.02)
+    components = moving_components(moving, floored)
+    assert len(components) == 1 and components[0][20, 20]
+    assert [d.box.tolist() for d in detect_moving_regions(moving, floored)] == [[10, 10, 30, 30]]
+    # the larger of the two floors holds: min_area_fraction still drops what it did
+    assert moving_components(moving, ClassicTrackerConfig(close_fraction=0.01, min_area_fraction=0.1,
+                                                           component_min_area_fraction=0.02)) == []
+    with pytest.raises(Recon4dError, match="component_min_area_fraction"):
+        ClassicTrackerConfig(component_min_area_fraction=1.5)
 
 
 def test_fill_mask_fills_holes_or_takes_the_hull():

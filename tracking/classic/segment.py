@@ -60,13 +60,15 @@ def moving_components(moving: np.ndarray, config: ClassicTrackerConfig = Classic
 
     Opened with a 3 px ellipse (speckle), closed with one of ``close_fraction`` of the long
     side (a mover's motion is patchy where it has no texture); components under
-    ``min_area_fraction`` of the frame are dropped.
+    ``min_area_fraction`` or ``component_min_area_fraction`` of the frame are dropped (the
+    latter: most small components are background flow errors, which association takes for a
+    mover's continuation and cleanup for tracks).
     """
     height, width = moving.shape
     cleaned = cv2.morphologyEx(moving.astype(np.uint8), cv2.MORPH_OPEN, ellipse(3))
     cleaned = cv2.morphologyEx(cleaned, cv2.MORPH_CLOSE, ellipse(round(config.close_fraction * max(height, width))))
     n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(cleaned, connectivity=8)
-    min_area = config.min_area_fraction * height * width
+    min_area = max(config.min_area_fraction, config.component_min_area_fraction) * height * width
     keep = [i for i in range(1, n_labels) if stats[i, cv2.CC_STAT_AREA] >= max(min_area, 4)]
     keep.sort(key=lambda i: -stats[i, cv2.CC_STAT_AREA])
     return [labels == i for i in keep]
