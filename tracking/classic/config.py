@@ -128,6 +128,17 @@ class ClassicTrackerConfig:
     """...and this many px per step..."""
     long_baseline_support: float = 0.3
     """...and its one-step residual reaches this fraction of the frame's threshold."""
+    flow_shift_px: float = 0.0
+    """Where the picture moves at least this many px between two frames (motion.global_shift), dense flow is taken
+    again from that shift and kept where it explains the frame better (motion.shifted_flow), and the
+    corners' matches are moved by that flow before the background model is fitted; 0 (the default) turns it off.
+    On follow scenes 115 and 120 the camera turns 10-15 deg a sampled step and the background moves 70-125 px
+    (672 px frames) while DIS flow, LK and the phase correlation follow the subject, which stays put (median error
+    against the true flow 88 px on the two-frame steps); at 16 the flow's median error on 115 went 22.9 -> 5.4 px
+    (working size, 120 unchanged: its shift is not found), the followed subjects' pixels flagged 115 .12 -> .43
+    (frames .19 -> .66), 120 .13 -> .33 (benchmarks/motion_evidence.py, follow 105-130: pixels .224 -> .286,
+    frames .31 -> .40, false .056 -> .059; motion CPU +72 %: two more DIS flows a pair), but no more tracks are
+    matched (benchmarks/track_diagnose.py, follow 105-150: recall 6 of 49 both, precision 6/15 -> 6/19)..."""
     long_step_frames: int = 0
     """Frames apart of the k-step motion test (long_baseline.long_step_moving: frame t against t − k on the flow
     composed over the k steps, with a background model of its own), on frames with a translating camera; 0 (the
@@ -366,6 +377,8 @@ class ClassicTrackerConfig:
         if not 0.0 <= self.long_baseline_decay < 1.0 or self.long_baseline_floor_px < 0:
             fail(f"long_baseline_decay must lie in [0, 1) and long_baseline_floor_px be at least 0, got "
                  f"{self.long_baseline_decay} and {self.long_baseline_floor_px}.")
+        if self.flow_shift_px < 0:
+            fail(f"flow_shift_px must be at least 0 (0: off), got {self.flow_shift_px}.")
         if self.long_step_frames < 0 or self.long_step_grid_px < 1:
             fail(f"long_step_frames must be at least 0 and long_step_grid_px at least 1, got "
                  f"{self.long_step_frames} and {self.long_step_grid_px}.")
