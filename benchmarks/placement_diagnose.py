@@ -15,7 +15,10 @@ with the classic recon's depth cue per frame (contact, bridged, size, triangulat
 object's median ratio of estimated to true distance, the frames whose track box overlaps the
 GT box less than 0.5 (the tracker's box on something else, or cut, or merged) and the frames
 the quality record passes. Totals: each part's share of the summed squared error, by category
-and by cue, so the biggest cause is read off the table. Every track (matched or not) is listed
+and by cue, so the biggest cause is read off the table. The quality record's noise is set against
+the error it should describe: per object, the RMS error along and across the ray over the frames
+the record trusts whose box is good, over the recorded ``noise_m`` (the QA gate draws its
+stability noise from it; 1 would be honest). Every track (matched or not) is listed
 with its quality-record fields and its lifted centre's noise relative to its distance; per
 field, how well it tells matched from unmatched tracks (AUC) — what the QA gate's score is
 built from.
@@ -137,6 +140,9 @@ def diagnose(seed: int, kind: str) -> dict:
         bottom = est.box_xyxy[e, both, 3] - gt.box_xyxy[g, both, 3]
         covers = fm.box_iou(gt.box_xyxy[g, both], est.box_xyxy[e, both]) >= fm.MIN_IOU
         trusted = np.ones(len(truth), bool) if quality is None else quality.frame_ok[e, both]
+        checked = trusted & good
+        noise = None if quality is None else scale * float(quality.noise_m[e])
+        calibrated = checked.sum() >= 3 and noise is not None and np.isfinite(noise) and noise > 0
         rows.append({
             "seed": seed, "camera": kind, "g": g, "e": e, "gt_cat": gt.categories[g], "est_cat": est.categories[e],
             "frames": int(both.sum()), "gt_dist_m": round(float(np.median(np.linalg.norm(truth, axis=1))), 2),
@@ -152,6 +158,9 @@ def diagnose(seed: int, kind: str) -> dict:
             "bottom_px_median": round(float(np.median(bottom)), 1),
             "cues": {CUES[c]: int(n) for c, n in zip(*np.unique(frames_cue, return_counts=True))},
             "score": None if quality is None else round(float(quality.score[e]), 3),
+            "noise_m": noise,
+            "trusted_along_over_noise": float(np.sqrt(np.mean(along[checked] ** 2)) / noise) if calibrated else None,
+            "trusted_across_over_noise": float(np.sqrt(np.mean(across[checked] ** 2)) / noise) if calibrated else None,
         })
     tracks_rows = []
     iou = fm.iou_table(gt, est)
@@ -211,7 +220,14 @@ def summarise(scenes: list[dict]) -> dict:
             fields[name] = {"auc_matched_over_unmatched": round(auc, 3), "median_matched": float(np.median(a)),
                             "median_unmatched": float(np.median(b))}
 
+    def median_of(name):
+        values = [r[name] for r in rows if r.get(name) is not None]
+        return float(np.median(values)) if values else None
+
     return {"tracks": {"matched": len(matched), "unmatched": len(false), "fields": fields},
+            "noise_calibration": {"objects": sum(r.get("trusted_along_over_noise") is not None for r in rows),
+                                  "along_over_noise_median": median_of("trusted_along_over_noise"),
+                                  "across_over_noise_median": median_of("trusted_across_over_noise")},
             "centre_error_rel_mean": float(np.mean([s["centre_error_rel"] for s in scenes if "centre_error_rel" in s])),
             "centre_error_rel_covered_frames_mean": rms("covered_frames", "covered_sq"),
             "centre_error_rel_ok_frames_mean": rms("ok_frames", "ok_sq"),
