@@ -138,7 +138,13 @@ class ClassicTrackerConfig:
     (working size, 120 unchanged: its shift is not found), the followed subjects' pixels flagged 115 .12 -> .43
     (frames .19 -> .66), 120 .13 -> .33 (benchmarks/motion_evidence.py, follow 105-130: pixels .224 -> .286,
     frames .31 -> .40, false .056 -> .059; motion CPU +72 %: two more DIS flows a pair), but no more tracks are
-    matched (benchmarks/track_diagnose.py, follow 105-150: recall 6 of 49 both, precision 6/15 -> 6/19)..."""
+    matched (benchmarks/track_diagnose.py, follow 105-150: recall 6 of 49 both, precision 6/15 -> 6/19), and the
+    labels are worse (pipeline_fidelity --seeds 101-130: recall .396 -> .403, precision .604 -> .533, ID switches
+    5.60 -> 5.24 per 10 tracks, centre error .638 -> .939 of the spread, ATE .017 -> .029 (follow 115 .074 ->
+    .133), QA .261 -> .255, gated .888 @ 7.4 % -> .796 @ 9.0 %, as compiled .842 -> .851 (958)). It changes still
+    cameras too (static 106, 121, 126): the search always offers a shift of at least flow_shift_px, and on blank
+    or repetitive patches the shifted flow can win the per-pixel choice by chance; it wants a margin, and to run
+    only where the plain flow fails to explain much of the frame..."""
     long_step_frames: int = 0
     """Frames apart of the k-step motion test (long_baseline.long_step_moving: frame t against t − k on the flow
     composed over the k steps, with a background model of its own), on frames with a translating camera; 0 (the
