@@ -1,5 +1,5 @@
 """A picture that moves further than dense flow reaches while a subject stays put (a follow camera):
-motion.global_shift and motion.shifted_flow (``flow_shift_px``)."""
+flow_shift.global_shift and flow_shift.shifted_flow (``flow_shift_px``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 
 from recon4d.tracking.classic.config import ClassicTrackerConfig
-from recon4d.tracking.classic.motion import dense_flow, global_shift, pair_motion, shifted_flow
+from recon4d.tracking.classic.flow_shift import global_shift, shifted_flow
+from recon4d.tracking.classic.motion import dense_flow, pair_motion
 
 
 def _followed_pair(step_px: int = 60) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -129,8 +129,8 @@ class ClassicTrackerConfig:
     long_baseline_support: float = 0.3
     """...and its one-step residual reaches this fraction of the frame's threshold."""
     flow_shift_px: float = 0.0
-    """Where the picture moves at least this many px between two frames (motion.global_shift), dense flow is taken
-    again from that shift and kept where it explains the frame better (motion.shifted_flow), and the
+    """Where the picture moves at least this many px between two frames (flow_shift.global_shift), dense flow is taken
+    again from that shift and kept where it explains the frame better (flow_shift.shifted_flow), and the
     corners' matches are moved by that flow before the background model is fitted; 0 (the default) turns it off.
     On follow scenes 115 and 120 the camera turns 10-15 deg a sampled step and the background moves 70-125 px
     (672 px frames) while DIS flow, LK and the phase correlation follow the subject, which stays put (median error
