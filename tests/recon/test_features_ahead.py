@@ -63,8 +63,8 @@ def test_the_global_shift_is_measured_on_the_reader_thread_with_the_same_tracks(
     measured = []
     original = features_module.global_shift
 
-    def recording(prev, cur, config):
-        shift = original(prev, cur, config)
+    def recording(prev, cur, config, background=None):
+        shift = original(prev, cur, config, background)
         measured.append((threading.current_thread().name, shift is not None))
         return shift
 

@@ -276,7 +276,8 @@ class ClassicReconstructor:
 
     def __init__(self, config: ClassicConfig = ClassicConfig(), tracker: TrackerConfig | None = None) -> None:
         self.config = config
-        self.tracker = tracker or TrackerConfig(max_corners=config.max_features, shift_guess_px=config.feature_shift_px)
+        self.tracker = tracker or TrackerConfig(max_corners=config.max_features, shift_guess_px=config.feature_shift_px,
+                                                 count_shift=config.feature_count_shift)
 
     @classmethod
     def from_config(cls, options: dict | None = None, device: str = "cpu") -> "ClassicReconstructor":
