@@ -47,7 +47,9 @@
    (:func:`~recon4d.recon.classic.object_depth.hidden_bottoms`) and, with ``depth_outlier_rel``
    set (off by default), not contradicted by the neighbouring frames' contacts
    (:func:`~recon4d.recon.classic.object_depth.depth_outliers`: a box on something else for a
-   frame or two); else bridged between
+   frame or two) and, with ``height_misfit_log`` set, not implying a height off the track's own
+   with its top on its path (:mod:`~recon4d.recon.classic.cut_bottoms`: then placed from the
+   box top at the track's height where the top says enough); else bridged between
    such frames (linear in inverse depth); else from its apparent size (depth × box height,
    or width when the height is cut by the border, constant, calibrated on the contact
    frames; not in a contradicted frame, whose box is as wrong); else from triangulated points
@@ -108,6 +110,7 @@ from recon4d.recon.classic.features import BACKGROUND, NO_FEATURES, FeatureTrack
 from recon4d.recon.classic.camera_motion import CameraMotion, project_points, estimate_motion
 from recon4d.recon.classic.camera_quality import build_camera_quality
 from recon4d.recon.classic.config import ClassicConfig, ClassicReconstructionError
+from recon4d.recon.classic.cut_bottoms import misfit_depths
 from recon4d.recon.classic.vertical import vertical_tilt
 from recon4d.errors import ShapeError
 from recon4d.recon.classic.object_depth import (
@@ -370,7 +373,17 @@ class ClassicReconstructor:
             jumped = (np.zeros(contact.shape, bool) if config.depth_outlier_rel is None else
                       depth_outliers(contact, np.asarray(clip.timestamps_s, np.float64), config.depth_outlier_rel))
             contact = np.where(jumped, np.nan, contact)
-            size = size_depth(boxes, contact, clip.image_size, border, cut | jumped)
+            misfit = np.zeros(contact.shape, bool)
+            if config.height_misfit_log is not None and plane_camera is not None:
+                # A bottom that is not the feet (a prop's edge, a shadow) implies a wrong height:
+                # placed from the box top and the track's height instead, else held or bridged.
+                misfit, from_top = misfit_depths(boxes, np.isfinite(contact) & (boxes[..., 1] >= border),
+                                                 plane_camera, clip_k, config.height_misfit_log)
+                from_top = np.where(from_top <= backdrop[None], from_top, np.nan)
+            size = size_depth(boxes, np.where(misfit, np.nan, contact), clip.image_size, border, cut | jumped | misfit)
+            if misfit.any():
+                contact = np.where(misfit, from_top, contact)
+                jumped = jumped | (misfit & ~np.isfinite(contact))
             triangulated = (unknown if motion.mode != "parallax" else
                             object_point_depths(xy, features.label, np.isfinite(xy[..., 0]), world_to_cam,
                                                  n_objects, config, focal))
