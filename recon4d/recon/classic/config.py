@@ -135,18 +135,11 @@ class ClassicConfig:
                 isinstance(self.feature_shift_px, (int, float)) and math.isfinite(self.feature_shift_px)
                 and self.feature_shift_px >= 0)):
             fail(f"feature_shift_px must be a number ≥ 0 or None, got {self.feature_shift_px!r}.")
-        if self.still_track_px is not None and (isinstance(self.still_track_px, bool) or not (
-                isinstance(self.still_track_px, (int, float)) and math.isfinite(self.still_track_px)
-                and self.still_track_px > 0)):
-            fail(f"still_track_px must be a positive number or None, got {self.still_track_px!r}.")
-        if self.height_misfit_log is not None and (isinstance(self.height_misfit_log, bool) or not (
-                isinstance(self.height_misfit_log, (int, float)) and math.isfinite(self.height_misfit_log)
-                and self.height_misfit_log > 0)):
-            fail(f"height_misfit_log must be a positive number or None, got {self.height_misfit_log!r}.")
-        if self.depth_outlier_rel is not None and (isinstance(self.depth_outlier_rel, bool) or not (
-                isinstance(self.depth_outlier_rel, (int, float)) and math.isfinite(self.depth_outlier_rel)
-                and self.depth_outlier_rel > 0)):
-            fail(f"depth_outlier_rel must be a positive number or None, got {self.depth_outlier_rel!r}.")
+        for name in ("still_track_px", "height_misfit_log", "depth_outlier_rel"):  # positive, or None: off
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not (
+                    isinstance(value, (int, float)) and math.isfinite(value) and value > 0)):
+                fail(f"{name} must be a positive number or None, got {value!r}.")
         if not 0.0 <= self.mask_margin_frac < 0.5:
             fail(f"mask_margin_frac must be in [0, 0.5), got {self.mask_margin_frac!r}.")
         if not self.static_px >= 0:
