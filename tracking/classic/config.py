@@ -176,7 +176,10 @@ class ClassicTrackerConfig:
     floor on detections only, not on tracks. Most small components are background flow errors (on dev
     101–130 bar follow, 0.002 cuts 521 of 1675 detections that overlap no object and 21 of 1210 that
     find one). Off (0): at 0.002 pipeline_fidelity on 101–130 gains recall .396 → .417 and precision
-    .604 → .659, but gated_compile agreement falls .842 → .824 (815 of 989 against 804 of 955)."""
+    .604 → .659, but gated_compile agreement falls .842 → .824 (815 of 989 against 804 of 955); on
+    131–150 recall .375 both, precision .545 → .600, centre .747 → .613, QA .290 → .328, but gated .941
+    at 8.5 % → .876 at 14.1 % and gated_compile .879 (543 of 618) → .824 (519 of 630): the gate keeps
+    questions about the false tracks the floor lets through (103: 31 of 40)."""
     close_fraction: float = 0.012
     """Diameter of the closing kernel as a fraction of the working long side."""
     core_fraction: float = 0.4
@@ -281,7 +284,10 @@ class ClassicTrackerConfig:
     both, but precision .604 -> .579 (91 -> 95 tracks: the pieces of 111, 117, 118, 129 match nothing),
     gated .888 @ 7.4 % -> .861 @ 9.6 %, as compiled .842 (804/955) -> .832 (807/970); with
     ``step_window`` 4: recall .403, precision .583, 4.48 switches per 10, wrong_referent 193, QA .290,
-    gated .895 @ 9.5 %, as compiled .818 (797/974). Off: precision and compiled agreement fell."""
+    gated .895 @ 9.5 %, as compiled .818 (797/974). On seeds 131-150 at 3: recall .375 -> .385,
+    precision .545 -> .536, switches 3.49 -> 3.04 per 10, centre .747 -> .635, QA .290 -> .311, gated
+    .941 @ 8.5 % -> .935 @ 9.6 %, as compiled .879 (543/618) both. Off: precision and compiled
+    agreement fell on 101-130 (the gate keeps questions about the pieces that match nothing)."""
     step_window: int = 3
     """...the detected frames on each side of a cut compared (no two of them more than ``max_coast`` + 1
     apart: a longer gap is stitch's)..."""
