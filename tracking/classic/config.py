@@ -179,7 +179,7 @@ class ClassicTrackerConfig:
     .604 → .659, but gated_compile agreement falls .842 → .824 (815 of 989 against 804 of 955); on
     131–150 recall .375 both, precision .545 → .600, centre .747 → .613, QA .290 → .328, but gated .941
     at 8.5 % → .876 at 14.1 % and gated_compile .879 (543 of 618) → .824 (519 of 630): the gate keeps
-    questions about the false tracks the floor lets through (103: 31 of 40)."""
+    questions about the false tracks the floor lets through (seed 103 of 101–130: 31 of its 40)."""
     close_fraction: float = 0.012
     """Diameter of the closing kernel as a fraction of the working long side."""
     core_fraction: float = 0.4
