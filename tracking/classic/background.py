@@ -50,6 +50,7 @@ __all__ = [
     "fit_background",
     "fit_background_planes",
     "homography_flow",
+    "inside",
     "inverse_depth",
     "invert_background",
     "plane_bound",
@@ -58,6 +59,7 @@ __all__ = [
     "rotation_stretch",
     "sample_along_flow",
     "reprojection_error",
+    "robust_threshold",
     "static_flow",
 ]
 
@@ -464,3 +466,25 @@ def relative_residual(flow: np.ndarray, predicted: np.ndarray, error_fraction: f
     scale += np.float32(1.0)
     residual /= scale
     return residual
+
+
+def robust_threshold(residual: np.ndarray, sigma: float, floor: float) -> float:
+    """max(floor, median + sigma · 1.4826 · MAD) of a residual-flow magnitude map."""
+    median = float(np.median(residual))
+    mad = float(np.median(np.abs(residual - median)))
+    return max(float(floor), median + sigma * 1.4826 * mad)
+
+
+def inside(flow: np.ndarray, margin: float) -> np.ndarray:
+    """(h, w) bool: pixels at least ``margin`` px from the border that ``flow`` keeps as far inside.
+
+    Dense flow is unreliable where content enters or leaves the frame (the ground at the
+    bottom of a walking camera's view moves fastest there), and nothing there can be
+    compared with the other frame.
+    """
+    height, width = flow.shape[:2]
+    xs = np.arange(width, dtype=np.float32)[None]
+    ys = np.arange(height, dtype=np.float32)[:, None]
+    ok = (xs >= margin) & (xs <= width - 1 - margin) & (ys >= margin) & (ys <= height - 1 - margin)
+    xs, ys = xs + flow[..., 0], ys + flow[..., 1]
+    return ok & (xs >= margin) & (xs <= width - 1 - margin) & (ys >= margin) & (ys <= height - 1 - margin)

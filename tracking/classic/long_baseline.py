@@ -42,7 +42,9 @@ from recon4d.tracking.classic.background import (
     background_flow,
     consistent_flow,
     fit_background,
+    inside,
     relative_residual,
+    robust_threshold,
     sample_along_flow,
 )
 from recon4d.tracking.classic.config import ClassicTrackerConfig
@@ -179,11 +181,7 @@ def chained_flow(backward, forward, t: int, steps: int) -> tuple[np.ndarray, np.
             continue
         ok &= sample_along_flow(trusted, total) > 0.5
         total += sample_along_flow(back, total)
-    height, width = total.shape[:2]
-    xs, ys = np.arange(width, dtype=np.float32)[None], np.arange(height, dtype=np.float32)[:, None]
-    x, y = xs + total[..., 0], ys + total[..., 1]
-    ok &= (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
-    return total, ok
+    return total, ok & inside(total, 0.0)
 
 
 def grid_matches(flow: np.ndarray, ok: np.ndarray, step_px: int) -> tuple[np.ndarray, np.ndarray]:
@@ -227,17 +225,12 @@ def long_step_moving(observable: np.ndarray, backward, forward, t: int,
         return None
     predicted = background_flow(flow, model, ok, config)
     residual = relative_residual(flow, predicted, config.flow_error_fraction)
-    margin = config.border_fraction * max(height, width)
-    xs, ys = np.arange(width, dtype=np.float32)[None], np.arange(height, dtype=np.float32)[:, None]
-    x, y = xs + predicted[..., 0], ys + predicted[..., 1]
-    residual[~((x >= margin) & (x <= width - 1 - margin) & (y >= margin) & (y <= height - 1 - margin))] = 0.0
+    residual[~inside(predicted, config.border_fraction * max(height, width))] = 0.0  # as the one-step residual
     residual[~ok] = 0.0
     residual[~observable] = 0.0
     values = residual[observable & ok]
     if values.size < 100:
         return None
-    median = float(np.median(values))
-    threshold = max(config.residual_floor_px,
-                    median + config.long_step_sigma * 1.4826 * float(np.median(np.abs(values - median))))
+    threshold = robust_threshold(values, config.long_step_sigma, config.residual_floor_px)
     return residual > threshold, threshold
 

@@ -22,8 +22,10 @@ from recon4d.tracking.classic.background import (
     background_flow,
     consistent_flow,
     fit_background,
+    inside,
     invert_background,
     relative_residual,
+    robust_threshold,
 )
 from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.flow_shift import global_shift, shifted_flow
@@ -98,13 +100,6 @@ def working_frames(frames, size: tuple[int, int]) -> tuple[FrameSequence, FrameS
 
     return (FrameSequence(n_frames, (size[1], size[0], 3), np.uint8, image),
             FrameSequence(n_frames, (size[1], size[0]), np.uint8, grey))
-
-
-def robust_threshold(residual: np.ndarray, sigma: float, floor: float) -> float:
-    """max(floor, median + sigma · 1.4826 · MAD) of a residual-flow magnitude map."""
-    median = float(np.median(residual))
-    mad = float(np.median(np.abs(residual - median)))
-    return max(float(floor), median + sigma * 1.4826 * mad)
 
 
 _LK = dict(winSize=(21, 21), maxLevel=3,
@@ -205,21 +200,6 @@ class PairMotion:
     def planes(self) -> tuple:
         """Background homographies a → b, dominant first (the dominant one only for an epipolar model)."""
         return self.background.planes
-
-
-def inside(flow: np.ndarray, margin: float) -> np.ndarray:
-    """(h, w) bool: pixels at least ``margin`` px from the border that ``flow`` keeps as far inside.
-
-    Dense flow is unreliable where content enters or leaves the frame (the ground at the
-    bottom of a walking camera's view moves fastest there), and nothing there can be
-    compared with the other frame.
-    """
-    height, width = flow.shape[:2]
-    xs = np.arange(width, dtype=np.float32)[None]
-    ys = np.arange(height, dtype=np.float32)[:, None]
-    ok = (xs >= margin) & (xs <= width - 1 - margin) & (ys >= margin) & (ys <= height - 1 - margin)
-    xs, ys = xs + flow[..., 0], ys + flow[..., 1]
-    return ok & (xs >= margin) & (xs <= width - 1 - margin) & (ys >= margin) & (ys <= height - 1 - margin)
 
 
 def _side(flow: np.ndarray, model: BackgroundMotion, usable: np.ndarray,

@@ -66,9 +66,10 @@ def height_misfits(boxes: np.ndarray, usable: np.ndarray, plane_camera: np.ndarr
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         spread = np.nanmedian(np.abs(log_ratio), axis=1)
-    typical = np.where((good.sum(axis=1) >= min_frames) & (spread <= max_spread), typical, np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        log_ratio = np.where(good, np.log(heights / typical[:, None]), np.nan)
+    rigid = (good.sum(axis=1) >= min_frames) & (spread <= max_spread)
+    typical = np.where(rigid, typical, np.nan)
+    log_ratio = np.where(rigid[:, None], log_ratio, np.nan)
+    with np.errstate(invalid="ignore"):
         misfit = np.abs(log_ratio) > log_tol
     return misfit, typical, log_ratio
 
