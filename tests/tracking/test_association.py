@@ -15,6 +15,7 @@ from recon4d.tracking.classic.association import (
     colour_histogram,
     colour_similarity,
     mask_overlaps,
+    rejoin_alike,
     same_motion,
     split_newcomer,
 )
@@ -29,7 +30,7 @@ from recon4d.tracking.classic.cleanup import (
 )
 from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.motion import MotionField
-from recon4d.tracking.classic.segment import Detection
+from recon4d.tracking.classic.segment import PROFILE_PIECE, Detection, detect_moving_regions
 
 HEIGHT, WIDTH = 60, 100
 
@@ -445,3 +446,88 @@ def test_stitch_near_joins_differently_coloured_pieces_where_the_velocity_puts_t
     # 30 px past where the velocity puts it: more than a box diagonal (17 px) away
     assert len(stitch(pieces(58), (WIDTH, HEIGHT), near)) == 2
 
+
+
+def person(x: float, top: int = 14, width: int = 8, height: int = 30) -> np.ndarray:
+    """(h, w) bool standing person: a ``width`` × (height − 5) body under a 4 px head, left edge at ``x``."""
+    mask, x = np.zeros((HEIGHT, WIDTH), bool), int(round(x))
+    mask[top:top + 5, x + width // 2 - 2:x + width // 2 + 2] = True
+    mask[top + 5:top + height, x:x + width] = True
+    return mask
+
+
+def walking_pair(apart: tuple[int, int], part: int, n_frames: int = 10, options: dict | None = None):
+    """A person in red and one in blue walking right side by side, 3 px apart at 3 px per frame; in frames
+    ``apart[0]`` up to ``apart[1]`` they hold hands (the motion mask holds both); from frame ``part`` on the
+    blue one walks faster (5 px per frame) and they part. Detections are those of
+    :func:`.segment.detect_moving_regions`. Returns the tracks of :func:`associate` and both people's masks."""
+    config = ClassicTrackerConfig(min_area_fraction=0.001, **(options or {}))
+    rng = np.random.default_rng(5)
+    frames = np.repeat(rng.integers(90, 170, (1, HEIGHT, WIDTH, 3)).astype(np.uint8), n_frames, axis=0)
+    flow = np.zeros((n_frames, HEIGHT, WIDTH, 2), np.float32)
+    moving = np.zeros((n_frames, HEIGHT, WIDTH), bool)
+    reds, blues, detections = [], [], []
+    for t in range(n_frames):
+        red_x = 5 + 3.0 * t
+        blue_x = red_x + 11 + 2.0 * max(0, t - part)
+        red, blue = person(red_x), person(blue_x)
+        frames[t][red], frames[t][blue] = (230, 40, 30), (30, 60, 230)
+        flow[t][red], flow[t][blue] = (3.0, 0.0), (5.0 if t >= part else 3.0, 0.0)
+        moving[t] = red | blue
+        if apart[0] <= t < apart[1] and t < part:
+            hands = np.zeros_like(red)
+            hands[24:30, int(red_x) + 7:int(blue_x) + 1] = True
+            flow[t][hands] = (3.0, 0.0)
+            moving[t] |= hands
+        reds.append(red)
+        blues.append(blue)
+        detections.append(detect_moving_regions(moving[t], config, flow[t], flow[t]))
+    motion = MotionField(flow[:-1], -flow[1:], [], np.where(moving, 5.0, 0.0).astype(np.float32), flow, flow, moving,
+                         np.ones(n_frames, np.float32), [np.argwhere(m)[:, ::-1].astype(np.float32) for m in moving])
+    return associate(detections, motion, frames, config), reds, blues, detections
+
+
+def test_rejoin_alike_joins_the_members_of_one_object_only():
+    hsv = cv2.cvtColor(np.full((HEIGHT, WIDTH, 3), 128, np.uint8), cv2.COLOR_RGB2HSV)
+    left, right, other = person(10), person(20), person(60)
+    group = 3 * PROFILE_PIECE
+    members = [Detection(detection(left).box, left, group), Detection(detection(right).box, right, group + 1),
+               detection(other)]
+    joined = rejoin_alike(members, hsv, 0.6)  # all grey: one object whose outline dips
+    assert len(joined) == 2 and joined[0].piece == 0
+    np.testing.assert_array_equal(joined[0].mask, left | right)
+    image = np.full((HEIGHT, WIDTH, 3), 128, np.uint8)
+    image[left], image[right] = (230, 40, 30), (30, 60, 230)
+    apart = rejoin_alike(members, cv2.cvtColor(image, cv2.COLOR_RGB2HSV), 0.6)  # red and blue: two movers
+    assert apart is members
+
+
+def test_people_merged_from_the_start_are_split_and_kept_apart_when_they_part():
+    # the old tracker: one track for the pair, then a new one for whoever parts from it
+    old, reds, blues, detections = walking_pair((0, 5), part=5)
+    assert len(detections[0]) == 1
+    assert any(np.any(track.boxes[0] != detection(reds[0]).box) for track in old if 0 in track.boxes)
+    tracks, reds, blues, detections = walking_pair((0, 5), part=5, options={"profile_split_depth": 0.15})
+    assert len(detections[0]) == 2
+    assert len(tracks) == 2
+    red, blue = sorted(tracks, key=lambda track: track.boxes[0][0])
+    for t in range(10):  # each track on its own person throughout, before and after they part
+        assert t in red.detected and t in blue.detected
+        np.testing.assert_allclose(red.boxes[t], detection(reds[t]).box, atol=2)
+        np.testing.assert_allclose(blue.boxes[t], detection(blues[t]).box, atol=2)
+
+
+def test_tracks_of_people_walking_together_keep_their_own_person():
+    # apart in frames 0-2, one motion component in 3-5 (alike motion), parting from 6
+    old, reds, blues, detections = walking_pair((3, 6), part=6)
+    assert [len(found) for found in detections[2:7]] == [2, 1, 1, 1, 2]
+    boxes = [track.boxes[4] for track in old if 4 in track.detected]
+    assert len(boxes) == 1  # the older track took the pair's detection whole
+    np.testing.assert_allclose(boxes[0], detection(reds[4] | blues[4]).box, atol=1)
+    tracks, reds, blues, _ = walking_pair((3, 6), part=6, options={"apart_max_similarity": 0.6})
+    assert len(tracks) == 2
+    red, blue = sorted(tracks, key=lambda track: track.boxes[0][0])
+    for t in range(10):
+        assert t in red.detected and t in blue.detected
+        np.testing.assert_allclose(red.boxes[t], detection(reds[t]).box, atol=3)  # plus half the hands
+        np.testing.assert_allclose(blue.boxes[t], detection(blues[t]).box, atol=3)

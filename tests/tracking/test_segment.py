@@ -16,7 +16,10 @@ from recon4d.tracking.classic.segment import (
     detect_moving_regions,
     fill_mask,
     moving_components,
+    profile_cut,
+    profile_group,
     split_by_motion,
+    split_by_profile,
     trim_to_core,
     two_means,
 )
@@ -226,3 +229,62 @@ def test_trim_to_colours_cuts_the_trail_and_keeps_a_plain_mover():
     patch[10:30, 10:30] = True
     assert np.array_equal(trim_to_colours(image, patch), patch)
     assert not trim_to_colours(image, np.zeros((60, 100), bool)).any()
+
+
+def person(mask: np.ndarray, x: int, top: int = 14, width: int = 8, height: int = 30) -> np.ndarray:
+    """Draw a standing person into an (h, w) bool mask: a ``width`` × (height − 5) body under a 4 px head,
+    its left edge at ``x``; returns the mask."""
+    mask[top:top + 5, x + width // 2 - 2:x + width // 2 + 2] = True
+    mask[top + 5:top + height, x:x + width] = True
+    return mask
+
+
+def side_by_side(gap: int = 2) -> np.ndarray:
+    """Two people ``gap`` px apart joined by a band at chest height (arms, the closing of the motion mask)."""
+    mask = person(person(np.zeros((HEIGHT, WIDTH), bool), 20), 28 + gap)
+    mask[24:30, 27:29 + gap] = True
+    return mask
+
+
+def test_profile_cut_finds_the_valley_between_two_heads_only():
+    pair = side_by_side()
+    column = profile_cut(pair, 0.15)
+    assert column is not None and 28 <= column <= 30  # between the bodies (20-27 and 30-37)
+    assert profile_cut(person(np.zeros((HEIGHT, WIDTH), bool), 30), 0.15) is None  # one head, a shoulder each side
+    car = np.zeros((HEIGHT, WIDTH), bool)
+    car[30:40, 10:60] = True
+    car[22:30, 20:45] = True  # a cabin on a body: a step down each side, no second top
+    assert profile_cut(car, 0.15) is None
+    assert profile_cut(pair, 0.9) is None  # the valley is shallower than 90 % of the height
+    thin = person(np.zeros((HEIGHT, WIDTH), bool), 30, width=12)
+    thin[10:19, 41] = True  # a 1 px spike (a raised finger, flow noise) is no second top
+    assert profile_cut(thin, 0.15) is None
+
+
+def test_split_by_profile_cuts_people_walking_side_by_side():
+    pair = side_by_side()
+    members = split_by_profile(pair, 20, 0.15)
+    assert len(members) == 2
+    np.testing.assert_array_equal(members[0] | members[1], pair)
+    assert not (members[0] & members[1]).any()
+    assert members[0][:, 20:28].any() and not members[0][:, 30:].any()
+    assert members[1][:, 30:38].any() and not members[1][:, :28].any()
+    assert len(split_by_profile(pair, 20, 0.0)) == 1  # off
+    assert len(split_by_profile(pair, 500, 0.15)) == 1  # a side under min_area pixels
+    three = person(side_by_side(), 44)
+    three[24:30, 37:45] = True
+    assert len(split_by_profile(three, 20, 0.15)) == 3
+
+
+def test_detect_moving_regions_splits_merged_people_into_pieces_of_one_split():
+    moving = side_by_side()
+    flow = np.zeros((HEIGHT, WIDTH, 2), np.float32)
+    flow[moving] = (2.0, 0.0)  # both walk alike: no motion test can split them
+    old = detect_moving_regions(moving, ClassicTrackerConfig(close_fraction=0.01), flow, flow)
+    assert len(old) == 1 and old[0].piece == 0
+    found = detect_moving_regions(moving, ClassicTrackerConfig(close_fraction=0.01, profile_split_depth=0.15), flow, flow)
+    assert len(found) == 2
+    assert profile_group(found[0].piece) == profile_group(found[1].piece) > 0
+    assert found[0].piece != found[1].piece
+    with pytest.raises(Recon4dError):
+        ClassicTrackerConfig(profile_split_depth=1.5)

@@ -3,7 +3,8 @@
 Owns the frame-to-frame association of detections (:mod:`~recon4d.tracking.classic.segment`)
 into tracks (:func:`associate`): each live track's mask is carried to the next frame on the
 flow and compared with that frame's detections pixel by pixel; detections that hold several
-tracks are shared between them, pieces of one track's object are joined, the rest is matched
+tracks are shared between them (also tracks that move alike but look different, when asked:
+movers walking together), pieces of one track's object are joined, the rest is matched
 by mask overlap and colour (Hungarian assignment with gates); tracks without a detection
 coast while their colours stay put, lost tracks may be revived, the detections left over
 start new tracks. Clean-up afterwards lives in :mod:`~recon4d.tracking.classic.cleanup`.
@@ -22,7 +23,7 @@ from scipy.optimize import linear_sum_assignment
 from recon4d.tracking.classic.boxes import box_iou, inside_fraction, mask_box, mask_window
 from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.motion import MotionField, PackedMaskDict
-from recon4d.tracking.classic.segment import Detection, largest_component
+from recon4d.tracking.classic.segment import Detection, largest_component, profile_group
 from recon4d.workers import ahead
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "colour_histogram",
     "colour_similarity",
     "mask_overlaps",
+    "rejoin_alike",
     "same_motion",
     "split_newcomer",
 ]
@@ -199,7 +201,9 @@ class _Frame:
 
     @classmethod
     def build(cls, detections: list[Detection], hsv: np.ndarray, flow: np.ndarray, velocity: np.ndarray,
-              moving: np.ndarray) -> "_Frame":
+              moving: np.ndarray, max_similarity: float | None = None) -> "_Frame":
+        if max_similarity is not None:
+            detections = rejoin_alike(detections, hsv, max_similarity)
         labels = np.zeros(hsv.shape[:2], np.int32)
         for index, detection in enumerate(detections):
             labels[detection.mask & (labels == 0)] = index + 1
@@ -225,6 +229,32 @@ class _Frame:
         self.flows.append(_mean_velocity(self.flow, mask, self.moving))
         self.speeds.append(float(np.linalg.norm(_mean_velocity(self.velocity, mask, self.moving))))
         return len(self.masks) - 1
+
+
+def rejoin_alike(detections: list[Detection], hsv: np.ndarray, max_similarity: float) -> list[Detection]:
+    """One frame's detections with the members of each profile split (:func:`.segment.split_by_profile`)
+    joined again when two of them look alike: colour histograms (:func:`colour_histogram` of the (h, w, 3)
+    HSV frame) at least ``max_similarity`` alike. An object's own outline dips too (a car's pillars over
+    its blank windows); two movers side by side mostly differ in clothes or coat."""
+    groups: dict[int, list[int]] = {}
+    for index, detection in enumerate(detections):
+        if profile_group(detection.piece):
+            groups.setdefault(profile_group(detection.piece), []).append(index)
+    joined: dict[int, Detection | None] = {}  # a member → its joined detection (the first) or None
+    for members in groups.values():
+        colours = [colour_histogram(hsv, detections[i].mask) for i in members]
+        if len(members) > 1 and all(colour_similarity(colours[i], colours[j]) < max_similarity
+                                    for i in range(len(members)) for j in range(i + 1, len(members))):
+            continue
+        mask = np.logical_or.reduce([detections[i].mask for i in members])
+        joined.update({i: None for i in members})
+        joined[members[0]] = Detection(mask_box(mask), mask)
+    if not joined:
+        return detections
+    kept = [joined.get(i, detection) for i, detection in enumerate(detections)]
+    kept = [detection for detection in kept if detection is not None]
+    kept.sort(key=lambda detection: -int(np.count_nonzero(detection.mask)))
+    return kept
 
 
 def _mean_velocity(velocity: np.ndarray, mask: np.ndarray, moving: np.ndarray) -> np.ndarray:
@@ -290,12 +320,13 @@ def split_newcomer(predicted: np.ndarray, detection: np.ndarray, flow: np.ndarra
 
 
 def _distinct_movers(claimants: list[int], shares: list[np.ndarray], ages: list[int], frame: _Frame,
-                     config: ClassicTrackerConfig) -> list[int]:
+                     config: ClassicTrackerConfig, colours: list) -> list[int]:
     """The claimants of one detection that move differently from each other, oldest first.
 
-    shares: each claimant's predicted mask within the detection. Claimants whose image
-    motion there is alike (:func:`same_motion`) are pieces of one object: only the one with
-    the most detected frames (``ages``) keeps its claim.
+    shares: each claimant's predicted mask within the detection; colours: every track's colour
+    histogram. Claimants whose image motion there is alike (:func:`same_motion`) are pieces of one
+    object, unless they look apart (:func:`_look_apart`): only the one with the most detected frames
+    (``ages``) keeps its claim.
     """
     order = sorted(range(len(claimants)), key=lambda i: -ages[claimants[i]])
     motions = [(_mean_velocity(frame.flow, share, frame.moving), float(np.linalg.norm(
@@ -303,9 +334,20 @@ def _distinct_movers(claimants: list[int], shares: list[np.ndarray], ages: list[
     kept: list[int] = []
     for i in order:
         if all(not same_motion(motions[i][0], motions[j][0], max(motions[i][1], motions[j][1]), config)
-               for j in kept):
+               or _look_apart(claimants[i], claimants[j], colours, ages, config) for j in kept):
             kept.append(i)
     return [claimants[i] for i in kept]
+
+
+def _look_apart(a: int, b: int, colours: list, ages: list[int], config: ClassicTrackerConfig) -> bool:
+    """Whether tracks a and b, whose masks one detection holds and which move alike, are still two
+    movers walking together: both detected in at least ``apart_min_frames`` frames, their colour
+    histograms under ``apart_max_similarity`` alike."""
+    if config.apart_max_similarity <= 0 or min(ages[a], ages[b]) < config.apart_min_frames:
+        return False
+    if colours[a] is None or colours[b] is None:
+        return False
+    return colour_similarity(colours[a], colours[b]) < config.apart_max_similarity
 
 
 def _resolve(predicted: list[np.ndarray], colours: list[np.ndarray], ages: list[int], frame: _Frame,
@@ -316,7 +358,8 @@ def _resolve(predicted: list[np.ndarray], colours: list[np.ndarray], ages: list[
     ages: their numbers of detected frames. In order: a detection holding at least half of
     two or more predicted masks is shared between those tracks, pixel by pixel to the
     nearest predicted mask (movers that touch), unless they move alike (pieces of one
-    object, :func:`_distinct_movers`: the oldest takes it whole);
+    object, :func:`_distinct_movers`: the oldest takes it whole) and do not look apart
+    (:func:`_look_apart`, off by default);
     a track whose predicted mask holds most (60 %) of two or more unclaimed detections that
     move alike takes their union (one object the motion mask cut in pieces), unless the
     background model saw them as separate silhouettes (:meth:`_Frame.separate`); the rest is a
@@ -335,7 +378,8 @@ def _resolve(predicted: list[np.ndarray], colours: list[np.ndarray], ages: list[
         claimants = [k for k in range(len(predicted)) if predicted_area[k, 0] > 0 and inside_detection[k, d] >= 0.5]
         if len(claimants) < 2:
             continue
-        claimants = _distinct_movers(claimants, [predicted[k] & frame.masks[d] for k in claimants], ages, frame, config)
+        claimants = _distinct_movers(claimants, [predicted[k] & frame.masks[d] for k in claimants], ages, frame, config,
+                                     colours)
         if len(claimants) == 1:
             assigned[claimants[0]] = frame.masks[d]
         else:
@@ -435,7 +479,8 @@ def associate(detections: list[list[Detection]], motion: MotionField, images: np
     def describe(item: tuple[int, np.ndarray]) -> tuple[int, _Frame]:
         t, image = item
         hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
-        return t, _Frame.build(detections[t], hsv, motion.image_flow[t], motion.velocity[t], motion.moving[t])
+        return t, _Frame.build(detections[t], hsv, motion.image_flow[t], motion.velocity[t], motion.moving[t],
+                               config.profile_max_similarity)
 
     frames = ahead(((t, images[t]) for t in (range(n_frames) if ready is None else ready)), describe, threads,
                    name="recon4d-detect")

@@ -193,10 +193,24 @@ class ClassicTrackerConfig:
     """...and by this many times the spread of the velocities within the groups..."""
     split_bimodal: bool = True
     """...and the velocities form two groups, not a gradient (see segment.bimodal)."""
+    profile_split_depth: float = 0.0
+    """A moving region is cut at a column where its upper outline dips by this fraction of its height
+    below a top on each side (segment.split_by_profile: two heads of people walking side by side, whom
+    no motion test can split); 0 (the default) never cuts."""
+    profile_max_similarity: float = 0.6
+    """...and its members stay apart only while their colour histograms are under this alike (association:
+    one object's outline dips too, a car's pillars over its blank windows)."""
     newcomer_growth: float = 0.5
     """A tracked detection that reaches past the track's predicted mask by this fraction of its area,
     with a part that moves differently, is cut in two (a mover joining the tracked one; see
     association.split_newcomer); 0 never cuts..."""
+    apart_max_similarity: float = 0.0
+    """Two tracks whose predicted masks one detection holds and which move alike stay two (the detection
+    shared between them, as for movers that move differently) when their colour histograms are under
+    this alike (association._look_apart: two people walking side by side, a dog beside its owner); 0
+    (the default) keeps the older only (pieces of one object)..."""
+    apart_min_frames: int = 3
+    """...and both were detected in at least this many frames."""
     newcomer_min_relative: float = 0.25
     """...the part must move differently by ``split_min_px`` and this fraction of the faster compensated speed."""
     min_frames: int = 3
@@ -424,7 +438,8 @@ class ClassicTrackerConfig:
                      "min_frame_fraction",
                      "min_point_support", "coast_max_changed", "core_fraction", "planar_inlier_ratio", "duplicate_min_frames", "hidden_min_similarity", "step_max_similarity", "fragment_max_area", "border_fraction", "colour_min_similarity", "match_iou", "min_fill",
                      "person_min_fraction", "person_weak_fraction", "steady_fraction", "background_contrast",
-                     "background_planar_fraction", "scene_share"):
+                     "background_planar_fraction", "scene_share", "apart_max_similarity", "profile_split_depth",
+                     "profile_max_similarity"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 fail(f"{name} must lie in [0, 1], got {getattr(self, name)}.")
         if self.person_detector not in _PERSON_DETECTORS:
