@@ -196,7 +196,15 @@ class ClassicTrackerConfig:
     profile_split_depth: float = 0.0
     """A moving region is cut at a column where its upper outline dips by this fraction of its height
     below a top on each side (segment.split_by_profile: two heads of people walking side by side, whom
-    no motion test can split); 0 (the default) never cuts."""
+    no motion test can split); 0 (the default) never cuts. Off: under moving cameras the motion mask
+    shows no heads and dented outlines of cars are cut. Tracker alone (track_diagnose --seeds 101-130
+    --reuse-motion) at 0.15: recall .396 -> .403, precision .604 -> .571 (91 -> 98 tracks), ID switches
+    51 -> 59 (static 126: 2 -> 5 of 6 objects found, switches 4 -> 7; orbit 128: 2 -> 0). With apart_max_similarity 0.6 too
+    (pipeline_fidelity --seeds 101-130): recall .396 -> .417, precision .604 -> .542, ID switches 51 ->
+    49 (5.60 -> 4.58 per 10 tracks), centre .638 -> .637, ATE .017 -> .030, QA .261 -> .222, gated .888
+    @ 7.4 % -> .807 @ 9.5 %, as compiled .842 (804/955) -> .755 (692/916); seeds 131-150: recall .375 ->
+    .406, precision .545 -> .487, ID switches 23 -> 18 (3.49 -> 2.25 per 10), centre .747 -> .811, QA
+    .290 -> .318, gated .941 @ 8.5 % -> .830 @ 13.3 %, as compiled .879 (543/618) -> .916 (514/561)."""
     profile_max_similarity: float = 0.6
     """...and its members stay apart only while their colour histograms are under this alike (association:
     one object's outline dips too, a car's pillars over its blank windows)."""
@@ -204,15 +212,18 @@ class ClassicTrackerConfig:
     """A tracked detection that reaches past the track's predicted mask by this fraction of its area,
     with a part that moves differently, is cut in two (a mover joining the tracked one; see
     association.split_newcomer); 0 never cuts..."""
+    newcomer_min_relative: float = 0.25
+    """...the part must move differently by ``split_min_px`` and this fraction of the faster compensated speed."""
     apart_max_similarity: float = 0.0
     """Two tracks whose predicted masks one detection holds and which move alike stay two (the detection
     shared between them, as for movers that move differently) when their colour histograms are under
     this alike (association._look_apart: two people walking side by side, a dog beside its owner); 0
-    (the default) keeps the older only (pieces of one object)..."""
+    (the default) keeps the older only (pieces of one object). Off: it keeps apart the differently
+    coloured pieces of one object too (a car's body and windows). Tracker alone (track_diagnose
+    --seeds 101-130 --reuse-motion) at 0.6: recall .396 -> .417, precision .604 -> .513 (91 -> 113
+    tracks), ID switches 51 -> 49 (5.60 -> 4.34 per 10 tracks)..."""
     apart_min_frames: int = 3
     """...and both were detected in at least this many frames."""
-    newcomer_min_relative: float = 0.25
-    """...the part must move differently by ``split_min_px`` and this fraction of the faster compensated speed."""
     min_frames: int = 3
     """Tracks detected (not coasted) in fewer frames than this..."""
     min_frame_fraction: float = 0.28
@@ -432,6 +443,8 @@ class ClassicTrackerConfig:
         if self.step_area_ratio != 0 and self.step_area_ratio <= 1 or self.step_window < 1:
             fail(f"step_area_ratio must be 0 (off) or above 1 and step_window at least 1, got "
                  f"{self.step_area_ratio} and {self.step_window}.")
+        if self.apart_min_frames < 1:
+            fail(f"apart_min_frames must be at least 1, got {self.apart_min_frames}.")
         if self.min_frames < 1 or self.max_coast < 0:
             fail(f"min_frames must be ≥ 1 and max_coast ≥ 0, got {self.min_frames} and {self.max_coast}.")
         for name in ("plane_min_fraction", "plane_min_spread", "min_area_fraction", "component_min_area_fraction",
