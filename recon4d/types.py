@@ -455,13 +455,14 @@ class ObjectQuality:
     detection_score:  float32, mean detection confidence; NaN when the tracker gives none.
     size_ok_fraction: float32, lifted frames whose implied metric size suits the category; NaN
                       when not checked (unknown category size or arbitrary scale).
-    noise_m:          float32, measurement noise of the lifted centres (robust, per axis RMS);
-                      NaN when unknown.
+    noise_m:          float32, measurement noise of the lifted centres (per axis RMS): the
+                      frame-to-frame jitter, or, where larger, the error that lasts several
+                      frames (``RefineConfig.drift_window_frames``); NaN when unknown.
     smooth_lambda_s3: float32, λ of the smoother that made the stored trajectory (s³; 0 when not
                       smoothed): with ``noise_m`` it says how much error the stored trajectory keeps.
     score:            float32 in [0, 1], combined from the fields above (see
                       :func:`recon4d.quality.object_score`; :mod:`recon4d.lift.quality` also
-                      weighs in the clip's median and ``noise_m`` against the distance).
+                      weighs in the clip's median and the jitter against the distance).
     issues:           K strings, the checks the object failed ("" when none), for people.
     frame_ok:         (K, T) bool, frames whose centre passed the per-frame checks (lifted, not
                       an outlier, within the speed and depth-jump limits, not at a suspected

@@ -145,6 +145,32 @@ def noise_scale(times: np.ndarray, values: np.ndarray, floor: float) -> np.ndarr
     return np.maximum(sigma, floor)
 
 
+def drift_scale(values: np.ndarray, windows: tuple[int, ...], floor: float) -> np.ndarray:
+    """Per-axis error σ (D,) of samples (n, D) that lasts several samples: for each window of
+    ``windows`` (odd sample counts) the RMS residual of the samples from their running median,
+    the largest over the windows, at least ``floor``.
+
+    Unlike :func:`noise_scale` (second differences: frame-to-frame jitter, and a MAD that ignores
+    any error held by under half the samples) it sees a run of samples that is off together (a
+    contact on a cut box bottom, a wrong ground under part of the track): a run shorter than half
+    a window does not move that window's median. The ends are padded by point reflection
+    (2·first − the next samples), so a steady motion leaves no residual there. Fewer than three
+    samples: ``floor``.
+    """
+    n, dims = values.shape
+    sigma = np.full(dims, float(floor))
+    if n < 3:
+        return sigma
+    for window in windows:
+        half = min(window // 2, n - 1)
+        before = 2.0 * values[:1] - values[half:0:-1]
+        after = 2.0 * values[-1:] - values[-2:-half - 2:-1]
+        padded = np.concatenate([before, values, after])  # (n + 2·half, D)
+        median = np.median(np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1, axis=0), axis=-1)  # (n, D)
+        sigma = np.maximum(sigma, np.sqrt(np.mean((values - median) ** 2, axis=0)))
+    return sigma
+
+
 def repeated_median_prediction(times: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Each sample (n, D) predicted at its time from its ``_NEIGHBOURS`` nearest neighbours in
     index (not itself) by a repeated-median line, per axis; (n, D). Needs n >= 3."""

@@ -7,6 +7,7 @@ from recon4d.lift.trajectory import (
     SmoothConfig,
     camera_depth,
     camera_distance,
+    drift_scale,
     noise_scale,
     penalised_fit,
     reanchor_pieces,
@@ -193,6 +194,30 @@ def test_noise_scale_is_robust_and_floored():
     values[7] += 50
     assert 0.07 < noise_scale(times, values, 0.01)[0] < 0.14
     assert noise_scale(times, np.zeros((40, 1)), 0.02)[0] == 0.02
+
+
+def test_drift_scale_sees_a_run_of_samples_off_together_that_the_jitter_misses():
+    # 32 samples of a steady walk (1 cm jitter); samples 12-17 are 1.5 m off together (a depth
+    # 15 % off at 10 m for six frames). The jitter (second differences, a MAD) misses the run;
+    # the drift covers the RMS error of the track.
+    times = np.arange(32) / 6.0
+    values = np.stack([1.2 * times, np.zeros(32), np.full(32, 10.0)], axis=1)
+    values += np.random.default_rng(1).normal(0, 0.01, values.shape)
+    offset = np.zeros_like(values)
+    offset[12:18, 2] = 1.5
+    error_rms = np.sqrt(np.mean(offset ** 2, axis=0))  # per axis
+    assert noise_scale(times, values + offset, 0.02)[2] < 0.3 * error_rms[2]
+    drift = drift_scale(values + offset, (5, 9, 15), 0.02)
+    assert drift[2] >= 0.9 * error_rms[2] and drift[2] < 1.5 * error_rms[2]
+    assert (drift[:2] < 0.05).all()
+    # A steady motion leaves nothing, ends included (point reflection), nor do white noise's
+    # levels change: there it is the jitter.
+    np.testing.assert_allclose(drift_scale(values - values + np.arange(32)[:, None] * [0.3, 0.1, 0.0], (5, 9, 15), 0.02),
+                               0.02)
+    white = np.random.default_rng(2).normal(0, 0.2, (400, 3))
+    np.testing.assert_allclose(drift_scale(white, (5, 9, 15), 0.02), noise_scale(np.arange(400.0), white, 0.02),
+                               rtol=0.15)
+    assert (drift_scale(values[:2], (5,), 0.02) == 0.02).all()
 
 
 def test_camera_depth_in_each_camera():
