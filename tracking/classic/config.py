@@ -197,9 +197,10 @@ class ClassicTrackerConfig:
     """A moving region is cut at a column where its upper outline dips by this fraction of its height
     below a top on each side (segment.split_by_profile: two heads of people walking side by side, whom
     no motion test can split); 0 (the default) never cuts. Off: under moving cameras the motion mask
-    shows no heads and dented outlines of cars are cut. Tracker alone (track_diagnose --seeds 101-130
-    --reuse-motion) at 0.15: recall .396 -> .403, precision .604 -> .571 (91 -> 98 tracks), ID switches
-    51 -> 59 (static 126: 2 -> 5 of 6 objects found, switches 4 -> 7; orbit 128: 2 -> 0). With apart_max_similarity 0.6 too
+    shows no heads and dented outlines of cars are cut. At 0.15 (pipeline_fidelity --seeds 101-130):
+    recall .396 -> .403, precision .604 -> .571 (91 -> 98 tracks), ID switches 51 -> 59 (static 126: 2 ->
+    5 of 6 objects found, switches 4 -> 7; orbit 128: 2 -> 0), centre .638 -> .655, ATE .017 -> .015,
+    QA .261 -> .247, gated .888 @ 7.4 % -> .837 @ 8.2 %, as compiled .842 (804/955) -> .828 (802/969). With apart_max_similarity 0.6 too
     (pipeline_fidelity --seeds 101-130): recall .396 -> .417, precision .604 -> .542, ID switches 51 ->
     49 (5.60 -> 4.58 per 10 tracks), centre .638 -> .637, ATE .017 -> .030, QA .261 -> .222, gated .888
     @ 7.4 % -> .807 @ 9.5 %, as compiled .842 (804/955) -> .755 (692/916); seeds 131-150: recall .375 ->
@@ -219,9 +220,10 @@ class ClassicTrackerConfig:
     shared between them, as for movers that move differently) when their colour histograms are under
     this alike (association._look_apart: two people walking side by side, a dog beside its owner); 0
     (the default) keeps the older only (pieces of one object). Off: it keeps apart the differently
-    coloured pieces of one object too (a car's body and windows). Tracker alone (track_diagnose
-    --seeds 101-130 --reuse-motion) at 0.6: recall .396 -> .417, precision .604 -> .513 (91 -> 113
-    tracks), ID switches 51 -> 49 (5.60 -> 4.34 per 10 tracks)..."""
+    coloured pieces of one object too (a car's body and windows). At 0.6 (pipeline_fidelity --seeds
+    101-130): recall .396 -> .417, precision .604 -> .513 (91 -> 113 tracks), ID switches 51 -> 49 (5.60
+    -> 4.34 per 10 tracks), centre .638 -> .636, ATE .017 -> .030, QA .261 -> .227, gated .888 @ 7.4 % ->
+    .731 @ 8.7 %, as compiled .842 (804/955) -> .752 (695/924)..."""
     apart_min_frames: int = 3
     """...and both were detected in at least this many frames."""
     min_frames: int = 3
