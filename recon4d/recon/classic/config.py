@@ -53,6 +53,17 @@ class ClassicConfig:
     """Median residual of a pure-rotation fit (clip pixels) a frame pair needs to start the map."""
     min_parallax_deg: float = 2.0
     """Median triangulation angle of the points a frame pair needs to start the map."""
+    refined_start: bool = False
+    """Start the map from the pair with the most points among the first six that qualify, each
+    essential matrix refined by a two-view bundle adjustment (where none qualifies, the widest pair
+    of at least half ``min_parallax_deg``), and solve PnP from its RANSAC model rather than the
+    neighbour's pose (:func:`~recon4d.recon.classic.camera_motion._initial_pair`). The first pair
+    alone was often a follow camera's first step, whose tracks were wrong, or a pair whose
+    unrefined essential matrix only seemed to have parallax (follow 105: 2.2° where the truth had
+    1.4°). With ``feature_count_shift``, pipeline_fidelity follow seeds 105–130 camera ATE / path
+    .004/.076/.074/.106/.003/.023 (main) → .005/.019/.092/.020/.001/.003; without it worse
+    (.020/.161/.109/.062/.011/.003). Off: with both on, dev 101–130's gated QA fell .888 → .862 and
+    gated_compile .842 → .806, and follow seeds 135 and 140 (never tuned on) .043/.054 → .109/.085."""
     min_triangulation_deg: float = 1.0
     """Smallest angle between the rays of a triangulated point."""
     still_track_px: float | None = 15.0

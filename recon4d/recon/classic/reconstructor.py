@@ -15,8 +15,9 @@
    pair (a, b) whose background tracks move, are not explained by a pure rotation
    (``min_parallax_px``) and whose essential matrix (``findEssentialMat`` RANSAC +
    ``recoverPose``, known intrinsics) triangulates points under a median angle of
-   ``min_parallax_deg`` starts the map. Every other frame is placed by PnP-RANSAC against
-   the map, which keeps one scale for the whole clip, and adds the points it can triangulate
+   ``min_parallax_deg`` starts the map (with ``refined_start``: of the first six such pairs, each
+   refined by a two-view bundle adjustment, the one with the most points). Every other frame is
+   placed by PnP-RANSAC against the map, which keeps one scale for the whole clip, and adds the points it can triangulate
    under a wide enough angle. The points are re-triangulated from all their views and a
    robust bundle adjustment (Levenberg–Marquardt, Schur complement;
    :mod:`recon4d.recon.classic.bundle_adjust`) refines poses and points. Without such a pair (a static
