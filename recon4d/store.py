@@ -97,7 +97,7 @@ _CAMERA_QUALITY_ARRAYS = {"inlier_ratio": np.float32, "reprojection_px": np.floa
                           "frame_ok": np.bool_}
 _ISSUES_PATH = f"{_OBJECT_QUALITY}/issues"
 _LATER_OBJECT_FIELDS = {"noise_m": np.nan, "smooth_lambda_s3": np.nan, "track_fraction": np.nan,
-                        "box_stable_fraction": np.nan}
+                        "box_stable_fraction": np.nan, "motion_evidence": np.nan}
 """Quality fields added within version 2, and the value they read as where a store lacks them."""
 _STRING_ARRAYS = (_CATEGORY_PATH, _ISSUES_PATH)
 _QUALITY_PATHS = ([f"{_OBJECT_QUALITY}/{n}" for n in _OBJECT_QUALITY_ARRAYS] + [_ISSUES_PATH]

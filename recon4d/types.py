@@ -472,6 +472,10 @@ class ObjectQuality:
     box_stable_fraction: float32, visible frames whose box agrees in size and place with the
                       boxes of the neighbouring frames (the box names the same thing); NaN when
                       not recorded.
+    motion_evidence:  float32, how clearly the box moves against the background: the median, over
+                      short windows, of how much better a moving point than a still one explains
+                      the rays through its box centre (residual ratio, >= 1; about 1 for a patch of
+                      the background); NaN when not recorded or too few frames.
     """
 
     lifted_fraction: np.ndarray
@@ -490,12 +494,13 @@ class ObjectQuality:
     frame_ok: np.ndarray
     track_fraction: np.ndarray | None = None
     box_stable_fraction: np.ndarray | None = None
+    motion_evidence: np.ndarray | None = None
 
     FIELDS = ("lifted_fraction", "outlier_fraction", "depth_jumps", "max_depth_jump_m", "max_speed_mps",
               "speed_limit_mps", "id_switch_steps", "detection_score", "size_ok_fraction", "noise_m",
-              "smooth_lambda_s3", "score", "track_fraction", "box_stable_fraction")
+              "smooth_lambda_s3", "score", "track_fraction", "box_stable_fraction", "motion_evidence")
     """The (K,) numeric fields, in order."""
-    OPTIONAL = ("track_fraction", "box_stable_fraction")
+    OPTIONAL = ("track_fraction", "box_stable_fraction", "motion_evidence")
     """Fields added later: None reads as NaN (not recorded)."""
 
     def __post_init__(self) -> None:

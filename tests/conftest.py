@@ -100,7 +100,8 @@ def make_quality(n_objects: int, n_frames: int, seed: int = 0):
         id_switch_steps=rng.integers(0, 2, k), detection_score=np.where(rng.random(k) > 0.5, rng.random(k), np.nan),
         size_ok_fraction=rng.random(k), noise_m=rng.random(k) * 0.1, smooth_lambda_s3=rng.random(k) * 0.01,
         score=rng.random(k), issues=tuple(f"issue {i}" if i % 2 else "" for i in range(k)),
-        frame_ok=rng.random((k, t)) > 0.3, track_fraction=rng.random(k), box_stable_fraction=rng.random(k))
+        frame_ok=rng.random((k, t)) > 0.3, track_fraction=rng.random(k), box_stable_fraction=rng.random(k),
+        motion_evidence=1 + 3 * rng.random(k))
     camera = CameraQuality(inlier_ratio=rng.random(t), reprojection_px=rng.random(t), frozen=rng.random(t) > 0.8,
                            frame_ok=rng.random(t) > 0.2, motion="parallax", scale_source="ground-plane", score=0.75)
     return objects, camera

@@ -43,9 +43,11 @@ def walking(depth=6.0, speed=1.2, noise=0.05, seed=0) -> np.ndarray:
         0, noise, (N_FRAMES, 3))
 
 
-def refine(tracks, lifted, intrinsics, camera_quality=None, config=RefineConfig(noise_fraction=None)):
-    """The trajectory step; steadiness off by default, so each test sees the factor it is about
-    (:func:`test_a_jittery_track_is_trusted_less_than_a_steady_one` tests it)."""
+def refine(tracks, lifted, intrinsics, camera_quality=None,
+           config=RefineConfig(noise_fraction=None, own_motion_full=None)):
+    """The trajectory step; steadiness and own motion off by default, so each test sees the factor
+    it is about (:func:`test_a_jittery_track_is_trusted_less_than_a_steady_one` tests the first,
+    tests/lift/test_own_motion.py the second)."""
     times = np.arange(N_FRAMES) / FPS
     return refine_objects(times, np.tile(np.eye(4), (N_FRAMES, 1, 1)), tracks, lifted, intrinsics, (WIDTH, HEIGHT),
                           camera_quality, config)
@@ -289,12 +291,12 @@ def test_a_jittery_track_is_trusted_less_than_a_steady_one():
     # the second loses it; without (noise_fraction None, the score before) both pass.
     steady, jittery = walking(noise=0.05), walking(noise=0.3, seed=3)
     tracks, lifted, intrinsics = scene_inputs([steady, jittery], [(0.5, 1.7)] * 2, ["person"] * 2)
-    result = refine(tracks, lifted, intrinsics, config=RefineConfig())
+    result = refine(tracks, lifted, intrinsics, config=RefineConfig(own_motion_full=None))
     quality = result.quality
     assert quality.noise_m[1] > 4 * quality.noise_m[0]
     assert quality.score[0] > 0.8 and quality.score[1] < 0.1
     assert "of its distance" in quality.issues[1] and "of its distance" not in quality.issues[0]
-    off = refine(tracks, lifted, intrinsics, config=RefineConfig(noise_fraction=None)).quality
+    off = refine(tracks, lifted, intrinsics).quality
     assert off.score[0] > 0.9 and off.score[1] > 0.5
     distance = np.median(np.linalg.norm(np.stack([steady, jittery]), axis=-1), axis=1)
     jitter = refine(tracks, lifted, intrinsics, config=RefineConfig(drift_window_frames=None)).quality.noise_m

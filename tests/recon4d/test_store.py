@@ -234,7 +234,8 @@ def test_damaged_quality_record_is_a_store_error(tmp_path, small_scene):
         open_scene(path)
 
 
-@pytest.mark.parametrize("later", [("noise_m", "smooth_lambda_s3"), ("track_fraction", "box_stable_fraction")])
+@pytest.mark.parametrize("later", [("noise_m", "smooth_lambda_s3"), ("track_fraction", "box_stable_fraction"),
+                                   ("motion_evidence",)])
 def test_a_store_written_before_later_quality_fields_still_opens(tmp_path, small_scene, later):
     import shutil
 
@@ -243,6 +244,7 @@ def test_a_store_written_before_later_quality_fields_still_opens(tmp_path, small
     objects, camera = make_quality(small_scene.n_objects, small_scene.n_frames)
     path = write_scene(replace(small_scene, object_quality=objects), tmp_path / "old.zarr")
     np.testing.assert_array_equal(open_scene(path).object_quality.track_fraction, objects.track_fraction)
+    np.testing.assert_array_equal(open_scene(path).object_quality.motion_evidence, objects.motion_evidence)
     meta = json.loads(_attrs_file(path).read_text())
     for name in later:
         shutil.rmtree(path / "quality" / "object" / name)
