@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from recon4d.geometry import invert_rigid
+
 _PRIOR_WEIGHT = 1e-3
 """Weight (per frame, against a ray's 1) pulling the fitted point towards the window's mean lifted
 centre: fixes the depth along the rays where they all leave one camera centre (a still or turning
@@ -104,7 +106,7 @@ def motion_evidence(times: np.ndarray, boxes: np.ndarray, intrinsics: np.ndarray
     directions = box_rays(boxes[index].reshape(-1, 4), intrinsics[index].reshape(-1, 3, 3),
                           cam_to_world[index].reshape(-1, 4, 4)).reshape(index.shape + (3,))
     still, moving = fit_still_and_moving(origins, directions, times[index], lifted[index].mean(axis=1))
-    world_to_cam = np.linalg.inv(cam_to_world[index])
+    world_to_cam = invert_rigid(cam_to_world[index])
     pixels = 0.5 * (boxes[index, :2] + boxes[index, 2:])
     still_px = _reprojection_px(still, world_to_cam, intrinsics[index], pixels)
     moving_px = _reprojection_px(moving, world_to_cam, intrinsics[index], pixels)
