@@ -28,6 +28,7 @@ from recon4d.tracking.classic.background import (
     robust_threshold,
 )
 from recon4d.tracking.classic.config import ClassicTrackerConfig
+from recon4d.tracking.classic.flow_prior import feature_homography, flow_misses, prior_flow
 from recon4d.tracking.classic.flow_shift import global_shift, shifted_flow
 from recon4d.tracking.classic.long_baseline import ClipMemory, apart, long_step_moving
 from recon4d.tracking.classic.pose import resolve_pose
@@ -213,20 +214,41 @@ def _side(flow: np.ndarray, model: BackgroundMotion, usable: np.ndarray,
 
 def pair_motion(gray_a: np.ndarray, gray_b: np.ndarray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
                 dis: cv2.DISOpticalFlow | None = None) -> PairMotion:
-    """Background model, dense flows and residual motion between two (h, w) uint8 grey frames."""
+    """Background model, dense flows and residual motion between two (h, w) uint8 grey frames.
+
+    ``dis`` computes the plain flows; the flows started from a guess (``flow_shift_px``,
+    ``flow_prior_features``) take a DIS of their own, made for the pair: DIS carries state from a
+    started call into its next plain one (see flow_prior.prior_flow), which would make a worker's
+    flows depend on the pairs it ran before."""
     dis = dis or dense_flow(config)
     height, width = gray_a.shape
     points_a, points_b = corner_matches(gray_a, gray_b)
     flow_ab = dis.calc(gray_a, gray_b, None)
     flow_ba = dis.calc(gray_b, gray_a, None)
-    if config.flow_shift_px:
+    moved = False
+    if config.flow_prior_features:
+        found = feature_homography(gray_a, gray_b, config.flow_prior_features)
+        # only where the plain flow misses the features' matches (DIS followed the subject, not the turn)
+        if found is not None and flow_misses(flow_ab, found[1], found[2]) > config.flow_prior_gate_px:
+            started_dis = dense_flow(config)
+            flow_ab = prior_flow(gray_a, gray_b, started_dis, flow_ab, found[0], config.flow_prior_margin)
+            flow_ba = prior_flow(gray_b, gray_a, started_dis, flow_ba, np.linalg.inv(found[0]),
+                                 config.flow_prior_margin)
+            moved = True
+            # LK's forward-backward test kept mostly the subject's corners (it lost the background as DIS
+            # did): the features' matches stand for the background in the model's fit
+            points_a = np.concatenate([points_a, found[1]])
+            points_b = np.concatenate([points_b, found[2]])
+    if config.flow_shift_px and not moved:
         shift = global_shift(gray_a, gray_b, scale=4, least_px=config.flow_shift_px)
         if np.hypot(*shift) >= config.flow_shift_px:
-            flow_ab = shifted_flow(gray_a, gray_b, dis, flow_ab, shift)
-            flow_ba = shifted_flow(gray_b, gray_a, dis, flow_ba, (-shift[0], -shift[1]))
-            # the corners' LK matches missed the shift as DIS did: they move by the flow found now
-            at = np.clip(np.round(points_a).astype(int), 0, [width - 1, height - 1])
-            points_b = points_a + flow_ab[at[:, 1], at[:, 0]]
+            started_dis = dense_flow(config)
+            flow_ab = shifted_flow(gray_a, gray_b, started_dis, flow_ab, shift)
+            flow_ba = shifted_flow(gray_b, gray_a, started_dis, flow_ba, (-shift[0], -shift[1]))
+            moved = True
+    if moved:  # the corners' LK matches missed the motion as DIS did: they move by the flow found now
+        at = np.clip(np.round(points_a).astype(int), 0, [width - 1, height - 1])
+        points_b = (points_a + flow_ab[at[:, 1], at[:, 0]]).astype(np.float32)
     consistent = np.stack([consistent_flow(flow_ab, flow_ba), consistent_flow(flow_ba, flow_ab)])
     model = resolve_pose(fit_background(points_a, points_b, (width, height), config), flow_ab, consistent[0], config)
     residual_a, object_a = _side(flow_ab, model, consistent[0], config)
