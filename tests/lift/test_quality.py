@@ -245,7 +245,8 @@ def test_in_a_clip_where_most_tracks_are_no_object_every_track_is_trusted_less()
     person = walking()
     ghosts = [walking(depth=6.0 + i, noise=2.0, seed=i + 1) for i in range(3)]  # jumping metres per frame
     tracks, lifted, intrinsics = scene_inputs([person, *ghosts], [(0.5, 1.7)] * 4, ["person"] * 4)
-    raw = refine(tracks, lifted, intrinsics, config=RefineConfig(clip_min_tracks=99, noise_fraction=None)).quality.score  # no clip factor
+    raw = refine(tracks, lifted, intrinsics, config=RefineConfig(clip_min_tracks=99, noise_fraction=None,
+                                                               own_motion_full=None)).quality.score  # no clip factor
     result = refine(tracks, lifted, intrinsics)
     median = float(np.median(raw))
     assert raw[0] > 0.9 and median < RefineConfig().clip_median_full
@@ -263,7 +264,8 @@ def test_tracks_the_tracker_dropped_as_scene_count_in_the_clip_median_as_score_0
     people = [walking(), walking(depth=8.0, seed=5)]
     ghost = walking(depth=7.0, noise=2.0, seed=1)
     tracks, lifted, intrinsics = scene_inputs([*people, ghost], [(0.5, 1.7)] * 3, ["person"] * 3)
-    raw = refine(tracks, lifted, intrinsics, config=RefineConfig(clip_min_tracks=99, noise_fraction=None)).quality.score
+    raw = refine(tracks, lifted, intrinsics, config=RefineConfig(clip_min_tracks=99, noise_fraction=None,
+                                                               own_motion_full=None)).quality.score
     assert raw[0] > 0.9 and raw[1] > 0.9 and raw[2] < RefineConfig().clip_median_full
     assert np.array_equal(refine(tracks, lifted, intrinsics).quality.score, raw)  # median of the 3 kept: no factor
     dropped = replace(tracks, dropped={"scene_share": 2, "epipolar": 4})
@@ -271,7 +273,7 @@ def test_tracks_the_tracker_dropped_as_scene_count_in_the_clip_median_as_score_0
     np.testing.assert_allclose(result.quality.score, raw * raw[2] / RefineConfig().clip_median_full, rtol=1e-5)
     assert any("2 the tracker dropped as part of the scene" in w for w in result.warnings)
     # only the reasons asked for count ("epipolar" drops flow ghosts in most clips)
-    ignored = RefineConfig(clip_dropped=(), noise_fraction=None)
+    ignored = RefineConfig(clip_dropped=(), noise_fraction=None, own_motion_full=None)
     assert np.array_equal(refine(dropped, lifted, intrinsics, config=ignored).quality.score, raw)
     # dropped tracks count towards clip_min_tracks too: 1 kept ghost + 2 dropped is a clip of 3
     alone = refine(replace(scene_inputs([ghost], [(0.5, 1.7)], ["person"])[0], dropped={"scene_share": 2}),

@@ -77,17 +77,18 @@ def test_a_piece_placed_too_deep_is_moved_back_along_its_rays():
     """From frame 22 on (and before frame 5) the lifted depth is 1.6 and 0.7 times the truth (the
     contact on another surface): the pieces split off there continue the longest piece's depth,
     so the stored trajectory has no 3 m step and keeps near the truth (up to how far the person
-    walks away while the spikes around the break are skipped); they stay not ok. The default
-    (``reanchor_breaks`` False) keeps the step."""
+    walks away while the spikes around the break are skipped); they stay not ok. Without
+    ``reanchor_breaks`` the step stays."""
     times, truth, noisy, cams = walk(seed=3, noise=0.03)
     wrong = noisy.copy()
     wrong[22:] *= 1.6  # the camera sits at the origin: a factor along each ray
     wrong[:5] *= 0.7
-    track = smooth_track(times, wrong, cams, PERSON, SmoothConfig(reanchor_breaks=True))
+    longest = SmoothConfig(anchor_line=False, anchor_mean=False, anchor_join=False)  # the longest piece's depth
+    track = smooth_track(times, wrong, cams, PERSON, longest)
     assert track.breaks.sum() == 2 and not track.frame_ok[22:].any() and not track.frame_ok[:6].any()
     assert np.abs(track.center - truth).max() < 0.5
     assert np.nanmax(np.linalg.norm(np.diff(track.center, axis=0), axis=1) * 8.0) < 3.0  # true 1.5 m/s; kept: 24
-    kept = smooth_track(times, wrong, cams, PERSON)  # the default keeps the lifted depth
+    kept = smooth_track(times, wrong, cams, PERSON, SmoothConfig(reanchor_breaks=False))  # the lifted depth
     assert np.linalg.norm(kept.center[24:] - truth[24:], axis=1).min() > 2.0
     np.testing.assert_array_equal(kept.frame_ok, track.frame_ok)
 
@@ -106,6 +107,98 @@ def test_reanchor_pieces_scales_each_piece_about_the_camera():
     inlier[2] = False
     moved = reanchor_pieces(spiked, camera, np.array([0, 3, 7, 9]), keep=1, inlier=inlier)
     np.testing.assert_allclose(np.delete(moved, 2, axis=0), np.delete(camera + ray, 2, axis=0))
+
+
+def test_line_anchors_do_not_read_an_approach_as_a_depth_error():
+    """An object walking straight at the camera at 2 m/s; its first four frames lifted 1.2 times
+    too deep. The medians of three frames each side are 0.2 s apart in time: they move the piece
+    by its own motion (0.4 m) too far; lines through the same frames meet at the break exactly."""
+    times = np.arange(10) * 0.1
+    camera = np.zeros((10, 3))
+    truth = np.stack([np.zeros(10), np.zeros(10), 10.0 - 2.0 * times], axis=1)
+    wrong = truth.copy()
+    wrong[:4] *= 1.2
+    cuts = np.array([0, 4, 10])
+    lines = reanchor_pieces(wrong, camera, cuts, keep=1, times=times)
+    np.testing.assert_allclose(lines, truth, atol=1e-9)
+    medians = reanchor_pieces(wrong, camera, cuts, keep=1)
+    assert np.abs(medians[:4, 2] - truth[:4, 2]).min() > 0.3
+    later = truth.copy()
+    later[7:] *= 0.8  # the same for a piece after the kept one
+    np.testing.assert_allclose(reanchor_pieces(later, camera, np.array([0, 7, 10]), keep=0, times=times), truth,
+                               atol=1e-9)
+
+
+def test_anchors_far_from_the_break_are_compared_by_their_medians():
+    """Outliers in the five frames before a break leave the kept side's anchors 5 frames away:
+    lines through them would be extrapolated over 0.5 s (here a turn there would be read as a
+    depth error); medians are compared instead, as without ``times``."""
+    times = np.arange(20) * 0.1
+    camera = np.zeros((20, 3))
+    center = np.stack([np.zeros(20), np.zeros(20), 10.0 - 2.0 * times], axis=1)
+    center[10:] *= 1.2
+    inlier = np.ones(20, bool)
+    inlier[5:10] = False
+    cuts = np.array([0, 10, 20])
+    far = reanchor_pieces(center, camera, cuts, keep=0, inlier=inlier, times=times)
+    np.testing.assert_allclose(far, reanchor_pieces(center, camera, cuts, keep=0, inlier=inlier))
+    inlier[5:8] = True  # now the nearest anchor is 2 frames from the break: lines
+    near = reanchor_pieces(center, camera, cuts, keep=0, inlier=inlier, times=times)
+    np.testing.assert_allclose(near[10:], center[10:] / 1.2, atol=1e-9)
+
+
+def test_line_anchored_pieces_keep_a_walk_towards_the_camera_steady():
+    """``anchor_line``: a person walking at the camera whose first piece is lifted 1.3 times too
+    deep keeps its speed across the break (1.5 m/s), where median anchors leave a step."""
+    times = np.arange(32) / 8.0
+    truth = np.stack([0.1 * times, np.zeros(32), 12.0 - 1.5 * times], axis=1)
+    cams = np.tile(np.eye(4), (32, 1, 1))
+    wrong = truth + np.random.default_rng(5).normal(0.0, 0.01, truth.shape)
+    wrong[:12] *= 1.3
+    line = smooth_track(times, wrong, cams, PERSON, SmoothConfig(anchor_mean=False, anchor_join=False))
+    median = smooth_track(times, wrong, cams, PERSON, SmoothConfig(anchor_line=False, anchor_mean=False,
+                                                                   anchor_join=False))
+    assert line.breaks.sum() == 1 and median.breaks.sum() == 1
+    assert np.abs(line.center - truth).max() < 0.15
+    step_speed = np.linalg.norm(np.diff(line.center, axis=0), axis=1) * 8.0  # across the break too
+    assert np.abs(step_speed - 1.5).max() < 0.3
+    assert (np.linalg.norm(np.diff(median.center, axis=0), axis=1) * 8.0).max() > 2.5
+
+
+def test_keep_mean_removes_the_step_without_believing_one_side():
+    """Two pieces of 6 and 3 frames, the second twice as deep: moved to continue the longest, the
+    run keeps the first piece's depth; with ``keep_mean`` it sits at the frames' geometric mean
+    depth (2^(3/9) of the first piece's), still without a step."""
+    camera = np.zeros((9, 3))
+    ray = np.tile([0.0, 0.0, 1.0], (9, 1))
+    center = ray * np.array([4.0] * 6 + [8.0] * 3)[:, None]
+    cuts = np.array([0, 6, 9])
+    np.testing.assert_allclose(reanchor_pieces(center, camera, cuts, keep=0), ray * 4.0)
+    mean = reanchor_pieces(center, camera, cuts, keep=0, keep_mean=True)
+    np.testing.assert_allclose(mean, ray * 4.0 * 2.0 ** (3 / 9))
+
+
+def test_joined_pieces_are_smoothed_as_one_across_a_depth_break():
+    """``anchor_join``: once moved, a piece that no longer jumps is smoothed with its neighbour,
+    so the speed across the break is measured (1.5 m/s) rather than restarted; the moved piece
+    stays not ok. A piece that jumps aside (3 m sideways: another object) is smoothed apart."""
+    times = np.arange(32) / 8.0
+    truth = np.stack([0.1 * times, np.zeros(32), 12.0 - 1.5 * times], axis=1)
+    cams = np.tile(np.eye(4), (32, 1, 1))
+    wrong = truth + np.random.default_rng(6).normal(0.0, 0.02, truth.shape)
+    wrong[:12] *= 1.3
+    config = SmoothConfig(anchor_mean=False)
+    joined = smooth_track(times, wrong, cams, PERSON, config)
+    apart = smooth_track(times, wrong, cams, PERSON, SmoothConfig(anchor_mean=False, anchor_join=False))
+    assert apart.breaks.sum() == 1
+    np.testing.assert_array_equal(joined.breaks, apart.breaks)
+    at = np.flatnonzero(apart.breaks)[0]
+    assert np.isnan(apart.speed_mps[at]) and abs(joined.speed_mps[at] - 1.5) < 0.2
+    np.testing.assert_array_equal(joined.frame_ok, apart.frame_ok)
+    aside = wrong.copy()
+    aside[:12, 0] += 3.0
+    split = smooth_track(times, aside, cams, PERSON, config)
+    assert split.breaks.sum() == 1 and np.isnan(split.speed_mps[np.flatnonzero(split.breaks)[0]])
 
 
 def test_speed_limit_marks_impossible_smooth_motion():
