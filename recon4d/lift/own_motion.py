@@ -1,4 +1,4 @@
-"""Does a track's box move against the background? Evidence from the rays through its box centres.
+"""Does a track's box move against the background? Evidence from the rays through its box centres and edges.
 
 A motion-segmentation tracker also finds things that do not move: a patch of the background
 whose parallax the camera model got wrong, a wall, a shadow edge. Its box follows the
@@ -10,7 +10,10 @@ a still patch in the world).
 In each window of ``window`` consecutive lifted frames (spanning at most ``max_span`` frames of
 the clip), two points are fitted to the rays by least squares: a still one, and one moving at
 a constant velocity. Each is projected back into the frames, and its RMS distance from the
-box centres (pixels) is its residual. Where only jitter moves the box, the moving point fits
+box centres (pixels) is its residual. The middles of the box's top and bottom edges get a
+still and a moving point of their own, their residuals pooled with the centre's: a thing
+walking straight at the camera along the ray through its box centre keeps that centre still,
+but its box grows. Where only jitter moves the box, the moving point fits
 little better (ratio about 1–1.5: three more unknowns); where the thing moves, the still
 point misses by the motion (ratio 2 and more). The median over the windows is the track's
 **motion evidence**; :func:`own_motion_trust` turns it into a trust factor.
@@ -32,14 +35,30 @@ _MIN_RESIDUAL_PX = 0.5
 """The moving point's residual is taken as at least this (pixels): boxes are placed to a pixel."""
 
 
-def box_rays(boxes: np.ndarray, intrinsics: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
-    """(n, 3) unit world directions through the centres of boxes (n, 4) xyxy in the pixels of
-    intrinsics (n, 3, 3), from cameras cam_to_world (n, 4, 4)."""
-    centre = 0.5 * (boxes[:, :2] + boxes[:, 2:])
-    pixels = np.concatenate([centre, np.ones((len(boxes), 1))], axis=1)
+def box_points(boxes: np.ndarray, edges: bool) -> np.ndarray:
+    """(..., P, 2) pixels of boxes (..., 4) xyxy the test follows: the centre (P = 1), and with
+    ``edges`` also the middles of the top and bottom edges (P = 3)."""
+    centre = 0.5 * (boxes[..., :2] + boxes[..., 2:])
+    if not edges:
+        return centre[..., None, :]
+    top = np.stack([centre[..., 0], boxes[..., 1]], axis=-1)
+    bottom = np.stack([centre[..., 0], boxes[..., 3]], axis=-1)
+    return np.stack([top, centre, bottom], axis=-2)
+
+
+def pixel_rays(pixels: np.ndarray, intrinsics: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
+    """(n, 3) unit world directions through pixels (n, 2) of intrinsics (n, 3, 3), from cameras
+    cam_to_world (n, 4, 4)."""
+    pixels = np.concatenate([pixels, np.ones((len(pixels), 1))], axis=1)
     camera = np.einsum("nij,nj->ni", np.linalg.inv(intrinsics), pixels)
     world = np.einsum("nij,nj->ni", cam_to_world[:, :3, :3], camera)
     return world / np.linalg.norm(world, axis=1, keepdims=True)
+
+
+def box_rays(boxes: np.ndarray, intrinsics: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
+    """(n, 3) unit world directions through the centres of boxes (n, 4) xyxy in the pixels of
+    intrinsics (n, 3, 3), from cameras cam_to_world (n, 4, 4)."""
+    return pixel_rays(0.5 * (boxes[:, :2] + boxes[:, 2:]), intrinsics, cam_to_world)
 
 
 def window_starts(frames: np.ndarray, window: int, max_span: int) -> np.ndarray:
@@ -88,29 +107,35 @@ def _reprojection_px(points: np.ndarray, world_to_cam: np.ndarray, intrinsics: n
 
 
 def motion_evidence(times: np.ndarray, boxes: np.ndarray, intrinsics: np.ndarray, cam_to_world: np.ndarray,
-                    lifted: np.ndarray, window: int = 8, max_span: int = 16) -> float:
+                    lifted: np.ndarray, window: int = 8, max_span: int = 16, edges: bool = True) -> float:
     """One track's motion evidence (module docstring): the median over its windows of the still
-    point's residual over the moving point's, or NaN when it has no window.
+    points' residual over the moving points', or NaN when it has no window.
 
     times (T,) s; boxes (T, 4) xyxy pixels; intrinsics (T, 3, 3) in those pixels; cam_to_world
     (T, 4, 4); lifted (T, 3) world centres: the frames used are those with a finite box and
     centre (mark others NaN); the centres only fix where along the rays of a turning camera
-    the point sits.
+    the points sit. ``edges``: follow the middles of the box's top and bottom edges besides its
+    centre (each its own still and moving point; residuals pooled), so a thing coming straight at
+    the camera, whose box grows about a still centre, shows its motion.
     """
     frames = np.flatnonzero(np.isfinite(boxes).all(axis=1) & np.isfinite(lifted).all(axis=1))
     starts = window_starts(frames, window, max_span)
     if not len(starts):
         return float("nan")
     index = frames[starts[:, None] + np.arange(window)]  # (S, W)
+    pixels = box_points(boxes[index], edges)  # (S, W, P, 2)
+    n_points = pixels.shape[2]
     origins = cam_to_world[index, :3, 3]
-    directions = box_rays(boxes[index].reshape(-1, 4), intrinsics[index].reshape(-1, 3, 3),
-                          cam_to_world[index].reshape(-1, 4, 4)).reshape(index.shape + (3,))
-    still, moving = fit_still_and_moving(origins, directions, times[index], lifted[index].mean(axis=1))
     world_to_cam = invert_rigid(cam_to_world[index])
-    pixels = 0.5 * (boxes[index, :2] + boxes[index, 2:])
-    still_px = _reprojection_px(still, world_to_cam, intrinsics[index], pixels)
-    moving_px = _reprojection_px(moving, world_to_cam, intrinsics[index], pixels)
-    ratio = still_px / np.maximum(moving_px, _MIN_RESIDUAL_PX)
+    still_sq = np.zeros(len(index))
+    moving_sq = np.zeros(len(index))
+    for p in range(n_points):
+        directions = pixel_rays(pixels[:, :, p].reshape(-1, 2), intrinsics[index].reshape(-1, 3, 3),
+                                cam_to_world[index].reshape(-1, 4, 4)).reshape(index.shape + (3,))
+        still, moving = fit_still_and_moving(origins, directions, times[index], lifted[index].mean(axis=1))
+        still_sq += _reprojection_px(still, world_to_cam, intrinsics[index], pixels[:, :, p]) ** 2
+        moving_sq += _reprojection_px(moving, world_to_cam, intrinsics[index], pixels[:, :, p]) ** 2
+    ratio = np.sqrt(still_sq / n_points) / np.maximum(np.sqrt(moving_sq / n_points), _MIN_RESIDUAL_PX)
     ratio = ratio[np.isfinite(ratio)]
     return float(np.median(ratio)) if len(ratio) else float("nan")
 

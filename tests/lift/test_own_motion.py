@@ -95,6 +95,22 @@ def test_a_still_patch_has_no_motion_evidence_and_a_mover_has(kind):
     assert still < 1.6 < 2.5 < moving
 
 
+def test_a_mover_coming_straight_at_the_camera_shows_its_motion_by_its_edges():
+    # A person (0.5 × 1.7 m) walking 2.7 m/s straight at a still camera along the ray through
+    # its box centre: the centre stays put (no evidence from it alone), the box grows about it.
+    # A still patch whose edges flicker by 2 px on their own must not gain evidence from them.
+    poses = cameras("static")
+    intrinsics = np.tile(K, (N_FRAMES, 1, 1))
+    coming = np.stack([np.zeros(N_FRAMES), np.zeros(N_FRAMES), 12.0 - 2.7 * TIMES], axis=1)
+    boxes = boxes_of(coming, poses, size_m=(0.5, 1.7))
+    alone = motion_evidence(TIMES, boxes, intrinsics, poses, coming, edges=False)
+    with_edges = motion_evidence(TIMES, boxes, intrinsics, poses, coming)
+    assert alone < 1.3 and with_edges > 2.5
+    patch = boxes_of(still_patch(), poses, jitter_px=2.0)
+    patch += np.random.default_rng(7).normal(0.0, 2.0, patch.shape)
+    assert motion_evidence(TIMES, patch, intrinsics, poses, still_patch()) < 1.6
+
+
 def test_motion_evidence_needs_a_window_of_lifted_frames():
     poses = cameras("pan")
     boxes = boxes_of(mover(), poses)
