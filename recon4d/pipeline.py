@@ -381,6 +381,7 @@ def _assemble(clip, tracks, recon, lifted, orientations: Orientations, config: d
         orientation=orientation,
         orient_conf=orient_conf,
         extent=np.where(visible[..., None], lifted.extent, np.nan),
+        observed=None if tracks.observed is None else tracks.observed & visible,
         local_points=points,
         conf=recon.conf if config["keep_points"] else None,
         masks=masks,

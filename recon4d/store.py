@@ -17,6 +17,7 @@
     objects/extent           (K,T,3)     float32                      (optional)
     objects/orientation      (K,T,3)     float32
     objects/orient_conf      (K,T)       float32
+    objects/observed         (K,T)       bool   found by the tracker, not carried (optional)
     objects/masks            (K,T,H,⌈W/8⌉) uint8, bits packed along W (optional)
     quality/object/<field>   (K,)        ObjectQuality fields: float32, or int32 for counts (optional)
     quality/object/issues    (K,)        str
@@ -81,6 +82,7 @@ _SMALL_ARRAYS = {
     "orientation": ("objects/orientation", np.float32, ("K", "T", 3), True),
     "orient_conf": ("objects/orient_conf", np.float32, ("K", "T"), True),
     "extent": ("objects/extent", np.float32, ("K", "T", 3), False),
+    "observed": ("objects/observed", np.bool_, ("K", "T"), False),
 }
 _CATEGORY_PATH = "objects/category"
 _POINTS_PATH = "geometry/local_points"

@@ -294,6 +294,9 @@ class Tracks2D:
                 (the classic tracker's ``cleanup.drop_reason``: {"scene_share": 2, ...}); empty when
                 it dropped none or does not say. Evidence of how confused the tracker was by the
                 clip (``RefineConfig.clip_dropped``); not stored in the scene store.
+    observed:   (K, T) bool, visible frames where the tracker found the object itself (a detection),
+                not a box it carried there (coasted over a gap, carried back before the first
+                detection); None when every visible frame was observed (or the tracker does not say).
     """
 
     ids: np.ndarray
@@ -304,6 +307,7 @@ class Tracks2D:
     masks: Any = None
     scores: np.ndarray | None = None
     dropped: dict[str, int] = field(default_factory=dict)
+    observed: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         dims = check_shape("ids", _coerce(self, "ids", np.int32), ("K",))
@@ -316,6 +320,8 @@ class Tracks2D:
             check_shape("masks", self.masks, ("K", "T", None, None), dims, "b")
         if self.scores is not None:
             check_shape("scores", _coerce(self, "scores", np.float32), ("K", "T"), dims)
+        if self.observed is not None:
+            check_shape("observed", _coerce(self, "observed", bool), ("K", "T"), dims)
         if any(not isinstance(n, int) or n < 0 for n in self.dropped.values()):
             raise ValueError(f"Tracks2D.dropped must count tracks (integers >= 0); got {self.dropped!r}.")
 
@@ -551,6 +557,9 @@ class Scene:
     camera_quality: per-frame trust in the camera (:class:`CameraQuality`), or None.
     warnings:       what went ahead with a fallback or was found untrustworthy while the scene
                     was made (one line each).
+    observed:       (K, T) bool, visible frames where the tracker found the object itself, not a box
+                    it carried there (:attr:`Tracks2D.observed`); None: every visible frame (ground
+                    truth, stores written before it was recorded). Read it as :attr:`observed_frames`.
 
     An object is ``visible`` in a frame exactly when it was seen *and* located there: its
     ``center_world`` is finite wherever ``visible`` is True and NaN elsewhere.
@@ -579,6 +588,7 @@ class Scene:
     object_quality: ObjectQuality | None = None
     camera_quality: CameraQuality | None = None
     warnings: tuple[str, ...] = ()
+    observed: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         _check_unit(self.unit)
@@ -598,6 +608,8 @@ class Scene:
         check_shape("orient_conf", _coerce(self, "orient_conf", np.float32), ("K", "T"), dims)
         if self.extent is not None:
             check_shape("extent", _coerce(self, "extent", np.float32), ("K", "T", 3), dims)
+        if self.observed is not None:
+            check_shape("observed", _coerce(self, "observed", bool), ("K", "T"), dims)
         if self.local_points is not None:
             dims = check_shape("local_points", self.local_points, ("T", "H", "W", 3), dims, "f")
         if self.conf is not None:
@@ -633,6 +645,12 @@ class Scene:
     @property
     def n_objects(self) -> int:
         return int(self.ids.shape[0])
+
+    @property
+    def observed_frames(self) -> np.ndarray:
+        """(K, T) bool: visible frames where the tracker found the object itself (all visible
+        frames when the scene does not say, :attr:`observed`)."""
+        return self.visible if self.observed is None else self.visible & self.observed
 
     @property
     def duration_s(self) -> float:

@@ -116,6 +116,9 @@ def test_scene_carries_its_quality_record_and_warnings(tmp_path, moving_video):
     back = open_scene(write_scene(replace(scene, warnings=("recon: a test warning",)), tmp_path / "q.zarr"))
     assert back.warnings == ("recon: a test warning",)
     np.testing.assert_array_equal(back.object_quality.frame_ok, scene.object_quality.frame_ok)
+    # the tracker's detected frames reach the store: a subset of the visible ones
+    assert scene.observed is not None and not (scene.observed & ~scene.visible).any() and scene.observed.any()
+    np.testing.assert_array_equal(back.observed, scene.observed)
     # stored trajectories obey the limits wherever the record trusts them
     quality = scene.object_quality
     for k in range(scene.n_objects):

@@ -253,3 +253,15 @@ def test_a_store_written_before_later_quality_fields_still_opens(tmp_path, small
     back = open_scene(path).object_quality
     assert all(np.isnan(getattr(back, name)).all() for name in later)
     np.testing.assert_array_equal(back.score, objects.score)
+
+
+def test_observed_frames_round_trip_and_a_store_without_them_reads_all_observed(tmp_path, small_scene):
+    observed = np.random.default_rng(1).random(small_scene.visible.shape) < 0.5
+    back = open_scene(write_scene(replace(small_scene, observed=observed), tmp_path / "o.zarr"))
+    np.testing.assert_array_equal(back.observed, observed)
+    np.testing.assert_array_equal(back.observed_frames, observed & small_scene.visible)
+    # a store written before the flag was recorded (or ground truth): every visible frame observed
+    old = open_scene(write_scene(small_scene, tmp_path / "old.zarr"))
+    assert old.observed is None
+    np.testing.assert_array_equal(old.observed_frames, small_scene.visible)
+    assert not (tmp_path / "old.zarr" / "objects" / "observed").exists()

@@ -312,3 +312,26 @@ def test_sample_video_person_and_dog(shared_data):
     assert tracks.n_objects >= 2
     assert "person" in tracks.categories
     assert tracks.boxes_xyxy[tracks.visible].max() <= 1280 + 1e-3
+
+
+def test_observed_frames_are_the_detected_ones_not_the_carried(static_scenes, monkeypatch):
+    from recon4d.tracking.classic import tracker as tracker_module
+
+    clean, kept = tracker_module.clean_tracks, []
+
+    def clean_and_carry(*args, **kwargs):
+        tracks = clean(*args, **kwargs)
+        for track in tracks:  # as if each track's first detection had been carried there instead
+            track.detected.discard(min(track.detected))
+        kept.extend(tracks)
+        return tracks
+
+    monkeypatch.setattr(tracker_module, "clean_tracks", clean_and_carry)
+    tracks = ClassicTracker().track(clip_of(static_scenes[0].frames))
+    assert tracks.n_objects == len(kept) > 0
+    assert tracks.observed.shape == tracks.visible.shape and not (tracks.observed & ~tracks.visible).any()
+    for k, track in enumerate(kept):
+        detected = np.zeros(N_FRAMES, bool)
+        detected[sorted(track.detected)] = True
+        np.testing.assert_array_equal(tracks.observed[k], detected & tracks.visible[k])
+        assert (tracks.visible[k] & ~tracks.observed[k]).any()  # the carried frame is shown, not observed

@@ -326,7 +326,7 @@ class ClassicTracker:
         self.last_stage_seconds = seconds
         return Tracks2D(ids=np.arange(n_tracks), categories=categories, is_agent=is_agent,
                         boxes_xyxy=_to_source(boxes, size, clip.source_size).astype(np.float32),
-                        visible=visible, masks=masks, dropped=dropped)
+                        visible=visible, masks=masks, dropped=dropped, observed=detected & visible)
 
     def _track_user_boxes(self, clip: Clip, gray: np.ndarray, size: tuple[int, int], progress) -> Tracks2D:
         n_boxes = len(self.user_boxes)
