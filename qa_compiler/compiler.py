@@ -77,6 +77,11 @@ class CompileConfig:
     """Orientation confidence an agent needs to be an observer or orientation target (reference: 0.6)."""
     camera_orientation: bool = False
     """Also ask the orientation of the camera (the reference does); by default only agents'."""
+    name_observed: bool = True
+    """Name objects only by boxes of frames where the tracker found them, not boxes it carried there
+    (``sampler.SamplingConfig.name_observed``; scenes that do not record it are unaffected)."""
+    steady_names: bool = True
+    """With ``name_observed``: only by boxes that agree with their neighbours' (``SamplingConfig.steady_names``)."""
     attempts_per_question: int = 20
     """Attempts allowed per wanted question before a scene gives up."""
     distractor_tries: int = 64
@@ -140,6 +145,8 @@ class CompileConfig:
             camera_target_prob=self.camera_target_prob,
             min_orient_conf=self.min_orient_conf,
             camera_orientation=self.camera_orientation,
+            name_observed=self.name_observed,
+            steady_names=self.steady_names,
         )
 
     def to_json(self) -> dict:

@@ -14,6 +14,15 @@ Sampling follows the public DSR Suite generator (``data/qa_temp.py``):
 * an absolute viewpoint freezes the observer at a time t_v drawn from every frame where its
   pose is known, inside or outside the interval.
 
+A question names each object by its box at one frame (the interval's first, the last shown
+frame of a direction prediction, an absolute observer's t_v: ``questions.denote``). With
+``name_observed`` (the default) that frame must be one where the tracker found the object
+itself (``Scene.observed_frames``), not a box it carried there: a box coasted over an occlusion
+lies on the occluder, one carried back before the first detection on whatever the flow moved it
+onto; with ``steady_names`` (the default) its box must also agree with its neighbours' (a merge,
+a piece, a jump to something else changes it: :mod:`~recon4d.qa_compiler.referents`). Scenes
+that do not record it (ground truth, older stores) name objects at any visible frame, as before.
+
 Where the reference cuts an interval short when a target disappears, here a target must be
 present in every frame of the interval (DESIGN §5), and the interval is drawn uniformly
 among those where the observer and enough targets are known, so attempts rarely fail.
@@ -32,6 +41,7 @@ import numpy as np
 
 from recon4d.qa_compiler.observers import CAMERA, oriented, pose_known, present
 from recon4d.qa_compiler.questions import ABSOLUTE, QuestionPlan, QuestionType, Skip
+from recon4d.qa_compiler.referents import referent_frames
 from recon4d.types import Scene
 
 REASONS = {
@@ -70,6 +80,10 @@ class SamplingConfig:
     """Orientation confidence an agent needs to be an observer or an orientation target (reference: 0.6)."""
     camera_orientation: bool = False
     """Allow the camera as the target of orientation questions (DSR Suite does, half the time)."""
+    name_observed: bool = True
+    """Name objects only by boxes of frames where the tracker found them (``Scene.observed_frames``)."""
+    steady_names: bool = True
+    """With ``name_observed``: only by boxes that agree with their neighbours (``referents.steady_boxes``)."""
 
     def __post_init__(self) -> None:
         if self.min_interval_frames < 2:
@@ -144,6 +158,8 @@ class SceneIndex:
     """What the sampler needs to know about a scene, computed once per scene.
 
     present, oriented: (K, T) bool object masks (oriented: agents with a usable orientation).
+    nameable:          (K, T) bool frames where an object may be named by its box (present and,
+                       with ``name_observed``, observed by the tracker).
     agents:            (A,) rows of agents that are ever oriented.
     observers:         (A+1,) observer candidates: CAMERA, then ``agents``.
     camera_known:      (T,) bool frames with a finite camera pose.
@@ -158,6 +174,8 @@ class SceneIndex:
         n = scene.n_frames
         self.present = present(scene)
         self.oriented = oriented(scene, config.min_orient_conf) & scene.is_agent[:, None]
+        self.nameable = self.present & referent_frames(scene, config.steady_names) if config.name_observed \
+            else self.present
         self.agents = np.flatnonzero(self.oriented.any(axis=1))
         self.observers = np.concatenate([[CAMERA], self.agents])
         self.camera_known = pose_known(scene, CAMERA, config.min_orient_conf)
@@ -191,16 +209,23 @@ class SceneIndex:
         return self._runs[key]
 
     def target_runs(self, oriented_targets: bool, predicts: bool) -> np.ndarray:
-        """(K, P) bool: each object can be a target in every frame of each pair (computed once). Read-only."""
+        """(K, P) bool: each object can be a target in every frame of each pair and be named at its
+        first frame (where a question names targets: the interval's first, dir_pred's last shown)
+        (computed once). Read-only."""
         key = ("target", oriented_targets, predicts)
         if key not in self._runs:
             pairs = self.pairs(predicts)
-            self._runs[key] = _read_only(_runs_ok(self.target_cum(oriented_targets), pairs[:, 0], pairs[:, 1]))
+            runs = _runs_ok(self.target_cum(oriented_targets), pairs[:, 0], pairs[:, 1])
+            self._runs[key] = _read_only(runs & self.nameable[:, pairs[:, 0]])
         return self._runs[key]
 
     def observer_known(self, observer: int) -> np.ndarray:
         """(T,) bool frames where ``observer`` has a pose."""
         return self.camera_known if observer == CAMERA else self.oriented[observer]
+
+    def observer_nameable(self, observer: int) -> np.ndarray:
+        """(T,) bool frames where ``observer`` has a pose and may be named by its box (the camera: its pose)."""
+        return self.camera_known if observer == CAMERA else self.oriented[observer] & self.nameable[observer]
 
     def observer_cum(self, observer: int) -> np.ndarray:
         """(T+1,) prefix count of the frames where ``observer`` has a pose."""
@@ -247,12 +272,14 @@ def plan_question(index: SceneIndex, qtype: QuestionType, rng: np.random.Generat
     observer = int(pick(rng, index.observers))
     first, last = pairs[:, 0], pairs[:, 1]
     known = index.observer_known(observer)
+    named = index.observer_nameable(observer)  # where the question may name it: t_v, or the pair's first
     if qtype.viewpoint != ABSOLUTE:
         observer_ok = known[first] & known[last] if qtype.predicts else index.observer_runs(observer, False)
+        observer_ok = observer_ok & named[first]
     elif qtype.predicts:
-        observer_ok = index.observer_cum(observer)[first + 1] > 0  # t_v among the shown frames
+        observer_ok = np.cumsum(named)[first] > 0  # t_v among the shown frames
     else:
-        observer_ok = np.full(len(pairs), known.any())
+        observer_ok = np.full(len(pairs), named.any())
     if not observer_ok.any():
         raise Skip("observer_not_visible", f"observer {observer} has no pose where needed")
 
@@ -273,7 +300,7 @@ def plan_question(index: SceneIndex, qtype: QuestionType, rng: np.random.Generat
     start, end = int(first[chosen]), int(last[chosen])
     frozen_at = None
     if qtype.viewpoint == ABSOLUTE:
-        frames = np.flatnonzero(known[: start + 1] if qtype.predicts else known)
+        frames = np.flatnonzero(named[: start + 1] if qtype.predicts else named)
         frozen_at = int(pick(rng, frames))
     targets = _pick_targets(
         rng, np.flatnonzero(eligible[:, chosen]), bool(camera_ok[chosen]), qtype.n_targets, config.camera_target_prob

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from recon4d.qa_compiler.observers import CAMERA, oriented, pose_known, present
 from recon4d.qa_compiler.questions import ABSOLUTE, Skip, get_type
 from recon4d.qa_compiler.records import QUESTION_TYPES
+from recon4d.qa_compiler.referents import referent_frames
 from recon4d.qa_compiler.sampler import (
     REASONS,
     SamplingConfig,
@@ -188,3 +189,54 @@ def test_pick_and_pick_weighted_draw_what_rng_choice_draws():
             values = np.arange(n) * 3 - 1
             assert pick(ours, values) == numpy_choice.choice(values)
         assert ours.random() == numpy_choice.random()  # the streams stay in step
+
+
+def _naming_frames(p, predicts: bool) -> dict[int, int]:
+    """Entity → the frame a question names it by (``questions.render_question``), cameras left out."""
+    first = p.frame_range[0]
+    frames = {t: first for t in p.targets}
+    frames[p.observer] = p.frozen_at if p.frozen_at is not None else first
+    frames.pop(CAMERA, None)
+    return frames
+
+
+@pytest.mark.parametrize("name", QUESTION_TYPES)
+def test_objects_are_named_only_at_frames_the_tracker_observed(name):
+    from dataclasses import replace
+
+    scene = rich_scene(1)
+    observed = np.random.default_rng(3).random(scene.visible.shape) < 0.5  # the rest were carried there
+    scene = replace(scene, observed=observed)
+    qtype = get_type(name)
+    named_unobserved = {}
+    for config in (SamplingConfig(), SamplingConfig(name_observed=False)):
+        index, rng = SceneIndex(scene, config), np.random.default_rng(0)
+        plans = []
+        for _ in range(60):
+            try:
+                plans.append(plan_question(index, qtype, rng))
+            except Skip as skip:
+                assert skip.reason in REASONS
+        assert plans
+        for p in plans:
+            _check_plan(index, name, p)
+        named_unobserved[config.name_observed] = sum(
+            not observed[k, t] for p in plans for k, t in _naming_frames(p, qtype.predicts).items())
+        if config.name_observed:  # and by steady boxes only
+            steady = referent_frames(scene)
+            assert all(steady[k, t] for p in plans for k, t in _naming_frames(p, qtype.predicts).items())
+    assert named_unobserved[True] == 0
+    assert named_unobserved[False] > 0  # the scene does offer unobserved frames to name objects by
+
+
+def test_a_scene_that_does_not_record_observation_is_sampled_as_before():
+    from dataclasses import replace
+
+    scene = rich_scene(2)
+    for name in QUESTION_TYPES:
+        plans = []
+        for candidate in (scene, replace(scene, observed=np.ones_like(scene.visible))):
+            index, rng = SceneIndex(candidate, SamplingConfig()), np.random.default_rng(5)
+            plans.append([plan_question(index, get_type(name), rng) for _ in range(20)])
+        assert plans[0] == plans[1]
+    assert np.array_equal(scene.observed_frames, scene.visible)
