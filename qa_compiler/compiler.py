@@ -82,6 +82,9 @@ class CompileConfig:
     (``sampler.SamplingConfig.name_observed``; scenes that do not record it are unaffected)."""
     steady_names: bool = True
     """With ``name_observed``: only by boxes that agree with their neighbours' (``SamplingConfig.steady_names``)."""
+    trusted_names: bool = True
+    """With ``name_observed``: only at frames the quality record passes, also with the gate off
+    (``SamplingConfig.trusted_names``)."""
     attempts_per_question: int = 20
     """Attempts allowed per wanted question before a scene gives up."""
     distractor_tries: int = 64
@@ -147,6 +150,7 @@ class CompileConfig:
             camera_orientation=self.camera_orientation,
             name_observed=self.name_observed,
             steady_names=self.steady_names,
+            trusted_names=self.trusted_names,
         )
 
     def to_json(self) -> dict:

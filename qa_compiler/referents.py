@@ -12,8 +12,9 @@ taken as they are (:func:`referent_frames`).
 On the pipeline's dev scenes (``benchmarks/referent_diagnose.py``, seeds 101–130) the box a
 question named a matched object by missed it (IoU < 0.3) at 31 % of those frames before these
 rules (17 % of carried-back boxes covered it, 26 % of coasted, 72 % of detected), at 20 % with
-them; what is left is mostly steady boxes on the wrong thing (another object, a merge), which
-only the tracker can fix.
+them, at 17 % when the quality record must also pass the frame (its size check catches most boxes
+grown over more than the object); what is left is mostly steady boxes on another object (an
+identity switch or a merge), which only the tracker can fix.
 
     referent_frames(scene) -> (K, T) bool
 """
@@ -70,14 +71,19 @@ def steady_boxes(boxes: np.ndarray, window: int = STEADY_WINDOW, max_area_ratio:
     return finite & (agreed >= min_agree * compared)
 
 
-def referent_frames(scene: Scene, steady: bool = True) -> np.ndarray:
+def referent_frames(scene: Scene, steady: bool = True, trusted: bool = True) -> np.ndarray:
     """(K, T) bool: visible frames whose box may name the object: the tracker found it there
-    (``Scene.observed_frames``) and, with ``steady``, the box is steady (:func:`steady_boxes` over
-    the visible boxes). A scene that does not record ``observed`` (ground truth, older stores, other
-    trackers) names objects at every visible frame, as before."""
+    (``Scene.observed_frames``); with ``steady``, the box is steady (:func:`steady_boxes` over the
+    visible boxes); with ``trusted``, the scene's quality record passes the frame
+    (``ObjectQuality.frame_ok``, where there is one: a box whose implied size does not suit the
+    category, that breaks the trajectory or that came with an identity-switch jump names something
+    else). A scene that does not record ``observed`` (ground truth, older stores, other trackers)
+    names objects at every visible frame, as before."""
     if scene.observed is None:
         return scene.visible.copy()
     named = scene.observed_frames
     if steady:
         named = named & steady_boxes(np.where(scene.visible[..., None], scene.box_xyxy.astype(np.float64), np.nan))
+    if trusted and scene.object_quality is not None:
+        named = named & scene.object_quality.frame_ok
     return named

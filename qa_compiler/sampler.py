@@ -20,8 +20,11 @@ frame of a direction prediction, an absolute observer's t_v: ``questions.denote`
 itself (``Scene.observed_frames``), not a box it carried there: a box coasted over an occlusion
 lies on the occluder, one carried back before the first detection on whatever the flow moved it
 onto; with ``steady_names`` (the default) its box must also agree with its neighbours' (a merge,
-a piece, a jump to something else changes it: :mod:`~recon4d.qa_compiler.referents`). Scenes
-that do not record it (ground truth, older stores) name objects at any visible frame, as before.
+a piece, a jump to something else changes it: :mod:`~recon4d.qa_compiler.referents`), and with
+``trusted_names`` (the default) the scene's quality record must pass the frame (even when the
+gate is off: the gate decides what a question may use, this only where it may name an object).
+Scenes that do not record it (ground truth, older stores) name objects at any visible frame, as
+before.
 
 Where the reference cuts an interval short when a target disappears, here a target must be
 present in every frame of the interval (DESIGN §5), and the interval is drawn uniformly
@@ -84,6 +87,8 @@ class SamplingConfig:
     """Name objects only by boxes of frames where the tracker found them (``Scene.observed_frames``)."""
     steady_names: bool = True
     """With ``name_observed``: only by boxes that agree with their neighbours (``referents.steady_boxes``)."""
+    trusted_names: bool = True
+    """With ``name_observed``: only at frames the scene's quality record passes (``ObjectQuality.frame_ok``)."""
 
     def __post_init__(self) -> None:
         if self.min_interval_frames < 2:
@@ -174,8 +179,8 @@ class SceneIndex:
         n = scene.n_frames
         self.present = present(scene)
         self.oriented = oriented(scene, config.min_orient_conf) & scene.is_agent[:, None]
-        self.nameable = self.present & referent_frames(scene, config.steady_names) if config.name_observed \
-            else self.present
+        self.nameable = (self.present & referent_frames(scene, config.steady_names, config.trusted_names)
+                         if config.name_observed else self.present)
         self.agents = np.flatnonzero(self.oriented.any(axis=1))
         self.observers = np.concatenate([[CAMERA], self.agents])
         self.camera_known = pose_known(scene, CAMERA, config.min_orient_conf)

@@ -56,3 +56,16 @@ def test_referent_frames_need_observation_and_steadiness_only_where_observation_
     assert np.flatnonzero(~named[1]).tolist() == [5, 6, 7]  # 6 and 7 have too few other neighbours
     assert named[2:].all()
     assert referent_frames(tracked, steady=False)[1, 5]
+
+
+def test_referent_frames_need_the_quality_record_to_pass_the_frame_where_there_is_one():
+    from tests.conftest import make_quality
+
+    scene = rich_scene(0, n_frames=8)
+    objects, _ = make_quality(scene.n_objects, scene.n_frames, seed=4)
+    assert not objects.frame_ok.all()
+    tracked = replace(scene, observed=np.ones_like(scene.visible), object_quality=objects)
+    np.testing.assert_array_equal(referent_frames(tracked), objects.frame_ok & referent_frames(tracked, trusted=False))
+    assert referent_frames(tracked, trusted=False).all()
+    # ground truth with a record (a test scene) but no observation: unaffected
+    np.testing.assert_array_equal(referent_frames(replace(scene, object_quality=objects)), scene.visible)
