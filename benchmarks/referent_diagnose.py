@@ -25,8 +25,10 @@ stabilised-background silhouettes (the "background" mask path); ``by_camera`` sp
     python benchmarks/referent_diagnose.py --seeds $(seq 101 130) [--jobs 2] [--cache DIR]
 
 ``--cache DIR`` keeps each scene's estimate and ground truth (pickled, heavy arrays dropped) and
-reuses them, so a change of the QA compiler alone is measured without processing again.
-Other options as ``pipeline_fidelity.py``.
+reuses them, so a change of the QA compiler alone is measured without processing again;
+``-C KEY=JSON`` sets a ``CompileConfig`` field (``-C name_observed=false``: main's sampling);
+``--gated`` adds ``pipeline_fidelity.py``'s ``gated`` and ``gated_compile`` figures (the same
+numbers from the same estimates). Other options as ``pipeline_fidelity.py``.
 """
 
 from __future__ import annotations
@@ -116,9 +118,11 @@ def process_scene(seed: int, kind: str, settings: pf.Settings, cache: str | None
     return data
 
 
-def diagnose_scene(seed: int, kind: str, settings: pf.Settings, cache: str | None, compile_options: dict) -> dict:
+def diagnose_scene(seed: int, kind: str, settings: pf.Settings, cache: str | None, compile_options: dict,
+                   gate: bool = False) -> dict:
     """Per scene: the wrong-referent (object, frame) causes, and the cover rates by status.
-    ``compile_options``: CompileConfig fields set for the (ungated) compile."""
+    ``compile_options``: CompileConfig fields set for the compiles; ``gate``: also the reasons of the
+    questions the gate keeps and of those compiled with it (as ``pipeline_fidelity.py``'s gated figures)."""
     from recon4d.qa_compiler.compiler import CompileConfig, compile_scene
 
     data = process_scene(seed, kind, settings, cache)
@@ -157,7 +161,15 @@ def diagnose_scene(seed: int, kind: str, settings: pf.Settings, cache: str | Non
                            "life": int(t - life[0]), "life_fraction": float((t - life[0]) / max(life[-1] - life[0], 1)),
                            "to_detection": int(np.min(np.abs(seen - t))) if len(seen) else None,
                            "observer": label == record.observer})
-    return {"seed": seed, "kind": kind, "reasons": dict(Counter(o.reason for o in outcomes)),
+    gated = {}
+    if gate and offered is not None and offered[2] is not None:  # pipeline_fidelity's gated and gated_compile
+        view, noisy, min_stability = offered[2](est)
+        kept = fm.kept_by_gate(records, view, noisy, min_stability)
+        gated_records, _ = compile_scene(est, dataclasses.replace(offered[1], n_per_scene=settings.questions, seed=0,
+                                                                  **compile_options), video_id=f"synth-{seed}-{kind}")
+        gated = {"gated": [o.reason for o, k in zip(outcomes, kept, strict=True) if k],
+                 "gated_compile": [o.reason for o in fm.qa_outcomes(gated_records, est, oracle, matching, gt)]}
+    return {"seed": seed, "kind": kind, "reasons": dict(Counter(o.reason for o in outcomes)), **gated,
             "misses": misses, "frames": [[*k, v] for k, v in frames.items()],
             "denoted": [[*k, v] for k, v in denoted.items()]}
 
@@ -190,7 +202,17 @@ def summarise(results: list[dict]) -> dict:
         row = by_camera.setdefault(r["kind"], Counter())
         row.update(m["box"] for m in r["misses"])
         row.update(f"status:{m['status']}" for m in r["misses"])
+    gated = {}
+    for key in ("gated", "gated_compile"):
+        if all(key in r for r in results) and results:
+            counts = Counter(reason for r in results for reason in r[key])
+            n = sum(counts.values())
+            gated[key] = {"n": n, "agreement": counts["agree"] / n if n else None, "reasons": dict(sorted(counts.items()))}
+    gated_kept = gated.get("gated", {}).get("n")
+    if gated_kept is not None:
+        gated["gated"]["kept_fraction"] = gated_kept / max(sum(reasons.values()), 1)
     return {
+        **gated,
         "reasons": dict(sorted(reasons.items())),
         "misses": len(misses),
         "by_box": dict(Counter(m["box"] for m in misses).most_common()),
@@ -218,6 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-O", dest="options", action="append", default=[])
     parser.add_argument("--cache", default=None, help="folder to keep and reuse each scene's estimate")
     parser.add_argument("--per-scene", action="store_true", help="also print each scene's misses")
+    parser.add_argument("--gated", action="store_true", help="also the gated and gated_compile figures")
     parser.add_argument("-C", dest="compile", action="append", default=[],
                         help="KEY=JSON: a CompileConfig field for the compile (e.g. name_observed=false), repeatable")
     args = parser.parse_args(argv)
@@ -229,9 +252,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             results = list(pool.map(diagnose_scene, *zip(*specs), [settings] * len(specs),
-                                    [args.cache] * len(specs), [compile_options] * len(specs)))
+                                    [args.cache] * len(specs), [compile_options] * len(specs),
+                                    [args.gated] * len(specs)))
     else:
-        results = [diagnose_scene(seed, kind, settings, args.cache, compile_options) for seed, kind in specs]
+        results = [diagnose_scene(seed, kind, settings, args.cache, compile_options, args.gated) for seed, kind in specs]
     out = {"benchmark": "referent_diagnose", "seeds": [s for s, _ in specs], "compile": compile_options,
            "overall": summarise(results)}
     if args.per_scene:
