@@ -116,6 +116,10 @@ class ClassicTrackerConfig:
     """Motion threshold: median + residual_sigma · 1.4826 · MAD of the frame's residual flow..."""
     residual_floor_px: float = 1.0
     """...and never below this many pixels per sampled-frame step."""
+    detection_score_full: float = 0.0
+    """Detection scores (``Tracks2D.scores``, :mod:`.evidence`): a detected frame scores the mean relative residual
+    over its mask, over the frame's motion threshold, divided by this (clipped to [0, 1]; NaN where carried or
+    coasted); the quality record's ``detection_score`` is their mean. 0 (the default): no scores (None)."""
     long_baseline_decay: float = 0.0
     """Longer-baseline evidence (long_baseline.MotionMemory): each frame's normalised compensated motion
     is summed along the flow with the earlier frames' at this decay (a mover's adds up, the flow's
@@ -453,6 +457,8 @@ class ClassicTrackerConfig:
             fail(f"turn_max_stretch must be at least 0 (0: off), got {self.turn_max_stretch}.")
         if self.plane_bound_planes < 0:
             fail(f"plane_bound_planes must be at least 0, got {self.plane_bound_planes}.")
+        if self.detection_score_full < 0:
+            fail(f"detection_score_full must be at least 0 (0: no scores), got {self.detection_score_full}.")
         if self.max_planes < 1:
             fail(f"max_planes must be at least 1, got {self.max_planes}.")
         if self.person_samples < 1:

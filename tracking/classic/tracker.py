@@ -90,6 +90,7 @@ import numpy as np
 from recon4d.backends import config_from_options
 from recon4d.tracking.classic.association import associate
 from recon4d.tracking.classic.cleanup import clean_tracks
+from recon4d.tracking.classic.evidence import detection_scores, track_evidence
 from recon4d.tracking.classic.boxes import mask_box
 from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.people import PeopleDetector, label_tracks, person_evidence
@@ -278,6 +279,7 @@ class ClassicTracker:
         seconds["segment"] = detections.seconds  # found during association (on worker threads: overlapping it)
         dropped: dict[str, int] = {}
         tracks = clean_tracks(tracks, motion, images, config, dropped)
+        strength = track_evidence(tracks, motion, config.flow_error_fraction)[1] if config.detection_score_full else None
         del motion, detections  # the flows are not needed for masks and labels
         lap("cleanup")
         n_tracks = len(tracks)
@@ -324,9 +326,11 @@ class ClassicTracker:
         categories, is_agent = label_tracks(looked, evidence, boxes, detected & visible, config)
         lap("people")
         self.last_stage_seconds = seconds
+        scores = (None if strength is None
+                  else np.where(visible, detection_scores(strength, config.detection_score_full), np.nan))
         return Tracks2D(ids=np.arange(n_tracks), categories=categories, is_agent=is_agent,
                         boxes_xyxy=_to_source(boxes, size, clip.source_size).astype(np.float32),
-                        visible=visible, masks=masks, dropped=dropped, observed=detected & visible)
+                        visible=visible, masks=masks, dropped=dropped, observed=detected & visible, scores=scores)
 
     def _track_user_boxes(self, clip: Clip, gray: np.ndarray, size: tuple[int, int], progress) -> Tracks2D:
         n_boxes = len(self.user_boxes)
