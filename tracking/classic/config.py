@@ -119,7 +119,17 @@ class ClassicTrackerConfig:
     detection_score_full: float = 0.0
     """Detection scores (``Tracks2D.scores``, :mod:`.evidence`): a detected frame scores the mean relative residual
     over its mask, over the frame's motion threshold, divided by this (clipped to [0, 1]; NaN where carried or
-    coasted); the quality record's ``detection_score`` is their mean. 0 (the default): no scores (None)."""
+    coasted); the quality record's ``detection_score`` is their mean, which multiplies the track's score. 0 (the
+    default): no scores (None). Off: it is weak evidence of a real object. Per track, the mean strength tells
+    matched from unmatched tracks with AUC 0.78 on 131–150 (0.70 on 101–130 with ``component_min_area_fraction``
+    0.002; the flagged share of the mask 0.69 / 0.54), but among the tracks the default gate passes the weak ones
+    are mostly real (strength of false 133/0 1.73; matched 107/1 2.0, 111/2 1.75, 117/1 1.48, 123/3 1.19). At 2,
+    on the pipeline_fidelity scenes (processed once, the quality record rebuilt per value): questions compiled
+    under the default gate 101–130 .884 (845/956) → .899 (832/925), 131–150 .897 (558/622) → .944 (587/622), but
+    mostly by replacing object questions with camera ones (the gate drops 8 matched tracks for the false one:
+    133/0, 23 wrong answers); the benchmark's gated view 101–130 .919 at 7.2 % → .916 at 6.9 %, 131–150 .969 at
+    8.0 % both; at 3: gated .959 at 6.1 % / .950 at 7.5 %, compiled .904 / .945; at 4: gated .972 at 6.0 % / .962
+    at 6.6 %, compiled .941 / .951; at 1.5 compiled .879 / .899. Recall, precision and centres do not change."""
     long_baseline_decay: float = 0.0
     """Longer-baseline evidence (long_baseline.MotionMemory): each frame's normalised compensated motion
     is summed along the flow with the earlier frames' at this decay (a mover's adds up, the flow's
@@ -208,7 +218,11 @@ class ClassicTrackerConfig:
     .604 → .659, but gated_compile agreement falls .842 → .824 (815 of 989 against 804 of 955); on
     131–150 recall .375 both, precision .545 → .600, centre .747 → .613, QA .290 → .328, but gated .941
     at 8.5 % → .876 at 14.1 % and gated_compile .879 (543 of 618) → .824 (519 of 630): the gate keeps
-    questions about the false tracks the floor lets through (seed 103 of 101–130: 31 of its 40)."""
+    questions about the false tracks the floor lets through (seed 103 of 101–130: 31 of its 40). Under the own-motion
+    gate (session 13, 131–150): compiled .897 (558/622) → .872 (553/634), no false track newly kept (133/0 is kept
+    either way); follow 140's camera changes with the floor (at 0.0015 too: the track masks differ by 1.7 % of
+    their pixels, the ground-plane path 5.9 → 7.6) and its 13 kept camera-direction questions are all wrong (22 of 33
+    right without); 134 and 137 gain matched tracks whose 50 questions are 38 right (camera-only before)."""
     close_fraction: float = 0.012
     """Diameter of the closing kernel as a fraction of the working long side."""
     core_fraction: float = 0.4
