@@ -243,7 +243,7 @@ def apply_quality_gate(scene: Scene, min_quality: float, max_depth_jump_m: float
 
 
 def noisy_scenes(gated: Scene, rng: np.random.Generator, n_draws: int,
-                 exact_camera_inliers: float | None = EXACT_CAMERA_INLIERS) -> list[Scene]:
+                 exact_camera_inliers: float | None = EXACT_CAMERA_INLIERS, heading_sigma_deg: float = 0.0) -> list[Scene]:
     """``n_draws`` copies of a gated scene whose object centres carry the error their quality
     record implies (see the module docstring); [] when the scene has no record or no draws.
     The camera path gets its own jitter as noise unless :func:`camera_taken_as_exact`
@@ -252,7 +252,10 @@ def noisy_scenes(gated: Scene, rng: np.random.Generator, n_draws: int,
     Each run of consecutive visible frames of an object gets smoothed noise of its own. An
     agent's azimuth turns with it by the heading error that noise gives a direction of travel
     (its sideways velocity over the agent's speed): orientations follow the trajectory in the
-    weights-free pipeline.
+    weights-free pipeline. With ``heading_sigma_deg`` each such run of an agent with a noisy
+    record also turns by one error of its own, drawn with that standard deviation: a heading
+    is not only as good as the trajectory's noise (an agent standing or walking along the
+    viewing ray, a facing that is not the direction of travel).
     """
     quality = gated.object_quality
     if quality is None or n_draws < 1:
@@ -269,6 +272,8 @@ def noisy_scenes(gated: Scene, rng: np.random.Generator, n_draws: int,
         for run in np.split(visible, np.flatnonzero(np.diff(visible) != 1) + 1) if len(visible) else []:
             noise = smoothed_noise(times[run], noise_m, lam if np.isfinite(lam) else 0.0, rng, n_draws)
             centers[:, k, run] += noise
+            if gated.is_agent[k] and heading_sigma_deg > 0:  # a heading error of the run's own
+                azimuths[:, k, run] += rng.normal(0.0, heading_sigma_deg, (n_draws, 1))
             if not gated.is_agent[k] or len(run) < 2:
                 continue
             velocity = np.gradient(gated.center_world[k, run], times[run], axis=0)  # (n, 3)

@@ -203,6 +203,29 @@ def test_noisy_scenes_perturb_visible_centres_and_agent_headings():
     assert noisy_scenes(scene, np.random.default_rng(0), 0) == []
 
 
+def test_noisy_scenes_turn_an_agent_by_its_own_heading_error():
+    # A standing agent: its position noise implies no heading error (no direction of travel),
+    # yet a heading held from earlier motion or a facing that is not its path can be far off.
+    from recon4d.qa_compiler.quality_gate import noisy_scenes
+
+    base = rich_scene(seed=13)
+    standing = np.broadcast_to(base.center_world[:, :1], base.center_world.shape)
+    scene = noisy_record(replace(base, center_world=np.where(base.visible[..., None], standing, np.nan)), 0.05)
+    agent = int(np.flatnonzero(scene.is_agent)[0])
+    seen = scene.visible[agent]
+
+    def turns(sigma, record=scene):
+        draws = noisy_scenes(record, np.random.default_rng(1), 200, heading_sigma_deg=sigma)
+        return np.stack([(d.orientation[agent, seen, 0] - record.orientation[agent, seen, 0] + 180) % 360 - 180
+                         for d in draws])
+
+    assert np.abs(turns(0.0)).max() < 1e-3
+    assert 12.0 < turns(15.0)[:, 0].std() < 18.0
+    calm = noisy_record(scene, 0.0)  # a record that claims no noise is taken as exact
+    assert noisy_scenes(calm, np.random.default_rng(1), 3, heading_sigma_deg=15.0)[0].orientation[agent, seen, 0] == \
+        pytest.approx(calm.orientation[agent, seen, 0])
+
+
 def test_unstable_answers_are_dropped_and_counted():
     calm = noisy_record(rich_scene(seed=12), 0.0)
     noisy = noisy_record(rich_scene(seed=12), 3.0)  # metres of noise: few answers survive
