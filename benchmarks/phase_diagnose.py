@@ -65,39 +65,20 @@ larger than the truth's is a jump (``jumps``: the depth cues either side of it).
 def estimate(seed: int, kind: str, smooth_options: dict):
     """(est, gt, object poses on est's frames) with the current code on the cached tracks."""
     from recon4d.lift import quality as lift_quality
-    from recon4d.recon.classic import reconstructor
-    from recon4d.pipeline import ProcessConfig, plan_stages, process_clip
-    from recon4d.settings import weights_dir
+    from recon4d.pipeline import ProcessConfig
     from recon4d.store import open_scene
-    from recon4d.video import read_clip
 
-    video, store = pd.scene_paths(seed, kind)
+    _, store = pd.scene_paths(seed, kind)
     kept = pd.CACHE / f"{seed}_{kind}" / "scenes.pkl"
     if not kept.exists():
         raise SystemExit(f"{kept} is missing: run RECON4D_PLACEMENT_KEEP=1 placement_diagnose.py --seeds {seed} first")
     _, _, poses = pickle.loads(kept.read_bytes())
     refine = lift_quality.RefineConfig()
     refine = dataclasses.replace(refine, smooth=dataclasses.replace(refine.smooth, **smooth_options))
-    config = ProcessConfig(tracker="classic", recon="classic", orient="motion", refine=refine)
-    clip = read_clip(video, n_frames=config.n_frames, pixel_budget=config.pixel_budget)
-    tracks = pd._tracks(seed, kind, clip)
-    plan = plan_stages(config, Path(weights_dir()))["track"]
-    key = ("track", plan.spec.name, config.device, str(Path(weights_dir())), repr(sorted(plan.options.items())))
-    cues = {}
-    original = reconstructor.object_depths
-
-    def recording(*args, **kwargs):
-        depth, cue = original(*args, **kwargs)
-        cues["cue"] = cue
-        return depth, cue
-
-    reconstructor.object_depths = recording
-    try:
-        est = process_clip(clip, config, backends={key: pd._CachedTracker(tracks)}).scene
-    finally:
-        reconstructor.object_depths = original
+    est, cue = pd.process_with_cues(seed, kind, ProcessConfig(tracker="classic", recon="classic", orient="motion",
+                                                              refine=refine))
     gt = fm.gt_on_frames(open_scene(store), est.frame_index)
-    return est, gt, poses, cues.get("cue", np.zeros(est.visible.shape, np.int8))
+    return est, gt, poses, cue
 
 
 def spurious_steps(est, gt, matching, scale: float, step_m: float) -> dict[int, np.ndarray]:

@@ -74,15 +74,16 @@ def _tracks(seed: int, kind: str, clip):
     return tracks
 
 
-def diagnose(seed: int, kind: str) -> dict:
-    from recon4d.pipeline import ProcessConfig, plan_stages, process_clip
+def process_with_cues(seed: int, kind: str, config) -> tuple:
+    """(est, cue): ``recon4d process`` on one scene with ``config`` (a ``ProcessConfig`` of the
+    classic backends) and the scene's cached tracks (:func:`_tracks`), and the depth cue of each
+    object frame (K, T) int8 that the reconstruction used (``reconstructor.object_depths``)."""
+    from recon4d.pipeline import plan_stages, process_clip
     from recon4d.recon.classic import reconstructor
     from recon4d.settings import weights_dir
-    from recon4d.store import open_scene
     from recon4d.video import read_clip
 
-    video, store = scene_paths(seed, kind)
-    config = ProcessConfig(tracker="classic", recon="classic", orient="motion")
+    video, _ = scene_paths(seed, kind)
     clip = read_clip(video, n_frames=config.n_frames, pixel_budget=config.pixel_budget)
     tracks = _tracks(seed, kind, clip)
     plan = plan_stages(config, Path(weights_dir()))["track"]
@@ -97,11 +98,18 @@ def diagnose(seed: int, kind: str) -> dict:
 
     reconstructor.object_depths = recording
     try:
-        clip = read_clip(video, n_frames=config.n_frames, pixel_budget=config.pixel_budget)
         est = process_clip(clip, config, backends={key: _CachedTracker(tracks)}).scene
     finally:
         reconstructor.object_depths = original
-    cue = cues.get("cue", np.zeros(est.visible.shape, np.int8))
+    return est, cues.get("cue", np.zeros(est.visible.shape, np.int8))
+
+
+def diagnose(seed: int, kind: str) -> dict:
+    from recon4d.pipeline import ProcessConfig
+    from recon4d.store import open_scene
+
+    _, store = scene_paths(seed, kind)
+    est, cue = process_with_cues(seed, kind, ProcessConfig(tracker="classic", recon="classic", orient="motion"))
     full = open_scene(store)
     gt = fm.gt_on_frames(full, est.frame_index)
     if os.environ.get("RECON4D_PLACEMENT_KEEP"):  # the estimate and truth, for offline studies of the gate
