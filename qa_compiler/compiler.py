@@ -119,6 +119,16 @@ class CompileConfig:
     whose headings are right) gated 0.902 @ 53.2 % → 0.926 @ 45.8 %: 33 right answers lost for
     11 wrong, the kept share under half. An error that only slow or held headings get is the
     next thing to try."""
+    along_ray_factor: float = 1.0
+    """Stable answers: the noisy copies' error along each object's viewing ray is this many times
+    its record's ``noise_m`` (across the ray: once). Off (1) by default. (Measured with
+    ``benchmarks/placement_diagnose.py``, 101–130: the error along the ray is 2.4 × ``noise_m``,
+    across 1.6 ×; a depth error along the ray also turns a walk's heading. From the same estimates,
+    ``benchmarks/referent_diagnose.py --gated``, 1 → 2 / 2.4: 131–150 gated 0.837 @ 15.4 % →
+    0.873 @ 14.8 % / 0.894 @ 14.1 %, compiled under the gate 0.906 → 0.916 / 0.921; 101–130 gated
+    0.925 @ 13.2 % → 0.921 @ 12.6 % / 0.925 @ 12.2 % (right 147 → 139 / 136), compiled 0.913 →
+    0.919 / 0.923; ``benchmarks/recon_fidelity.py`` gated 0.902 @ 53.2 % → 0.902 @ 49.8 % /
+    0.907 @ 48.8 %: the ground-truth tracks' kept share falls under half.)"""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "types", tuple(self.types))
@@ -264,7 +274,7 @@ def gate_scene(scene: Scene, config: CompileConfig,
     gate = apply_quality_gate(scene, config.min_quality, config.max_depth_jump_m, config.min_pose_inliers,
                               config.exact_camera_inliers)
     noisy = [] if rng is None else noisy_scenes(gate.scene, rng, config.stability_draws, config.exact_camera_inliers,
-                                            config.heading_sigma_deg)
+                                            config.heading_sigma_deg, config.along_ray_factor)
     return gate, noisy
 
 

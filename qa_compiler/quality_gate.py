@@ -243,7 +243,8 @@ def apply_quality_gate(scene: Scene, min_quality: float, max_depth_jump_m: float
 
 
 def noisy_scenes(gated: Scene, rng: np.random.Generator, n_draws: int,
-                 exact_camera_inliers: float | None = EXACT_CAMERA_INLIERS, heading_sigma_deg: float = 0.0) -> list[Scene]:
+                 exact_camera_inliers: float | None = EXACT_CAMERA_INLIERS, heading_sigma_deg: float = 0.0,
+                 along_ray_factor: float = 1.0) -> list[Scene]:
     """``n_draws`` copies of a gated scene whose object centres carry the error their quality
     record implies (see the module docstring); [] when the scene has no record or no draws.
     The camera path gets its own jitter as noise unless :func:`camera_taken_as_exact`
@@ -255,7 +256,8 @@ def noisy_scenes(gated: Scene, rng: np.random.Generator, n_draws: int,
     weights-free pipeline. With ``heading_sigma_deg`` each such run of an agent with a noisy
     record also turns by one error of its own, drawn with that standard deviation: a heading
     is not only as good as the trajectory's noise (an agent standing or walking along the
-    viewing ray, a facing that is not the direction of travel).
+    viewing ray, a facing that is not the direction of travel). ``along_ray_factor`` stretches
+    each draw's error along the object's viewing ray (monocular depth errs most there).
     """
     quality = gated.object_quality
     if quality is None or n_draws < 1:
@@ -271,6 +273,10 @@ def noisy_scenes(gated: Scene, rng: np.random.Generator, n_draws: int,
         visible = np.flatnonzero(gated.visible[k])
         for run in np.split(visible, np.flatnonzero(np.diff(visible) != 1) + 1) if len(visible) else []:
             noise = smoothed_noise(times[run], noise_m, lam if np.isfinite(lam) else 0.0, rng, n_draws)
+            if along_ray_factor != 1.0:  # monocular depth errs more along the viewing ray than across it
+                ray = gated.center_world[k, run] - gated.cam_to_world[run, :3, 3]
+                ray /= np.maximum(np.linalg.norm(ray, axis=1, keepdims=True), 1e-9)
+                noise = noise + (along_ray_factor - 1.0) * np.einsum("dni,ni->dn", noise, ray)[..., None] * ray
             centers[:, k, run] += noise
             if gated.is_agent[k] and heading_sigma_deg > 0:  # a heading error of the run's own
                 azimuths[:, k, run] += rng.normal(0.0, heading_sigma_deg, (n_draws, 1))

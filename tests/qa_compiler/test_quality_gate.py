@@ -226,6 +226,28 @@ def test_noisy_scenes_turn_an_agent_by_its_own_heading_error():
         pytest.approx(calm.orientation[agent, seen, 0])
 
 
+def test_noisy_scenes_stretch_the_error_along_the_viewing_ray():
+    from recon4d.qa_compiler.quality_gate import noisy_scenes
+
+    scene = noisy_record(rich_scene(seed=14), 0.1, lam=0.0)  # white noise: each frame on its own
+    k = 0
+    seen = scene.visible[k]
+    ray = scene.center_world[k, seen] - scene.cam_to_world[seen, :3, 3]
+    ray /= np.linalg.norm(ray, axis=1, keepdims=True)
+
+    def spread(factor):
+        errors = np.stack([d.center_world[k, seen] - scene.center_world[k, seen]
+                           for d in noisy_scenes(scene, np.random.default_rng(2), 100, along_ray_factor=factor)])
+        along = np.einsum("dni,ni->dn", errors, ray)
+        across = np.linalg.norm(errors - along[..., None] * ray, axis=-1) / np.sqrt(2)
+        return along.std(), np.sqrt(np.mean(across ** 2))
+
+    along, across = spread(1.0)
+    assert along == pytest.approx(0.1, rel=0.1) and across == pytest.approx(0.1, rel=0.1)
+    along, across = spread(3.0)
+    assert along == pytest.approx(0.3, rel=0.1) and across == pytest.approx(0.1, rel=0.1)
+
+
 def test_unstable_answers_are_dropped_and_counted():
     calm = noisy_record(rich_scene(seed=12), 0.0)
     noisy = noisy_record(rich_scene(seed=12), 3.0)  # metres of noise: few answers survive
