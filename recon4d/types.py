@@ -479,9 +479,10 @@ class ObjectQuality:
                       boxes of the neighbouring frames (the box names the same thing); NaN when
                       not recorded.
     motion_evidence:  float32, how clearly the box moves against the background: the median, over
-                      short windows, of how much better a moving point than a still one explains
-                      the rays through its box centre (residual ratio, >= 1; about 1 for a patch of
-                      the background); NaN when not recorded or too few frames.
+                      short windows, of how much better moving points than still ones explain the
+                      rays through its box centre and the middles of its top and bottom edges
+                      (residual ratio, >= 1; about 1 for a patch of the background); NaN when not
+                      recorded or too few frames.
     """
 
     lifted_fraction: np.ndarray

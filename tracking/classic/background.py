@@ -46,6 +46,7 @@ from recon4d.tracking.classic.local_depth import DepthFit, block_medians, depth_
 __all__ = [
     "BackgroundMotion",
     "consistent_flow",
+    "flow_at",
     "background_flow",
     "fit_background",
     "fit_background_planes",
@@ -236,6 +237,13 @@ def _pixel_grid(size: tuple[int, int]) -> np.ndarray:
     grid = np.stack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)), -1)
     grid.flags.writeable = False
     return grid
+
+
+def flow_at(flow: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N, 2) ``flow`` (h, w, 2) at the nearest pixel of each of the (N, 2) x, y ``points`` (clipped to the frame)."""
+    height, width = flow.shape[:2]
+    at = np.clip(np.round(points).astype(int), 0, [width - 1, height - 1])
+    return flow[at[:, 1], at[:, 0]]
 
 
 def sample_along_flow(field: np.ndarray, flow: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from recon4d.tracking.classic.background import homography_flow, sample_along_flow
+from recon4d.tracking.classic.background import flow_at, homography_flow, sample_along_flow
 
 __all__ = ["feature_homography", "flow_misses", "prior_flow", "warp_error"]
 
@@ -60,9 +60,7 @@ def feature_homography(gray_a: np.ndarray, gray_b: np.ndarray, n_features: int,
 def flow_misses(flow: np.ndarray, points_a: np.ndarray, points_b: np.ndarray) -> float:
     """Median distance (px) between ``flow`` (h, w, 2) at the (N, 2) ``points_a`` (nearest pixel) and their
     matches' displacement ``points_b`` − ``points_a``."""
-    height, width = flow.shape[:2]
-    at = np.clip(np.round(points_a).astype(int), 0, [width - 1, height - 1])
-    return float(np.median(np.linalg.norm(flow[at[:, 1], at[:, 0]] - (points_b - points_a), axis=1)))
+    return float(np.median(np.linalg.norm(flow_at(flow, points_a) - (points_b - points_a), axis=1)))
 
 
 def warp_error(gray_a: np.ndarray, gray_b: np.ndarray, flow: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ from recon4d.tracking.classic.background import (
     background_flow,
     consistent_flow,
     fit_background,
+    flow_at,
     inside,
     invert_background,
     relative_residual,
@@ -247,15 +248,13 @@ def pair_motion(gray_a: np.ndarray, gray_b: np.ndarray, config: ClassicTrackerCo
             flow_ba = shifted_flow(gray_b, gray_a, started_dis, flow_ba, (-shift[0], -shift[1]))
             moved = True
     if moved:  # the corners' LK matches missed the motion as DIS did: they move by the flow found now
-        at = np.clip(np.round(points_a).astype(int), 0, [width - 1, height - 1])
-        points_b = (points_a + flow_ab[at[:, 1], at[:, 0]]).astype(np.float32)
+        points_b = (points_a + flow_at(flow_ab, points_a)).astype(np.float32)
     consistent = np.stack([consistent_flow(flow_ab, flow_ba), consistent_flow(flow_ba, flow_ab)])
     model = resolve_pose(fit_background(points_a, points_b, (width, height), config), flow_ab, consistent[0], config)
     residual_a, object_a = _side(flow_ab, model, consistent[0], config)
     residual_b, object_b = _side(flow_ba, invert_background(model), consistent[1], config)
     if len(points_a):
-        at = np.clip(np.round(points_a).astype(int), 0, [width - 1, height - 1])
-        background_at = (flow_ab - object_a)[at[:, 1], at[:, 0]]
+        background_at = flow_at(flow_ab - object_a, points_a)
         point_residual = (np.linalg.norm(points_b - points_a - background_at, axis=1)
                           / (1.0 + config.flow_error_fraction * np.linalg.norm(background_at, axis=1)))
     else:
