@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import cv2
 import numpy as np
+import pytest
 
 from recon4d.tracking.classic.association import (
     Track,
@@ -531,3 +532,60 @@ def test_tracks_of_people_walking_together_keep_their_own_person():
         assert t in red.detected and t in blue.detected
         np.testing.assert_allclose(red.boxes[t], detection(reds[t]).box, atol=3)  # plus half the hands
         np.testing.assert_allclose(blue.boxes[t], detection(blues[t]).box, atol=3)
+
+
+def handover(n_frames: int = 8, red_from: int = 0, red_until: int = 5, big_from: int = 5, big_red_fraction: float = 0.0):
+    """A red 12 × 12 square moving right by 3 px per frame (detected in frames ``red_from`` .. ``red_until`` − 1),
+    then from frame ``big_from`` a still 24 × 24 square (four times its area) where the red one would be:
+    blue, or red in its left ``big_red_fraction`` of columns. Returns frames, MotionField and detections."""
+    rng = np.random.default_rng(1)
+    frames = np.repeat(rng.integers(90, 170, (1, HEIGHT, WIDTH, 3)).astype(np.uint8), n_frames, axis=0)
+    flow = np.zeros((n_frames, HEIGHT, WIDTH, 2), np.float32)
+    detections: list[list[Detection]] = [[] for _ in range(n_frames)]
+    for t in range(red_from, red_until):
+        red = square(10 + 3 * t, 20)
+        frames[t][red] = (230, 40, 30)
+        flow[t][red] = (3.0, 0.0)
+        detections[t].append(detection(red))
+    for t in range(big_from, n_frames):
+        big = square(10 + 3 * big_from - 4, 16, 24)
+        frames[t][big] = (30, 60, 230)
+        ys, xs = np.nonzero(big)
+        reddish = big & (np.arange(WIDTH)[None, :] < xs.min() + round(big_red_fraction * 24))
+        frames[t][reddish] = (230, 40, 30)
+        detections[t].append(detection(big))
+    moving = np.zeros((n_frames, HEIGHT, WIDTH), bool)
+    for t, found in enumerate(detections):
+        for d in found:
+            moving[t] |= d.mask
+    motion = MotionField(flow[:-1], -flow[1:], [], np.where(moving, 5.0, 0.0).astype(np.float32), flow, flow, moving,
+                         np.ones(n_frames, np.float32), [np.argwhere(m)[:, ::-1].astype(np.float32) for m in moving])
+    return frames, motion, detections
+
+
+def test_a_track_does_not_jump_onto_a_detection_many_times_its_size_in_other_colours():
+    frames, motion, detections = handover()
+    config = ClassicTrackerConfig(min_area_fraction=0.001)
+    assert len(associate(detections, motion, frames, config)) == 1  # without the test the red track takes it
+    tracks = associate(detections, motion, frames, replace(config, match_max_area_ratio=3.0))
+    assert len(tracks) == 2
+    red, big = tracks
+    assert sorted(red.detected) == list(range(5)) and sorted(big.detected) == list(range(5, len(frames)))
+    # a detection of the same colours may grow that much (an object coming out from behind another)
+    frames, motion, detections = handover(big_red_fraction=1.0)
+    assert len(associate(detections, motion, frames, replace(config, match_max_area_ratio=3.0))) == 1
+
+
+def test_a_lost_track_is_not_revived_on_a_detection_many_times_its_size_in_other_colours():
+    # the red square is not seen in frame 5; from frame 6 the large square, 40 % red, lies where it would be
+    frames, motion, detections = handover(n_frames=9, big_from=6, big_red_fraction=0.4)
+    config = ClassicTrackerConfig(min_area_fraction=0.001)
+    assert [sorted(track.detected) for track in associate(detections, motion, frames, config)] == [
+        [0, 1, 2, 3, 4, 6, 7, 8]]  # revived: they overlap and their colours are half alike
+    tracks = associate(detections, motion, frames, replace(config, match_max_area_ratio=3.0))
+    assert [sorted(track.detected) for track in tracks] == [[0, 1, 2, 3, 4], [6, 7, 8]]
+
+
+def test_match_max_area_ratio_is_validated():
+    with pytest.raises(Exception, match="match_max_area_ratio"):
+        ClassicTrackerConfig(match_max_area_ratio=0.5)

@@ -410,7 +410,8 @@ def _resolve(predicted: list[np.ndarray], colours: list[np.ndarray], ages: list[
         distance = np.linalg.norm(_centres(predicted_boxes)[:, None] - _centres(detection_boxes)[None], axis=-1)
         diagonal = np.linalg.norm(predicted_boxes[:, 2:] - predicted_boxes[:, :2], axis=1)[:, None]
         near = np.nan_to_num(distance < 0.5 * diagonal) & (similarity >= config.colour_min_similarity)
-        allowed = (iou >= config.match_iou) | near
+        allowed = ((iou >= config.match_iou) | near) & ~_size_jump(
+            detection_area[:, cols] / np.maximum(predicted_area[rows], 1), similarity, config)
         score = np.where(allowed, iou + 0.3 * similarity, -1.0)
         for i, j in zip(*linear_sum_assignment(-score)):
             if allowed[i, j]:
@@ -421,6 +422,19 @@ def _resolve(predicted: list[np.ndarray], colours: list[np.ndarray], ages: list[
                 if newcomer is not None:
                     frame.add(newcomer)
     return assigned, [d for d in range(len(frame.masks)) if d not in used]
+
+
+def _size_jump(ratio: np.ndarray, similarity: np.ndarray, config: ClassicTrackerConfig) -> np.ndarray:
+    """Which (track, detection) pairs are another object: the detection's area is over
+    ``match_max_area_ratio`` times the track's predicted area, or under its inverse, while their colours
+    are under ``colour_min_similarity`` alike (ratio, similarity: (tracks, detections) arrays). A mover's
+    motion mask changes size from frame to frame, but not many times over while it keeps its colours;
+    a track that takes such a detection has jumped onto a mover passing by (an identity switch). 0 ratio:
+    no pair is."""
+    if config.match_max_area_ratio <= 0:
+        return np.zeros(ratio.shape, bool)
+    jump = (ratio > config.match_max_area_ratio) | (ratio < 1 / config.match_max_area_ratio)
+    return jump & (similarity < config.colour_min_similarity)
 
 
 def _revive(lost: list[Track], t: int, frame: _Frame, unused: list[int], size: tuple[int, int],
@@ -446,7 +460,8 @@ def _revive(lost: list[Track], t: int, frame: _Frame, unused: list[int], size: t
     ratio = area_p / np.maximum(area_d, 1e-6)
     alike = ((similarity >= config.colour_min_similarity) & (ratio > 0.5) & (ratio < 2.0)
              & (distance < config.max_jump * math.hypot(*size) * gap))
-    allowed = ((iou >= config.match_iou) & (similarity >= 0.5 * config.colour_min_similarity)) | alike
+    allowed = (((iou >= config.match_iou) & (similarity >= 0.5 * config.colour_min_similarity)) | alike) & ~_size_jump(
+        area_d / np.maximum(area_p, 1e-6), similarity, config)
     score = np.where(allowed, iou + similarity, -1.0)
     return [(int(r), unused[c]) for r, c in zip(*linear_sum_assignment(-score)) if allowed[r, c]]
 

@@ -376,6 +376,11 @@ class ClassicTrackerConfig:
     """A track lying mostly (60 %) inside a longer one in this fraction of its detected frames is dropped."""
     match_iou: float = 0.1
     """Least IoU of a predicted box and a component to match (centroid proximity also matches)."""
+    match_max_area_ratio: float = 0.0
+    """A track and a detection (or a lost track and the detection that would revive it) do not match when
+    the detection's area is over this many times the track's predicted one, or under its inverse, and their
+    colours are under ``colour_min_similarity`` alike: the track would jump onto another object
+    (association._size_jump). 0 (the default): no such test."""
     colour_trim: bool = True
     """Cut each final mask to the pixels whose colours are more common in it than in a 4 px ring around it
     (segment.trim_to_colours: flow smear, the ground a mover uncovers behind it, its shadow)."""
@@ -495,6 +500,8 @@ class ClassicTrackerConfig:
         if self.step_area_ratio != 0 and self.step_area_ratio <= 1 or self.step_window < 1:
             fail(f"step_area_ratio must be 0 (off) or above 1 and step_window at least 1, got "
                  f"{self.step_area_ratio} and {self.step_window}.")
+        if self.match_max_area_ratio != 0 and self.match_max_area_ratio <= 1:
+            fail(f"match_max_area_ratio must be 0 (off) or above 1, got {self.match_max_area_ratio}.")
         if self.apart_min_frames < 1:
             fail(f"apart_min_frames must be at least 1, got {self.apart_min_frames}.")
         if self.min_frames < 1 or self.max_coast < 0:
