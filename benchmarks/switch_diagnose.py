@@ -16,7 +16,8 @@ A (last frame ``t0``) to B (first frame ``t1``); its ``cause`` is the first that
 - ``jump``: detected at t0 and t1 with the objects apart (association took a detection of another).
 
 ``flicker`` says whether the track comes back to A afterwards (A, B, A: a box over both that changes
-which one it covers best); ``bloat`` the larger box area at the switch over the track's median box area.
+which one it covers best); ``bloat`` the larger box area at the switch over the track's median box area;
+``others`` the other tracks that cover A and B at t1 (IoU ≥ 0.3).
 ``joins`` lists every stitch of clean-up with its features (gap, colour similarity, mask area ratio,
 aspect ratio, jump from where the velocity puts it in box diagonals) and ``verdict``: the GT object
 covered last before and first after it is the ``same``, an ``other`` or ``unknown``. With the scenes'
@@ -185,6 +186,7 @@ def diagnose(seed: int, kind: str, options: dict, reuse_motion: bool = False) ->
                 "matched": matching.est_to_gt.get(k), "bloat": round(max(area) / float(np.median(areas)), 2),
                 "area_ratio": round(area[1] / max(area[0], 1e-6), 2),
                 "iou_ab": [round(float(iou[a, k, t1]), 2), round(float(iou[b, k, t1]), 2)],
+                "others": {g: [j for j in range(tracks.n_objects) if j != k and iou[g, j, t1] >= 0.3] for g in (a, b)},
             })
     join_rows = []
     for k in range(tracks.n_objects):
