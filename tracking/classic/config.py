@@ -380,7 +380,14 @@ class ClassicTrackerConfig:
     """A track and a detection (or a lost track and the detection that would revive it) do not match when
     the detection's area is over this many times the track's predicted one, or under its inverse, and their
     colours are under ``colour_min_similarity`` alike: the track would jump onto another object
-    (association._size_jump). 0 (the default): no such test."""
+    (association._size_jump). 0 (the default): no such test. At 3 (pipeline_fidelity --seeds 101-130): ID
+    switches 51 -> 47 (5.60 -> 4.95 per 10 tracks), wrong_referent 142 -> 116, recall .396 -> .410,
+    precision .604 -> .600 (91 -> 95 tracks), centre .564 -> .530, QA .397 -> .414, gated .925 @ 13.2 % ->
+    .931 @ 14.5 %, as compiled .913 (926) -> .922 (920); seeds 131-150: switches 23 -> 20 (3.48 -> 2.99),
+    wrong_referent 98 -> 62, QA .414 -> .440, gated .837 @ 15.4 % -> .874 @ 15.3 %, but recall .375 ->
+    .354, precision .545 -> .507 and as compiled .906 -> .889 (orbit 148: a track cut at a size jump and
+    stitched to another dog). Off: compiled agreement and recall fell on 131-150; at 4 and 5 the tracker
+    alone loses 148's two matches too."""
     colour_trim: bool = True
     """Cut each final mask to the pixels whose colours are more common in it than in a 4 px ring around it
     (segment.trim_to_colours: flow smear, the ground a mover uncovers behind it, its shadow)."""
