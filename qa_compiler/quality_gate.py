@@ -40,7 +40,12 @@ Every refused object, frame and camera frame is counted by reason in :class:`Gat
    a following camera whose subject was left out of the pose), part of that jitter is pose
    error, and the camera gets it as noise too (:func:`camera_taken_as_exact`; such scenes are
    counted as ``camera_jitter_checked``, the answers it unsettles as ``unstable_answer``).
-   Camera rotations are not perturbed.
+   Camera rotations are not perturbed. Two doubts about an object's depth, from evidence its own
+   estimate carries, move it along its viewing ray in those scenes too (monocular depth errs
+   there): where depth × box height / focal, the same for a rigid object, strays from the track's
+   own (:func:`size_depth_offset`), by a random share of the depth that would set it right; and
+   where the depth was held or bridged by a line (:func:`depth_unmeasured`: not measured), by a
+   drift as fast as the object moves across the image.
 """
 
 from __future__ import annotations
@@ -242,9 +247,90 @@ def apply_quality_gate(scene: Scene, min_quality: float, max_depth_jump_m: float
     return GateResult(gated, keep, camera_ok, report)
 
 
+CUT_BORDER_PX = 2.0
+"""A box side this close to the image border (pixels) is cut: it says nothing of the object's size."""
+SIZE_MEDIAN_HALF = 5
+"""Half width (frames) of the running median that takes the box jitter out of the implied heights'
+deviations. (3: ``benchmarks/recon_fidelity.py`` kept 49.5 % of its questions instead of 51.2 %.)"""
+UNMEASURED_DEPTH_REL = 1e-5
+"""Relative size (of the depth) under which a change of a run's depth velocity counts as none."""
+
+
+def depth_unmeasured(times: np.ndarray, depth: np.ndarray, min_share: float = 0.5) -> bool:
+    """Whether a run's camera depths (n,) at ``times`` (n,) were not measured frame by frame:
+    at least ``min_share`` of its frame triples have a depth velocity that does not change
+    (second difference under :data:`UNMEASURED_DEPTH_REL` of the median depth). A reconstructor
+    holds a depth it cannot see (a hidden ground contact) or bridges it linearly, and the
+    smoother keeps lines exactly; a measured depth is never exactly linear."""
+    if len(depth) < 3 or not np.isfinite(depth).all():
+        return False
+    change = np.abs(np.diff(np.diff(depth) / np.diff(times)))
+    return bool(np.mean(change < UNMEASURED_DEPTH_REL * np.median(np.abs(depth))) >= min_share)
+
+
+def _depth_drift(gated: Scene, k: int, run: np.ndarray, factor: float, rng: np.random.Generator,
+                 n_draws: int) -> np.ndarray:
+    """(D, n, 3) drift along the viewing rays of object ``k``'s frames ``run`` when its depth
+    there was not measured (:func:`depth_unmeasured`), else zeros: each draw moves along the
+    rays at a speed N(0, (factor · RMS speed across the rays)²), about the run's middle time."""
+    times = gated.timestamps_s[run]
+    world_to_cam = np.linalg.inv(gated.cam_to_world[run])
+    local = np.einsum("nij,nj->ni", world_to_cam[:, :3, :3], gated.center_world[k, run]) + world_to_cam[:, :3, 3]
+    drift = np.zeros((n_draws, len(run), 3))
+    if not depth_unmeasured(times, local[:, 2]):
+        return drift
+    across = np.linalg.norm(np.diff(local[:, :2], axis=0), axis=1) / np.diff(times)
+    ray = gated.center_world[k, run] - gated.cam_to_world[run, :3, 3]
+    ray /= np.maximum(np.linalg.norm(ray, axis=1, keepdims=True), 1e-9)
+    speed = rng.normal(0.0, factor * np.sqrt(np.mean(across ** 2)), (n_draws, 1))
+    return (speed * (times - times.mean()))[..., None] * ray
+
+
+def size_depth_offset(depth: np.ndarray, box_height_px: np.ndarray, focal_px: np.ndarray,
+                      uncut: np.ndarray) -> np.ndarray:
+    """(n,) the change of each of a track's frame depths (n,) that would give the object the height
+    it has in its other frames: depth · (exp(−δ) − 1), δ the log of its implied height (depth × box
+    height (n,) / focal (n,), pixels) over their median, after a running median over
+    ±:data:`SIZE_MEDIAN_HALF` frames; 0 where the box's top or bottom is cut (``uncut`` (n,)
+    False) and everywhere with fewer than three uncut frames. A rigid object keeps its height,
+    so a depth that disagrees with the box's scale is in doubt by that much."""
+    offset = np.zeros(len(depth))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        log_height = np.log(depth * box_height_px / focal_px)
+    use = uncut & np.isfinite(log_height)
+    if use.sum() < 3:
+        return offset
+    deviation = log_height[use] - np.median(log_height[use])
+    # a box's height jitters by a pixel or two from frame to frame, a depth error lasts: running median
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(deviation, SIZE_MEDIAN_HALF, mode="edge"),
+                                                       2 * SIZE_MEDIAN_HALF + 1)
+    offset[use] = depth[use] * np.expm1(-np.median(windows, axis=1))
+    return offset
+
+
+def _size_depth_error(gated: Scene, k: int, run: np.ndarray, factor: float, rng: np.random.Generator,
+                      n_draws: int) -> np.ndarray:
+    """(D, n, 3) error along object ``k``'s viewing rays in its frames ``run`` (n,): each draw moves
+    every frame by N(0, factor²) × its :func:`size_depth_offset` (one factor per draw)."""
+    cam = gated.cam_to_world[run]
+    world_to_cam = np.linalg.inv(cam)
+    local = np.einsum("nij,nj->ni", world_to_cam[:, :3, :3], gated.center_world[k, run]) + world_to_cam[:, :3, 3]
+    boxes = gated.box_xyxy[k, run].astype(np.float64)
+    intrinsics = gated.intrinsics[run].astype(np.float64)
+    height = (gated.source.size[1] if gated.source is not None and gated.source.size
+              else 2.0 * np.nanmedian(intrinsics[:, 1, 2]))
+    uncut = (boxes[:, 1] >= CUT_BORDER_PX) & (boxes[:, 3] <= height - CUT_BORDER_PX)
+    offset = size_depth_offset(local[:, 2], boxes[:, 3] - boxes[:, 1], intrinsics[:, 1, 1], uncut)
+    ray = gated.center_world[k, run] - cam[:, :3, 3]
+    ray /= np.maximum(np.linalg.norm(ray, axis=1, keepdims=True), 1e-9)
+    along = offset / np.maximum(np.einsum("ni,ni->n", ray, cam[:, :3, 2]), 1e-9)  # depth → distance along the ray
+    return rng.normal(0.0, factor, (n_draws, 1, 1)) * (along[:, None] * ray)[None]
+
+
 def noisy_scenes(gated: Scene, rng: np.random.Generator, n_draws: int,
                  exact_camera_inliers: float | None = EXACT_CAMERA_INLIERS, heading_sigma_deg: float = 0.0,
-                 along_ray_factor: float = 1.0) -> list[Scene]:
+                 along_ray_factor: float = 1.0, unmeasured_depth_factor: float = 0.0,
+                 size_depth_factor: float = 0.0) -> list[Scene]:
     """``n_draws`` copies of a gated scene whose object centres carry the error their quality
     record implies (see the module docstring); [] when the scene has no record or no draws.
     The camera path gets its own jitter as noise unless :func:`camera_taken_as_exact`
@@ -258,6 +344,10 @@ def noisy_scenes(gated: Scene, rng: np.random.Generator, n_draws: int,
     is not only as good as the trajectory's noise (an agent standing or walking along the
     viewing ray, a facing that is not the direction of travel). ``along_ray_factor`` stretches
     each draw's error along the object's viewing ray (monocular depth errs most there).
+    With ``unmeasured_depth_factor`` a run whose depth was not measured (:func:`depth_unmeasured`:
+    held or bridged linearly by the reconstructor) also drifts along its ray at a speed drawn per
+    draw with the standard deviation of this × the run's RMS speed across the ray: its motion in
+    depth is unknown, and could be as fast as the motion the image shows.
     """
     quality = gated.object_quality
     if quality is None or n_draws < 1:
@@ -266,17 +356,26 @@ def noisy_scenes(gated: Scene, rng: np.random.Generator, n_draws: int,
     centers = np.repeat(gated.center_world[None], n_draws, axis=0)  # (D, K, T, 3)
     azimuths = np.repeat(gated.orientation[None, ..., 0].astype(np.float64), n_draws, axis=0)  # (D, K, T)
     up = -gated.cam_to_world[:, :3, 1]  # (T, 3) camera up in the world, an estimate of the vertical
+    # the depth doubts draw from a stream of their own: the trajectory noise stays as it was without them
+    doubt_rng = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0]) if (
+        unmeasured_depth_factor > 0 or size_depth_factor > 0) else None
     for k in range(gated.n_objects):
         noise_m, lam = float(quality.noise_m[k]), float(quality.smooth_lambda_s3[k])
         if not (np.isfinite(noise_m) and noise_m > 0):
             continue
         visible = np.flatnonzero(gated.visible[k])
+        size_error = (_size_depth_error(gated, k, visible, size_depth_factor, doubt_rng, n_draws)
+                      if size_depth_factor > 0 and len(visible) >= 3 else None)
         for run in np.split(visible, np.flatnonzero(np.diff(visible) != 1) + 1) if len(visible) else []:
             noise = smoothed_noise(times[run], noise_m, lam if np.isfinite(lam) else 0.0, rng, n_draws)
             if along_ray_factor != 1.0:  # monocular depth errs more along the viewing ray than across it
                 ray = gated.center_world[k, run] - gated.cam_to_world[run, :3, 3]
                 ray /= np.maximum(np.linalg.norm(ray, axis=1, keepdims=True), 1e-9)
                 noise = noise + (along_ray_factor - 1.0) * np.einsum("dni,ni->dn", noise, ray)[..., None] * ray
+            if unmeasured_depth_factor > 0 and len(run) >= 3:
+                noise = noise + _depth_drift(gated, k, run, unmeasured_depth_factor, doubt_rng, n_draws)
+            if size_error is not None:
+                noise = noise + size_error[:, np.searchsorted(visible, run)]
             centers[:, k, run] += noise
             if gated.is_agent[k] and heading_sigma_deg > 0:  # a heading error of the run's own
                 azimuths[:, k, run] += rng.normal(0.0, heading_sigma_deg, (n_draws, 1))

@@ -350,3 +350,96 @@ def test_exactness_looks_only_at_kept_measured_poses_of_a_moving_camera():
     still = replace(low, cam_to_world=np.repeat(low.cam_to_world[:1], scene.n_frames, axis=0))
     assert apply_quality_gate(still, 0.5).report.counts["camera_jitter_checked"] == 0
     assert apply_quality_gate(low, 0.5).report.counts["camera_jitter_checked"] == 1
+
+
+FOCAL_PX = 500.0
+
+
+def camera_depth(scene, k):
+    """(T,) depth of object ``k``'s centre in each frame's camera."""
+    rotation, position = scene.cam_to_world[:, :3, :3], scene.cam_to_world[:, :3, 3]
+    return np.einsum("tji,tj->ti", rotation, scene.center_world[k] - position)[:, 2]
+
+
+def sized_scene(seed: int, held: bool):
+    """rich_scene with a known camera (focal 500 px) and 1.7 m tall boxes at each object's true depth;
+    ``held``: object 0's stored centre slides along its ray to one constant depth (the box still shows
+    it walking nearer and farther), the others stay true. Records a little noise for every object."""
+    base = rich_scene(seed=seed)
+    intrinsics = np.broadcast_to(np.array([[FOCAL_PX, 0, 320], [0, FOCAL_PX, 240], [0, 0, 1]], np.float32),
+                                 (base.n_frames, 3, 3)).copy()
+    boxes = base.box_xyxy.copy()
+    for k in range(base.n_objects):
+        half = 0.5 * FOCAL_PX * 1.7 / camera_depth(base, k)
+        boxes[k, :, 1], boxes[k, :, 3] = 240 - half, 240 + half
+    center = base.center_world.copy()
+    if held:
+        depth = camera_depth(base, 0)
+        position = base.cam_to_world[:, :3, 3]
+        center[0] = position + (center[0] - position) * (np.median(depth) / depth)[:, None]
+    scene = replace(base, intrinsics=intrinsics, box_xyxy=boxes, center_world=center)
+    return noisy_record(scene, 1e-4, lam=0.0)
+
+
+def test_size_depth_offset_is_the_depth_change_the_box_scale_asks_for():
+    from recon4d.qa_compiler.quality_gate import size_depth_offset
+
+    depth = np.linspace(5.0, 8.0, 24)  # walking away...
+    height = FOCAL_PX * 1.7 / depth
+    focal = np.full(24, FOCAL_PX)
+    uncut = np.ones(24, bool)
+    assert np.abs(size_depth_offset(depth, height, focal, uncut)).max() < 1e-9  # ...and placed so: no doubt
+    held = np.full(24, 6.5)  # ...placed at one depth: the box scale asks for the walk back
+    offset = size_depth_offset(held, height, focal, uncut)
+    assert np.abs(held + offset - depth).max() < 0.35 and np.abs(held + offset - depth)[6:-6].max() < 0.1
+    jitter = height * np.where(np.arange(24) % 7 == 3, 1.15, 1.0)  # a box a few pixels taller now and then
+    assert np.abs(size_depth_offset(depth, jitter, focal, uncut)).max() < 1e-9
+    cut = uncut.copy()
+    cut[:4] = False  # a cut box says nothing of the size
+    assert (size_depth_offset(held, height, focal, cut)[:4] == 0).all()
+    assert (size_depth_offset(held, height, focal, np.arange(24) < 2) == 0).all()  # too few uncut boxes
+
+
+def test_depth_unmeasured_finds_held_and_bridged_depths_only():
+    from recon4d.qa_compiler.quality_gate import depth_unmeasured
+
+    times = np.arange(12) / 12.0
+    assert depth_unmeasured(times, np.full(12, 8.1))  # held
+    assert depth_unmeasured(times, 8.0 + 0.3 * times)  # bridged by a line
+    assert not depth_unmeasured(times, 8.0 + 0.3 * times + np.random.default_rng(0).normal(0, 0.01, 12))
+    assert not depth_unmeasured(times[:2], np.full(2, 8.0))
+
+
+def test_noisy_scenes_doubt_a_depth_the_box_scale_disagrees_with():
+    from recon4d.qa_compiler.quality_gate import noisy_scenes
+
+    def along_ray_spread(scene, **options):
+        seen = scene.visible[0]
+        ray = scene.center_world[0, seen] - scene.cam_to_world[seen, :3, 3]
+        ray /= np.linalg.norm(ray, axis=1, keepdims=True)
+        draws = noisy_scenes(scene, np.random.default_rng(3), 50, **options)
+        errors = np.stack([d.center_world[0, seen] - scene.center_world[0, seen] for d in draws])
+        return np.abs(np.einsum("dni,ni->dn", errors, ray)).max()
+
+    true, held = sized_scene(15, held=False), sized_scene(15, held=True)
+    assert along_ray_spread(true, size_depth_factor=0.5) < 0.01  # box and depth agree: the record's noise only
+    assert along_ray_spread(held, size_depth_factor=0.0) < 0.01  # off: the record's noise only
+    assert along_ray_spread(held, size_depth_factor=0.5) > 0.3
+    # the default compiler config doubts it too
+    assert CompileConfig().size_depth_factor > 0 and CompileConfig().unmeasured_depth_factor > 0
+
+
+def test_noisy_scenes_drift_a_held_depth_as_fast_as_the_image_motion():
+    from recon4d.qa_compiler.quality_gate import noisy_scenes
+
+    times = np.arange(24) / 12.0
+    camera = build_scene(times, [{"center": np.zeros(3)}], np.array([0.0, 0.0, 1.6])).cam_to_world
+    local = np.stack([0.6 * times, np.zeros(24), np.full(24, 8.0)], axis=1)  # 0.6 m/s across, depth held
+    across = np.einsum("tij,tj->ti", camera[:, :3, :3], local) + camera[:, :3, 3]
+    scene = noisy_record(build_scene(times, [{"center": across}], np.array([0.0, 0.0, 1.6])), 1e-4, lam=0.0)
+    draws = noisy_scenes(scene, np.random.default_rng(4), 400, unmeasured_depth_factor=1.0)
+    depth_speed = np.stack([np.polyfit(times, camera_depth(d, 0), 1)[0] for d in draws])
+    assert depth_speed.std() == pytest.approx(0.6, rel=0.15)
+    measured = replace(scene, center_world=scene.center_world + np.random.default_rng(5).normal(0, 0.02, (1, 24, 3)))
+    draws = noisy_scenes(measured, np.random.default_rng(4), 50, unmeasured_depth_factor=1.0)
+    assert np.abs(np.stack([d.center_world - measured.center_world for d in draws])).max() < 0.01
