@@ -63,7 +63,7 @@ def cache_motion(folder: Path) -> None:
         fields = ("work_long_side", "flow_finest_scale", "flow_patch_stride", "flow_descent_iterations",
                   "flow_refine_iterations", "max_planes", "plane_min_fraction",
                   "plane_min_spread", "ransac_px", "essential_px", "still_px", "planar_inlier_ratio", "fov_deg",
-                  "turn_max_stretch",
+                  "turn_max_stretch", "aperture_window", "aperture_corner",
                   "pose_steps", "pose_span_deg", "pose_grid_px", "pose_behind_weight", "pose_margin",
                   "depth_block_px", "depth_window", "depth_passes", "plane_bound_planes", "plane_bound_columns",
                   "flow_error_fraction",

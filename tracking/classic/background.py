@@ -45,6 +45,7 @@ from recon4d.tracking.classic.local_depth import DepthFit, block_medians, depth_
 
 __all__ = [
     "BackgroundMotion",
+    "aperture",
     "consistent_flow",
     "flow_at",
     "background_flow",
@@ -461,14 +462,50 @@ def background_flow(flow: np.ndarray, model: BackgroundMotion, usable: np.ndarra
     return predicted
 
 
-def relative_residual(flow: np.ndarray, predicted: np.ndarray, error_fraction: float) -> np.ndarray:
+def aperture(gray: np.ndarray, window: int, corner: float = 1.0) -> np.ndarray:
+    """(h, w, 3) float32 quadratic form (A, B, C) per pixel of the (h, w) uint8 ``gray`` frame that measures
+    a flow difference d there as √(A d_x² + 2 B d_x d_y + C d_y²) = √(r |d|² + (1 − r) (d · g)²): g the
+    unit direction of the pixel's dominant gradient and r how far its texture is two-dimensional,
+    min(1, λ_min / λ_max / ``corner``) of the structure tensor over a ``window`` × ``window`` box
+    (OpenCV's cornerEigenValsAndVecs, Sobel 3 × 3): 1 at a corner, in texture whose eigenvalue ratio
+    reaches ``corner`` and in blank areas (the whole difference), 0 on a straight edge (only its part
+    across the edge).
+
+    Along a straight edge (a lane marking, a roof line against the sky) the image does not change, so
+    dense flow cannot measure motion in that direction (the aperture problem): its component there is
+    filled in from elsewhere and may be off by pixels while the component across the edge is exact.
+    """
+    eigen = cv2.cornerEigenValsAndVecs(gray, int(window), 3)
+    largest, smallest, gx, gy = (eigen[..., i] for i in range(4))
+    ratio = np.maximum(smallest, 0.0) / np.maximum(largest, np.float32(1e-6)) / np.float32(corner)
+    ratio = np.where(largest > 1e-6, np.minimum(ratio, 1.0), 1.0).astype(np.float32)
+    edge = np.float32(1.0) - ratio
+    form = np.empty((*gray.shape, 3), np.float32)
+    form[..., 0] = ratio + edge * gx * gx
+    form[..., 1] = edge * gx * gy
+    form[..., 2] = ratio + edge * gy * gy
+    return form
+
+
+def relative_residual(flow: np.ndarray, predicted: np.ndarray, error_fraction: float,
+                      edges: np.ndarray | None = None) -> np.ndarray:
     """(h, w) float32 |flow − predicted| / (1 + error_fraction · |predicted|).
 
     Dense flow errs in proportion to the displacement it measures (a fast-moving background
     blurs and stretches), so a residual is judged against the background's own displacement.
+    With ``edges`` (:func:`aperture` of the frame, (h, w, 3)) the difference d is measured by that
+    quadratic form, √(r · |d|² + (1 − r) (d · g)²): at a corner all of it, on a straight edge only its part
+    across the edge (what the flow measures there).
     """
     flow, predicted = flow.astype(np.float32, copy=False), predicted.astype(np.float32, copy=False)
-    residual = np.hypot(flow[..., 0] - predicted[..., 0], flow[..., 1] - predicted[..., 1])
+    if edges is not None:
+        dx, dy = flow[..., 0] - predicted[..., 0], flow[..., 1] - predicted[..., 1]
+        squared = edges[..., 0] * dx * dx
+        squared += np.float32(2.0) * edges[..., 1] * dx * dy
+        squared += edges[..., 2] * dy * dy
+        residual = np.sqrt(np.maximum(squared, 0.0, out=squared), out=squared)
+    else:
+        residual = np.hypot(flow[..., 0] - predicted[..., 0], flow[..., 1] - predicted[..., 1])
     scale = np.hypot(predicted[..., 0], predicted[..., 1])
     scale *= np.float32(error_fraction)
     scale += np.float32(1.0)

@@ -208,6 +208,14 @@ class ClassicTrackerConfig:
     border_fraction: float = 0.03
     """Pixels this close to the border (fraction of the long side), or that the background moves as
     close, show no motion: dense flow is unreliable where content enters or leaves the frame."""
+    aperture_window: int = 0
+    """Box (pixels) of the structure tensor that tells straight edges from two-dimensional texture
+    (background.aperture): on an edge the residual counts only its part across the edge, the only part
+    dense flow measures there (the aperture problem: a lane marking or a roof line, flow filled in along
+    it, flagged as motion under a walking camera). 0 (the default): the whole residual everywhere."""
+    aperture_corner: float = 1.0
+    """...the whole residual counts where the tensor's eigenvalue ratio λ_min / λ_max reaches this, and a
+    share of its part along the edge in proportion below it."""
     min_texture: float = 8.0
     """Pixels with less texture (mean Sobel magnitude over 5 × 5, grey levels) show no motion."""
     min_area_fraction: float = 0.001
@@ -483,6 +491,9 @@ class ClassicTrackerConfig:
                  f"{self.long_step_frames} and {self.long_step_grid_px}.")
         if self.turn_max_stretch < 0:
             fail(f"turn_max_stretch must be at least 0 (0: off), got {self.turn_max_stretch}.")
+        if self.aperture_window < 0 or not 0.0 < self.aperture_corner <= 1.0:
+            fail(f"aperture_window must be at least 0 and aperture_corner lie in (0, 1], got "
+                 f"{self.aperture_window} and {self.aperture_corner}.")
         if self.plane_bound_planes < 0:
             fail(f"plane_bound_planes must be at least 0, got {self.plane_bound_planes}.")
         if self.detection_score_full < 0:

@@ -19,6 +19,7 @@ import numpy as np
 
 from recon4d.tracking.classic.background import (
     BackgroundMotion,
+    aperture,
     background_flow,
     consistent_flow,
     fit_background,
@@ -205,22 +206,31 @@ class PairMotion:
 
 
 def _side(flow: np.ndarray, model: BackgroundMotion, usable: np.ndarray,
-          config: ClassicTrackerConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Relative residual (h, w) and object flow (h, w, 2) of one direction of a pair."""
+          config: ClassicTrackerConfig, edges: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Relative residual (h, w) and object flow (h, w, 2) of one direction of a pair; with ``edges``
+    (the frame's :func:`~recon4d.tracking.classic.background.aperture` form) on straight edges only the
+    part across them counts."""
     predicted = background_flow(flow, model, usable, config)
-    residual = relative_residual(flow, predicted, config.flow_error_fraction)
+    residual = relative_residual(flow, predicted, config.flow_error_fraction, edges)
     residual[~inside(predicted, config.border_fraction * max(flow.shape[:2]))] = 0.0
     return residual, flow - predicted
 
 
 def pair_motion(gray_a: np.ndarray, gray_b: np.ndarray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
-                dis: cv2.DISOpticalFlow | None = None) -> PairMotion:
+                dis: cv2.DISOpticalFlow | None = None, edges: tuple | None = None) -> PairMotion:
     """Background model, dense flows and residual motion between two (h, w) uint8 grey frames.
 
     ``dis`` computes the plain flows; the flows started from a guess (``flow_shift_px``,
     ``flow_prior_features``) take a DIS of their own, made for the pair: DIS carries state from a
     started call into its next plain one (see flow_prior.prior_flow), which would make a worker's
-    flows depend on the pairs it ran before."""
+    flows depend on the pairs it ran before. With ``config.aperture_window`` the residual on straight
+    edges counts only across them (:func:`~recon4d.tracking.classic.background.aperture`); ``edges``:
+    the two frames' aperture forms (h, w, 3) when already computed (:func:`pair_motions` computes each
+    frame's once)."""
+    if config.aperture_window and edges is None:
+        edges = (aperture(gray_a, config.aperture_window, config.aperture_corner),
+                 aperture(gray_b, config.aperture_window, config.aperture_corner))
+    edge_a, edge_b = edges if config.aperture_window else (None, None)
     dis = dis or dense_flow(config)
     height, width = gray_a.shape
     points_a, points_b = corner_matches(gray_a, gray_b)
@@ -251,8 +261,8 @@ def pair_motion(gray_a: np.ndarray, gray_b: np.ndarray, config: ClassicTrackerCo
         points_b = (points_a + flow_at(flow_ab, points_a)).astype(np.float32)
     consistent = np.stack([consistent_flow(flow_ab, flow_ba), consistent_flow(flow_ba, flow_ab)])
     model = resolve_pose(fit_background(points_a, points_b, (width, height), config), flow_ab, consistent[0], config)
-    residual_a, object_a = _side(flow_ab, model, consistent[0], config)
-    residual_b, object_b = _side(flow_ba, invert_background(model), consistent[1], config)
+    residual_a, object_a = _side(flow_ab, model, consistent[0], config, edge_a)
+    residual_b, object_b = _side(flow_ba, invert_background(model), consistent[1], config, edge_b)
     if len(points_a):
         background_at = flow_at(flow_ab - object_a, points_a)
         point_residual = (np.linalg.norm(points_b - points_a - background_at, axis=1)
@@ -289,17 +299,33 @@ def pair_motions(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
     for _ in range(min(threads, max(n_pairs, 1))):
         flows.put(dense_flow(config))
 
-    def work(frames: tuple[np.ndarray, np.ndarray]) -> PairMotion:
+    def work(frames: tuple) -> PairMotion:
         dis = flows.get()
         try:
-            return pair_motion(*frames, config, dis)
+            if frames[2] is None:  # no aperture forms: the plain call
+                return pair_motion(frames[0], frames[1], config, dis)
+            return pair_motion(frames[0], frames[1], config, dis, frames[2:])
         finally:
             flows.put(dis)
 
-    pairs = ((gray[t], gray[t + 1]) for t in range(n_pairs))
+    def edges(frame: np.ndarray) -> np.ndarray | None:
+        return aperture(frame, config.aperture_window, config.aperture_corner) if config.aperture_window else None
+
+    def pairs() -> Iterator[tuple]:
+        """(frame t, frame t + 1, their aperture forms or None), each frame's form computed once."""
+        if not n_pairs:
+            return
+        first = gray[0]
+        first_edges = edges(first)
+        for t in range(n_pairs):
+            second = gray[t + 1]
+            second_edges = edges(second)
+            yield first, second, first_edges, second_edges
+            first, first_edges = second, second_edges
+
     if threads == 1:
         with one_blas_thread():  # OpenBLAS's idle threads spin: CPU time for no gain (one_blas_thread)
-            yield from ahead(pairs, work, 1)
+            yield from ahead(pairs(), work, 1)
         return
     # Each worker keeps a core busy already: OpenCV's own pool splitting every DIS and LK call too
     # (what the serial path gains from it) oversubscribes the cores (dev 104: motion 2.8 -> 2.55 s wall,
@@ -311,7 +337,7 @@ def pair_motions(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
             # one pair more than workers waits in the queue: a worker that finishes starts it at once
             # instead of idling until the caller, busy summing a pair, asks for the next (one more
             # PairMotion held, ~2 MiB at 384×216)
-            yield from ahead(pairs, work, threads, "recon4d-motion", queued=1)
+            yield from ahead(pairs(), work, threads, "recon4d-motion", queued=1)
     finally:
         cv2.setNumThreads(opencv_threads)
 
@@ -498,7 +524,7 @@ def stream_motion(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(), p
     frame has no motion.
 
     ``gray`` may be any sequence of frames (``len``, ``gray[t]``, ``gray.shape``; a lazy
-    :func:`working_frames`): each frame is read three times, in order, up to
+    :func:`working_frames`): each frame is read twice, in order, up to
     :func:`motion_threads` pairs ahead of the one being summed (the pairs are computed in worker
     threads by :func:`pair_motions`; the sums, in order, here). A frame is finished (and its
     sums dropped) as soon as its second pair is in, so only two frames' sums are held.
