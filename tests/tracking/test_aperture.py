@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from recon4d.errors import Recon4dError
-from recon4d.tracking.classic.background import aperture, relative_residual
+import recon4d.tracking.classic.motion as motion_module
+from recon4d.tracking.classic.background import BackgroundMotion, aperture, prior_intrinsics, relative_residual
 from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.motion import pair_motion
 
@@ -62,7 +63,15 @@ class _GivenFlow:
         return self._flows.pop(0)
 
 
-def test_pair_motion_judges_edges_across_them_only_when_asked():
+def _translating(shift_px: float, size: tuple[int, int]) -> BackgroundMotion:
+    """An epipolar model whose static flow at inverse depth 1 is a shift of about ``shift_px`` right."""
+    intrinsics = prior_intrinsics(size, 60.0)
+    translation = np.array([shift_px / intrinsics[0, 0], 0.0, 0.0])
+    return BackgroundMotion("epipolar", (np.eye(3),), np.eye(3), translation / np.linalg.norm(translation),
+                            intrinsics)
+
+
+def test_pair_motion_judges_edges_across_them_only_when_asked(monkeypatch):
     # the picture moves 3 px right; on a band of horizontal stripes the flow misses that motion (0: along the
     # stripes the two frames look the same), as dense flow does on a lane marking or a roof line
     wide = _texture(120, 220)
@@ -73,15 +82,21 @@ def test_pair_motion_judges_edges_across_them_only_when_asked():
     forward[..., 0] = 3.0
     forward[40:80, :, 0] = 0.0
     band = (slice(50, 70), slice(40, 160))
+    translating = _translating(3.0, (200, 120))
     residuals = []
     for window in (0, 9):
         config = ClassicTrackerConfig(aperture_window=window)
+        monkeypatch.setattr(motion_module, "resolve_pose", lambda model, *rest: translating)
         pair = pair_motion(first, second, config, _GivenFlow(forward.copy(), -forward))
-        assert pair.background.kind == "planar"
         residuals.append(np.median(pair.residual[0][band]))
         assert np.median(pair.residual[0][10:35, 40:160]) < 0.2  # the texture moves with the background
     assert residuals[0] > 1.5  # the flow's miss along the stripes looks like motion...
     assert residuals[1] < 0.2  # ...unless only the part across them counts
+    # a still or turning camera (a planar model) keeps the whole residual
+    pan = BackgroundMotion("planar", (np.array([[1.0, 0.0, 3.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]),))
+    monkeypatch.setattr(motion_module, "resolve_pose", lambda model, *rest: pan)
+    planar = pair_motion(first, second, ClassicTrackerConfig(aperture_window=9), _GivenFlow(forward.copy(), -forward))
+    assert np.median(planar.residual[0][band]) > 1.5
 
 
 @pytest.mark.parametrize("options", [{"aperture_window": -1}, {"aperture_corner": 0.0}, {"aperture_corner": 1.5}])
@@ -91,12 +106,10 @@ def test_aperture_options_are_checked(options):
 
 
 def test_pair_motions_compute_each_frame_s_form_once_with_the_same_pairs(monkeypatch):
-    import recon4d.tracking.classic.motion as motion_module
     from recon4d.tracking.classic.motion import pair_motions
 
     frames = np.stack([_texture(54, 96, seed)[:, :] for seed in range(4)])
     config = ClassicTrackerConfig(aperture_window=9, aperture_corner=0.2)
-    alone = [pair_motion(frames[t], frames[t + 1], config) for t in range(3)]
     calls = []
     original = motion_module.aperture
 
@@ -105,6 +118,10 @@ def test_pair_motions_compute_each_frame_s_form_once_with_the_same_pairs(monkeyp
         return original(gray, window, corner)
 
     monkeypatch.setattr(motion_module, "aperture", counting)
+    monkeypatch.setattr(motion_module, "resolve_pose", lambda model, *rest: _translating(3.0, (96, 54)))
+    alone = [pair_motion(frames[t], frames[t + 1], config) for t in range(3)]
+    assert len(calls) == 6
+    calls.clear()
     streamed = list(pair_motions(frames, config, threads=2))
     assert len(calls) == len(frames)  # once per frame, not twice
     for one, other in zip(alone, streamed):

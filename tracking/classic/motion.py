@@ -223,14 +223,13 @@ def pair_motion(gray_a: np.ndarray, gray_b: np.ndarray, config: ClassicTrackerCo
     ``dis`` computes the plain flows; the flows started from a guess (``flow_shift_px``,
     ``flow_prior_features``) take a DIS of their own, made for the pair: DIS carries state from a
     started call into its next plain one (see flow_prior.prior_flow), which would make a worker's
-    flows depend on the pairs it ran before. With ``config.aperture_window`` the residual on straight
-    edges counts only across them (:func:`~recon4d.tracking.classic.background.aperture`); ``edges``:
-    the two frames' aperture forms (h, w, 3) when already computed (:func:`pair_motions` computes each
-    frame's once)."""
-    if config.aperture_window and edges is None:
-        edges = (aperture(gray_a, config.aperture_window, config.aperture_corner),
-                 aperture(gray_b, config.aperture_window, config.aperture_corner))
-    edge_a, edge_b = edges if config.aperture_window else (None, None)
+    flows depend on the pairs it ran before. With ``config.aperture_window`` and a translating camera
+    (an epipolar background model) the residual on straight edges counts only across them
+    (:func:`~recon4d.tracking.classic.background.aperture`); ``edges``: two functions giving the two
+    frames' aperture forms (h, w, 3) (:func:`pair_motions` computes each frame's once, when asked)."""
+    if edges is None:
+        edges = tuple(functools.partial(aperture, gray, config.aperture_window, config.aperture_corner)
+                      for gray in (gray_a, gray_b))
     dis = dis or dense_flow(config)
     height, width = gray_a.shape
     points_a, points_b = corner_matches(gray_a, gray_b)
@@ -261,6 +260,10 @@ def pair_motion(gray_a: np.ndarray, gray_b: np.ndarray, config: ClassicTrackerCo
         points_b = (points_a + flow_at(flow_ab, points_a)).astype(np.float32)
     consistent = np.stack([consistent_flow(flow_ab, flow_ba), consistent_flow(flow_ba, flow_ab)])
     model = resolve_pose(fit_background(points_a, points_b, (width, height), config), flow_ab, consistent[0], config)
+    # only under a translating camera: there depth parallax and its fit leave the residual noisy and long
+    # edges a walking camera passes were flagged; under the planar models (a still, panning or turning camera)
+    # the edges' measure cost pan scenes movers (pipeline_fidelity 101-130: 107 and 122)
+    edge_a, edge_b = (edges[0](), edges[1]()) if config.aperture_window and model.kind == "epipolar" else (None, None)
     residual_a, object_a = _side(flow_ab, model, consistent[0], config, edge_a)
     residual_b, object_b = _side(flow_ba, invert_background(model), consistent[1], config, edge_b)
     if len(points_a):
@@ -308,11 +311,16 @@ def pair_motions(gray, config: ClassicTrackerConfig = ClassicTrackerConfig(),
         finally:
             flows.put(dis)
 
-    def edges(frame: np.ndarray) -> np.ndarray | None:
-        return aperture(frame, config.aperture_window, config.aperture_corner) if config.aperture_window else None
+    def edges(frame: np.ndarray):
+        """A function giving the frame's aperture form, computed on its first call only (the pairs before and
+        after the frame share it; two workers may both compute it at once: the same form)."""
+        if not config.aperture_window:
+            return None
+        return functools.lru_cache(maxsize=1)(functools.partial(aperture, frame, config.aperture_window,
+                                                                config.aperture_corner))
 
     def pairs() -> Iterator[tuple]:
-        """(frame t, frame t + 1, their aperture forms or None), each frame's form computed once."""
+        """(frame t, frame t + 1, functions giving their aperture forms or None), each frame's form made once."""
         if not n_pairs:
             return
         first = gray[0]
