@@ -210,9 +210,18 @@ class ClassicTrackerConfig:
     close, show no motion: dense flow is unreliable where content enters or leaves the frame."""
     aperture_window: int = 0
     """Box (pixels) of the structure tensor that tells straight edges from two-dimensional texture
-    (background.aperture): on an edge the residual counts only its part across the edge, the only part
-    dense flow measures there (the aperture problem: a lane marking or a roof line, flow filled in along
-    it, flagged as motion under a walking camera). 0 (the default): the whole residual everywhere."""
+    (background.aperture): under a translating camera (epipolar pairs) the residual on an edge counts only
+    its part across the edge, the only part dense flow measures there (the aperture problem: a lane marking
+    or a parked car's roof line against a wall, flow filled in along it, flagged as motion under a walking
+    camera; benchmarks/mover_causes.py). 0 (the default): the whole residual everywhere. Off: at 9 with
+    ``aperture_corner`` 0.2 and ``depth_window`` 21 (pipeline_fidelity, /work/figs/walk_{dev,131}_cand2.json
+    against s13/a263_{dev,131}.json) walk recall/precision 101-130 .313/.442 -> .346/.733, 131-150
+    .208/.350 -> .625/.571, follow precision .50 -> .63 and .58 -> .67, static unchanged, pan .538/.819 ->
+    .538/.847 and .432/.608 -> .432/.583, but orbit .394/.647 -> .297/.583 and .604/.518 -> .521/.500; overall
+    recall .396 -> .381 and .375 -> .396, precision .604 -> .654 and .545 -> .576, QA .397 -> .455 and .414 ->
+    .443, gated .925 -> .917 and .837 -> .848, as compiled .913 -> .862 and .906 -> .859 (falls), ID switches
+    5.6 -> 6.4 and 3.5 -> 4.2 per 10 tracks, ATE .017 -> .021 and .010 -> .019 of the path. On the walk seeds
+    (benchmarks/mover_causes.py) ghost tracks 13 -> 7 (on near static structure 6 -> 1); motion CPU ~+5 %."""
     aperture_corner: float = 1.0
     """...the whole residual counts where the tensor's eigenvalue ratio λ_min / λ_max reaches this, and a
     share of its part along the edge in proportion below it."""
