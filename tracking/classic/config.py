@@ -398,7 +398,8 @@ class ClassicTrackerConfig:
     the detection's area is over this many times the track's predicted one, or under its inverse, and their
     colours are under ``colour_min_similarity`` alike: the track would jump onto another object
     (association._size_jump). 0 (the default): no such test. At 3 (pipeline_fidelity --seeds 101-130): ID
-    switches 51 -> 47 (5.60 -> 4.95 per 10 tracks), wrong_referent 142 -> 116, recall .396 -> .410,
+    switches 51 -> 47 (5.60 -> 4.95 per 10 tracks), wrong_referent 142 -> 116 (referent_diagnose: boxes
+    on another object, other_object + gt_hidden_other, 98 -> 66), recall .396 -> .410,
     precision .604 -> .600 (91 -> 95 tracks), centre .564 -> .530, QA .397 -> .414, gated .925 @ 13.2 % ->
     .931 @ 14.5 %, as compiled .913 (926) -> .922 (920); seeds 131-150: switches 23 -> 20 (3.48 -> 2.99),
     wrong_referent 98 -> 62, QA .414 -> .440, gated .837 @ 15.4 % -> .874 @ 15.3 %, but recall .375 ->
