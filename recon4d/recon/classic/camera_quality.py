@@ -8,6 +8,10 @@
   that agree with the estimated relative pose (Sampson distance to its epipolar geometry, or
   the residual angle of a pure turn).
 - :func:`reprojection_px`: median reprojection error of the map points each frame sees.
+- :func:`height_drift`: how far each frame's camera height above the fitted ground is off the
+  clip's median height (a handheld camera keeps its height; a drifting pose chain does not).
+- :func:`path_kinks`: frames where the camera path turns or changes speed more abruptly than a
+  carried camera can (a pose chain that broke and went on).
 - :func:`build_camera_quality`: the :class:`~recon4d.types.CameraQuality` record.
 """
 
@@ -108,19 +112,92 @@ def reprojection_px(world_to_cam: np.ndarray, points: np.ndarray, xy: np.ndarray
     return out
 
 
+def height_drift(world_to_cam: np.ndarray, plane: tuple[np.ndarray, float] | None) -> np.ndarray:
+    """(T,) |h_t / median(h) − 1| of each camera's height h_t above the ground plane; NaN without a plane.
+
+    world_to_cam: (T, 3, 4); plane: (unit normal (3,), offset), n · X + offset = 0 in the world,
+    the side the cameras are on positive. A camera carried by a walking person keeps its height
+    to a few centimetres, and a right pose chain says so (dev walk and follow cameras that
+    pipeline_fidelity gets right: within 4 % of their median); a chain that drifts in scale or
+    bends its rotation climbs out of the ground or sinks into it (follow seeds 110, 115, 120
+    and 130: 23–80 % off in places, where the truth stays within 2 %).
+    """
+    if plane is None:
+        return np.full(len(world_to_cam), np.nan)
+    normal, offset = plane
+    centres = -np.einsum("tji,tj->ti", world_to_cam[:, :, :3], world_to_cam[:, :, 3])
+    heights = centres @ np.asarray(normal, np.float64) + float(offset)
+    median = float(np.median(heights))
+    if not (np.isfinite(median) and median > 0):
+        return np.full(len(world_to_cam), np.nan)
+    return np.abs(heights / median - 1.0)
+
+
+def path_kinks(world_to_cam: np.ndarray, times_s: np.ndarray, max_turn_deg: float, max_speed_ratio: float,
+               min_speed: float = 0.0, min_speed_frac: float = 0.25) -> np.ndarray:
+    """(T,) bool frames at an implausible kink of the camera path.
+
+    world_to_cam: (T, 3, 4); times_s: (T,). A frame is flagged when the path's direction of
+    travel turns by more than ``max_turn_deg`` there (both neighbouring steps at least
+    ``min_speed_frac`` of the clip's median speed and ``min_speed``, world units per second:
+    a camera standing still only shakes), or when a step it ends or starts is more than
+    ``max_speed_ratio`` times faster or slower than the median of the (up to four) steps
+    around it (that median as fast as the same floor). Sampled frames 1/6 s apart, a walking
+    camera's true path turns by at most 28° a step on the pipeline_fidelity dev scenes and
+    keeps its speed within a factor 2 of its neighbours'; a chain that broke walks backwards
+    for a few steps (follow seed 140: 150–168°) or jumps (4.9 m/s amid 1 m/s).
+    """
+    n_frames = len(world_to_cam)
+    kinks = np.zeros(n_frames, bool)
+    if n_frames < 3:
+        return kinks
+    centres = -np.einsum("tji,tj->ti", world_to_cam[:, :, :3], world_to_cam[:, :, 3])
+    steps = np.diff(centres, axis=0)  # (T − 1, 3)
+    dt = np.diff(np.asarray(times_s, np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        speed = np.linalg.norm(steps, axis=1) / dt
+    typical = float(np.nanmedian(speed)) if np.isfinite(speed).any() else 0.0
+    floor = max(min_speed_frac * typical, min_speed)
+    if not floor > 0:
+        return kinks
+    moving = speed >= floor
+    cos = np.einsum("ti,ti->t", steps[:-1], steps[1:]) / np.maximum(
+        np.linalg.norm(steps[:-1], axis=1) * np.linalg.norm(steps[1:], axis=1), 1e-300)
+    turned = (cos < np.cos(np.radians(max_turn_deg))) & moving[:-1] & moving[1:]
+    kinks[1:-1] |= turned
+    for step in range(len(speed)):
+        around = np.concatenate([speed[max(0, step - 2):step], speed[step + 1:step + 3]])
+        reference = float(np.median(around)) if len(around) else np.nan
+        if not reference >= floor:
+            continue
+        if speed[step] > max_speed_ratio * reference or speed[step] < reference / max_speed_ratio:
+            kinks[[step, step + 1]] = True
+    return kinks
+
+
 def build_camera_quality(world_to_cam: np.ndarray, points: np.ndarray, xy: np.ndarray, bg_seen: np.ndarray,
                          focal: float, motion: str, frozen: np.ndarray, restarted: np.ndarray, scale_source: str,
-                         threshold_px: float, max_reprojection_px: float, min_inlier_ratio: float) -> CameraQuality:
+                         threshold_px: float, max_reprojection_px: float, min_inlier_ratio: float,
+                         height_drift_rel: np.ndarray | None = None,
+                         max_height_drift: float | None = None,
+                         kinks: np.ndarray | None = None) -> CameraQuality:
     """The camera's quality record.
 
     A frame is ok when its pose was measured (not ``frozen``), it does not start a restarted
     map (``restarted``: its scale is a guess, so no question may span it), at least
-    ``min_inlier_ratio`` of its tracks agree with the pose (where measured) and its map
-    points reproject within ``max_reprojection_px`` (where it sees any).
+    ``min_inlier_ratio`` of its tracks agree with the pose (where measured), its map
+    points reproject within ``max_reprojection_px`` (where it sees any) and, with
+    ``max_height_drift`` set, its camera height is within that fraction of the clip's median
+    (``height_drift_rel`` (T,), :func:`height_drift`; NaN: not measured, kept) and it is not
+    at a kink of the path (``kinks`` (T,) bool, :func:`path_kinks`; None: not checked).
     """
     inliers = pose_inlier_ratio(world_to_cam, xy, bg_seen, focal, threshold_px)
     errors = reprojection_px(world_to_cam, points, xy, bg_seen, focal)
     with np.errstate(invalid="ignore"):
         frame_ok = ~frozen & ~restarted & ~(inliers < min_inlier_ratio) & ~(errors > max_reprojection_px)
+        if max_height_drift is not None and height_drift_rel is not None:
+            frame_ok &= ~(np.asarray(height_drift_rel, np.float64) > max_height_drift)
+    if kinks is not None:
+        frame_ok &= ~np.asarray(kinks, bool)
     return CameraQuality(inlier_ratio=inliers, reprojection_px=errors, frozen=frozen, frame_ok=frame_ok,
                          motion=motion, scale_source=scale_source, score=camera_score(frame_ok, scale_source))

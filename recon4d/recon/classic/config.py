@@ -91,6 +91,33 @@ class ClassicConfig:
     movers may cover the rest)."""
     min_inlier_ratio: float = 0.3
     """A frame whose background tracks agree with its pose less than this is not trusted."""
+    max_height_drift: float | None = None
+    """A moving camera's frame whose height above the fitted ground is more than this fraction off
+    the clip's median height is not trusted
+    (:func:`~recon4d.recon.classic.camera_quality.height_drift`: the camera is assumed carried at
+    a steady height, as by a walking person; a pose chain that drifts in scale or rotation climbs
+    out of the ground); None: off. Right walk, orbit and follow cameras of pipeline_fidelity
+    101–150 stay within 4 % of their median height, drifting follow chains go 16–80 % off (110,
+    115, 120, 130, 140, 150). 0.1 (with ``max_path_turn_deg`` 60), seeds 101–130: gated_compile
+    0.913 (845 of 926) → 0.922 (829 of 899; follow 130's 11 wrong camera answers and 16 right ones
+    gone), QA 0.397 → 0.408, gated 0.925 → 0.924, but centre error / spread 0.564 → 0.720: the
+    lift keeps an untrusted frame's raw centre unsmoothed (130: 0.20 → 4.26); seeds 131–150
+    gated_compile 0.906 → 0.919, QA 0.414 → 0.407, gated 0.837 → 0.826 (150). Off until the lift
+    places objects in untrusted frames no worse than in trusted ones."""
+    max_path_turn_deg: float | None = None
+    """A moving camera's frame where its path turns by more than this between consecutive steps,
+    or next to a step more than ``max_speed_ratio`` times faster or slower than its neighbours, is
+    not trusted (:func:`~recon4d.recon.classic.camera_quality.path_kinks`: a carried camera's path
+    is smooth at the sampled rate); None: off (both checks). The true paths of pipeline_fidelity
+    101–150 turn at most 28° a step and no right walk, orbit or follow camera has a kink; broken
+    follow chains do (110, 115, 120, 135, 140: walking backwards for a few steps, 4.9 m/s amid
+    1 m/s). 60 alone, follow seeds 105–150: gated_compile 0.847 (138 of 163) → 0.871 (135 of 155;
+    140: 0.67 of 33 → 0.76 of 25), nothing else moves but 140's centre error / spread 1.03 → 1.11
+    and its gated 1 of 2 → 0 of 1 (the lift keeps an untrusted frame's raw centre unsmoothed).
+    Off until the lift places objects in untrusted frames no worse than in trusted ones."""
+    max_speed_ratio: float = 2.5
+    """Largest speed ratio between a camera step and the median of the steps around it (see
+    ``max_path_turn_deg``)."""
     ransac_px: float = 1.0
     """Inlier threshold of essential-matrix and PnP RANSAC, clip pixels."""
     reprojection_px: float = 2.5
@@ -122,8 +149,8 @@ class ClassicConfig:
         def fail(message: str):
             raise ClassicReconstructionError(f"classic reconstructor option {message}")
 
-        for name in ("fov_deg", "camera_height_m", "min_parallax_px", "min_parallax_deg", "min_triangulation_deg",
-                     "ransac_px", "reprojection_px", "plane_tolerance"):
+        for name in ("fov_deg", "camera_height_m", "max_speed_ratio", "min_parallax_px", "min_parallax_deg",
+                     "min_triangulation_deg", "ransac_px", "reprojection_px", "plane_tolerance"):
             value = getattr(self, name)
             if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 fail(f"{name} must be a positive number, got {value!r}.")
@@ -146,7 +173,8 @@ class ClassicConfig:
                 isinstance(self.feature_shift_px, (int, float)) and math.isfinite(self.feature_shift_px)
                 and self.feature_shift_px >= 0)):
             fail(f"feature_shift_px must be a number ≥ 0 or None, got {self.feature_shift_px!r}.")
-        for name in ("still_track_px", "height_misfit_log", "depth_outlier_rel"):  # positive, or None: off
+        for name in ("still_track_px", "height_misfit_log", "depth_outlier_rel", "max_height_drift",
+                     "max_path_turn_deg"):  # positive, or None: off
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not (
                     isinstance(value, (int, float)) and math.isfinite(value) and value > 0)):

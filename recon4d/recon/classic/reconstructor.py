@@ -109,7 +109,7 @@ import numpy as np
 from recon4d.recon.classic.bundle_adjust import MIN_MAP_POINTS
 from recon4d.recon.classic.features import BACKGROUND, NO_FEATURES, FeatureTracks, TrackerConfig, track_features
 from recon4d.recon.classic.camera_motion import CameraMotion, project_points, estimate_motion
-from recon4d.recon.classic.camera_quality import build_camera_quality
+from recon4d.recon.classic.camera_quality import build_camera_quality, height_drift, path_kinks
 from recon4d.recon.classic.config import ClassicConfig, ClassicReconstructionError
 from recon4d.recon.classic.cut_bottoms import misfit_depths
 from recon4d.recon.classic.vertical import vertical_tilt
@@ -182,6 +182,7 @@ def pixel_rays(intrinsics: np.ndarray, width: int, height: int) -> np.ndarray:
                      np.ones_like(cols)], axis=-1)
 
 
+_SHAKE_MPS = 0.3  # a metric camera path slower than this is a hand's shake, no path whose kinks mean anything
 _FAR_BACKDROP_HEIGHTS = 25.0  # backdrop distance in camera heights when no map point says better
 _SPLAT = np.stack(np.meshgrid(np.arange(-1, 2), np.arange(-1, 2)), axis=-1).reshape(-1, 2)  # 3×3 (dcol, drow)
 
@@ -352,9 +353,14 @@ class ClassicReconstructor:
         scale_source = ("people-height" if by_people else "ground-plane" if fitted else
                         "arbitrary" if motion.mode == "parallax" else
                         prior_source)
+        kinks = (path_kinks(world_to_cam, np.asarray(clip.timestamps_s, np.float64), config.max_path_turn_deg,
+                            config.max_speed_ratio, _SHAKE_MPS if fitted else 0.0)
+                 if motion.mode == "parallax" and config.max_path_turn_deg is not None else None)
         camera_quality = build_camera_quality(world_to_cam, points, xy, background[:, None] & np.isfinite(xy[..., 0]),
                                               focal, motion.mode, motion.frozen, motion.restarted, scale_source,
-                                              2.0 * config.ransac_px, config.reprojection_px, config.min_inlier_ratio)
+                                              2.0 * config.ransac_px, config.reprojection_px, config.min_inlier_ratio,
+                                              height_drift(world_to_cam, plane if motion.mode == "parallax" else None),
+                                              config.max_height_drift, kinks)
         if not featureless:
             self._warn_untrusted_frames(camera_quality, motion, clip.timestamps_s)
         bg_seen = np.isfinite(xy[..., 0]) & background[:, None]
@@ -467,7 +473,8 @@ class ClassicReconstructor:
             reasons.append(f"{int(motion.restarted.sum())} restart the map at a guessed scale")
         other = int((bad & ~motion.frozen & ~motion.restarted).sum())
         if other:
-            reasons.append(f"{other} have poses that too few tracks agree with")
+            reasons.append(f"{other} have poses that too few tracks agree with or whose height above the ground "
+                           "drifts")
         _warn(f"the camera pose is not trusted in {int(bad.sum())} of {len(bad)} frames ({spans}): "
               f"{'; '.join(reasons)}. Objects are not placed there for questions; the usable span ends at each.")
 
