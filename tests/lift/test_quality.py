@@ -139,6 +139,28 @@ def test_frames_of_an_untrusted_camera_are_left_out():
     assert quality.lifted_fraction[0] == pytest.approx(10 / 24)
 
 
+def test_an_untrusted_frames_centre_is_smoothed_not_kept_raw():
+    person = walking()
+    spiked = person.copy()
+    spiked[15, 2] += 4.0  # 4 m too deep in a frame whose camera is not trusted
+    tracks, lifted, intrinsics = scene_inputs([spiked], [(0.5, 1.7)], ["person"])
+    frame_ok = np.ones(N_FRAMES, bool)
+    frame_ok[14:17] = False
+    camera = CameraQuality(np.ones(N_FRAMES), np.zeros(N_FRAMES), np.zeros(N_FRAMES, bool), frame_ok, "parallax",
+                           "ground-plane", 21 / 24)
+    config = RefineConfig(noise_fraction=None, own_motion_full=None, smooth_untrusted=True)
+    refined = refine(tracks, lifted, intrinsics, camera, config)
+    # Kept raw before (and with the option off): 4 m off; the smoother over every lifted frame repairs it.
+    assert np.linalg.norm(refined.lifted.center_world[0, 15] - person[15]) < 0.3
+    raw = refine(tracks, lifted, intrinsics, camera).lifted.center_world[0, 15]
+    np.testing.assert_allclose(raw, spiked[15])
+    assert not refined.quality.frame_ok[0, 14:17].any()  # still not trusted
+    # The trusted frames keep their own smoothing: as if the untrusted frames had no centre.
+    cut_tracks, cut_lifted, _ = scene_inputs([np.where(frame_ok[:, None], spiked, np.nan)], [(0.5, 1.7)], ["person"])
+    alone = refine(cut_tracks, cut_lifted, intrinsics, None, config).lifted.center_world[0]
+    np.testing.assert_allclose(refined.lifted.center_world[0, frame_ok], alone[frame_ok])
+
+
 def test_arbitrary_scale_turns_metric_checks_off():
     fast = walking(speed=30.0, noise=0.01)
     tracks, lifted, intrinsics = scene_inputs([fast], [(0.5, 1.7)], ["person"])

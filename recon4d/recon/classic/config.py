@@ -98,12 +98,13 @@ class ClassicConfig:
     a steady height, as by a walking person; a pose chain that drifts in scale or rotation climbs
     out of the ground); None: off. Right walk, orbit and follow cameras of pipeline_fidelity
     101–150 stay within 4 % of their median height, drifting follow chains go 16–80 % off (110,
-    115, 120, 130, 140, 150). 0.1 (with ``max_path_turn_deg`` 60), seeds 101–130: gated_compile
-    0.913 (845 of 926) → 0.922 (829 of 899; follow 130's 11 wrong camera answers and 16 right ones
-    gone), QA 0.397 → 0.408, gated 0.925 → 0.924, but centre error / spread 0.564 → 0.720: the
-    lift keeps an untrusted frame's raw centre unsmoothed (130: 0.20 → 4.26); seeds 131–150
-    gated_compile 0.906 → 0.919, QA 0.414 → 0.407, gated 0.837 → 0.826 (150). Off until the lift
-    places objects in untrusted frames no worse than in trusted ones."""
+    115, 120, 130, 140, 150). 0.1 with ``max_path_turn_deg`` 60, seeds 101–130: recall,
+    precision, ATE and centre error (0.564) the same, QA 0.397 → 0.408, gated 0.925 (147 of 159)
+    → 0.924 (145 of 157), gated_compile 0.913 (845 of 926) → 0.922 (829 of 899; follow 130's 11
+    wrong camera answers gone, with 16 right ones); seeds 131–150: gated_compile 0.906 (549 of
+    606) → 0.919 (547 of 595; follow 140: 0.67 of 33 → 0.91 of 22), gated 0.837 → 0.842, but QA
+    0.414 → 0.411 and centre error / spread 0.573 → 0.578 (140, 150: fewer frames smoothed
+    together). Off until those follow."""
     max_path_turn_deg: float | None = None
     """A moving camera's frame where its path turns by more than this between consecutive steps,
     or next to a step more than ``max_speed_ratio`` times faster or slower than its neighbours, is
@@ -111,10 +112,7 @@ class ClassicConfig:
     is smooth at the sampled rate); None: off (both checks). The true paths of pipeline_fidelity
     101–150 turn at most 28° a step and no right walk, orbit or follow camera has a kink; broken
     follow chains do (110, 115, 120, 135, 140: walking backwards for a few steps, 4.9 m/s amid
-    1 m/s). 60 alone, follow seeds 105–150: gated_compile 0.847 (138 of 163) → 0.871 (135 of 155;
-    140: 0.67 of 33 → 0.76 of 25), nothing else moves but 140's centre error / spread 1.03 → 1.11
-    and its gated 1 of 2 → 0 of 1 (the lift keeps an untrusted frame's raw centre unsmoothed).
-    Off until the lift places objects in untrusted frames no worse than in trusted ones."""
+    1 m/s). Figures with ``max_height_drift`` above."""
     max_speed_ratio: float = 2.5
     """Largest speed ratio between a camera step and the median of the steps around it (see
     ``max_path_turn_deg``)."""
