@@ -221,7 +221,12 @@ class ClassicTrackerConfig:
     recall .396 -> .381 and .375 -> .396, precision .604 -> .654 and .545 -> .576, QA .397 -> .455 and .414 ->
     .443, gated .925 -> .917 and .837 -> .848, as compiled .913 -> .862 and .906 -> .859 (falls), ID switches
     5.6 -> 6.4 and 3.5 -> 4.2 per 10 tracks, ATE .017 -> .021 and .010 -> .019 of the path. On the walk seeds
-    (benchmarks/mover_causes.py) ghost tracks 13 -> 7 (on near static structure 6 -> 1); motion CPU ~+5 %."""
+    (benchmarks/mover_causes.py) ghost tracks 13 -> 7 (on near static structure 6 -> 1); motion CPU ~+5 %.
+    At 9 / 0.2 alone (walk_{dev,131}_ap.json): recall .396 -> .389 and .375 -> .385, precision .604 -> .635 and
+    .545 -> .544, QA .397 -> .415 and .414 -> .492, gated .925 -> .918 and .837 -> .940, as compiled .913 ->
+    .916 and .906 -> .906, walk .313/.442 -> .323/.431 and .208/.350 -> .500/.490, follow precision up (.50 ->
+    .63, .58 -> .83), static unchanged, but orbit .394/.647 -> .394/.569 and .604/.518 -> .521/.500, pan
+    precision 131-150 .608 -> .583."""
     aperture_corner: float = 1.0
     """...the whole residual counts where the tensor's eigenvalue ratio λ_min / λ_max reaches this, and a
     share of its part along the edge in proportion below it."""
