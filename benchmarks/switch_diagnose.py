@@ -38,8 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import fidelity_metrics as fm  # noqa: E402
-from track_diagnose import cache_motion, run_scenes, scene_parser, scene_paths  # noqa: E402
+from track_diagnose import cache_motion, match_scene, run_scenes, scene_parser, scene_paths  # noqa: E402
 
 
 def _instrument():
@@ -141,12 +140,7 @@ def diagnose(seed: int, kind: str, options: dict, reuse_motion: bool = False) ->
     clip, full = read_clip(video, n_frames=32), open_scene(store)
     tracks = ClassicTracker.from_config(options).track(clip)
     raw = holder.tracks
-    gt = fm.gt_on_frames(full, clip.frame_index)
-    est = SimpleNamespace(box_xyxy=tracks.boxes_xyxy.astype(np.float64), visible=tracks.visible)
-    iou = fm.iou_table(gt, est)
-    matching = fm.match_tracks(gt, est, iou)
-    covered = fm.covered_objects(iou, tracks.visible)
-    switches = fm.identity_switches(covered)
+    gt, est, iou, matching, covered, switches = match_scene(full, clip, tracks)
     observed = tracks.observed if tracks.observed is not None else tracks.visible
     events = []
     for k in range(tracks.n_objects):

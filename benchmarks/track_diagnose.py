@@ -86,6 +86,18 @@ def cache_motion(folder: Path) -> None:
     module.stream_motion = cached
 
 
+def match_scene(full, clip, tracks) -> tuple:
+    """The GT objects on the clip's sampled frames and how the tracks match them, as
+    ``pipeline_fidelity.py`` scores them: (gt, est (the tracks' boxes and visibility), iou (G, K, T),
+    matching, covered (K, T) GT index or -1, switches (K,)). full: the GT store's scene; clip: the
+    sampled clip; tracks: the tracker's Tracks2D."""
+    gt = fm.gt_on_frames(full, clip.frame_index)
+    est = SimpleNamespace(box_xyxy=tracks.boxes_xyxy.astype(np.float64), visible=tracks.visible)
+    iou = fm.iou_table(gt, est)
+    covered = fm.covered_objects(iou, tracks.visible)
+    return gt, est, iou, fm.match_tracks(gt, est, iou), covered, fm.identity_switches(covered)
+
+
 def diagnose(seed: int, kind: str, options: dict, reuse_motion: bool = False) -> dict:
     from recon4d.store import open_scene
     from recon4d.tracking.classic.tracker import ClassicTracker
@@ -97,12 +109,7 @@ def diagnose(seed: int, kind: str, options: dict, reuse_motion: bool = False) ->
     clip, full = read_clip(video, n_frames=32), open_scene(store)
     tracker = ClassicTracker.from_config(options)
     tracks = tracker.track(clip)
-    gt = fm.gt_on_frames(full, clip.frame_index)
-    est = SimpleNamespace(box_xyxy=tracks.boxes_xyxy.astype(np.float64), visible=tracks.visible)
-    iou = fm.iou_table(gt, est)
-    matching = fm.match_tracks(gt, est, iou)
-    covered = fm.covered_objects(iou, tracks.visible)
-    switches = fm.identity_switches(covered)
+    gt, est, iou, matching, covered, switches = match_scene(full, clip, tracks)
     gt_to_est = matching.gt_to_est
     area = 640 * 360
     objects = []
