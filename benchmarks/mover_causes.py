@@ -21,15 +21,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import fidelity_metrics as fm  # noqa: E402
-from track_diagnose import run_scenes, scene_parser, scene_paths  # noqa: E402
+from track_diagnose import match_scene, run_scenes, scene_parser, scene_paths  # noqa: E402
 
 MIN_FLAGGED = 0.3
 """Fraction of an object's mask flagged moving for the frame to count as found."""
@@ -67,10 +65,7 @@ def causes(seed: int, kind: str, options: dict, reuse_motion: bool = False) -> d
     _, gray = to_working(clip.frames, size)
     motion = compute_motion(gray, config)
     frames = np.asarray(clip.frame_index)
-    gt = fm.gt_on_frames(full, frames)
-    est = SimpleNamespace(box_xyxy=tracks.boxes_xyxy.astype(np.float64), visible=tracks.visible)
-    iou = fm.iou_table(gt, est)
-    matching = fm.match_tracks(gt, est, iou)
+    gt, est, iou, matching, _, _ = match_scene(full, clip, tracks)
     n_frames = len(frames)
     masks = np.zeros((gt.n_objects, n_frames, size[1], size[0]), bool)
     for g in range(gt.n_objects):

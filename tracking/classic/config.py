@@ -228,8 +228,8 @@ class ClassicTrackerConfig:
     .63, .58 -> .83), static unchanged, but orbit .394/.647 -> .394/.569 and .604/.518 -> .521/.500, pan
     precision 131-150 .608 -> .583."""
     aperture_corner: float = 1.0
-    """...the whole residual counts where the tensor's eigenvalue ratio λ_min / λ_max reaches this, and a
-    share of its part along the edge in proportion below it."""
+    """With ``aperture_window`` set, the whole residual counts where the structure tensor's eigenvalue ratio
+    λ_min / λ_max reaches this, and a share of its part along the edge in proportion below it."""
     min_texture: float = 8.0
     """Pixels with less texture (mean Sobel magnitude over 5 × 5, grey levels) show no motion."""
     min_area_fraction: float = 0.001
