@@ -268,20 +268,26 @@ def depth_unmeasured(times: np.ndarray, depth: np.ndarray, min_share: float = 0.
     return bool(np.mean(change < UNMEASURED_DEPTH_REL * np.median(np.abs(depth))) >= min_share)
 
 
+def _camera_view(gated: Scene, k: int, run: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Object ``k``'s centres in its frames ``run`` (n,) in camera coordinates (n, 3) and its unit
+    viewing rays in the world (n, 3)."""
+    world_to_cam = np.linalg.inv(gated.cam_to_world[run])
+    local = np.einsum("nij,nj->ni", world_to_cam[:, :3, :3], gated.center_world[k, run]) + world_to_cam[:, :3, 3]
+    ray = gated.center_world[k, run] - gated.cam_to_world[run, :3, 3]
+    return local, ray / np.maximum(np.linalg.norm(ray, axis=1, keepdims=True), 1e-9)
+
+
 def _depth_drift(gated: Scene, k: int, run: np.ndarray, factor: float, rng: np.random.Generator,
                  n_draws: int) -> np.ndarray:
     """(D, n, 3) drift along the viewing rays of object ``k``'s frames ``run`` when its depth
     there was not measured (:func:`depth_unmeasured`), else zeros: each draw moves along the
     rays at a speed N(0, (factor · RMS speed across the rays)²), about the run's middle time."""
     times = gated.timestamps_s[run]
-    world_to_cam = np.linalg.inv(gated.cam_to_world[run])
-    local = np.einsum("nij,nj->ni", world_to_cam[:, :3, :3], gated.center_world[k, run]) + world_to_cam[:, :3, 3]
+    local, ray = _camera_view(gated, k, run)
     drift = np.zeros((n_draws, len(run), 3))
     if not depth_unmeasured(times, local[:, 2]):
         return drift
     across = np.linalg.norm(np.diff(local[:, :2], axis=0), axis=1) / np.diff(times)
-    ray = gated.center_world[k, run] - gated.cam_to_world[run, :3, 3]
-    ray /= np.maximum(np.linalg.norm(ray, axis=1, keepdims=True), 1e-9)
     speed = rng.normal(0.0, factor * np.sqrt(np.mean(across ** 2)), (n_draws, 1))
     return (speed * (times - times.mean()))[..., None] * ray
 
@@ -313,16 +319,13 @@ def _size_depth_error(gated: Scene, k: int, run: np.ndarray, factor: float, rng:
     """(D, n, 3) error along object ``k``'s viewing rays in its frames ``run`` (n,): each draw moves
     every frame by N(0, factor²) × its :func:`size_depth_offset` (one factor per draw)."""
     cam = gated.cam_to_world[run]
-    world_to_cam = np.linalg.inv(cam)
-    local = np.einsum("nij,nj->ni", world_to_cam[:, :3, :3], gated.center_world[k, run]) + world_to_cam[:, :3, 3]
+    local, ray = _camera_view(gated, k, run)
     boxes = gated.box_xyxy[k, run].astype(np.float64)
     intrinsics = gated.intrinsics[run].astype(np.float64)
     height = (gated.source.size[1] if gated.source is not None and gated.source.size
               else 2.0 * np.nanmedian(intrinsics[:, 1, 2]))
     uncut = (boxes[:, 1] >= CUT_BORDER_PX) & (boxes[:, 3] <= height - CUT_BORDER_PX)
     offset = size_depth_offset(local[:, 2], boxes[:, 3] - boxes[:, 1], intrinsics[:, 1, 1], uncut)
-    ray = gated.center_world[k, run] - cam[:, :3, 3]
-    ray /= np.maximum(np.linalg.norm(ray, axis=1, keepdims=True), 1e-9)
     along = offset / np.maximum(np.einsum("ni,ni->n", ray, cam[:, :3, 2]), 1e-9)  # depth → distance along the ray
     return rng.normal(0.0, factor, (n_draws, 1, 1)) * (along[:, None] * ray)[None]
 
@@ -369,8 +372,7 @@ def noisy_scenes(gated: Scene, rng: np.random.Generator, n_draws: int,
         for run in np.split(visible, np.flatnonzero(np.diff(visible) != 1) + 1) if len(visible) else []:
             noise = smoothed_noise(times[run], noise_m, lam if np.isfinite(lam) else 0.0, rng, n_draws)
             if along_ray_factor != 1.0:  # monocular depth errs more along the viewing ray than across it
-                ray = gated.center_world[k, run] - gated.cam_to_world[run, :3, 3]
-                ray /= np.maximum(np.linalg.norm(ray, axis=1, keepdims=True), 1e-9)
+                ray = _camera_view(gated, k, run)[1]
                 noise = noise + (along_ray_factor - 1.0) * np.einsum("dni,ni->dn", noise, ray)[..., None] * ray
             if unmeasured_depth_factor > 0 and len(run) >= 3:
                 noise = noise + _depth_drift(gated, k, run, unmeasured_depth_factor, doubt_rng, n_draws)
