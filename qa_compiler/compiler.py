@@ -361,6 +361,22 @@ def answer_stability(qtype, noisy, plan, profile, text: str) -> float:
     return same / len(noisy)
 
 
+def fact_key(qtype: str, frame_range, targets, quantities: dict) -> tuple:
+    """What a question asks, without its wording: type, interval, entities and the quantities deciding it.
+
+    Two questions with the same key ask the same thing in other words: the arguments swapped
+    ("A and B" / "B and A" swaps the series), or an absolute observer frozen at another time that does
+    not change the answer (speeds and distances do not depend on it; a still camera's view neither). The
+    compiler asks each fact once, so a scene with few usable entities gives fewer questions, not copies:
+    copies of one wrong fact would weigh as several wrong answers. Series are compared to 1e-6.
+    """
+    series = frozenset(
+        (np.shape(v), tuple(np.round(np.asarray(v, dtype=float).ravel(), 6)))
+        for name, v in quantities.items() if name != "phase_margins"  # follows from the series
+    )
+    return ("fact", qtype, tuple(int(i) for i in frame_range), frozenset(targets), series)
+
+
 def _attempt(scene, index, name, rng, config, profile, seen, video_id, digest, noisy=()) -> QARecord:
     """One question of type ``name``, or Skip with the reason it failed."""
     qtype = get_type(name)
@@ -376,6 +392,9 @@ def _attempt(scene, index, name, rng, config, profile, seen, video_id, digest, n
     question = qtype.question(scene, plan)
     if question in seen:
         raise Skip("duplicate_question", question)
+    fact = fact_key(qtype.name, plan.frame_range, [entity_label(scene, t) for t in plan.targets], answer.quantities)
+    if fact in seen:
+        raise Skip("duplicate_fact", question)
     try:
         wrong = make_distractors(description, answer.n_values, rng, config.distractors, profile, config.distractor_tries)
     except DistractorError as exc:
@@ -425,6 +444,7 @@ def compile_scene(
             continue
         records.append(record)
         seen.add(record.question)
+        seen.add(fact_key(record.qtype, record.frame_range, record.targets, record.quantities))
         made[name] += 1
     report = CompileReport(
         scenes=(video_id,),

@@ -59,6 +59,9 @@ REASONS = {
     "too_many_phases": "the answer has more phases than max_phases",
     "below_min_margin": "the answer is closer to a rule threshold than min_margin",
     "duplicate_question": "the same question text was already generated for this scene",
+    "duplicate_fact": ("a question of the same type over the same interval and entities, decided by the same "
+                       "quantities, was already generated for this scene (only the wording, the argument order "
+                       "or an observer time that does not change the answer differ)"),
     "distractor_failure": "three valid distinct distractors were not found within the tries",
     "unstable_answer": "quality gate: the answer changes under the trajectory noise the scene's quality record measured",
 }

@@ -103,6 +103,20 @@ def test_max_phases_and_duplicates_are_counted():
     assert report.failures["duplicate_question"] > 0
 
 
+def test_a_fact_is_asked_once_whatever_the_wording():
+    # A still camera and one walking object: a speed comparison of the object and the camera over one interval is
+    # the same fact whatever the absolute observer's time or the argument order; before fact_key the compiler
+    # filled its quota with such copies (a wrong one then weighed as many wrong answers).
+    times = np.arange(5) * 0.5
+    walker = {"center": np.stack([np.arange(5.0) * np.array([1, 1, 1, 0.5, 0.2]), np.zeros(5), np.full(5, 4.0)], -1)}
+    records, report = compile_scene(build_scene(times, [walker]),
+                                    CompileConfig(n_per_scene=40, types=("abs_spd_comp",), min_margin=0.0))
+    facts = [(r.frame_range, frozenset(r.targets)) for r in records]
+    assert records and len(set(facts)) == len(facts)
+    assert report.failures["duplicate_fact"] > 0
+    _adds_up(report)
+
+
 def test_types_are_balanced_and_letters_uniform():
     records, reports = [], []
     for seed in range(4):
