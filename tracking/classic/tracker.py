@@ -54,6 +54,9 @@ The ``classic`` track backend (DESIGN §4). At a reduced working resolution (lon
    association does not join again.
    With ``background_hold`` an object that stops stays detected while it differs from the
    background, so its track goes on.
+   A detected box whose area steps up against the track's own boxes before and after it
+   (``merge_step_ratio``, :mod:`.merges`: a second mover joined it and left) is reported not
+   observed (``Tracks2D.observed``): questions do not name the object by a box over two movers.
 7. Labels (:mod:`~recon4d.tracking.classic.people`): OpenCV's HOG people detector on crops
    around a track's box in up to ``person_samples`` frames; "person" when it finds a person
    in enough of them and the box is upright, else "object" (cars, dogs and balls are not
@@ -94,6 +97,7 @@ from recon4d.tracking.classic.evidence import detection_scores, track_evidence
 from recon4d.tracking.classic.boxes import mask_box
 from recon4d.tracking.classic.config import ClassicTrackerConfig
 from recon4d.tracking.classic.people import PeopleDetector, label_tracks, person_evidence
+from recon4d.tracking.classic.merges import merged_frames
 from recon4d.tracking.classic.motion import motion_threads, stream_motion, to_working, working_frames, working_size
 from recon4d.tracking.classic.segment import detect_moving_regions, fill_mask, trim_to_colours
 from recon4d.tracking.classic.stabilised import (
@@ -320,6 +324,7 @@ class ClassicTracker:
                 masks[k, t] = mask
         for k, track in enumerate(tracks):
             detected[k, sorted(track.detected)] = True
+        merged = merged_frames(boxes, visible, detected, config)  # boxes over two movers: no observations
         lap("masks")
         work_scale = np.array([clip.image_size[0] / size[0], clip.image_size[1] / size[1]] * 2)
         looked, evidence = person_evidence(boxes * work_scale, detected & visible, clip.frames, config, self.people)
@@ -330,7 +335,8 @@ class ClassicTracker:
                   else np.where(visible, detection_scores(strength, config.detection_score_full), np.nan))
         return Tracks2D(ids=np.arange(n_tracks), categories=categories, is_agent=is_agent,
                         boxes_xyxy=_to_source(boxes, size, clip.source_size).astype(np.float32),
-                        visible=visible, masks=masks, dropped=dropped, observed=detected & visible, scores=scores)
+                        visible=visible, masks=masks, dropped=dropped, observed=detected & visible & ~merged,
+                        scores=scores)
 
     def _track_user_boxes(self, clip: Clip, gray: np.ndarray, size: tuple[int, int], progress) -> Tracks2D:
         n_boxes = len(self.user_boxes)
