@@ -17,7 +17,10 @@ A (last frame ``t0``) to B (first frame ``t1``); its ``cause`` is the first that
 
 ``flicker`` says whether the track comes back to A afterwards (A, B, A: a box over both that changes
 which one it covers best); ``bloat`` the larger box area at the switch over the track's median box area;
-``others`` the other tracks that cover A and B at t1 (IoU ≥ 0.3).
+``others`` the other tracks that cover A and B at t1 (IoU ≥ 0.3); ``gt_overlap`` the share of the
+smaller of A's and B's GT boxes at t1 that the other covers (≥ 0.5: one stands in front of the other,
+which no split of the mask can tell apart; small: side by side or touching). The summary counts
+``over_both`` switches by it (``over_both_occluded``: gt_overlap ≥ 0.5).
 ``joins`` lists every stitch of clean-up with its features (gap, colour similarity, mask area ratio,
 aspect ratio, jump from where the velocity puts it in box diagonals) and ``verdict``: the GT object
 covered last before and first after it is the ``same``, an ``other`` or ``unknown``. With the scenes'
@@ -128,6 +131,15 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
+def _covered_share(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of the smaller of two (4,) xyxy boxes that the other covers (0 when either is not finite)."""
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return 0.0
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return float(inter / smaller) if smaller > 0 else 0.0
+
+
 def diagnose(seed: int, kind: str, options: dict, reuse_motion: bool = False) -> dict:
     from recon4d.store import open_scene
     from recon4d.tracking.classic.tracker import ClassicTracker
@@ -181,6 +193,7 @@ def diagnose(seed: int, kind: str, options: dict, reuse_motion: bool = False) ->
                 "area_ratio": round(area[1] / max(area[0], 1e-6), 2),
                 "iou_ab": [round(float(iou[a, k, t1]), 2), round(float(iou[b, k, t1]), 2)],
                 "others": {g: [j for j in range(tracks.n_objects) if j != k and iou[g, j, t1] >= 0.3] for g in (a, b)},
+                "gt_overlap": round(_covered_share(gt.box_xyxy[a, t1], gt.box_xyxy[b, t1]), 2),
             })
     join_rows = []
     for k in range(tracks.n_objects):
@@ -209,6 +222,7 @@ def main() -> None:
         "recall": round(recall[0] / max(recall[1], 1), 3), "precision": round(precision[0] / max(precision[1], 1), 3),
         "by_cause": dict(Counter(e["cause"] for e in events).most_common()),
         "flicker": sum(e["flicker"] for e in events),
+        "over_both_occluded": sum(e["cause"] == "over_both" and e["gt_overlap"] >= 0.5 for e in events),
         "by_camera": dict(Counter(e["camera"] for e in events).most_common()),
         "joins": dict(Counter(j["verdict"] for j in joins).most_common()),
         "options": options,
