@@ -380,16 +380,31 @@ def _shift(flags: np.ndarray, by: int) -> np.ndarray:
     return out
 
 
+def _inside(flags: np.ndarray) -> np.ndarray:
+    """(n,) bool: the indices strictly between the first and the last True of ``flags`` (n,) bool."""
+    index = np.flatnonzero(flags)
+    at = np.arange(len(flags))
+    return (at > index[0]) & (at < index[-1]) if len(index) else np.zeros(len(flags), bool)
+
+
 def smooth_track(times: np.ndarray, center: np.ndarray, cam_to_world: np.ndarray, limits: MotionLimits,
-                 config: SmoothConfig = SmoothConfig(), metric: bool = True) -> SmoothedTrack:
+                 config: SmoothConfig = SmoothConfig(), metric: bool = True,
+                 doubtful: np.ndarray | None = None) -> SmoothedTrack:
     """Clean one object's trajectory (see the module docstring).
 
     times: (T,) s strictly increasing; center: (T, 3) world centres, NaN where not lifted;
     cam_to_world: (T, 4, 4). ``metric`` False (arbitrary scale) skips the speed and
-    depth-jump limits. Returns a :class:`SmoothedTrack`.
+    depth-jump limits. doubtful: (T,) bool or None, frames whose centre is known to be unsound
+    (their box is on something else): between sound frames of their run they are outliers from
+    the start, so they neither move the fit, nor its noise scale, nor split it at a depth jump,
+    and take the smoothed value, except past the last (or before the first) inlier of their
+    piece, where a depth break leaves no fit to give and they keep their own centre; at the ends
+    of a run (beyond them the fit is a line guessed from one side) they count like the others.
+    Returns a :class:`SmoothedTrack`.
     """
     n_frames = len(times)
     have = np.flatnonzero(np.isfinite(center).all(axis=1))
+    doubtful = np.zeros(n_frames, bool) if doubtful is None else np.asarray(doubtful, bool)
     out = np.full((n_frames, 3), np.nan)
     outlier = np.zeros(n_frames, bool)
     breaks = np.zeros(n_frames, bool)
@@ -408,8 +423,11 @@ def smooth_track(times: np.ndarray, center: np.ndarray, cam_to_world: np.ndarray
 
     # Runs of consecutive lifted frames: motion across a gap is unknown, so each run is on its own.
     for run in np.split(have, np.flatnonzero(~consecutive) + 1) if len(have) else []:
-        sigma = noise_scale(times[run], center[run], config.noise_floor_m)
-        spikes = spike_outliers(times[run], center[run], sigma, config.spike_sigma)
+        doubt = doubtful[run] & _inside(~doubtful[run])
+        sound = run[~doubt]
+        sigma = noise_scale(times[sound], center[sound], config.noise_floor_m)
+        spikes = doubt.copy()
+        spikes[~spikes] = spike_outliers(times[sound], center[sound], sigma, config.spike_sigma)
         inliers = np.flatnonzero(~spikes)
         jumps = np.abs(np.diff(depth[run][inliers])) > max_jump
         cuts = np.concatenate([[0], inliers[1:][jumps], [len(run)]])  # a piece starts after each jump
@@ -429,6 +447,8 @@ def smooth_track(times: np.ndarray, center: np.ndarray, cam_to_world: np.ndarray
             piece = run[first:stop]
             smoothed, piece_outlier = _smooth_piece(times[piece], values[first:stop], spikes[first:stop], limits,
                                                     config, sigma)
+            beyond = doubt[first:stop] & ~_inside(~spikes[first:stop])  # at a break: no fit reaches them
+            smoothed = np.where(beyond[:, None], values[first:stop], smoothed)
             out[piece] = smoothed
             outlier[piece] = piece_outlier
             if len(piece) > 1:

@@ -228,6 +228,24 @@ def test_a_box_unlike_its_neighbours_is_an_unreliable_referent():
     assert "2 frame(s) whose box disagrees with its neighbours" in quality.issues[0]
 
 
+def test_a_frame_whose_box_is_on_something_else_does_not_place_the_object():
+    # Frames 10-12: the box shrinks to a piece of the person (its top third), whose bottom is no
+    # ground contact: the lifted centre is 0.3 m too deep, too little for the spike test. With
+    # ``place_unstable`` those frames take the fit through the others; they stay not ok.
+    lifted_centres = walking(noise=0.1)
+    lifted_centres[10:13, 2] += 0.3
+    tracks, lifted, intrinsics = scene_inputs([lifted_centres], [(0.5, 1.7)], ["person"])
+    boxes = project(walking(noise=0.0), (0.5, 1.7))
+    boxes[10:13, 3] = boxes[10:13, 1] + (boxes[10:13, 3] - boxes[10:13, 1]) / 3
+    tracks = Tracks2D(tracks.ids, tracks.categories, tracks.is_agent, boxes[None], tracks.visible)
+    config = RefineConfig(noise_fraction=None, own_motion_full=None, place_unstable=False)
+    old = refine(tracks, lifted, intrinsics, config=config)
+    assert np.abs(old.lifted.center_world[0, 10:13, 2] - 6.0).max() > 0.11
+    placed = refine(tracks, lifted, intrinsics, config=replace(config, place_unstable=True))
+    assert np.abs(placed.lifted.center_world[0, :, 2] - 6.0).max() < 0.08
+    assert not placed.quality.frame_ok[0, 10:13].any() and placed.quality.frame_ok[0, [8, 14]].all()
+
+
 def test_box_consistent_ignores_steady_motion_growth_and_border_cuts():
     from recon4d.lift.quality import box_consistent
 
