@@ -1,5 +1,5 @@
-"""Tests of tracking/classic/cleanup.py: the scene-share rule (cleanup.scene_share) and the cut of tracks
-whose object changes (cleanup.split_steps)."""
+"""Tests of tracking/classic/cleanup.py: the scene-share rule (cleanup.scene_share), the edge-motion rule
+(evidence.normal_motion) and the cut of tracks whose object changes (cleanup.split_steps)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from recon4d.tracking.classic.association import Track
 from recon4d.tracking.classic.background import BackgroundMotion
 from recon4d.tracking.classic.cleanup import clean_tracks, scene_share, split_steps
 from recon4d.tracking.classic.config import ClassicTrackerConfig
+from recon4d.tracking.classic.evidence import normal_motion
 from recon4d.tracking.classic.motion import MotionField
 
 WIDTH, HEIGHT, N_FRAMES = 96, 64, 4
@@ -145,3 +146,44 @@ def test_step_settings_are_validated():
         ClassicTrackerConfig(step_area_ratio=0.5)
     with pytest.raises(Exception, match="step_max_similarity"):
         ClassicTrackerConfig(step_max_similarity=1.5)
+
+
+def striped_scene(velocity_px: tuple[float, float]) -> tuple[MotionField, Track, np.ndarray]:
+    """(motion, track, images): horizontal stripes 4 px tall (every edge horizontal: the gradient is
+    vertical), a track on a 16 × 16 region of them flagged moving with compensated motion
+    ``velocity_px``: along the stripes (x) is the aperture problem's flow error on static edges, across
+    them (y) a mover's motion the edges show."""
+    motion, track = scene((0.0, 0.0))
+    rows = (np.arange(HEIGHT) // 4 % 2 * 200 + 20).astype(np.uint8)
+    images = np.broadcast_to(rows[None, :, None, None], (N_FRAMES, HEIGHT, WIDTH, 3)).copy()
+    region = track.masks[0]
+    motion.velocity[:, region] = velocity_px
+    return motion, track, images
+
+
+def test_normal_motion_tells_motion_along_edges_from_motion_across_them():
+    motion, track, images = striped_scene((3.0, 0.0))
+    assert normal_motion(track.masks, sorted(track.detected), images, motion.velocity) < 0.05
+    motion, track, images = striped_scene((0.0, 3.0))
+    assert normal_motion(track.masks, sorted(track.detected), images, motion.velocity) > 0.95
+    motion, track, images = striped_scene((2.0, 2.0))  # 45°: |cos| = 0.71
+    assert normal_motion(track.masks, sorted(track.detected), images, motion.velocity) == pytest.approx(0.707, abs=0.01)
+    blank = np.zeros_like(images)  # no gradient anywhere: nothing measured
+    assert np.isnan(normal_motion(track.masks, sorted(track.detected), blank, motion.velocity))
+
+
+def test_clean_tracks_drops_a_track_moving_along_its_edges_only():
+    config = dict(min_frames=1, min_frame_fraction=0.0, min_point_support=0.0, min_travel=0.0,
+                  min_steady_travel=0.0, background_contrast=0.0)
+    motion, ghost, images = striped_scene((3.0, 0.0))
+    dropped: dict[str, int] = {}
+    assert clean_tracks([ghost], motion, images, ClassicTrackerConfig(min_normal_motion=0.15, **config), dropped) == []
+    assert dropped == {"edge_motion": 1}
+    motion, mover, images = striped_scene((1.0, 3.0))
+    assert len(clean_tracks([mover], motion, images, ClassicTrackerConfig(min_normal_motion=0.15, **config))) == 1
+    motion, ghost, images = striped_scene((3.0, 0.0))
+    assert len(clean_tracks([ghost], motion, images, ClassicTrackerConfig(**config))) == 1  # off by default
+    blank = np.zeros_like(images)  # unmeasured (NaN) is kept: no edges, no aperture problem
+    assert len(clean_tracks([ghost], motion, blank, ClassicTrackerConfig(min_normal_motion=0.15, **config))) == 1
+    with pytest.raises(Exception, match="min_normal_motion"):
+        ClassicTrackerConfig(min_normal_motion=1.5)

@@ -23,6 +23,7 @@ from recon4d.tracking.classic.association import Track, carry, coast, colour_his
 from recon4d.tracking.classic.boxes import inside_fraction, mask_box, mask_window
 from recon4d.tracking.classic.config import SMEAR_PX, ClassicTrackerConfig
 from recon4d.tracking.classic.epipolar import epipolar_offset
+from recon4d.tracking.classic.evidence import normal_motion
 from recon4d.tracking.classic.motion import MotionField
 from recon4d.tracking.classic.segment import bin_histogram, hsv_bins, surroundings
 
@@ -474,7 +475,8 @@ def drop_reason(track: Track, motion: MotionField, images: np.ndarray, n_frames:
                 noise_cache: dict | None = None) -> str | None:
     """Why :func:`clean_tracks` drops a track before joining fragments (None: kept), cheapest test first:
     ``"frames"`` (detected in too few frames), ``"area"`` (too small), ``"point_support"``, ``"travel"``,
-    ``"epipolar"`` (keeps to its epipolar lines), ``"scene_share"``, ``"background_texture"``."""
+    ``"epipolar"`` (keeps to its epipolar lines), ``"edge_motion"`` (moves along its edges only,
+    :func:`.evidence.normal_motion`), ``"scene_share"``, ``"background_texture"``."""
     height, width = images.shape[1:3]
     # written as `not kept-test` so a NaN measure drops, as before
     if not len(track.detected) >= _min_frames(n_frames, config):
@@ -487,6 +489,9 @@ def drop_reason(track: Track, motion: MotionField, images: np.ndarray, n_frames:
         return "travel"
     if not off_epipolar(track, motion, config, noise_cache):
         return "epipolar"
+    if config.min_normal_motion > 0 and normal_motion(track.masks, sorted(track.detected), images,
+                                                      motion.velocity) < config.min_normal_motion:
+        return "edge_motion"
     if config.scene_share > 0 and scene_share(track, motion, config) >= config.scene_share:
         return "scene_share"
     if background_texture(track, motion, images, config):
@@ -506,7 +511,9 @@ def clean_tracks(tracks: list[Track], motion: MotionField, images: np.ndarray,
     share), whose box never gets ``min_travel`` of its diagonal away from where it
     started against the background (:func:`travel`; ``min_steady_travel`` for tracks detected
     in at least ``steady_fraction`` of the frames), that keep to their epipolar lines under
-    a translating camera (:func:`off_epipolar`), that look like the background around them
+    a translating camera (:func:`off_epipolar`), whose compensated motion crosses their image edges
+    less than ``min_normal_motion`` (0: off, the default; :func:`.evidence.normal_motion`: a flow
+    error moving along a long straight edge of static scene), that look like the background around them
     and move no more than the camera's flow error (:func:`background_texture`), or whose image
     motion at least ``scene_share`` (0: off, the default) of the ring around them shares (:func:`scene_share`)
     are dropped (:func:`drop_reason`). ``dropped``, when given, counts them in place by reason

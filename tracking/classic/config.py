@@ -333,6 +333,20 @@ class ClassicTrackerConfig:
     epipolar_noise_ratio: float = 2.5
     """See ``min_epipolar_px``: how far above the flow's own error (the background's distance from
     its lines, small for slow cameras and small frames) a mover must be."""
+    min_normal_motion: float = 0.0
+    """...or whose compensated motion crosses its image edges this little (median |cos| of motion and
+    gradient at its strongest-gradient pixels, evidence.normal_motion): a flow error along a long
+    straight edge of static scene (the aperture problem) moves along the edge only, a mover crosses its
+    outline. 0 (the default): off. On seeds 101-130 (benchmarks/birth_diagnose.py) the kept tracks that
+    match a GT object measure 0.17 and up, ghosts on the edges of walk 124, orbit 128 and pan 117
+    0.10-0.11 (on 131-150: matched 0.22 and up, one ghost of 147 at 0.04); 0.2 also drops orbit 118's
+    long car (0.17). At 0.15 (pipeline_fidelity): 101-130 recall .396 both, precision .604 -> .625 (91
+    -> 88 tracks; pan .789 -> .833, orbit .600 -> .632, walk .350 -> .368), unmatched-object questions
+    207 -> 193, QA .397 -> .403, gated .935 @ 12.9 % (145/155) -> .931 @ 13.3 % (149/160), as compiled
+    .938 (926) both; 131-150 recall .375 both, precision .545 -> .554 (pan .571 -> .615), centre .573 ->
+    .541, QA .414 -> .415, gated .927 @ 13.6 % (101/109) -> .926 @ 15.2 % (113/122), as compiled .927
+    (562/606) -> .923 (575/623). Off: the gated and compiled agreements fell (by under .005, with more
+    questions kept and answered right)."""
     background_contrast: float = 0.3
     """Tracks whose colours differ from a 4 px ring around them by less than this (1 − Bhattacharyya
     similarity of hue–saturation–value histograms, median over detected frames)..."""
@@ -562,7 +576,7 @@ class ClassicTrackerConfig:
             fail(f"min_frames must be ≥ 1 and max_coast ≥ 0, got {self.min_frames} and {self.max_coast}.")
         for name in ("plane_min_fraction", "plane_min_spread", "min_area_fraction", "component_min_area_fraction",
                      "min_frame_fraction",
-                     "min_point_support", "coast_max_changed", "core_fraction", "planar_inlier_ratio", "duplicate_min_frames", "hidden_min_similarity", "step_max_similarity", "fragment_max_area", "border_fraction", "colour_min_similarity", "match_iou", "min_fill",
+                     "min_point_support", "min_normal_motion", "coast_max_changed", "core_fraction", "planar_inlier_ratio", "duplicate_min_frames", "hidden_min_similarity", "step_max_similarity", "fragment_max_area", "border_fraction", "colour_min_similarity", "match_iou", "min_fill",
                      "person_min_fraction", "person_weak_fraction", "steady_fraction", "background_contrast",
                      "background_planar_fraction", "scene_share", "apart_max_similarity", "profile_split_depth",
                      "profile_max_similarity", "merge_inside"):

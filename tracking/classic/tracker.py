@@ -35,8 +35,9 @@ The ``classic`` track backend (DESIGN §4). At a reduced working resolution (lon
    stitched; tracks detected too briefly (``min_frames``, ``min_frame_fraction``), without
    moving corners (``min_point_support``), that never move away from their start against
    the background (``min_travel``: ghosts, flow errors) or that keep to their epipolar lines
-   under a translating camera (``min_epipolar_px``: depth errors of the background) or whose
-   image motion the scene right around them shares (``scene_share``, off by default: a patch of a pillar or a
+   under a translating camera (``min_epipolar_px``: depth errors of the background), whose
+   motion runs along their image edges only (``min_normal_motion``, off by default: flow errors
+   on long straight edges) or whose image motion the scene right around them shares (``scene_share``, off by default: a patch of a pillar or a
    parked car at a depth the background model got wrong, a piece of a larger mover) are
    dropped (counted by reason in ``Tracks2D.dropped``: the quality step's clip rule reads
    them); small tracks clinging to a larger one join it, pieces of another are dropped;
