@@ -64,6 +64,18 @@ class ClassicConfig:
     .004/.076/.074/.106/.003/.023 (main) → .005/.019/.092/.020/.001/.003; without it worse
     (.020/.161/.109/.062/.011/.003). Off: with both on, dev 101–130's gated QA fell .888 → .862 and
     gated_compile .842 → .806, and follow seeds 135 and 140 (never tuned on) .043/.054 → .109/.085."""
+    two_view_check_deg: float | None = None
+    """A frame whose PnP pose turns more than this away from the refined two-view geometry of its
+    step from the placed neighbour is placed by that geometry instead, its length from the map
+    points both share (:func:`~recon4d.recon.classic.camera_motion._two_view_checked`); None: off.
+    On a follow camera turning 11–14° a step the two-view turns stay within ~0.5° of the truth
+    where the PnP chain drifts (follow seed 115 of pipeline_fidelity: 1.6° short a step over
+    steps 18–31, its translation collapsed), but they also err by 1.5–4° on some steps where PnP
+    was right (the followed subject in the tracks). Recon alone on the pipeline's own tracks, with
+    ``refined_start`` and ``feature_count_shift``, follow seeds 110/115/120/135/140, camera ATE /
+    path at 1.0: .022/.092/.020/.109/.085 → .061/.066/.039/.083/.042 (115's mean rotation error
+    7.8° → 4.2°; 105, 125, 130, 145, 150 within .001); at 0.7 → .061/.071/.033/.110/.056. Off:
+    it trades one follow scene's error for another's."""
     min_triangulation_deg: float = 1.0
     """Smallest angle between the rays of a triangulated point."""
     still_track_px: float | None = 15.0
@@ -172,7 +184,7 @@ class ClassicConfig:
                 and self.feature_shift_px >= 0)):
             fail(f"feature_shift_px must be a number ≥ 0 or None, got {self.feature_shift_px!r}.")
         for name in ("still_track_px", "height_misfit_log", "depth_outlier_rel", "max_height_drift",
-                     "max_path_turn_deg"):  # positive, or None: off
+                     "max_path_turn_deg", "two_view_check_deg"):  # positive, or None: off
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not (
                     isinstance(value, (int, float)) and math.isfinite(value) and value > 0)):
