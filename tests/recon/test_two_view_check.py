@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from recon4d.recon.classic.camera_motion import _two_view_checked, retriangulate
+from recon4d.recon.classic.camera_motion import _two_view_checked, retriangulate, two_view_disagreement
 from recon4d.recon.classic.config import ClassicConfig
 from tests.recon.test_camera_start import FOCAL_PX, centres, short_tracks, turn_then_walk
 
@@ -50,3 +50,16 @@ def test_a_pnp_turn_two_view_contradicts_is_replaced():
 def test_a_pnp_pose_two_view_agrees_with_stands():
     truth, observed, seen, points = _scene()
     assert _two_view_checked(points, observed, seen, truth, 2, 3, _turned(truth[3], 0.3), CONFIG, FOCAL_PX) is None
+
+
+def test_a_chain_turned_off_its_steps_two_view_turns_is_measured():
+    """``ClassicConfig.max_two_view_turn_deg`` flags such frames (recon4d/recon/classic/camera_motion.py:
+    two_view_disagreement): the steps into and out of a frame turned 3° off read about 3° off."""
+    truth = turn_then_walk(6, 0.3, 12.0, n_turning=0)
+    observed = short_tracks(truth, seed=3, life=4, n_points=20000)
+    chain = truth.copy()
+    chain[3] = _turned(truth[3], 3.0)
+    off_deg = two_view_disagreement(chain, observed, np.ones(len(observed), bool), FOCAL_PX, CONFIG)
+    assert np.isnan(off_deg[0])
+    assert off_deg[3] > 2.5 and off_deg[4] > 2.5
+    assert np.nanmax(off_deg[[1, 2, 5]]) < 0.3

@@ -189,7 +189,8 @@ def build_camera_quality(world_to_cam: np.ndarray, points: np.ndarray, xy: np.nd
     points reproject within ``max_reprojection_px`` (where it sees any) and, with
     ``max_height_drift`` set, its camera height is within that fraction of the clip's median
     (``height_drift_rel`` (T,), :func:`height_drift`; NaN: not measured, kept) and it is not
-    at a kink of the path (``kinks`` (T,) bool, :func:`path_kinks`; None: not checked).
+    at a kink of the path (``kinks`` (T,) bool, :func:`path_kinks`, or a turn the step's two-view
+    geometry contradicts; None: not checked).
     """
     inliers = pose_inlier_ratio(world_to_cam, xy, bg_seen, focal, threshold_px)
     errors = reprojection_px(world_to_cam, points, xy, bg_seen, focal)

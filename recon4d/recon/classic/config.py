@@ -63,7 +63,11 @@ class ClassicConfig:
     1.4°). With ``feature_count_shift``, pipeline_fidelity follow seeds 105–130 camera ATE / path
     .004/.076/.074/.106/.003/.023 (main) → .005/.019/.092/.020/.001/.003; without it worse
     (.020/.161/.109/.062/.011/.003). Off: with both on, dev 101–130's gated QA fell .888 → .862 and
-    gated_compile .842 → .806, and follow seeds 135 and 140 (never tuned on) .043/.054 → .109/.085."""
+    gated_compile .842 → .806, and follow seeds 135 and 140 (never tuned on) .043/.054 → .109/.085.
+    Again at 30fb30c (both on): 101–130 QA .397 → .409, ATE .017 → .009, camera-caused wrong
+    answers 83 → 70, gated .935 → .930, gated_compile .938 (of 926) → .934 (of 954: 115 passes
+    14 wrong camera answers, orbit 113 8); 131–150 QA .414 same, gated_compile .927 → .911 (140: .67
+    → .33 of 36), centre error / spread .573 → .623."""
     two_view_check_deg: float | None = None
     """A frame whose PnP pose turns more than this away from the refined two-view geometry of its
     step from the placed neighbour is placed by that geometry instead, its length from the map
@@ -125,6 +129,19 @@ class ClassicConfig:
     101–150 turn at most 28° a step and no right walk, orbit or follow camera has a kink; broken
     follow chains do (110, 115, 120, 135, 140: walking backwards for a few steps, 4.9 m/s amid
     1 m/s). Figures with ``max_height_drift`` above."""
+    max_two_view_turn_deg: float | None = None
+    """A moving camera's frame whose turn from the previous frame differs by more than this from
+    the refined two-view geometry of that step is not trusted
+    (:func:`~recon4d.recon.classic.camera_motion.two_view_disagreement`: a PnP chain that drifts,
+    as the follow cameras' do, away from what the step's own tracks say); None: off. 1.2 untrusts
+    8 of follow seed 115's 32 frames (refined start) and none of 130's; it costs ~0.4 s of CPU a
+    32-frame clip (a two-view bundle adjustment a step). pipeline_fidelity with ``refined_start``,
+    ``feature_count_shift``, ``max_height_drift`` 0.1 and ``max_path_turn_deg`` 60, without → with
+    it at 1.2: seeds 101–130 QA .409 → .407, gated .930 → .929, gated_compile .934 (of 954) →
+    .936 (of 957; 115 still passes 11 wrong camera answers of 11: the questions between its
+    flagged frames); compared with main's defaults on 131–150: QA .414 → .419, gated .927 →
+    .941, gated_compile .927 (of 606) → .944 (of 567; 140's 11 wrong camera answers gone, with
+    its 22 right ones), but centre error / spread .573 → .608 and ATE .010 → .018. Off."""
     max_speed_ratio: float = 2.5
     """Largest speed ratio between a camera step and the median of the steps around it (see
     ``max_path_turn_deg``)."""
@@ -184,7 +201,7 @@ class ClassicConfig:
                 and self.feature_shift_px >= 0)):
             fail(f"feature_shift_px must be a number ≥ 0 or None, got {self.feature_shift_px!r}.")
         for name in ("still_track_px", "height_misfit_log", "depth_outlier_rel", "max_height_drift",
-                     "max_path_turn_deg", "two_view_check_deg"):  # positive, or None: off
+                     "max_path_turn_deg", "two_view_check_deg", "max_two_view_turn_deg"):  # positive, or None: off
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not (
                     isinstance(value, (int, float)) and math.isfinite(value) and value > 0)):

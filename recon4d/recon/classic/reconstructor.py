@@ -108,7 +108,7 @@ import numpy as np
 
 from recon4d.recon.classic.bundle_adjust import MIN_MAP_POINTS
 from recon4d.recon.classic.features import BACKGROUND, NO_FEATURES, FeatureTracks, TrackerConfig, track_features
-from recon4d.recon.classic.camera_motion import CameraMotion, project_points, estimate_motion
+from recon4d.recon.classic.camera_motion import CameraMotion, estimate_motion, project_points, two_view_disagreement
 from recon4d.recon.classic.camera_quality import build_camera_quality, height_drift, path_kinks
 from recon4d.recon.classic.config import ClassicConfig, ClassicReconstructionError
 from recon4d.recon.classic.cut_bottoms import misfit_depths
@@ -356,6 +356,11 @@ class ClassicReconstructor:
         kinks = (path_kinks(world_to_cam, np.asarray(clip.timestamps_s, np.float64), config.max_path_turn_deg,
                             config.max_speed_ratio, _SHAKE_MPS if fitted else 0.0)
                  if motion.mode == "parallax" and config.max_path_turn_deg is not None else None)
+        if motion.mode == "parallax" and config.max_two_view_turn_deg is not None:
+            with np.errstate(invalid="ignore"):
+                off_turn = two_view_disagreement(motion.world_to_cam, xy, background, focal,
+                                                 config) > config.max_two_view_turn_deg
+            kinks = off_turn if kinks is None else kinks | off_turn
         camera_quality = build_camera_quality(world_to_cam, points, xy, background[:, None] & np.isfinite(xy[..., 0]),
                                               focal, motion.mode, motion.frozen, motion.restarted, scale_source,
                                               2.0 * config.ransac_px, config.reprojection_px, config.min_inlier_ratio,
