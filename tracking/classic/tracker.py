@@ -55,9 +55,9 @@ The ``classic`` track backend (DESIGN §4). At a reduced working resolution (lon
    association does not join again.
    With ``background_hold`` an object that stops stays detected while it differs from the
    background, so its track goes on.
-   A detected box whose area steps up against the track's own boxes before and after it
-   (``merge_step_ratio``, :mod:`.merges`: a second mover joined it and left) is reported not
-   observed (``Tracks2D.observed``): questions do not name the object by a box over two movers.
+   With ``merge_step_ratio`` (off by default) a detected box whose area steps up against the
+   track's own boxes before and after it (:mod:`.merges`: a second mover joined it and left) is
+   reported not observed (``Tracks2D.observed``): questions do not name the object by it.
 7. Labels (:mod:`~recon4d.tracking.classic.people`): OpenCV's HOG people detector on crops
    around a track's box in up to ``person_samples`` frames; "person" when it finds a person
    in enough of them and the box is upright, else "object" (cars, dogs and balls are not
