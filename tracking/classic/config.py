@@ -304,7 +304,10 @@ class ClassicTrackerConfig:
     .397 -> .418 (wrong_referent 142 -> 131), gated .935 @ 12.9 % -> .945 @ 13.8 %, as compiled .938/926
     -> .944/900; 131-150: QA .414 -> .412 (wrong_referent 98 -> 99), gated .927 @ 13.6 % -> .925 @ 13.2 %,
     as compiled .927/606 the same. At 2.5, 131-150: QA .416 (wrong_referent 96), gated .925 @ 13.2 %,
-    as compiled the same; 101-130: QA .425 (wrong_referent 129), gated .946 @ 13.8 %, as compiled .931/926..."""
+    as compiled the same; 101-130: QA .425 (wrong_referent 129), gated .946 @ 13.8 %, as compiled .931/926.
+    With 120 questions a scene on seeds 101-150 at 2.5 (``referent_diagnose.py --gated --questions 120``,
+    QA compiler with fact_key): QA .420 -> .431, gated .943 (875) -> .941 (904), as compiled .941
+    (2858/3037) -> .936 (2844/3037; its wrong referents 38 -> 53: names move to other frames, no better)..."""
     merge_window: int = 6
     """...detected frames compared on each side."""
     merge_inside: float = 0.0
@@ -346,7 +349,9 @@ class ClassicTrackerConfig:
     .938 (926) both; 131-150 recall .375 both, precision .545 -> .554 (pan .571 -> .615), centre .573 ->
     .541, QA .414 -> .415, gated .927 @ 13.6 % (101/109) -> .926 @ 15.2 % (113/122), as compiled .927
     (562/606) -> .923 (575/623). Off: the gated and compiled agreements fell (by under .005, with more
-    questions kept and answered right)."""
+    questions kept and answered right). With 120 questions a scene on seeds 101-150 (lower sampling noise;
+    ``referent_diagnose.py --gated --questions 120`` on cached estimates, QA compiler with fact_key): QA
+    .420 -> .423, gated .943 (875) -> .928 (934), as compiled .941 (2858/3037) -> .940 (2937/3126)."""
     background_contrast: float = 0.3
     """Tracks whose colours differ from a 4 px ring around them by less than this (1 − Bhattacharyya
     similarity of hue–saturation–value histograms, median over detected frames)..."""
