@@ -36,14 +36,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from fidelity_metrics import box_iou  # noqa: E402
 from track_diagnose import cache_motion, match_scene, run_scenes, scene_parser, scene_paths  # noqa: E402
-
-
-def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    low, high = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
-    inter = float(np.prod(np.clip(high - low, 0, None)))
-    union = float(np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2])) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _covers(track, gt_boxes: np.ndarray, gt_visible: np.ndarray, scale: np.ndarray) -> dict[int, list]:
@@ -60,7 +54,7 @@ def _covers(track, gt_boxes: np.ndarray, gt_visible: np.ndarray, scale: np.ndarr
             g = int(np.argmax(inside))
             entry = counts.setdefault(g, [0, 0.0])
             entry[0] += 1
-            entry[1] += _box_iou(box, gt_boxes[g, t])
+            entry[1] += float(box_iou(box, gt_boxes[g, t]))
     return counts
 
 
