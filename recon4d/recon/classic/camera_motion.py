@@ -434,6 +434,26 @@ def _map_scale(points, xy_a, xy_b, common, inliers, relative_r, direction, world
     return float(np.median(map_depth / pair_points[mapped, 2])), int(mapped.sum())
 
 
+def _step_two_view(xy, bg_seen, a: int, b: int, config: ClassicConfig, focal: float):
+    """The refined two-view geometry of frames a → b on the background tracks both see
+    (:func:`_refined_two_view`), trusted only when it explains at least ``_CHECK_INLIERS`` of them:
+    (common (m,) track indices, (rotation, direction, inliers)), or None (too few shared tracks,
+    no geometry, too few inliers)."""
+    common = np.flatnonzero(bg_seen[:, a] & bg_seen[:, b])
+    if len(common) < MIN_MAP_POINTS:
+        return None
+    found = _refined_two_view(xy[common, a], xy[common, b], config, focal)
+    if found is None or found[2].mean() < _CHECK_INLIERS:
+        return None
+    return common, found
+
+
+def _turn_between_deg(rotation_a: np.ndarray, rotation_b: np.ndarray) -> float:
+    """Angle in degrees of the rotation between two (3, 3) rotations."""
+    cos = (np.trace(rotation_a @ rotation_b.T) - 1.0) / 2.0
+    return math.degrees(math.acos(min(1.0, max(-1.0, cos))))
+
+
 def _two_view_checked(points, xy, bg_seen, world_to_cam, neighbour: int, t: int, pose: np.ndarray,
                       config: ClassicConfig, focal: float) -> np.ndarray | None:
     """Pose (3, 4) of frame t from its two-view geometry with the placed ``neighbour`` where the
@@ -448,17 +468,12 @@ def _two_view_checked(points, xy, bg_seen, world_to_cam, neighbour: int, t: int,
     follow seed 115: the map's points read as far away, the translation collapsed and the turn
     took the parallax, as a pure rotation would).
     """
-    common = np.flatnonzero(bg_seen[:, t] & bg_seen[:, neighbour])
-    if len(common) < MIN_MAP_POINTS:
+    step = _step_two_view(xy, bg_seen, neighbour, t, config, focal)
+    if step is None:
         return None
+    common, (relative_r, direction, inliers) = step
     xy_a, xy_b = xy[common, neighbour], xy[common, t]
-    found = _refined_two_view(xy_a, xy_b, config, focal)
-    if found is None or found[2].mean() < _CHECK_INLIERS:
-        return None
-    relative_r, direction, inliers = found
-    pnp_relative = pose[:, :3] @ world_to_cam[neighbour, :, :3].T
-    cos = (np.trace(pnp_relative @ relative_r.T) - 1.0) / 2.0
-    if math.degrees(math.acos(min(1.0, max(-1.0, cos)))) <= config.two_view_check_deg:
+    if _turn_between_deg(pose[:, :3] @ world_to_cam[neighbour, :, :3].T, relative_r) <= config.two_view_check_deg:
         return None
     scale, support = _map_scale(points, xy_a, xy_b, common, inliers, relative_r, direction, world_to_cam[neighbour])
     if support < MIN_MAP_POINTS or not (np.isfinite(scale) and scale > 0):
@@ -483,15 +498,9 @@ def two_view_disagreement(world_to_cam: np.ndarray, xy: np.ndarray, background: 
         bg_seen &= ~held_still(xy, bg_seen, focal, config.still_track_px)[:, None]
     out = np.full(xy.shape[1], np.nan)
     for t in range(1, xy.shape[1]):
-        common = np.flatnonzero(bg_seen[:, t - 1] & bg_seen[:, t])
-        if len(common) < MIN_MAP_POINTS:
-            continue
-        found = _refined_two_view(xy[common, t - 1], xy[common, t], config, focal)
-        if found is None or found[2].mean() < _CHECK_INLIERS:
-            continue
-        chained = world_to_cam[t, :, :3] @ world_to_cam[t - 1, :, :3].T
-        cos = (np.trace(chained @ found[0].T) - 1.0) / 2.0
-        out[t] = math.degrees(math.acos(min(1.0, max(-1.0, cos))))
+        step = _step_two_view(xy, bg_seen, t - 1, t, config, focal)
+        if step is not None:
+            out[t] = _turn_between_deg(world_to_cam[t, :, :3] @ world_to_cam[t - 1, :, :3].T, step[1][0])
     return out
 
 
