@@ -370,15 +370,12 @@ def fact_key(qtype: str, frame_range, targets, quantities: dict) -> tuple:
     compiler asks each fact once, so a scene with few usable entities gives fewer questions, not copies:
     copies of one wrong fact would weigh as several wrong answers. Series are compared to 1e-6.
     """
-    series = frozenset(
-        (np.shape(v), tuple(np.round(np.asarray(v, dtype=float).ravel(), 6)))
-        for name, v in quantities.items() if name != "phase_margins"  # follows from the series
-    )
+    series = frozenset((np.shape(v), tuple(np.round(np.asarray(v, dtype=float).ravel(), 6))) for v in quantities.values())
     return ("fact", qtype, tuple(int(i) for i in frame_range), frozenset(targets), series)
 
 
-def _attempt(scene, index, name, rng, config, profile, seen, video_id, digest, noisy=()) -> QARecord:
-    """One question of type ``name``, or Skip with the reason it failed."""
+def _attempt(scene, index, name, rng, config, profile, seen, video_id, digest, noisy=()) -> tuple[QARecord, tuple]:
+    """One question of type ``name`` and its :func:`fact_key`, or Skip with the reason it failed."""
     qtype = get_type(name)
     plan = plan_question(index, qtype, rng)
     answer = qtype.compute(scene, plan, profile)
@@ -400,7 +397,7 @@ def _attempt(scene, index, name, rng, config, profile, seen, video_id, digest, n
     except DistractorError as exc:
         raise Skip("distractor_failure", str(exc)) from None
     options, letter = place_answer(description.text, wrong, rng)
-    return _make_record(scene, qtype, plan, answer, question, options, letter, config, video_id, digest)
+    return _make_record(scene, qtype, plan, answer, question, options, letter, config, video_id, digest), fact
 
 
 def compile_scene(
@@ -430,21 +427,20 @@ def compile_scene(
     made: Counter = Counter()
     failures: dict[str, Counter] = {}
     records: list[QARecord] = []
-    seen: set[str] = set()
+    seen: set = set()  # question texts and fact keys
     attempts = 0
     while len(records) < config.n_per_scene and active and attempts < config.n_per_scene * config.attempts_per_question:
         name = choose_type(active, made, rng, weights)
         attempts += 1
         try:
-            record = _attempt(scene, index, name, rng, config, profile, seen, video_id, digest, noisy)
+            record, fact = _attempt(scene, index, name, rng, config, profile, seen, video_id, digest, noisy)
         except Skip as skip:
             failures.setdefault(name, Counter())[skip.reason] += 1
             if skip.structural:
                 active.remove(name)
             continue
         records.append(record)
-        seen.add(record.question)
-        seen.add(fact_key(record.qtype, record.frame_range, record.targets, record.quantities))
+        seen.update((record.question, fact))
         made[name] += 1
     report = CompileReport(
         scenes=(video_id,),
